@@ -1,0 +1,8 @@
+package wire
+
+// ProtocolVersion is bumped on every change to an encoding in this package.
+// One dated line per change, newest last:
+//
+//	1  2026-11-25  first version: manifest (COSE_Sign1/EdDSA), report and ack (COSE_Mac0/HMAC 256/256),
+//	               tokens, anchor receipts, log entries and segments, device bundle (JSON).
+const ProtocolVersion = 1
