@@ -1,0 +1,112 @@
+package wire
+
+// Entry payloads (fschain.md, "Entry types"): deterministic CBOR maps with small integer
+// keys, encoded identically by the Go agent and the MicroPython guard. Every field is
+// optional to a decoder; unknown keys are an error (one encoding per meaning).
+
+// BootPayload is the payload of a boot entry.
+type BootPayload struct {
+	ResetCause      string `cbor:"1,keyasint,omitempty"` // power-on, watchdog, soft, deepsleep, hard
+	BootCount       uint32 `cbor:"2,keyasint"`
+	ManifestVersion uint64 `cbor:"3,keyasint"`
+	Root            []byte `cbor:"4,keyasint,omitempty"`
+	Result          string `cbor:"5,keyasint"` // ok | mismatch | unchecked
+}
+
+// CheckOKPayload is the payload of a check-ok entry.
+type CheckOKPayload struct {
+	Files      uint32 `cbor:"1,keyasint"`
+	Root       []byte `cbor:"2,keyasint,omitempty"`
+	DurationMS uint32 `cbor:"3,keyasint"`
+}
+
+// CheckFailPayload is the payload of a check-fail entry: what differed, file by file.
+type CheckFailPayload struct {
+	Bad   []BadFile `cbor:"1,keyasint"`
+	Files uint32    `cbor:"2,keyasint"` // files checked
+}
+
+// BadFile is one file of a check-fail: [path, kind, expected digest prefix, seen digest prefix].
+// Prefixes are 8 bytes; empty where there is nothing to show (missing, extra, unreadable).
+type BadFile struct {
+	_        struct{} `cbor:",toarray"`
+	Path     string
+	Kind     string // Kind* of report.go
+	Expected []byte
+	Seen     []byte
+}
+
+// CoverOpenPayload says how the opening was seen.
+type CoverOpenPayload struct {
+	Source string `cbor:"1,keyasint"` // CoverSource*
+}
+
+// Cover-open sources.
+const (
+	CoverSourceIRQ   = "irq"   // switch interrupt while powered
+	CoverSourceLevel = "level" // switch found open at boot or on a poll
+	CoverSourceLatch = "latch" // hardware tamper latch (opened while unpowered)
+)
+
+// MagnetPayload records a magnetic field on the meter.
+type MagnetPayload struct {
+	Strength uint32 `cbor:"1,keyasint"` // sensor units, or 1 for a plain flag
+}
+
+// RefusedPayload names what the guard refused to import or load.
+type RefusedPayload struct {
+	Path   string `cbor:"1,keyasint"`
+	Reason string `cbor:"2,keyasint"` // modified, missing, extra, unreadable, not-in-manifest
+}
+
+// ErasedPayload lists what the erase policy deleted.
+type ErasedPayload struct {
+	Paths []string `cbor:"1,keyasint"`
+}
+
+// ServiceBeginPayload opens an authorised service window.
+type ServiceBeginPayload struct {
+	TokenID    []byte `cbor:"1,keyasint"`
+	WorkOrder  string `cbor:"2,keyasint,omitempty"`
+	Technician string `cbor:"3,keyasint,omitempty"`
+}
+
+// ServiceEndPayload closes it, with the physical seal fitted.
+type ServiceEndPayload struct {
+	SealNumber string `cbor:"1,keyasint,omitempty"`
+}
+
+// TamperClearedPayload records a clear token being applied.
+type TamperClearedPayload struct {
+	TokenID []byte `cbor:"1,keyasint"`
+}
+
+// ManifestUpdatePayload records a manifest replaced by a higher version.
+type ManifestUpdatePayload struct {
+	Old uint64 `cbor:"1,keyasint"`
+	New uint64 `cbor:"2,keyasint"`
+}
+
+// RegisterPayload is a signed billing read.
+type RegisterPayload struct {
+	Litres uint64 `cbor:"1,keyasint"`
+	Flags  uint32 `cbor:"2,keyasint,omitempty"`
+}
+
+// OverflowPayload counts routine entries not stored while the log was full.
+type OverflowPayload struct {
+	Dropped uint32 `cbor:"1,keyasint"`
+}
+
+// RecoveredPayload says what crash recovery found at boot.
+type RecoveredPayload struct {
+	What string `cbor:"1,keyasint"`
+}
+
+// BadDownlinkPayload says why an ack, command or token was rejected.
+type BadDownlinkPayload struct {
+	Why string `cbor:"1,keyasint"`
+}
+
+// EmptyPayload is the payload of entries that carry nothing (cover-close): the empty map.
+type EmptyPayload struct{}
