@@ -1,0 +1,675 @@
+// Package sqlite is the embedded default store.Store: one SQLite file in WAL mode with
+// synchronous=FULL, so a commit that returned survives a crash of the process or the
+// machine. Commit applies a whole batch of changes in one transaction (group commit): the
+// fsync is paid once per batch, not once per report.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/wire"
+
+	_ "modernc.org/sqlite" // pure Go driver "sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is the SQLite store.Store.
+type Store struct {
+	w *sql.DB // the one writer connection
+	r *sql.DB // readers (WAL lets them run beside the writer)
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and applies migrations.
+func Open(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	dsn := "file:" + abs + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", abs, err)
+	}
+	if err := migrate(w); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	return &Store{w: w, r: r}, nil
+}
+
+func migrate(db *sql.DB) error {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		for _, stmt := range strings.Split(string(body), ";\n") {
+			if strings.TrimSpace(stripComments(stmt)) == "" {
+				continue
+			}
+			if _, err := tx.Exec(stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %s: %w", name, err)
+			}
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_migrations (name, applied) VALUES (?, ?)`, name, time.Now().UnixNano()); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	err1 := s.r.Close()
+	err2 := s.w.Close()
+	return errors.Join(err1, err2)
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+const deviceCols = `id, product, epoch, version, uplink_key, downlink_key, state, state_since, state_reason,
+ pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
+ last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
+
+func deviceArgs(d *store.Device, version uint64) []any {
+	return []any{d.ID, d.Product, int64(d.Epoch), int64(version), d.UplinkKey, d.DownlinkKey, d.State, nanos(d.StateSince), d.StateReason,
+		int64(d.PinnedVersion), int64(d.RunningVersion), int64(d.AnchorN), d.AnchorHead, d.AnchorKey, d.Receipt, int64(d.LastRSeq), d.LastReportHash,
+		d.LastAck, d.Nonce, d.PrevNonce, nanos(d.LastSeen), int64(d.LastDeviceTime), int64(d.LastBoot), int64(d.ReportInterval), int64(d.Rejections), int64(d.WindowUntil), nanos(d.Created)}
+}
+
+type scanner interface{ Scan(...any) error }
+
+func scanDevice(r scanner) (*store.Device, error) {
+	var d store.Device
+	var epoch, version, pinned, running, an, rseq, ldt, lboot, ri, rej, wu int64
+	var since, seen, created int64
+	err := r.Scan(&d.ID, &d.Product, &epoch, &version, &d.UplinkKey, &d.DownlinkKey, &d.State, &since, &d.StateReason,
+		&pinned, &running, &an, &d.AnchorHead, &d.AnchorKey, &d.Receipt, &rseq, &d.LastReportHash,
+		&d.LastAck, &d.Nonce, &d.PrevNonce, &seen, &ldt, &lboot, &ri, &rej, &wu, &created)
+	if err != nil {
+		return nil, err
+	}
+	d.Epoch, d.Version, d.PinnedVersion, d.RunningVersion = uint32(epoch), uint64(version), uint64(pinned), uint64(running)
+	d.AnchorN, d.LastRSeq, d.LastDeviceTime, d.LastBoot = uint64(an), uint64(rseq), uint64(ldt), uint32(lboot)
+	d.ReportInterval, d.Rejections, d.WindowUntil = uint32(ri), uint32(rej), uint64(wu)
+	d.StateSince, d.LastSeen, d.Created = fromNanos(since), fromNanos(seen), fromNanos(created)
+	return &d, nil
+}
+
+// Commit applies every change in one transaction. A change whose compare-and-set fails is
+// skipped whole (a savepoint undoes its partial writes) and reported as ErrConflict.
+func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
+	errs := make([]error, len(changes))
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	for i, c := range changes {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT c`); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+		if err := applyChange(ctx, tx, c); err != nil {
+			errs[i] = err
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO c`); err != nil {
+				tx.Rollback()
+				return fail(err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE c`); err != nil {
+			tx.Rollback()
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return errs
+}
+
+func applyChange(ctx context.Context, tx *sql.Tx, c *store.Change) error {
+	if d := c.Device; d != nil {
+		if c.Create {
+			// Re-provisioning replaces the row only with a higher epoch.
+			var epoch int64
+			err := tx.QueryRowContext(ctx, `SELECT epoch FROM devices WHERE id = ?`, d.ID).Scan(&epoch)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return err
+			case uint32(epoch) >= d.Epoch:
+				return fmt.Errorf("%w: device %s exists with epoch %d", store.ErrConflict, d.ID, epoch)
+			default:
+				if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE id = ?`, d.ID); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO devices (`+deviceCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, deviceArgs(d, 1)...); err != nil {
+				return err
+			}
+		} else {
+			args := deviceArgs(d, d.Version+1)
+			args = append(args[1:], d.ID, int64(d.Version))
+			res, err := tx.ExecContext(ctx, `UPDATE devices SET product=?, epoch=?, version=?, uplink_key=?, downlink_key=?, state=?, state_since=?, state_reason=?,
+ pinned_version=?, running_version=?, anchor_n=?, anchor_head=?, anchor_key=?, receipt=?, last_rseq=?, last_report_hash=?,
+ last_ack=?, nonce=?, prev_nonce=?, last_seen=?, last_device_time=?, last_boot=?, report_interval=?, rejections=?, window_until=?, created=?
+ WHERE id = ? AND version = ?`, args...)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != 1 {
+				return fmt.Errorf("%w: device %s changed since version %d", store.ErrConflict, d.ID, d.Version)
+			}
+		}
+	}
+	for _, e := range c.Events {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			e.Dev, int64(e.Epoch), int64(e.N), int64(e.T), int64(e.Type), b2i(e.Tamper), nonNil(e.Payload), e.Decoded, nonNil(e.Tag), nonNil(e.Head), nanos(e.Received)); err != nil {
+			return fmt.Errorf("%w: event %s/%d/%d: %v", store.ErrConflict, e.Dev, e.Epoch, e.N, err)
+		}
+	}
+	for _, a := range c.Audits {
+		if err := addAudit(ctx, tx, a); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Alerts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES (?,?,?,?,?)`, nanos(a.At), a.Dev, a.Kind, a.Reason, a.Detail); err != nil {
+			return err
+		}
+	}
+	for _, t := range c.Tokens {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+			t.ID, t.Dev, int64(t.Epoch), t.Action, t.Sealed, nanos(t.Issued), nanos(t.Expires), int64(t.Window), b2i(t.Used), nanos(t.UsedAt)); err != nil {
+			return fmt.Errorf("%w: token: %v", store.ErrConflict, err)
+		}
+	}
+	for _, id := range c.UsedTokens {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET used = 1, used_at = ? WHERE id = ? AND used = 0`, time.Now().UnixNano(), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: token %x already used or unknown", store.ErrConflict, id)
+		}
+	}
+	for _, v := range c.Visits {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES (?,?,?,?,?,?,?,?,?)`,
+			v.ID, v.Dev, v.WorkOrder, v.Technician, v.TokenID, nanos(v.Opened), nanos(v.Closed), v.SealNumber, v.Result); err != nil {
+			return fmt.Errorf("%w: visit: %v", store.ErrConflict, err)
+		}
+	}
+	for _, v := range c.CloseVisits {
+		res, err := tx.ExecContext(ctx, `UPDATE visits SET closed = ?, seal_number = ?, result = ? WHERE id = ? AND closed = 0`, nanos(v.Closed), v.SealNumber, v.Result, v.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: visit %s already closed or unknown", store.ErrConflict, v.ID)
+		}
+	}
+	return nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func addAudit(ctx context.Context, db execer, a store.Audit) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES (?,?,?,?,?,?)`, nanos(a.At), a.Actor, a.Kind, a.Dev, a.Reason, a.Detail)
+	return err
+}
+
+func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: device %q", store.ErrNotFound, id)
+	}
+	return d, err
+}
+
+func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
+	q := `SELECT ` + deviceCols + ` FROM devices WHERE 1=1`
+	var args []any
+	if f.State != "" {
+		q += ` AND state = ?`
+		args = append(args, f.State)
+	}
+	if f.Product != "" {
+		q += ` AND product = ?`
+		args = append(args, f.Product)
+	}
+	q += ` ORDER BY id`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM devices GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) PutManifest(ctx context.Context, m *store.Manifest) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO manifests (product, version, root, signed, created, report_interval) VALUES (?,?,?,?,?,?)`,
+		m.Product, int64(m.Version), m.Root, m.Signed, nanos(m.Created), int64(m.ReportInterval))
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		return fmt.Errorf("%w: manifest %s version %d exists", store.ErrConflict, m.Product, m.Version)
+	}
+	return err
+}
+
+const manifestCols = `product, version, root, signed, created, report_interval`
+
+func scanManifest(r scanner) (*store.Manifest, error) {
+	var m store.Manifest
+	var v, c, ri int64
+	if err := r.Scan(&m.Product, &v, &m.Root, &m.Signed, &c, &ri); err != nil {
+		return nil, err
+	}
+	m.Version, m.Created, m.ReportInterval = uint64(v), fromNanos(c), uint32(ri)
+	return &m, nil
+}
+
+func (s *Store) GetManifest(ctx context.Context, product string, version uint64) (*store.Manifest, error) {
+	m, err := scanManifest(s.r.QueryRowContext(ctx, `SELECT `+manifestCols+` FROM manifests WHERE product = ? AND version = ?`, product, int64(version)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: manifest %s version %d", store.ErrNotFound, product, version)
+	}
+	return m, err
+}
+
+func (s *Store) CurrentManifest(ctx context.Context, product string) (*store.Manifest, error) {
+	m, err := scanManifest(s.r.QueryRowContext(ctx, `SELECT `+manifestCols+` FROM manifests WHERE product = ? ORDER BY version DESC LIMIT 1`, product))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no manifest for product %s", store.ErrNotFound, product)
+	}
+	return m, err
+}
+
+func (s *Store) ListManifests(ctx context.Context) ([]*store.Manifest, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+manifestCols+` FROM manifests ORDER BY product, version`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Manifest
+	for rows.Next() {
+		m, err := scanManifest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func limit(n int) int {
+	if n <= 0 || n > 1000 {
+		return 1000
+	}
+	return n
+}
+
+func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
+ WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`, p.Dev, p.After, limit(p.Limit))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var epoch, n, t, typ, tamper, rec int64
+		if err := rows.Scan(&e.Dev, &epoch, &n, &t, &typ, &tamper, &e.Payload, &e.Decoded, &e.Tag, &e.Head, &rec); err != nil {
+			return nil, err
+		}
+		e.Epoch, e.N, e.T, e.Type, e.Tamper, e.Received = uint32(epoch), uint64(n), uint64(t), uint16(typ), tamper != 0, fromNanos(rec)
+		e.TypeName = wire.EntryName(e.Type)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error) {
+	var h []byte
+	err := s.r.QueryRowContext(ctx, `SELECT head FROM events WHERE dev = ? AND epoch = ? AND n = ?`, dev, int64(epoch), int64(n)).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: event %s/%d/%d", store.ErrNotFound, dev, epoch, n)
+	}
+	return h, err
+}
+
+func (s *Store) AddAudit(ctx context.Context, a store.Audit) error { return addAudit(ctx, s.w, a) }
+
+func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, error) {
+	q := `SELECT id, at, actor, kind, dev, reason, detail FROM audit WHERE 1=1`
+	var args []any
+	if p.Dev != "" {
+		q += ` AND dev = ?`
+		args = append(args, p.Dev)
+	}
+	if p.After > 0 {
+		q += ` AND id < ?`
+		args = append(args, p.After)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit(p.Limit))
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Audit
+	for rows.Next() {
+		var a store.Audit
+		var at int64
+		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.Kind, &a.Dev, &a.Reason, &a.Detail); err != nil {
+			return nil, err
+		}
+		a.At = fromNanos(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) ([]store.Alert, error) {
+	q := `SELECT id, at, dev, kind, reason, detail, acked_at, acked_by FROM alerts WHERE 1=1`
+	var args []any
+	if p.Dev != "" {
+		q += ` AND dev = ?`
+		args = append(args, p.Dev)
+	}
+	if p.After > 0 {
+		q += ` AND id < ?`
+		args = append(args, p.After)
+	}
+	if unackedOnly {
+		q += ` AND acked_at = 0`
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit(p.Limit))
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Alert
+	for rows.Next() {
+		var a store.Alert
+		var at, acked int64
+		if err := rows.Scan(&a.ID, &at, &a.Dev, &a.Kind, &a.Reason, &a.Detail, &acked, &a.AckedBy); err != nil {
+			return nil, err
+		}
+		a.At, a.AckedAt = fromNanos(at), fromNanos(acked)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE alerts SET acked_at = ?, acked_by = ? WHERE id = ? AND acked_at = 0`, nanos(at), by, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		var x int
+		if err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM alerts WHERE id = ?`, id).Scan(&x); err == nil && x == 0 {
+			return fmt.Errorf("%w: alert %d", store.ErrNotFound, id)
+		}
+		return fmt.Errorf("%w: alert %d already acknowledged", store.ErrConflict, id)
+	}
+	return nil
+}
+
+const tokenCols = `id, dev, epoch, action, sealed, issued, expires, win, used, used_at`
+
+func scanToken(r scanner) (*store.Token, error) {
+	var t store.Token
+	var epoch, issued, expires, win, used, usedAt int64
+	if err := r.Scan(&t.ID, &t.Dev, &epoch, &t.Action, &t.Sealed, &issued, &expires, &win, &used, &usedAt); err != nil {
+		return nil, err
+	}
+	t.Epoch, t.Issued, t.Expires, t.Window, t.Used, t.UsedAt = uint32(epoch), fromNanos(issued), fromNanos(expires), uint32(win), used != 0, fromNanos(usedAt)
+	return &t, nil
+}
+
+func (s *Store) GetToken(ctx context.Context, id []byte) (*store.Token, error) {
+	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: token %x", store.ErrNotFound, id)
+	}
+	return t, err
+}
+
+func (s *Store) PendingTokens(ctx context.Context, dev string, epoch uint32, now time.Time) ([]store.Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE dev = ? AND epoch = ? AND used = 0 AND expires > ? ORDER BY issued`, dev, int64(epoch), nanos(now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *t)
+	}
+	return out, rows.Err()
+}
+
+const visitCols = `id, dev, work_order, technician, token_id, opened, closed, seal_number, result`
+
+func scanVisit(r scanner) (*store.Visit, error) {
+	var v store.Visit
+	var opened, closed int64
+	if err := r.Scan(&v.ID, &v.Dev, &v.WorkOrder, &v.Technician, &v.TokenID, &opened, &closed, &v.SealNumber, &v.Result); err != nil {
+		return nil, err
+	}
+	v.Opened, v.Closed = fromNanos(opened), fromNanos(closed)
+	return &v, nil
+}
+
+func (s *Store) GetVisit(ctx context.Context, id string) (*store.Visit, error) {
+	v, err := scanVisit(s.r.QueryRowContext(ctx, `SELECT `+visitCols+` FROM visits WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: visit %s", store.ErrNotFound, id)
+	}
+	return v, err
+}
+
+func (s *Store) ListVisits(ctx context.Context, dev string) ([]store.Visit, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+visitCols+` FROM visits WHERE dev = ? OR ? = '' ORDER BY opened DESC`, dev, dev)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Visit
+	for rows.Next() {
+		v, err := scanVisit(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) PutAPIToken(ctx context.Context, t store.APIToken) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (hash, name, role, created) VALUES (?,?,?,?)`, t.Hash, t.Name, t.Role, nanos(t.Created))
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		return fmt.Errorf("%w: API token %q exists", store.ErrConflict, t.Name)
+	}
+	return err
+}
+
+func (s *Store) GetAPIToken(ctx context.Context, hash []byte) (*store.APIToken, error) {
+	var t store.APIToken
+	var c int64
+	err := s.r.QueryRowContext(ctx, `SELECT hash, name, role, created FROM api_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.Name, &t.Role, &c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: API token", store.ErrNotFound)
+	}
+	t.Created = fromNanos(c)
+	return &t, err
+}
+
+func (s *Store) ListAPITokens(ctx context.Context) ([]store.APIToken, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT hash, name, role, created FROM api_tokens ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.APIToken
+	for rows.Next() {
+		var t store.APIToken
+		var c int64
+		if err := rows.Scan(&t.Hash, &t.Name, &t.Role, &c); err != nil {
+			return nil, err
+		}
+		t.Created = fromNanos(c)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM api_tokens WHERE name = ?`, name)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("%w: API token %q", store.ErrNotFound, name)
+	}
+	return nil
+}

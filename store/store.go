@@ -1,0 +1,228 @@
+// Package store is the fleet server's storage: devices with their verification anchors,
+// manifests, verified log entries, audit records, alerts, command tokens, service visits
+// and API tokens. Store is an interface; store/sqlite is the embedded default and every
+// backend must pass the conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every backend returns (wrapped or not) so callers can use errors.Is.
+var (
+	ErrNotFound = errors.New("not-found")
+	ErrConflict = errors.New("conflict") // compare-and-set lost or duplicate key
+)
+
+// Device states (the server's state machine).
+const (
+	StateProvisioned = "provisioned"
+	StateTrusted     = "trusted"
+	StateSuspect     = "suspect"
+	StateTampered    = "tampered"
+	StateSilent      = "silent"
+	StateService     = "service"
+)
+
+// States lists every device state, for metrics and validation.
+var States = []string{StateProvisioned, StateTrusted, StateSuspect, StateTampered, StateSilent, StateService}
+
+// Device is one device's identity, secrets and verification state. Version is bumped by
+// every successful Commit and is the compare-and-set guard: two replicas (or a stale cache)
+// can never both advance the same anchor.
+type Device struct {
+	ID      string `json:"id"`
+	Product string `json:"product"`
+	Epoch   uint32 `json:"epoch"`
+	Version uint64 `json:"-"`
+
+	UplinkKey   []byte `json:"-"` // R
+	DownlinkKey []byte `json:"-"` // T
+
+	State       string    `json:"state"`
+	StateSince  time.Time `json:"state_since"`
+	StateReason string    `json:"state_reason,omitempty"`
+
+	PinnedVersion  uint64 `json:"pinned_version,omitempty"` // 0: follow the product's current manifest
+	RunningVersion uint64 `json:"running_version,omitempty"`
+
+	AnchorN    uint64 `json:"anchor_n"`
+	AnchorHead []byte `json:"anchor_head"`
+	AnchorKey  []byte `json:"-"` // chain key K_{n+1}
+	Receipt    []byte `json:"-"` // latest signed receipt for the anchor
+
+	LastRSeq       uint64    `json:"last_rseq"`
+	LastReportHash []byte    `json:"-"` // SHA-256 of the last accepted report: exact retransmission
+	LastAck        []byte    `json:"-"` // its ack, answered again to a retransmission
+	Nonce          []byte    `json:"-"` // the nonce the last ack carried
+	PrevNonce      []byte    `json:"-"` // the one before: the device may not have seen the newest ack
+	LastSeen       time.Time `json:"last_seen"`
+	LastDeviceTime uint64    `json:"last_device_time,omitempty"`
+	LastBoot       uint32    `json:"last_boot,omitempty"`
+	ReportInterval uint32    `json:"report_interval"` // seconds
+	Rejections     uint32    `json:"rejections"`      // consecutive authenticated rejections
+	WindowUntil    uint64    `json:"window_until,omitempty"` // device time a service window is open until
+	Created        time.Time `json:"created"`
+}
+
+// Clone returns a deep enough copy to mutate.
+func (d *Device) Clone() *Device {
+	c := *d
+	return &c
+}
+
+// Manifest is a registered, vendor-signed manifest.
+type Manifest struct {
+	Product string    `json:"product"`
+	Version uint64    `json:"version"`
+	Root    []byte    `json:"root"`
+	Signed  []byte    `json:"-"` // the COSE_Sign1 as registered
+	Created time.Time `json:"created"`
+	// ReportInterval is the policy's report interval in seconds, for silence detection.
+	ReportInterval uint32 `json:"report_interval"`
+}
+
+// Event is one verified log entry.
+type Event struct {
+	Dev      string    `json:"dev"`
+	Epoch    uint32    `json:"epoch"`
+	N        uint64    `json:"n"`
+	T        uint64    `json:"t"`
+	Type     uint16    `json:"type"`
+	TypeName string    `json:"type_name"`
+	Tamper   bool      `json:"tamper"`
+	Payload  []byte    `json:"payload"`
+	Decoded  string    `json:"decoded,omitempty"` // JSON of the decoded payload, for tamper-class entries
+	Tag      []byte    `json:"tag"`
+	Head     []byte    `json:"head"`
+	Received time.Time `json:"received"`
+}
+
+// Audit is a record of something that happened: a rejection, a state transition with its
+// evidence, an admin action.
+type Audit struct {
+	ID     int64     `json:"id"`
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"` // "pipeline", "timer" or an API token's name
+	Kind   string    `json:"kind"`  // "rejection", "transition", "provision", "manifest", ...
+	Dev    string    `json:"dev,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Detail string    `json:"detail,omitempty"` // JSON evidence
+}
+
+// Alert is raised on a transition into tampered, suspect or silent (and on replays).
+type Alert struct {
+	ID      int64     `json:"id"`
+	At      time.Time `json:"at"`
+	Dev     string    `json:"dev"`
+	Kind    string    `json:"kind"` // the state entered, or the rejection name
+	Reason  string    `json:"reason"`
+	Detail  string    `json:"detail,omitempty"`
+	AckedAt time.Time `json:"acked_at,omitzero"`
+	AckedBy string    `json:"acked_by,omitempty"`
+}
+
+// Token is a command token issued to a device.
+type Token struct {
+	ID      []byte    `json:"id"`
+	Dev     string    `json:"dev"`
+	Epoch   uint32    `json:"epoch"`
+	Action  string    `json:"action"`
+	Sealed  []byte    `json:"-"` // COSE_Mac0 under T, delivered in acks until used or expired
+	Issued  time.Time `json:"issued"`
+	Expires time.Time `json:"expires"`
+	Window  uint32    `json:"window,omitempty"`
+	Used    bool      `json:"used"`
+	UsedAt  time.Time `json:"used_at,omitzero"`
+}
+
+// Visit is a service visit: a work order with the token that authorises it.
+type Visit struct {
+	ID         string    `json:"id"` // chosen by the caller (random), so a Change can create it
+	Dev        string    `json:"dev"`
+	WorkOrder  string    `json:"work_order"`
+	Technician string    `json:"technician"`
+	TokenID    []byte    `json:"token_id"`
+	Opened     time.Time `json:"opened"`
+	Closed     time.Time `json:"closed,omitzero"`
+	SealNumber string    `json:"seal_number,omitempty"`
+	Result     string    `json:"result,omitempty"`
+}
+
+// APIToken is a bearer token of the API. Only its SHA-256 is stored.
+type APIToken struct {
+	Hash    []byte    `json:"-"`
+	Name    string    `json:"name"`
+	Role    string    `json:"role"`
+	Created time.Time `json:"created"`
+}
+
+// Change is one atomic unit of work: a device update guarded by compare-and-set on the
+// device's Version (the version the caller read), plus the records that go with it.
+// A nil Device records only the rest (rejections of unknown devices).
+type Change struct {
+	Device      *Device // new row; Device.Version must be the version read
+	Create      bool    // insert (or replace on re-provisioning, which must raise Epoch)
+	Events      []Event
+	Audits      []Audit
+	Alerts      []Alert
+	Tokens      []Token  // inserted
+	UsedTokens  [][]byte // marked used
+	Visits      []Visit  // inserted
+	CloseVisits []Visit  // closed: Closed, SealNumber, Result by ID
+}
+
+// DeviceFilter selects devices.
+type DeviceFilter struct {
+	State   string
+	Product string
+	Limit   int
+}
+
+// Page bounds a listing: entries after After (an id or sequence number), at most Limit.
+type Page struct {
+	Dev   string
+	After int64
+	Limit int
+}
+
+// Store is the server's storage. Implementations are safe for concurrent use.
+type Store interface {
+	// Commit applies changes, each atomically and all of them durably (one transaction
+	// where the backend allows: group commit). The i-th error is ErrConflict when change i
+	// lost its compare-and-set; the others are still applied.
+	Commit(ctx context.Context, changes []*Change) []error
+
+	GetDevice(ctx context.Context, id string) (*Device, error)
+	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
+	CountDevices(ctx context.Context) (map[string]int, error)
+
+	PutManifest(ctx context.Context, m *Manifest) error // ErrConflict if product/version exists
+	GetManifest(ctx context.Context, product string, version uint64) (*Manifest, error)
+	CurrentManifest(ctx context.Context, product string) (*Manifest, error) // highest version
+	ListManifests(ctx context.Context) ([]*Manifest, error)
+
+	ListEvents(ctx context.Context, p Page) ([]Event, error) // by N, p.After is a sequence number
+	EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error)
+
+	AddAudit(ctx context.Context, a Audit) error
+	ListAudit(ctx context.Context, p Page) ([]Audit, error) // newest first; p.After>0: ids below it
+
+	ListAlerts(ctx context.Context, p Page, unackedOnly bool) ([]Alert, error) // newest first
+	AckAlert(ctx context.Context, id int64, by string, at time.Time) error
+
+	GetToken(ctx context.Context, id []byte) (*Token, error)
+	PendingTokens(ctx context.Context, dev string, epoch uint32, now time.Time) ([]Token, error)
+
+	GetVisit(ctx context.Context, id string) (*Visit, error)
+	ListVisits(ctx context.Context, dev string) ([]Visit, error)
+
+	PutAPIToken(ctx context.Context, t APIToken) error
+	GetAPIToken(ctx context.Context, hash []byte) (*APIToken, error)
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	DeleteAPIToken(ctx context.Context, name string) error
+
+	Close() error
+}

@@ -1,0 +1,375 @@
+// Package storetest is the conformance suite every store.Store backend runs:
+// storetest.Run(t, newStore). It uses only the interface, so the SQLite and PostgreSQL
+// backends are held to the same behaviour.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldseal/fieldseal/store"
+)
+
+// Run runs the suite. newStore returns an empty store; the suite closes it.
+func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"DeviceCreateGet", testDeviceCreateGet},
+		{"DeviceCompareAndSet", testDeviceCAS},
+		{"Reprovision", testReprovision},
+		{"BatchPartialConflict", testBatchPartialConflict},
+		{"ConcurrentCommits", testConcurrentCommits},
+		{"Manifests", testManifests},
+		{"Events", testEvents},
+		{"AuditAlerts", testAuditAlerts},
+		{"Tokens", testTokens},
+		{"Visits", testVisits},
+		{"APITokens", testAPITokens},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			defer s.Close()
+			tc.fn(t, s)
+		})
+	}
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// NewDevice returns a device row as provisioning would create it.
+func NewDevice(id string) *store.Device {
+	return &store.Device{ID: id, Product: "watermeter", Epoch: 1, UplinkKey: bytes.Repeat([]byte{1}, 32), DownlinkKey: bytes.Repeat([]byte{2}, 32),
+		State: store.StateProvisioned, StateSince: t0, AnchorHead: bytes.Repeat([]byte{3}, 32), AnchorKey: bytes.Repeat([]byte{4}, 32),
+		ReportInterval: 900, Created: t0}
+}
+
+func commit1(t *testing.T, s store.Store, c *store.Change) error {
+	t.Helper()
+	errs := s.Commit(context.Background(), []*store.Change{c})
+	if len(errs) != 1 {
+		t.Fatalf("Commit returned %d errors for 1 change", len(errs))
+	}
+	return errs[0]
+}
+
+func testDeviceCreateGet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	d := NewDevice("m-1")
+	if err := commit1(t, s, &store.Change{Device: d, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDevice(ctx, "m-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 1 || got.Product != "watermeter" || !bytes.Equal(got.UplinkKey, d.UplinkKey) || !got.StateSince.Equal(t0) || got.ReportInterval != 900 {
+		t.Fatalf("got %+v", got)
+	}
+	if _, err := s.GetDevice(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing device: %v", err)
+	}
+	if err := commit1(t, s, &store.Change{Device: d, Create: true}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	d2 := NewDevice("m-2")
+	d2.State = store.StateTampered
+	if err := commit1(t, s, &store.Change{Device: d2, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.ListDevices(ctx, store.DeviceFilter{State: store.StateTampered})
+	if err != nil || len(list) != 1 || list[0].ID != "m-2" {
+		t.Fatalf("list tampered: %v %v", list, err)
+	}
+	counts, err := s.CountDevices(ctx)
+	if err != nil || counts[store.StateTampered] != 1 || counts[store.StateProvisioned] != 1 {
+		t.Fatalf("counts %v %v", counts, err)
+	}
+}
+
+func testDeviceCAS(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := commit1(t, s, &store.Change{Device: NewDevice("m-1"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.GetDevice(ctx, "m-1")
+	b, _ := s.GetDevice(ctx, "m-1")
+	a.AnchorN, a.LastRSeq, a.State = 5, 1, store.StateTrusted
+	a.LastAck = []byte("ack")
+	if err := commit1(t, s, &store.Change{Device: a, Audits: []store.Audit{{At: t0, Actor: "pipeline", Kind: "transition", Dev: "m-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.AnchorN = 3
+	if err := commit1(t, s, &store.Change{Device: b, Audits: []store.Audit{{At: t0, Actor: "x", Kind: "must-not-exist", Dev: "m-1"}}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale CAS: %v", err)
+	}
+	got, _ := s.GetDevice(ctx, "m-1")
+	if got.AnchorN != 5 || got.Version != 2 || string(got.LastAck) != "ack" {
+		t.Fatalf("after CAS: %+v", got)
+	}
+	audits, _ := s.ListAudit(ctx, store.Page{Dev: "m-1"})
+	for _, a := range audits {
+		if a.Kind == "must-not-exist" {
+			t.Fatal("a change that lost its compare-and-set left an audit record")
+		}
+	}
+}
+
+func testReprovision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := commit1(t, s, &store.Change{Device: NewDevice("m-1"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDevice("m-1")
+	d.Epoch = 2
+	d.UplinkKey = bytes.Repeat([]byte{9}, 32)
+	if err := commit1(t, s, &store.Change{Device: d, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.GetDevice(ctx, "m-1")
+	if got.Epoch != 2 || got.UplinkKey[0] != 9 {
+		t.Fatalf("reprovisioned: %+v", got)
+	}
+	d.Epoch = 2
+	if err := commit1(t, s, &store.Change{Device: d, Create: true}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("same-epoch reprovision: %v", err)
+	}
+}
+
+func testBatchPartialConflict(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var cs []*store.Change
+	for i := 0; i < 3; i++ {
+		cs = append(cs, &store.Change{Device: NewDevice(fmt.Sprintf("m-%d", i)), Create: true})
+	}
+	for i, err := range s.Commit(ctx, cs) {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	var batch []*store.Change
+	for i := 0; i < 3; i++ {
+		d, _ := s.GetDevice(ctx, fmt.Sprintf("m-%d", i))
+		d.AnchorN = 10
+		if i == 1 {
+			d.Version = 99 // stale
+		}
+		batch = append(batch, &store.Change{Device: d, Events: []store.Event{{Dev: d.ID, Epoch: 1, N: 10, Type: 2, Payload: []byte{0xa0}, Tag: make([]byte, 16), Head: make([]byte, 32), Received: t0}}})
+	}
+	errs := s.Commit(ctx, batch)
+	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], store.ErrConflict) {
+		t.Fatalf("errs %v", errs)
+	}
+	if ev, _ := s.ListEvents(ctx, store.Page{Dev: "m-1"}); len(ev) != 0 {
+		t.Fatalf("conflicting change stored events: %v", ev)
+	}
+	if ev, _ := s.ListEvents(ctx, store.Page{Dev: "m-2"}); len(ev) != 1 {
+		t.Fatalf("events of m-2: %v", ev)
+	}
+}
+
+func testConcurrentCommits(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := commit1(t, s, &store.Change{Device: NewDevice("m-1"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Many writers race to advance the same anchor from the same read: exactly one wins.
+	d, _ := s.GetDevice(ctx, "m-1")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := d.Clone()
+			c.AnchorN = uint64(i + 1)
+			if errs := s.Commit(ctx, []*store.Change{{Device: c}}); errs[0] == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d writers won the same compare-and-set", wins)
+	}
+}
+
+func testManifests(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.CurrentManifest(ctx, "wm"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("no manifest: %v", err)
+	}
+	for _, v := range []uint64{1, 3, 2} {
+		if err := s.PutManifest(ctx, &store.Manifest{Product: "wm", Version: v, Root: []byte{byte(v)}, Signed: []byte("s"), Created: t0, ReportInterval: 60}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutManifest(ctx, &store.Manifest{Product: "wm", Version: 2, Root: []byte{2}, Signed: []byte("s"), Created: t0}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate manifest: %v", err)
+	}
+	m, err := s.CurrentManifest(ctx, "wm")
+	if err != nil || m.Version != 3 || m.ReportInterval != 60 {
+		t.Fatalf("current %+v %v", m, err)
+	}
+	m, err = s.GetManifest(ctx, "wm", 2)
+	if err != nil || m.Root[0] != 2 {
+		t.Fatalf("get %+v %v", m, err)
+	}
+	all, _ := s.ListManifests(ctx)
+	if len(all) != 3 {
+		t.Fatalf("list %d", len(all))
+	}
+}
+
+func testEvents(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var evs []store.Event
+	for n := uint64(1); n <= 5; n++ {
+		evs = append(evs, store.Event{Dev: "m-1", Epoch: 1, N: n, T: 100 + n, Type: 4, Tamper: true, Payload: []byte{0xa0}, Decoded: `{"source":"irq"}`, Tag: make([]byte, 16), Head: bytes.Repeat([]byte{byte(n)}, 32), Received: t0})
+	}
+	if err := commit1(t, s, &store.Change{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListEvents(ctx, store.Page{Dev: "m-1", After: 2, Limit: 2})
+	if err != nil || len(got) != 2 || got[0].N != 3 || !got[0].Tamper || got[0].TypeName != "cover-open" || got[0].Decoded == "" {
+		t.Fatalf("events %+v %v", got, err)
+	}
+	h, err := s.EventHead(ctx, "m-1", 1, 4)
+	if err != nil || h[0] != 4 {
+		t.Fatalf("head %x %v", h, err)
+	}
+	if _, err := s.EventHead(ctx, "m-1", 1, 9); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing head: %v", err)
+	}
+	if err := commit1(t, s, &store.Change{Events: evs[:1]}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate event: %v", err)
+	}
+}
+
+func testAuditAlerts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := s.AddAudit(ctx, store.Audit{At: t0, Actor: "pipeline", Kind: "rejection", Dev: "m-1", Reason: "replay", Detail: "{}"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := commit1(t, s, &store.Change{Alerts: []store.Alert{{At: t0, Dev: "m-1", Kind: "tampered", Reason: "cover-open"}, {At: t0, Dev: "m-2", Kind: "silent", Reason: "silent"}}}); err != nil {
+		t.Fatal(err)
+	}
+	au, err := s.ListAudit(ctx, store.Page{Dev: "m-1"})
+	if err != nil || len(au) != 3 || au[0].ID < au[2].ID || au[0].Reason != "replay" {
+		t.Fatalf("audit %+v %v", au, err)
+	}
+	al, err := s.ListAlerts(ctx, store.Page{}, true)
+	if err != nil || len(al) != 2 {
+		t.Fatalf("alerts %+v %v", al, err)
+	}
+	if al[0].Dev != "m-2" || al[1].Dev != "m-1" {
+		t.Fatalf("alerts not newest first: %+v", al)
+	}
+	if err := s.AckAlert(ctx, al[1].ID, "op", t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AckAlert(ctx, al[1].ID, "op", t0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("double ack: %v", err)
+	}
+	if err := s.AckAlert(ctx, 987654, "op", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown alert: %v", err)
+	}
+	al, _ = s.ListAlerts(ctx, store.Page{}, true)
+	if len(al) != 1 {
+		t.Fatalf("unacked after ack: %d", len(al))
+	}
+	al, _ = s.ListAlerts(ctx, store.Page{Dev: "m-1"}, false)
+	if len(al) != 1 || al[0].AckedBy != "op" {
+		t.Fatalf("acked alert: %+v", al)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	id := bytes.Repeat([]byte{7}, 16)
+	tok := store.Token{ID: id, Dev: "m-1", Epoch: 1, Action: "service", Sealed: []byte("sealed"), Issued: t0, Expires: t0.Add(time.Hour), Window: 600}
+	old := store.Token{ID: bytes.Repeat([]byte{8}, 16), Dev: "m-1", Epoch: 1, Action: "clear", Sealed: []byte("x"), Issued: t0, Expires: t0.Add(time.Minute)}
+	if err := commit1(t, s, &store.Change{Tokens: []store.Token{tok, old}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.PendingTokens(ctx, "m-1", 1, t0.Add(30*time.Minute))
+	if err != nil || len(p) != 1 || p[0].Window != 600 || string(p[0].Sealed) != "sealed" {
+		t.Fatalf("pending %+v %v", p, err)
+	}
+	if err := commit1(t, s, &store.Change{UsedTokens: [][]byte{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit1(t, s, &store.Change{UsedTokens: [][]byte{id}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("token used twice: %v", err)
+	}
+	got, err := s.GetToken(ctx, id)
+	if err != nil || !got.Used {
+		t.Fatalf("token %+v %v", got, err)
+	}
+	if p, _ := s.PendingTokens(ctx, "m-1", 1, t0); len(p) != 1 || p[0].Action != "clear" {
+		t.Fatalf("pending after use %+v", p)
+	}
+}
+
+func testVisits(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	v := store.Visit{ID: "v1", Dev: "m-1", WorkOrder: "WO-7", Technician: "ann", TokenID: []byte{1}, Opened: t0}
+	if err := commit1(t, s, &store.Change{Visits: []store.Visit{v}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit1(t, s, &store.Change{CloseVisits: []store.Visit{{ID: "v1", Closed: t0.Add(time.Hour), SealNumber: "S-123", Result: "ok"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := commit1(t, s, &store.Change{CloseVisits: []store.Visit{{ID: "v1", Closed: t0, Result: "again"}}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("closed twice: %v", err)
+	}
+	got, err := s.GetVisit(ctx, "v1")
+	if err != nil || got.SealNumber != "S-123" || got.Result != "ok" || got.Closed.IsZero() {
+		t.Fatalf("visit %+v %v", got, err)
+	}
+	if list, _ := s.ListVisits(ctx, "m-1"); len(list) != 1 {
+		t.Fatalf("visits %v", list)
+	}
+	if _, err := s.GetVisit(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing visit: %v", err)
+	}
+}
+
+func testAPITokens(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	tok := store.APIToken{Hash: []byte("h1"), Name: "admin", Role: "admin", Created: t0}
+	if err := s.PutAPIToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutAPIToken(ctx, store.APIToken{Hash: []byte("h2"), Name: "admin", Role: "viewer", Created: t0}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	got, err := s.GetAPIToken(ctx, []byte("h1"))
+	if err != nil || got.Role != "admin" {
+		t.Fatalf("get %+v %v", got, err)
+	}
+	if _, err := s.GetAPIToken(ctx, []byte("zz")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	if l, _ := s.ListAPITokens(ctx); len(l) != 1 {
+		t.Fatalf("list %v", l)
+	}
+	if err := s.DeleteAPIToken(ctx, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetAPIToken(ctx, []byte("h1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
