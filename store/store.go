@@ -61,8 +61,8 @@ type Device struct {
 	LastSeen       time.Time `json:"last_seen"`
 	LastDeviceTime uint64    `json:"last_device_time,omitempty"`
 	LastBoot       uint32    `json:"last_boot,omitempty"`
-	ReportInterval uint32    `json:"report_interval"` // seconds
-	Rejections     uint32    `json:"rejections"`      // consecutive authenticated rejections
+	ReportInterval uint32    `json:"report_interval"`        // seconds
+	Rejections     uint32    `json:"rejections"`             // consecutive authenticated rejections
 	WindowUntil    uint64    `json:"window_until,omitempty"` // device time a service window is open until
 	Created        time.Time `json:"created"`
 }
