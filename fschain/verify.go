@@ -1,0 +1,220 @@
+package fschain
+
+import (
+	"crypto/hmac"
+	"errors"
+	"fmt"
+
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// Failure names of fschain.md, "Verification". They are stable: logs, metrics, API
+// responses, vectors and docs use them verbatim.
+const (
+	NameGap          = "gap"           // an entry is missing
+	NameReorder      = "reorder"       // entries out of order or duplicated
+	NameRollback     = "rollback"      // the device claims fewer entries than already verified
+	NameFork         = "fork"          // a resent entry differs from the verified one
+	NameForgedEntry  = "forged-entry"  // a tag does not verify under the evolved key
+	NameHeadMismatch = "head-mismatch" // the recomputed head is not the claimed one
+	NameBadSeal      = "bad-seal"      // the seal does not verify: truncation or corruption
+	NameBadReceipt   = "bad-receipt"   // offline check only: a receipt is not the server's or not this log's
+)
+
+// Errors matched with errors.Is against a *VerifyError of the same name.
+var (
+	ErrGap          = errors.New(NameGap)
+	ErrReorder      = errors.New(NameReorder)
+	ErrRollback     = errors.New(NameRollback)
+	ErrFork         = errors.New(NameFork)
+	ErrForgedEntry  = errors.New(NameForgedEntry)
+	ErrHeadMismatch = errors.New(NameHeadMismatch)
+	ErrBadSeal      = errors.New(NameBadSeal)
+	ErrBadReceipt   = errors.New(NameBadReceipt)
+)
+
+var sentinels = map[string]error{
+	NameGap: ErrGap, NameReorder: ErrReorder, NameRollback: ErrRollback, NameFork: ErrFork,
+	NameForgedEntry: ErrForgedEntry, NameHeadMismatch: ErrHeadMismatch, NameBadSeal: ErrBadSeal,
+	NameBadReceipt: ErrBadReceipt,
+}
+
+// VerifyError is a verification failure: its stable Name and the sequence number Seq of
+// the entry (or claimed n) where the log stopped being trustworthy.
+type VerifyError struct {
+	Name   string
+	Seq    uint64
+	Detail string
+}
+
+func (e *VerifyError) Error() string {
+	if e.Detail == "" {
+		return fmt.Sprintf("%s at entry %d", e.Name, e.Seq)
+	}
+	return fmt.Sprintf("%s at entry %d: %s", e.Name, e.Seq, e.Detail)
+}
+
+// Unwrap lets errors.Is(err, ErrGap) and friends match by name.
+func (e *VerifyError) Unwrap() error { return sentinels[e.Name] }
+
+func verr(name string, seq uint64, format string, args ...any) *VerifyError {
+	return &VerifyError{Name: name, Seq: seq, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Anchor is the verifier's state: the last verified entry and the key that follows it.
+// The server keeps one per device and epoch, and replaces it by compare-and-set on N,
+// durably, before it acks.
+type Anchor struct {
+	Dev     string
+	Epoch   uint32
+	N       uint64
+	Head    Hash
+	NextKey Key
+}
+
+// NewAnchor is the anchor of a freshly provisioned device: N=0, Head=h_0, NextKey=K_1.
+func NewAnchor(dev string, epoch uint32, k1 Key) Anchor {
+	return Anchor{Dev: dev, Epoch: epoch, N: 0, Head: GenesisHead(dev, epoch), NextKey: k1}
+}
+
+// Verify checks seg against a and returns the advanced anchor, the newly verified entries
+// (n > a.N, a subslice of seg.Entries), or a *VerifyError naming the first failure.
+//
+// headAt may be nil; when non-nil it returns the stored head of an already verified entry,
+// so that resent entries (n ≤ a.N) can be checked against what was verified (fork). Resent
+// entries whose predecessor head is unknown cannot be checked and are ignored: they are
+// never returned as new.
+//
+// Checks run in this order, so that every implementation names the same failure:
+// rollback, sequence (gap/reorder), count, fork, forged-entry, head-mismatch, bad-seal.
+func Verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
+	return verify(a, seg, headAt, true)
+}
+
+// VerifyHeads is Verify without the chain key: it checks sequence numbers, overlaps and the
+// head chain up to the claimed head, but neither tags nor the seal. It is what a third party
+// holding only signed anchor receipts can check. The returned anchor has a zero NextKey.
+func VerifyHeads(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
+	a.NextKey = Key{}
+	return verify(a, seg, headAt, false)
+}
+
+func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keyed bool) (Anchor, []wire.Entry, error) {
+	es := seg.Entries
+	// rollback: the device claims to be behind what the server already verified.
+	if seg.N < a.N {
+		return a, nil, verr(NameRollback, seg.N, "device claims n=%d, below the verified anchor n=%d", seg.N, a.N)
+	}
+	// sequence: entries First, First+1, ... without holes, starting at most at a.N+1.
+	last := a.N
+	if len(es) > 0 {
+		first := seg.First
+		if first == 0 {
+			return a, nil, verr(NameReorder, 0, "segment starts at entry 0; entries are numbered from 1")
+		}
+		if first > a.N+1 {
+			return a, nil, verr(NameGap, a.N+1, "segment starts at entry %d, verified up to %d", first, a.N)
+		}
+		for j := range es {
+			want := first + uint64(j)
+			if got := es[j].N; got != want {
+				name := NameReorder
+				if got > want && !containsN(es[j+1:], want) {
+					name = NameGap
+				}
+				return a, nil, verr(name, want, "entry %d found where entry %d belongs", got, want)
+			}
+		}
+		if end := first + uint64(len(es)) - 1; end > last {
+			last = end
+		}
+	}
+	// count: the claimed n must be the last entry (or the anchor when nothing is new).
+	if seg.N > last {
+		return a, nil, verr(NameGap, last+1, "device claims n=%d but sent entries only up to %d", seg.N, last)
+	}
+	if seg.N < last {
+		return a, nil, verr(NameHeadMismatch, seg.N, "device claims n=%d but sent entries up to %d", seg.N, last)
+	}
+	c := newChain(a.Dev, a.Epoch)
+	// fork: resent entries must reproduce the verified heads.
+	j := 0
+	var prev Hash
+	known := false
+	for ; j < len(es) && es[j].N <= a.N; j++ {
+		e := &es[j]
+		if !known {
+			if e.N == 1 {
+				prev, known = GenesisHead(a.Dev, a.Epoch), true
+			} else if headAt != nil {
+				prev, known = headAt(e.N - 1)
+			}
+		}
+		var want Hash
+		have := false
+		if e.N == a.N {
+			want, have = a.Head, true
+		} else if headAt != nil {
+			want, have = headAt(e.N)
+		}
+		if !known {
+			prev, known = want, have
+			continue
+		}
+		if len(e.Tag) != TagSize || len(e.Payload) > wire.MaxPayload {
+			if have {
+				return a, nil, verr(NameFork, e.N, "resent entry has a %d-byte tag and %d-byte payload", len(e.Tag), len(e.Payload))
+			}
+			known = false
+			continue
+		}
+		h := c.headOf(&prev, e.N, e.T, e.Type, e.Payload, e.Tag)
+		if have && h != want {
+			return a, nil, verr(NameFork, e.N, "resent entry %d differs from the verified one", e.N)
+		}
+		prev = h
+	}
+	fresh := es[j:]
+	// forged-entry: every new tag under the evolved key.
+	head, k := a.Head, a.NextKey
+	for i := range fresh {
+		e := &fresh[i]
+		if len(e.Tag) != TagSize {
+			return a, nil, verr(NameForgedEntry, e.N, "tag is %d bytes, want %d", len(e.Tag), TagSize)
+		}
+		if len(e.Payload) > wire.MaxPayload {
+			return a, nil, verr(NameForgedEntry, e.N, "payload is %d bytes, limit %d", len(e.Payload), wire.MaxPayload)
+		}
+		if keyed {
+			tag, h := c.step(&k, &head, e.N, e.T, e.Type, e.Payload)
+			if !hmac.Equal(tag[:], e.Tag) {
+				return a, nil, verr(NameForgedEntry, e.N, "tag does not verify under K_%d", e.N)
+			}
+			head = h
+			k = Evolve(k)
+		} else {
+			head = c.headOf(&head, e.N, e.T, e.Type, e.Payload, e.Tag)
+		}
+	}
+	// head-mismatch: the claimed head is the recomputed one.
+	if len(seg.Head) != len(head) || !hmac.Equal(seg.Head, head[:]) {
+		return a, nil, verr(NameHeadMismatch, seg.N, "claimed head %x, recomputed %x", seg.Head, head[:])
+	}
+	// bad-seal: only the holder of K_{m+1} could have sealed (m, h_m).
+	if keyed {
+		s := c.seal(&k, seg.N, &head)
+		if !hmac.Equal(seg.Seal, s[:]) {
+			return a, nil, verr(NameBadSeal, seg.N, "seal does not verify under K_%d (entries cut off or state corrupted)", seg.N+1)
+		}
+	}
+	return Anchor{Dev: a.Dev, Epoch: a.Epoch, N: seg.N, Head: head, NextKey: k}, fresh, nil
+}
+
+func containsN(es []wire.Entry, n uint64) bool {
+	for i := range es {
+		if es[i].N == n {
+			return true
+		}
+	}
+	return false
+}
