@@ -1,0 +1,269 @@
+package manifest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// Finding is one path that does not match the manifest. Kind is one of wire.Kind*;
+// Detail says why, for people (it is not part of the wire format).
+type Finding struct {
+	Path   string `json:"path"`
+	Kind   string `json:"kind"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Result is the outcome of VerifyTree.
+type Result struct {
+	Findings []Finding `json:"findings"` // sorted by path, then kind
+	Files    int       `json:"files"`    // files the manifest lists
+	Checked  int       `json:"checked"`  // of those, found and hashed
+	Bytes    uint64    `json:"bytes"`    // bytes hashed
+	Mutable  int       `json:"mutable"`  // files under mutable prefixes, not checked
+	Ignored  int       `json:"ignored"`  // extra files not reported (extra-files=ignore)
+}
+
+// Clean reports whether nothing was found.
+func (r *Result) Clean() bool { return len(r.Findings) == 0 }
+
+// Wire returns the findings as a report carries them.
+func (r *Result) Wire() []wire.Finding {
+	out := make([]wire.Finding, len(r.Findings))
+	for i, f := range r.Findings {
+		out[i] = wire.Finding{Path: f.Path, Kind: f.Kind}
+	}
+	return out
+}
+
+// VerifyOptions tune VerifyTree; the zero value is fine.
+type VerifyOptions struct {
+	Workers int // files hashed at once; default GOMAXPROCS
+	// Progress, when set, is called from the hashing goroutines with the running totals
+	// of files and bytes done; it must be cheap and safe for concurrent use.
+	Progress func(files int, bytes uint64)
+}
+
+// ErrRoot is returned when the tree's root cannot be opened at all: that is an error of
+// the check, not a finding about the files.
+var ErrRoot = errors.New("cannot open the tree to verify")
+
+const hashBuf = 256 << 10
+
+// readFault lets tests make a file unreadable (tests run as root, which chmod cannot stop).
+var readFault func(path string) error
+
+// VerifyTree compares the files under root with m (whose signature the caller has
+// checked, e.g. with wire.OpenManifest) and returns what differs:
+//
+//   - missing: a manifest file is absent (also when a folder above it is a symlink, which
+//     is never followed);
+//   - modified: different size or SHA-256, or the path is a symlink, a folder or a special
+//     file; a file larger than the manifest says is reported without reading it all;
+//   - unreadable: the file exists but cannot be opened or read;
+//   - extra: a file the manifest does not list, unless m.Policy.ExtraFiles is "ignore";
+//     symlinks and special files are extra whatever the policy.
+//
+// Paths under m.Mutable prefixes are skipped. Files are hashed in parallel and streamed
+// through a fixed buffer per worker, so memory stays bounded whatever the sizes. Nothing
+// is followed out of root: the walk does not follow symlinks and files are opened through
+// an os.Root. The returned error is non-nil only when root cannot be read or ctx ends.
+func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyOptions) (*Result, error) {
+	rt, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
+	}
+	defer rt.Close()
+	res := &Result{Files: len(m.Files)}
+
+	// 1. Walk: what is there (without following anything).
+	type entry struct {
+		mode fs.FileMode
+	}
+	seen := map[string]entry{}
+	err = fs.WalkDir(rt.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == "." {
+				return err
+			}
+			// An unreadable folder: its files will be missing; say why.
+			res.Findings = append(res.Findings, Finding{Path: p, Kind: wire.KindUnreadable, Detail: err.Error()})
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if p == "." {
+			return nil
+		}
+		if d.IsDir() {
+			seen[p] = entry{mode: fs.ModeDir}
+			return nil
+		}
+		seen[p] = entry{mode: d.Type()}
+		return ctx.Err()
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
+	}
+
+	// 2. Compare: each manifest file must be a regular file of the right size and digest.
+	var jobs []int
+	listed := make(map[string]bool, len(m.Files))
+	for i, f := range m.Files {
+		listed[f.Path] = true
+		if m.IsMutable(f.Path) {
+			continue
+		}
+		e, ok := seen[f.Path]
+		switch {
+		case !ok:
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindMissing})
+		case e.mode&fs.ModeSymlink != 0:
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a symlink (not followed)"})
+		case e.mode.IsDir():
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a folder"})
+		case !e.mode.IsRegular():
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a special file (" + e.mode.Type().String() + ")"})
+		default:
+			jobs = append(jobs, i)
+		}
+	}
+	for p, e := range seen {
+		if listed[p] || e.mode.IsDir() || m.IsMutable(p) {
+			if !listed[p] && !e.mode.IsDir() {
+				res.Mutable++
+			}
+			continue
+		}
+		special := !e.mode.IsRegular()
+		if m.Policy.ExtraFiles == wire.ExtraIgnore && !special {
+			res.Ignored++
+			continue
+		}
+		f := Finding{Path: p, Kind: wire.KindExtra}
+		if e.mode&fs.ModeSymlink != 0 {
+			f.Detail = "symlink"
+		} else if special {
+			f.Detail = "special file (" + e.mode.Type().String() + ")"
+		}
+		res.Findings = append(res.Findings, f)
+	}
+
+	// 3. Hash in parallel, largest files first so one big file does not finish last alone.
+	sort.SliceStable(jobs, func(a, b int) bool { return m.Files[jobs[a]].Size > m.Files[jobs[b]].Size })
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers > len(jobs) {
+		workers = len(jobs)
+	}
+	var (
+		mu        sync.Mutex
+		wg        sync.WaitGroup
+		next      atomic.Int64
+		doneFiles atomic.Int64
+		doneBytes atomic.Uint64
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, hashBuf)
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(jobs) || ctx.Err() != nil {
+					return
+				}
+				f := &m.Files[jobs[k]]
+				n, find := checkFile(rt, f, buf)
+				b := doneBytes.Add(n)
+				d := doneFiles.Add(1)
+				if opts.Progress != nil {
+					opts.Progress(int(d), b)
+				}
+				mu.Lock()
+				if find != nil {
+					res.Findings = append(res.Findings, *find)
+				} else {
+					res.Checked++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.Bytes = doneBytes.Load()
+	sort.Slice(res.Findings, func(a, b int) bool {
+		fa, fb := res.Findings[a], res.Findings[b]
+		if fa.Path != fb.Path {
+			return fa.Path < fb.Path
+		}
+		return fa.Kind < fb.Kind
+	})
+	return res, nil
+}
+
+// checkFile hashes one file through rt and returns the bytes read and a finding, if any.
+func checkFile(rt *os.Root, f *wire.File, buf []byte) (uint64, *Finding) {
+	fh, err := rt.OpenFile(f.Path, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, &Finding{Path: f.Path, Kind: wire.KindMissing}
+		}
+		if isSymlinkErr(err) {
+			return 0, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a symlink (not followed)"}
+		}
+		return 0, &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
+	}
+	defer fh.Close()
+	if readFault != nil {
+		if err := readFault(f.Path); err != nil {
+			return 0, &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
+		}
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		return 0, &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
+	}
+	if !st.Mode().IsRegular() {
+		return 0, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: "not a regular file"}
+	}
+	if uint64(st.Size()) != f.Size {
+		return 0, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: fmt.Sprintf("size %d, sealed %d", st.Size(), f.Size)}
+	}
+	h := sha256.New()
+	// Read at most one byte more than sealed: a file growing while we read is modified,
+	// and never read to its end.
+	n, err := io.CopyBuffer(h, io.LimitReader(fh, int64(f.Size)+1), buf)
+	if err != nil {
+		return uint64(n), &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
+	}
+	if uint64(n) != f.Size {
+		return uint64(n), &Finding{Path: f.Path, Kind: wire.KindModified, Detail: fmt.Sprintf("changed size while read: %d bytes, sealed %d", n, f.Size)}
+	}
+	if string(h.Sum(nil)) != string(f.SHA256) {
+		return uint64(n), &Finding{Path: f.Path, Kind: wire.KindModified, Detail: "content differs (SHA-256)"}
+	}
+	return uint64(n), nil
+}
+
+// IsRootError reports whether err from VerifyTree means the tree could not be read.
+func IsRootError(err error) bool { return errors.Is(err, ErrRoot) }
