@@ -1,0 +1,477 @@
+// Package agent is the fieldseal device side for Linux-class devices, and the engine of the
+// simulated town: a Device holds the evidence log, the device state and the keys, turns
+// observations (file checks, cover, magnet, meter register) into log entries, builds
+// authenticated reports and applies authenticated acks and tokens. It knows nothing of
+// clocks, files or networks: the caller passes the time and moves the bytes, so the same
+// engine runs one real device (Run) or thousands of simulated ones on virtual clocks.
+package agent
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// Config is what a Device is made from.
+type Config struct {
+	Bundle   *wire.Bundle
+	Manifest wire.ManifestRef // product, version and root of the manifest the device enforces
+	Chain    fschain.Storage  // where the evidence log lives
+	State    StateStore       // where the rest of the device state lives
+	// Now is the device time at start (unix seconds): stamped on the boot entry.
+	Now uint64
+	// ResetCause goes into the boot entry (power-on, watchdog, soft...).
+	ResetCause string
+}
+
+// Device is one sealed device. Its methods are safe for concurrent use.
+type Device struct {
+	mu     sync.Mutex
+	b      *wire.Bundle
+	man    wire.ManifestRef
+	w      *fschain.Writer
+	store  StateStore
+	st     *State
+	meas   wire.Measurement
+	cover  bool // cover open now
+	read   *wire.Reading
+	logger func(format string, args ...any)
+}
+
+// Errors HandleAck returns. A rejected downlink is also logged as a bad-downlink entry.
+var (
+	ErrBadDownlink = errors.New("bad-downlink") // MAC, device, epoch or counter does not match
+	ErrStaleAck    = errors.New("stale-ack")    // authentic, but for a report already acknowledged
+	ErrRejected    = errors.New("rejected")     // the server refused the report (Ack.Reject)
+)
+
+// New opens the device's evidence log (creating it on first start from the bundle's K_1),
+// counts a boot and logs it.
+func New(cfg Config) (*Device, error) {
+	if err := cfg.Bundle.Check(); err != nil {
+		return nil, err
+	}
+	st, _, err := cfg.State.Load()
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{b: cfg.Bundle, man: cfg.Manifest, store: cfg.State, st: st,
+		meas: wire.Measurement{Status: wire.MeasUnchecked, Bad: []wire.Finding{}}}
+	// Open completes or discards a write torn by a power cut and logs a recovered entry.
+	d.w, _, err = fschain.Open(cfg.Chain)
+	if errors.Is(err, fschain.ErrNoState) {
+		var k1 fschain.Key
+		copy(k1[:], cfg.Bundle.ChainKey)
+		d.w, err = fschain.Create(cfg.Chain, cfg.Bundle.Device, cfg.Bundle.Epoch, k1)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("evidence log: %w", err)
+	}
+	if d.w.Dev() != cfg.Bundle.Device || d.w.Epoch() != cfg.Bundle.Epoch {
+		return nil, fmt.Errorf("evidence log belongs to %s epoch %d, bundle is %s epoch %d",
+			d.w.Dev(), d.w.Epoch(), cfg.Bundle.Device, cfg.Bundle.Epoch)
+	}
+	d.st.Boot++
+	if err := d.save(); err != nil {
+		return nil, err
+	}
+	cause := cfg.ResetCause
+	if cause == "" {
+		cause = "power-on"
+	}
+	_, err = d.append(cfg.Now, wire.EntryBoot, &wire.BootPayload{ResetCause: cause, BootCount: d.st.Boot,
+		ManifestVersion: cfg.Manifest.Version, Root: cfg.Manifest.Root, Result: "unchecked"})
+	return d, err
+}
+
+// SetLogger routes the device's own notes (rejected downlinks, tokens applied).
+func (d *Device) SetLogger(f func(format string, args ...any)) { d.logger = f }
+
+func (d *Device) logf(format string, args ...any) {
+	if d.logger != nil {
+		d.logger(format, args...)
+	}
+}
+
+// ID is the device id.
+func (d *Device) ID() string { return d.b.Device }
+
+// Bundle is the device's provisioning bundle.
+func (d *Device) Bundle() *wire.Bundle { return d.b }
+
+func (d *Device) save() error { return d.store.Save(d.st) }
+
+func (d *Device) append(t uint64, typ uint16, payload any) (wire.Entry, error) {
+	p, err := wire.Marshal(payload)
+	if err != nil {
+		return wire.Entry{}, err
+	}
+	e, err := d.w.Append(t, typ, p)
+	if errors.Is(err, fschain.ErrDropped) {
+		// Log full while offline: the writer counts routine entries and logs an overflow
+		// entry when space returns; tamper entries are never dropped.
+		return e, nil
+	}
+	return e, err
+}
+
+// Check records the result of verifying the application tree: files checked and what
+// differed. A change of result is logged (check-fail with every bad file, or check-ok when
+// the tree is clean again); an unchanged result only refreshes the measurement, so a
+// scheduled check does not grow the log. A mismatch latches: restoring the files later
+// leaves the check-fail in the log and the latch set until a clear token.
+func (d *Device) Check(now uint64, files uint32, bad []wire.Finding, expected map[string][]byte, seen map[string][]byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sort.Slice(bad, func(i, j int) bool { return bad[i].Path < bad[j].Path })
+	prev := d.meas
+	d.meas = wire.Measurement{Status: wire.MeasOK, FilesChecked: files, LastCheck: now, Bad: bad}
+	if bad == nil {
+		d.meas.Bad = []wire.Finding{}
+	}
+	if len(bad) > 0 {
+		d.meas.Status = wire.MeasMismatch
+		if prev.Status == wire.MeasMismatch && sameFindings(prev.Bad, bad) {
+			return nil
+		}
+		p := &wire.CheckFailPayload{Files: files}
+		for i, f := range bad {
+			if i == 32 { // keep the entry under the payload limit; the report lists them all
+				break
+			}
+			p.Bad = append(p.Bad, wire.BadFile{Path: f.Path, Kind: f.Kind, Expected: prefix(expected[f.Path]), Seen: prefix(seen[f.Path])})
+		}
+		d.st.Latched |= wire.StateCodeMismatch | wire.StateTamperLatched
+		if err := d.save(); err != nil {
+			return err
+		}
+		_, err := d.append(now, wire.EntryCheckFail, p)
+		return err
+	}
+	if prev.Status == wire.MeasOK && prev.FilesChecked == files {
+		return nil
+	}
+	_, err := d.append(now, wire.EntryCheckOK, &wire.CheckOKPayload{Files: files, Root: d.man.Root})
+	return err
+}
+
+func prefix(b []byte) []byte {
+	if len(b) > 8 {
+		return b[:8]
+	}
+	return b
+}
+
+func sameFindings(a, b []wire.Finding) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || a[i].Kind != b[i].Kind {
+			return false
+		}
+	}
+	return true
+}
+
+// Cover records the enclosure switch. Opening is tamper evidence unless a service window
+// is open, in which case it is still logged (the service-begin entry before it says why)
+// and does not latch.
+func (d *Device) Cover(now uint64, open bool, source string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireService(now)
+	if open == d.cover && source != wire.CoverSourceLatch {
+		return nil
+	}
+	d.cover = open
+	if !open {
+		_, err := d.append(now, wire.EntryCoverClose, &wire.EmptyPayload{})
+		return err
+	}
+	if d.st.ServiceUntil == 0 {
+		d.st.Latched |= wire.StateCoverWasOpen | wire.StateTamperLatched
+		if err := d.save(); err != nil {
+			return err
+		}
+	}
+	_, err := d.append(now, wire.EntryCoverOpen, &wire.CoverOpenPayload{Source: source})
+	return err
+}
+
+// Magnet records a magnetic field on the meter (a classic way to stall its register).
+func (d *Device) Magnet(now uint64, strength uint32) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.Latched |= wire.StateMagnet | wire.StateTamperLatched
+	if err := d.save(); err != nil {
+		return err
+	}
+	_, err := d.append(now, wire.EntryMagnet, &wire.MagnetPayload{Strength: strength})
+	return err
+}
+
+// SetReading sets the meter register sent with the next reports.
+func (d *Device) SetReading(litres uint64, flags uint32) {
+	d.mu.Lock()
+	d.read = &wire.Reading{Litres: litres, Flags: flags}
+	d.mu.Unlock()
+}
+
+// Register logs the current register as a signed billing read.
+func (d *Device) Register(now uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.read == nil {
+		return nil
+	}
+	_, err := d.append(now, wire.EntryRegister, &wire.RegisterPayload{Litres: d.read.Litres, Flags: d.read.Flags})
+	return err
+}
+
+// Tick closes an expired service window.
+func (d *Device) Tick(now uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.expireService(now)
+}
+
+func (d *Device) expireService(now uint64) error {
+	if d.st.ServiceUntil == 0 || now < d.st.ServiceUntil {
+		return nil
+	}
+	d.st.ServiceUntil = 0
+	d.st.ServiceToken = nil
+	if err := d.save(); err != nil {
+		return err
+	}
+	_, err := d.append(now, wire.EntryServiceEnd, &wire.ServiceEndPayload{})
+	return err
+}
+
+// flags are the report's state flags: what is true now and what is latched.
+func (d *Device) flags() uint32 {
+	f := d.st.Latched
+	if d.meas.Status == wire.MeasMismatch {
+		f |= wire.StateCodeMismatch
+	} else {
+		f &^= wire.StateCodeMismatch
+	}
+	if d.cover {
+		f |= wire.StateCoverOpenNow
+	}
+	if d.st.ServiceUntil != 0 {
+		f |= wire.StateServiceMode
+	}
+	return f
+}
+
+// Report builds the next report: a new report counter, persisted before the report is
+// returned, and every log entry the server has not acknowledged (store-and-forward: an
+// unsent report is simply superseded by the next, which carries the same entries).
+func (d *Device) Report(now uint64) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expireService(now)
+	d.st.RSeq++
+	if err := d.save(); err != nil {
+		d.st.RSeq--
+		return nil, err
+	}
+	r := &wire.Report{Dev: d.b.Device, Epoch: d.b.Epoch, RSeq: d.st.RSeq, Boot: d.st.Boot, Time: now,
+		Man: d.man, Meas: d.meas, State: d.flags(), Log: d.w.Segment(), Nonce: d.st.Nonce, Reading: d.read}
+	return wire.SealReport(r, d.b.UplinkKey)
+}
+
+// RSeq is the last report counter used.
+func (d *Device) RSeq() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.RSeq
+}
+
+// Status is a snapshot for displays and tests.
+type Status struct {
+	RSeq, AckedRSeq uint64
+	Boot            uint32
+	LogN            uint64
+	Pending         int // log entries not yet acknowledged
+	Flags           uint32
+	Meas            wire.Measurement
+	InService       bool
+}
+
+// Status returns a snapshot of the device.
+func (d *Device) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, _, _ := d.w.State()
+	return Status{RSeq: d.st.RSeq, AckedRSeq: d.st.AckedRSeq, Boot: d.st.Boot, LogN: n,
+		Pending: len(d.w.Segment().Entries), Flags: d.flags(), Meas: d.meas, InService: d.st.ServiceUntil != 0}
+}
+
+// Segment is the unacknowledged part of the log with the claimed head and seal.
+func (d *Device) Segment() wire.Segment {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.w.Segment()
+}
+
+// HandleAck applies the server's answer. The MAC under T, the device id, the epoch and the
+// acknowledged counter are all checked before anything is pruned; a failure is logged as a
+// bad-downlink entry and nothing changes (S5). An authentic ack moves the nonce, prunes
+// the log up to the anchor, keeps the receipt and applies the tokens it carries.
+func (d *Device) HandleAck(data []byte, now uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, err := wire.OpenAck(data, d.b.Device, d.b.DownlinkKey)
+	if err != nil {
+		return d.badDownlink(now, "ack: "+errName(err))
+	}
+	if a.Epoch != d.b.Epoch {
+		return d.badDownlink(now, fmt.Sprintf("ack: epoch %d, want %d", a.Epoch, d.b.Epoch))
+	}
+	if a.AckedRSeq > d.st.RSeq || a.AckedRSeq == 0 {
+		return d.badDownlink(now, fmt.Sprintf("ack: acks report %d, last sent %d", a.AckedRSeq, d.st.RSeq))
+	}
+	if a.Reject != "" {
+		// The server refused the report; nothing it says about the log can be taken as
+		// verified. A fresh nonce is still worth taking: it is authentic.
+		if len(a.Nonce) > 0 {
+			d.st.Nonce = a.Nonce
+			d.save()
+		}
+		return fmt.Errorf("%w: %s", ErrRejected, a.Reject)
+	}
+	if a.AckedRSeq < d.st.AckedRSeq {
+		return ErrStaleAck
+	}
+	n, _, _ := d.w.State()
+	if a.Anchor.N > n || (a.Anchor.N > 0 && len(a.Anchor.Head) != 32) {
+		return d.badDownlink(now, fmt.Sprintf("ack: anchor %d beyond log head %d", a.Anchor.N, n))
+	}
+	if len(a.Receipt) > 0 && len(d.b.ServerPub) == ed25519.PublicKeySize {
+		rc, err := wire.OpenReceipt(a.Receipt, ed25519.PublicKey(d.b.ServerPub))
+		if err != nil || rc.Dev != d.b.Device || rc.Epoch != d.b.Epoch || rc.N != a.Anchor.N || !bytes.Equal(rc.Head, a.Anchor.Head) {
+			return d.badDownlink(now, "ack: receipt does not match the anchor")
+		}
+		d.st.Receipt = a.Receipt
+	}
+	d.st.AckedRSeq = a.AckedRSeq
+	if len(a.Nonce) > 0 {
+		d.st.Nonce = a.Nonce
+	}
+	if err := d.save(); err != nil {
+		return err
+	}
+	if a.Anchor.N > 0 && len(d.w.Segment().Entries) > 0 {
+		var h fschain.Hash
+		copy(h[:], a.Anchor.Head)
+		if err := d.w.Prune(a.Anchor.N, h); err != nil {
+			return d.badDownlink(now, "ack: anchor does not match the log: "+err.Error())
+		}
+	}
+	var errs []error
+	for _, c := range a.Commands {
+		if err := d.applyToken(c, now); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ApplyToken applies one token received outside an ack (e.g. typed in by a technician).
+func (d *Device) ApplyToken(data []byte, now uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applyToken(data, now)
+}
+
+func (d *Device) applyToken(data []byte, now uint64) error {
+	t, err := wire.OpenToken(data, d.b.Device, d.b.DownlinkKey)
+	if err != nil {
+		return d.badDownlink(now, "token: "+errName(err))
+	}
+	if t.Epoch != d.b.Epoch {
+		return d.badDownlink(now, fmt.Sprintf("token: epoch %d, want %d", t.Epoch, d.b.Epoch))
+	}
+	for _, id := range d.st.UsedTokens {
+		if bytes.Equal(id, t.ID) {
+			return d.badDownlink(now, fmt.Sprintf("token: %x already used", t.ID))
+		}
+	}
+	if t.UntilRSeq != 0 && d.st.RSeq > t.UntilRSeq {
+		return d.badDownlink(now, fmt.Sprintf("token: %x expired at report %d", t.ID, t.UntilRSeq))
+	}
+	d.st.UsedTokens = append(d.st.UsedTokens, wire.HexBytes(t.ID))
+	if len(d.st.UsedTokens) > maxUsedTokens {
+		d.st.UsedTokens = d.st.UsedTokens[len(d.st.UsedTokens)-maxUsedTokens:]
+	}
+	switch t.Action {
+	case wire.TokenService:
+		w := uint64(t.Args.Window)
+		if w == 0 {
+			w = 3600
+		}
+		d.st.ServiceUntil = now + w
+		d.st.ServiceToken = wire.HexBytes(t.ID)
+		if err := d.save(); err != nil {
+			return err
+		}
+		d.logf("%s: service window open for %ds (work order %s)", d.b.Device, w, t.Args.WorkOrder)
+		_, err = d.append(now, wire.EntryServiceBegin, &wire.ServiceBeginPayload{TokenID: t.ID, WorkOrder: t.Args.WorkOrder, Technician: t.Args.Technician})
+		return err
+	case wire.TokenClear:
+		d.st.Latched = 0
+		if err := d.save(); err != nil {
+			return err
+		}
+		d.logf("%s: tamper state cleared", d.b.Device)
+		_, err = d.append(now, wire.EntryTamperCleared, &wire.TamperClearedPayload{TokenID: t.ID})
+		return err
+	case wire.TokenConfig:
+		if t.Args.ReportInterval != 0 {
+			d.st.ReportInterval = t.Args.ReportInterval
+		}
+		if t.Args.CheckInterval != 0 {
+			d.st.CheckInterval = t.Args.CheckInterval
+		}
+		return d.save()
+	default:
+		if err := d.save(); err != nil {
+			return err
+		}
+		return d.badDownlink(now, "token: action "+t.Action+" not supported by this agent")
+	}
+}
+
+// Intervals are those set by a config token (0: the manifest policy's).
+func (d *Device) Intervals() (report, check uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.ReportInterval, d.st.CheckInterval
+}
+
+func (d *Device) badDownlink(now uint64, why string) error {
+	d.logf("%s: bad-downlink: %s", d.b.Device, why)
+	if _, err := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: why}); err != nil {
+		return errors.Join(fmt.Errorf("%w: %s", ErrBadDownlink, why), err)
+	}
+	return fmt.Errorf("%w: %s", ErrBadDownlink, why)
+}
+
+// errName is the stable name of a wire error, for logs that must not leak details.
+func errName(err error) string {
+	for _, e := range []error{wire.ErrBadMAC, wire.ErrMalformed, wire.ErrOversize, wire.ErrUnsupported} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
+}

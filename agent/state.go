@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// State is what a device keeps besides its evidence log, and must survive a reboot: the
+// report counter (persisted before a report leaves, so a crash can never reuse one), the
+// boot count, the nonce to echo, the tokens already spent and the latched tamper flags.
+type State struct {
+	RSeq      uint64        `json:"rseq"`       // last report counter used
+	AckedRSeq uint64        `json:"acked_rseq"` // highest report the server acknowledged
+	Boot      uint32        `json:"boot"`
+	Nonce     wire.HexBytes `json:"nonce,omitempty"`
+	// UsedTokens holds the ids of tokens already applied, newest last (bounded: see maxUsedTokens).
+	UsedTokens []wire.HexBytes `json:"used_tokens,omitempty"`
+	// Latched are the State* flags that stay set until a clear token: cover-was-opened,
+	// magnet, tamper-latched, code-mismatch seen.
+	Latched uint32 `json:"latched"`
+	// ServiceUntil is the device time at which the open service window closes (0: none).
+	ServiceUntil uint64        `json:"service_until,omitempty"`
+	ServiceToken wire.HexBytes `json:"service_token,omitempty"`
+	// Receipt is the latest anchor receipt: with the exported log, self-contained evidence.
+	Receipt        wire.HexBytes `json:"receipt,omitempty"`
+	ReportInterval uint32        `json:"report_interval,omitempty"` // set by a config token
+	CheckInterval  uint32        `json:"check_interval,omitempty"`
+}
+
+// maxUsedTokens bounds the spent-token list. A token older than this many others has long
+// expired (tokens expire in report-counter terms), so forgetting it reopens nothing.
+const maxUsedTokens = 64
+
+// StateStore persists State. Save must be durable when it returns.
+type StateStore interface {
+	Load() (st *State, found bool, err error)
+	Save(st *State) error
+}
+
+// MemState keeps State in memory: simulated devices and tests.
+type MemState struct {
+	mu sync.Mutex
+	st *State
+}
+
+func (m *MemState) Load() (*State, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.st == nil {
+		return &State{}, false, nil
+	}
+	c := *m.st
+	c.UsedTokens = append([]wire.HexBytes(nil), m.st.UsedTokens...)
+	return &c, true, nil
+}
+
+func (m *MemState) Save(st *State) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := *st
+	c.UsedTokens = append([]wire.HexBytes(nil), st.UsedTokens...)
+	m.st = &c
+	return nil
+}
+
+// FileState keeps State as JSON in dir/state.json, replaced atomically (write, fsync,
+// rename, fsync the folder) so a power cut leaves either the old or the new state.
+type FileState struct{ Dir string }
+
+func (f FileState) path() string { return filepath.Join(f.Dir, "state.json") }
+
+func (f FileState) Load() (*State, bool, error) {
+	data, err := os.ReadFile(f.path())
+	if os.IsNotExist(err) {
+		return &State{}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, false, fmt.Errorf("agent state %s: %w", f.path(), err)
+	}
+	return &st, true, nil
+}
+
+func (f FileState) Save(st *State) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
+		return err
+	}
+	tmp := f.path() + ".tmp"
+	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.Write(data); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, f.path()); err != nil {
+		return err
+	}
+	if d, err := os.Open(f.Dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package sim
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is a virtual clock running Speed times faster than the wall clock from the moment
+// Start is called; before that it stands still at its origin. The server under test is
+// given Now too, so its timestamps, silence timers and token expiries live in the same
+// compressed time as the devices.
+type Clock struct {
+	mu        sync.Mutex
+	origin    time.Time
+	speed     float64
+	wallStart time.Time
+	running   bool
+	wallNow   func() time.Time
+}
+
+// NewClock returns a stopped clock at origin that will run speed times faster than real time.
+func NewClock(origin time.Time, speed float64) *Clock {
+	if speed <= 0 {
+		speed = 1
+	}
+	return &Clock{origin: origin, speed: speed, wallNow: time.Now}
+}
+
+// Start sets the clock running.
+func (c *Clock) Start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		c.running = true
+		c.wallStart = c.wallNow()
+	}
+}
+
+// Now is the virtual time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running {
+		return c.origin
+	}
+	el := c.wallNow().Sub(c.wallStart)
+	return c.origin.Add(time.Duration(float64(el) * c.speed))
+}
+
+// Origin is where the clock started.
+func (c *Clock) Origin() time.Time { return c.origin }
+
+// Speed is virtual seconds per wall second.
+func (c *Clock) Speed() float64 { return c.speed }
+
+// Wall converts a virtual duration to the wall time it takes.
+func (c *Clock) Wall(d time.Duration) time.Duration { return time.Duration(float64(d) / c.speed) }

@@ -1,0 +1,500 @@
+// Package sim is the simulated town: thousands of in-process water meters, each a real
+// agent.Device with its own evidence log and keys, on a virtual clock, grouped in districts
+// with a bulk inlet meter, consuming water on a daily pattern, sometimes offline, and a
+// set of attacks injected on schedule. The meters talk to the server over real transports
+// (whatever Config.Dial returns); the town knows nothing of the server's insides.
+package sim
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fieldseal/fieldseal/agent"
+	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// Config describes a town.
+type Config struct {
+	Meters         int           // household meters (inlet meters come on top)
+	PerDistrict    int           // meters per district; default 100
+	Seed           uint64        // selects consumption noise, victims and offline periods
+	Clock          *Clock        // virtual clock shared with the server
+	Span           time.Duration // virtual time the run covers: scenarios are placed in it
+	ReportInterval time.Duration // virtual; default 15 min
+	Manifest       wire.ManifestRef
+	Files          uint32   // files in the manifest: what an honest check reports
+	Scenarios      []string // names to inject (Names()); nil: all; empty non-nil: none
+	OfflineShare   float64  // share of honest meters with one battery-style offline period; default 0.05
+	Workers        int      // concurrent meter steps; default 64
+
+	// Provision returns the bundle of a new device.
+	Provision func(ctx context.Context, id string) (*wire.Bundle, error)
+	// Dial returns the transport a meter reports over; http says the meter was chosen to
+	// use HTTP instead of MQTT (every HTTPEvery-th meter).
+	Dial      func(ctx context.Context, b *wire.Bundle, http bool) (agent.Transport, error)
+	HTTPEvery int
+	// Service asks the server for an authorised service visit with a token (window, virtual).
+	Service func(ctx context.Context, dev string, window time.Duration) error
+	// Replay sends captured report bytes to the server as an eavesdropper would.
+	Replay func(ctx context.Context, report []byte) error
+	Logf   func(format string, args ...any)
+}
+
+// Meter is one simulated device: a household meter or a district's bulk inlet meter.
+type Meter struct {
+	ID       string
+	District int
+	Inlet    bool
+	HTTP     bool
+
+	town   *Town
+	b      *wire.Bundle
+	chain  *fschain.MemStorage
+	state  *agent.MemState
+	dev    *agent.Device
+	tr     agent.Transport
+	cons   Consumption
+	phase  time.Duration
+	next   time.Time // next report
+	due    time.Time // next time the meter needs a step
+	hidx   int
+	queued bool
+
+	actions    []action
+	bad        []wire.Finding
+	silent     bool
+	offFrom    time.Time
+	offTo      time.Time
+	reboot     bool
+	bypassAt   time.Time
+	bypassFrac float64
+	trunc      *truncation
+	history    [][]byte
+	awaitSvc   *Scenario
+	scenario   *Scenario
+}
+
+type action struct {
+	at time.Time
+	do func(ctx context.Context, m *Meter, now time.Time) error
+}
+
+type truncation struct {
+	n    uint64
+	head []byte
+}
+
+// District is a group of meters fed through one bulk inlet meter.
+type District struct {
+	Index  int
+	Inlet  *Meter
+	Meters []*Meter
+	Leak   float64 // litres per hour of real losses (background leakage)
+}
+
+// Stats are the town's counters.
+type Stats struct {
+	Reports, Acked, Rejected, SendErrors, AckErrors int64
+	Steps                                           int64
+	MaxLag                                          time.Duration // worst lateness of a report against its schedule (virtual)
+	LagSum                                          time.Duration
+}
+
+// Town is the simulated town.
+type Town struct {
+	cfg       Config
+	Meters    []*Meter // household and inlet meters
+	Districts []*District
+	scen      []*Scenario
+	byID      map[string]*Meter
+
+	mu   sync.Mutex
+	q    meterHeap
+	wake chan struct{}
+
+	reports, acked, rejected, sendErrs, ackErrs, steps atomic.Int64
+	maxLag, lagSum                                     atomic.Int64
+}
+
+// New builds the town: provisions every meter, creates its device and connects it.
+func New(ctx context.Context, cfg Config) (*Town, error) {
+	if cfg.PerDistrict <= 0 {
+		cfg.PerDistrict = 100
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = 15 * time.Minute
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.OfflineShare == 0 {
+		cfg.OfflineShare = 0.05
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = func(string, ...any) {}
+	}
+	if cfg.Span <= 0 {
+		cfg.Span = 24 * time.Hour
+	}
+	t := &Town{cfg: cfg, byID: map[string]*Meter{}, wake: make(chan struct{}, 1)}
+	nd := (cfg.Meters + cfg.PerDistrict - 1) / cfg.PerDistrict
+	if nd == 0 {
+		nd = 1
+	}
+	origin := cfg.Clock.Origin()
+	for d := 0; d < nd; d++ {
+		t.Districts = append(t.Districts, &District{Index: d + 1})
+	}
+	for i := 0; i < cfg.Meters; i++ {
+		d := t.Districts[i%nd]
+		m := &Meter{ID: fmt.Sprintf("d%02d-m%05d", d.Index, i+1), District: d.Index}
+		// Most households use 150–600 L a day; one in twenty is a business using more.
+		per := 150 + 450*unit(cfg.Seed, uint64(i), 1<<40)
+		if unit(cfg.Seed, uint64(i), 1<<41) < 0.05 {
+			per *= 5
+		}
+		m.cons = Consumption{Seed: cfg.Seed, Index: uint64(i), PerDay: per, Origin: origin}
+		d.Meters = append(d.Meters, m)
+	}
+	for _, d := range t.Districts {
+		var sum float64
+		for _, m := range d.Meters {
+			sum += m.cons.PerDay
+		}
+		d.Leak = sum / 24 * (0.03 + 0.04*unit(cfg.Seed, uint64(d.Index), 1<<42))
+		d.Inlet = &Meter{ID: fmt.Sprintf("d%02d-inlet", d.Index), District: d.Index, Inlet: true}
+	}
+	for _, d := range t.Districts {
+		t.Meters = append(t.Meters, d.Inlet)
+		t.Meters = append(t.Meters, d.Meters...)
+	}
+	for i, m := range t.Meters {
+		m.town = t
+		m.HTTP = cfg.HTTPEvery > 0 && i%cfg.HTTPEvery == cfg.HTTPEvery-1
+		m.phase = time.Duration(unit(cfg.Seed, uint64(i), 1<<43) * float64(cfg.ReportInterval))
+		m.next = origin.Add(m.phase)
+		t.byID[m.ID] = m
+	}
+	t.placeScenarios()
+	t.placeOffline()
+	if err := t.provision(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Town) provision(ctx context.Context) error {
+	now := uint64(t.cfg.Clock.Now().Unix())
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for _, m := range t.Meters {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(m *Meter) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := m.start(ctx, now)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("meter %s: %w", m.ID, err)
+				}
+				mu.Unlock()
+			}
+		}(m)
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+func (m *Meter) start(ctx context.Context, now uint64) error {
+	b, err := m.town.cfg.Provision(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	m.b = b
+	m.chain = fschain.NewMemStorage()
+	m.state = &agent.MemState{}
+	if m.dev, err = m.boot(now, "power-on"); err != nil {
+		return err
+	}
+	m.tr, err = m.town.cfg.Dial(ctx, b, m.HTTP)
+	return err
+}
+
+func (m *Meter) boot(now uint64, cause string) (*agent.Device, error) {
+	d, err := agent.New(agent.Config{Bundle: m.b, Manifest: m.town.cfg.Manifest, Chain: m.chain, State: m.state, Now: now, ResetCause: cause})
+	if err != nil {
+		return nil, err
+	}
+	// First check at boot: the app tree is intact.
+	return d, d.Check(now, m.town.cfg.Files, nil, nil, nil)
+}
+
+// placeOffline gives some honest meters one offline period (a flat battery, a van parked
+// over the antenna): they miss a few reports, keep logging, and send it all on return;
+// half of them reboot when power returns.
+func (t *Town) placeOffline() {
+	for i, m := range t.Meters {
+		if m.scenario != nil || m.Inlet || unit(t.cfg.Seed, uint64(i), 1<<44) >= t.cfg.OfflineShare {
+			continue
+		}
+		start := t.cfg.Clock.Origin().Add(time.Duration((0.1 + 0.75*unit(t.cfg.Seed, uint64(i), 1<<45)) * float64(t.cfg.Span)))
+		dur := time.Duration((1.5 + 2*unit(t.cfg.Seed, uint64(i), 1<<46)) * float64(t.cfg.ReportInterval))
+		m.offFrom, m.offTo = start, start.Add(dur)
+		m.reboot = i%2 == 0
+	}
+}
+
+// Scenarios returns the injected scenarios.
+func (t *Town) Scenarios() []*Scenario { return t.scen }
+
+// Meter returns a meter by id.
+func (t *Town) Meter(id string) *Meter { return t.byID[id] }
+
+// Honest reports whether a meter has no scenario (it must never alarm).
+func (m *Meter) Honest() bool { return m.scenario == nil }
+
+// Device is the meter's agent engine.
+func (m *Meter) Device() *agent.Device { return m.dev }
+
+// Registered is what the meter's register shows at t: its true use, less what a bypass
+// diverts. An inlet meter registers the district's true use plus its leaks.
+func (m *Meter) Registered(t time.Time) float64 {
+	if m.Inlet {
+		d := m.town.Districts[m.District-1]
+		var s float64
+		for _, x := range d.Meters {
+			s += x.cons.At(t)
+		}
+		return s + d.Leak*t.Sub(m.cons.Origin).Hours()
+	}
+	c := m.cons.At(t)
+	if !m.bypassAt.IsZero() && t.After(m.bypassAt) {
+		cb := m.cons.At(m.bypassAt)
+		return cb + m.bypassFrac*(c-cb)
+	}
+	return c
+}
+
+// Stats returns the counters so far.
+func (t *Town) Stats() Stats {
+	n := t.steps.Load()
+	return Stats{Reports: t.reports.Load(), Acked: t.acked.Load(), Rejected: t.rejected.Load(),
+		SendErrors: t.sendErrs.Load(), AckErrors: t.ackErrs.Load(), Steps: n,
+		MaxLag: time.Duration(t.maxLag.Load()), LagSum: time.Duration(t.lagSum.Load())}
+}
+
+// Run drives the town until the virtual clock passes until or ctx ends, then closes every
+// meter's transport.
+func (t *Town) Run(ctx context.Context, until time.Time) error {
+	defer t.Close()
+	for _, m := range t.Meters {
+		m.due = m.nextDue()
+		heap.Push(&t.q, m)
+		m.queued = true
+	}
+	work := make(chan *Meter)
+	var wg sync.WaitGroup
+	for i := 0; i < t.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				m.step(ctx, t.cfg.Clock.Now())
+				t.steps.Add(1)
+				t.mu.Lock()
+				m.due = m.nextDue()
+				heap.Push(&t.q, m)
+				m.queued = true
+				t.mu.Unlock()
+			}
+		}()
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var ready []*Meter
+loop:
+	for {
+		now := t.cfg.Clock.Now()
+		if !now.Before(until) {
+			break
+		}
+		t.mu.Lock()
+		for t.q.Len() > 0 && !t.q[0].due.After(now) {
+			m := heap.Pop(&t.q).(*Meter)
+			m.queued = false
+			ready = append(ready, m)
+		}
+		t.mu.Unlock()
+		for len(ready) > 0 {
+			select {
+			case work <- ready[0]:
+				ready = ready[1:]
+			case <-ctx.Done():
+				break loop
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(work)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// Close disconnects every meter.
+func (t *Town) Close() {
+	for _, m := range t.Meters {
+		if m.tr != nil {
+			m.tr.Close()
+		}
+	}
+}
+
+func (m *Meter) nextDue() time.Time {
+	d := m.next
+	if len(m.actions) > 0 && m.actions[0].at.Before(d) {
+		d = m.actions[0].at
+	}
+	return d
+}
+
+// At schedules f on the meter's own goroutine at virtual time at.
+func (m *Meter) At(at time.Time, f func(ctx context.Context, m *Meter, now time.Time) error) {
+	m.actions = append(m.actions, action{at: at, do: f})
+	sort.SliceStable(m.actions, func(i, j int) bool { return m.actions[i].at.Before(m.actions[j].at) })
+}
+
+func (m *Meter) logf(format string, args ...any) { m.town.cfg.Logf(format, args...) }
+
+// step runs whatever is due at now: scheduled actions, then a report if one is due.
+func (m *Meter) step(ctx context.Context, now time.Time) {
+	for len(m.actions) > 0 && !m.actions[0].at.After(now) {
+		a := m.actions[0]
+		m.actions = m.actions[1:]
+		if err := a.do(ctx, m, now); err != nil {
+			m.logf("%s: action: %v", m.ID, err)
+		}
+	}
+	if now.Before(m.next) {
+		return
+	}
+	sched := m.next
+	// Skip to the next slot in the future: a meter that fell behind reports once, late.
+	for !m.next.After(now) {
+		m.next = m.next.Add(m.town.cfg.ReportInterval)
+	}
+	lag := int64(now.Sub(sched))
+	m.town.lagSum.Add(lag)
+	for {
+		cur := m.town.maxLag.Load()
+		if lag <= cur || m.town.maxLag.CompareAndSwap(cur, lag) {
+			break
+		}
+	}
+	if m.silent {
+		return
+	}
+	m.reportCycle(ctx, now)
+}
+
+func (m *Meter) reportCycle(ctx context.Context, now time.Time) {
+	unix := uint64(now.Unix())
+	if !m.offTo.IsZero() && !now.Before(m.offTo) && m.reboot {
+		// Power is back after a flat battery: the device boots from its stored log.
+		m.reboot = false
+		d, err := m.boot(unix, "power-on")
+		if err != nil {
+			m.logf("%s: reboot: %v", m.ID, err)
+			return
+		}
+		m.dev = d
+	}
+	d := m.dev
+	d.Tick(unix)
+	d.SetReading(uint64(math.Round(m.Registered(now))), 0)
+	if err := d.Check(unix, m.town.cfg.Files, append([]wire.Finding(nil), m.bad...), nil, nil); err != nil {
+		m.logf("%s: check: %v", m.ID, err)
+	}
+	if err := d.Register(unix); err != nil {
+		m.logf("%s: register: %v", m.ID, err)
+	}
+	if !m.offFrom.IsZero() && !now.Before(m.offFrom) && now.Before(m.offTo) {
+		return // radio off: the entries wait in the log
+	}
+	var rep []byte
+	var err error
+	if m.trunc != nil {
+		rep, err = m.truncatedReport(unix)
+	} else {
+		rep, err = d.Report(unix)
+	}
+	if err != nil {
+		m.logf("%s: report: %v", m.ID, err)
+		return
+	}
+	m.history = append(m.history, rep)
+	if len(m.history) > 4 {
+		m.history = m.history[1:]
+	}
+	m.town.reports.Add(1)
+	ack, err := m.tr.Send(ctx, rep)
+	if err != nil {
+		m.town.sendErrs.Add(1)
+		if ctx.Err() == nil {
+			m.logf("%s: send: %v", m.ID, err)
+		}
+		return
+	}
+	switch err := d.HandleAck(ack, unix); {
+	case err == nil:
+		m.town.acked.Add(1)
+	case isRejected(err):
+		m.town.rejected.Add(1)
+	default:
+		m.town.ackErrs.Add(1)
+		m.logf("%s: ack: %v", m.ID, err)
+	}
+	if s := m.awaitSvc; s != nil && d.Status().InService {
+		m.awaitSvc = nil
+		m.serviceVisit(s, now)
+	}
+}
+
+// Virtual clock helper for scenarios.
+func (t *Town) origin() time.Time { return t.cfg.Clock.Origin() }
+
+type meterHeap []*Meter
+
+func (h meterHeap) Len() int           { return len(h) }
+func (h meterHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h meterHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].hidx = i; h[j].hidx = j }
+func (h *meterHeap) Push(x any)        { m := x.(*Meter); m.hidx = len(*h); *h = append(*h, m) }
+func (h *meterHeap) Pop() any {
+	old := *h
+	m := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return m
+}
