@@ -1,0 +1,256 @@
+# Measure the application on external storage against the manifest, and serve exactly
+# the verified bytes to the importer through a read-only VFS (micropython-hardening.md §2.4).
+import uio
+import uos
+from uhashlib import sha256
+from fieldseal import cbor
+from fieldseal.fscrypto import ct_eq, H
+
+CHUNK = 512
+IMPORTABLE = (".mpy", ".py")
+S_IFDIR = 0x4000
+S_IFREG = 0x8000
+
+
+class Manifest:
+    """The manifest the guard enforces: the frozen _fieldseal_manifest module, or a higher
+    version installed by a manifest token (kept on internal storage as CBOR)."""
+
+    def __init__(self, product, version, root, files, mutable, policy):
+        self.product = product
+        self.version = version
+        self.root = root
+        self.files = files  # ((path, size, sha256), ...) sorted by path
+        self.mutable = tuple(mutable)
+        self.policy = policy  # dict: on_mismatch, on_cover_open, check_interval, report_interval, extra_files
+        self.index = {}
+        for i, f in enumerate(files):
+            self.index[f[0]] = i
+
+    @staticmethod
+    def frozen():
+        import _fieldseal_manifest as m
+
+        return Manifest(m.PRODUCT, m.VERSION, m.ROOT, m.FILES, m.MUTABLE, dict(m.POLICY))
+
+    @staticmethod
+    def from_cbor(payload):
+        """Decode a wire.Manifest payload (protocol.md keys 1..8) and check its root."""
+        m = cbor.dec(payload, maxlen=1 << 20, maxitems=1 << 16)
+        files = tuple((f[0], f[1], f[2]) for f in m[4])
+        if not ct_eq(H(cbor.enc([list(f) for f in files])), m[7]):
+            raise ValueError("root does not match the file list")
+        p = m[6]
+        policy = {"on_mismatch": p[1], "on_cover_open": p[2], "check_interval": p[3],
+                  "report_interval": p[4], "extra_files": p[5]}
+        return Manifest(m[1], m[2], m[7], files, m[5] or (), policy)
+
+    def is_mutable(self, path):
+        for pre in self.mutable:
+            if path.startswith(pre):
+                return True
+        return False
+
+
+def is_dir(path):
+    try:
+        return uos.stat(path)[0] & S_IFDIR != 0
+    except OSError:
+        return False
+
+
+def walk(root, rel=""):
+    """Every file under root, as '/'-separated paths relative to root."""
+    try:
+        it = uos.ilistdir(root + ("/" + rel if rel else ""))
+    except OSError:
+        return
+    for e in it:
+        name = e[0]
+        p = rel + "/" + name if rel else name
+        if e[1] & S_IFDIR:
+            yield from walk(root, p)
+        else:
+            yield p
+
+
+def hash_file(full, size, keep):
+    """Stream a file through SHA-256 in CHUNK-byte pieces. With keep, the first size bytes
+    are kept in one buffer (the verified copy); returns (digest, buffer or None, length)."""
+    h = sha256()
+    buf = bytearray(size) if keep else None
+    chunk = bytearray(CHUNK)
+    total = 0
+    with open(full, "rb") as f:
+        if keep:
+            mv = memoryview(buf)
+            while total < size:
+                n = f.readinto(mv[total:total + CHUNK])
+                if not n:
+                    break
+                h.update(mv[total:total + n])
+                total += n
+        cm = memoryview(chunk)
+        while True:
+            n = f.readinto(chunk)
+            if not n:
+                break
+            h.update(cm[:n])
+            total += n
+    return h.digest(), buf, total
+
+
+class Result:
+    def __init__(self):
+        self.bad = []  # [path, kind, expected prefix, seen prefix]
+        self.files = 0
+        self.kept = {}
+        self.ms = 0
+
+    def kinds(self):
+        d = {}
+        for b in self.bad:
+            d[b[0]] = b[1]
+        return d
+
+
+def measure(man, ext, keep_modules):
+    """Hash every manifest file on ext; with keep_modules, keep the verified bytes of every
+    importable module. Extra files are flagged unless the policy says ignore."""
+    r = Result()
+    report_policy = man.policy.get("on_mismatch") == "report"
+    for path, size, digest in man.files:
+        r.files += 1
+        full = ext + "/" + path
+        try:
+            st = uos.stat(full)
+        except OSError:
+            r.bad.append([path, "missing", digest[:8], b""])
+            continue
+        if st[0] & S_IFDIR:
+            r.bad.append([path, "modified", digest[:8], b""])
+            continue
+        keep = keep_modules and path.endswith(IMPORTABLE) and st[6] == size
+        try:
+            d, buf, n = hash_file(full, size, keep)
+        except Exception:
+            r.bad.append([path, "unreadable", digest[:8], b""])
+            continue
+        if n == size and ct_eq(d, digest):
+            if buf is not None:
+                r.kept[path] = buf
+        else:
+            r.bad.append([path, "modified", digest[:8], d[:8]])
+            if buf is not None and report_policy and n == size:
+                r.kept[path] = buf
+    if man.policy.get("extra_files", "flag") != "ignore":
+        for p in walk(ext):
+            if p not in man.index and not man.is_mutable(p):
+                r.bad.append([p, "extra", b"", b""])
+    return r
+
+
+class VerifiedFS:
+    """Read-only VFS over the manifest: stat/open answer only for files that verified.
+    Kept module bytes are served from RAM; anything else is read once, hashed and served
+    from that same buffer, so what the importer gets is exactly what was hashed (D3)."""
+
+    def __init__(self, guard):
+        self.g = guard
+        self.dirs = set()
+        for f in guard.man.files:
+            p = f[0]
+            i = p.rfind("/")
+            while i > 0:
+                p = p[:i]
+                self.dirs.add(p)
+                i = p.rfind("/")
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def _rel(self, p):
+        return p.strip("/")
+
+    def _allowed(self, rel):
+        """Index of rel in the manifest if it may be served; logs a refusal once otherwise."""
+        g = self.g
+        i = g.man.index.get(rel)
+        kind = g.bad_kinds.get(rel)
+        if i is not None and kind is None:
+            return i
+        if i is not None:
+            if g.man.policy.get("on_mismatch") == "report" and rel in g.kept:
+                return i
+            g.refuse(rel, kind)
+            return None
+        # not in the manifest: refused and logged if it exists on storage (D4, D5)
+        try:
+            uos.stat(g.ext + "/" + rel)
+        except OSError:
+            return None
+        if not g.man.is_mutable(rel):
+            g.refuse(rel, "not-in-manifest")
+        return None
+
+    def stat(self, p):
+        rel = self._rel(p)
+        if rel == "" or rel in self.dirs:
+            return (S_IFDIR, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        i = self._allowed(rel)
+        if i is None:
+            raise OSError(2)
+        return (S_IFREG, 0, 0, 0, 0, 0, self.g.man.files[i][1], 0, 0, 0)
+
+    def ilistdir(self, p):
+        rel = self._rel(p)
+        pre = rel + "/" if rel else ""
+        seen = set()
+        for f in self.g.man.files:
+            q = f[0]
+            if q.startswith(pre):
+                name = q[len(pre):]
+                j = name.find("/")
+                if j >= 0:
+                    name = name[:j]
+                    if name not in seen:
+                        seen.add(name)
+                        yield (name, S_IFDIR, 0, 0)
+                elif self.g.bad_kinds.get(q) is None:
+                    yield (name, S_IFREG, 0, f[1])
+
+    def open(self, p, mode):
+        if "w" in mode or "a" in mode or "+" in mode:
+            raise OSError(30)  # EROFS
+        rel = self._rel(p)
+        i = self._allowed(rel)
+        if i is None:
+            raise OSError(2)
+        g = self.g
+        buf = g.kept.pop(rel, None)
+        if buf is None:
+            path, size, digest = g.man.files[i]
+            try:
+                d, buf, n = hash_file(g.ext + "/" + path, size, True)
+            except Exception:
+                buf, n, d = None, -1, b""
+            if n != size or not ct_eq(d, digest):
+                g.refuse(rel, "modified")
+                raise OSError(2)
+        # BytesIO copies buf; the kept copy is released, later opens re-read and re-verify
+        f = uio.BytesIO(buf)
+        if "b" not in mode:
+            f = uio.StringIO(bytes(buf).decode())
+        return f
+
+    def chdir(self, p):
+        pass
+
+    def getcwd(self):
+        return ""
+
+    def statvfs(self, p):
+        return (512, 512, 0, 0, 0, 0, 0, 0, 0, 255)

@@ -1,0 +1,401 @@
+# The guard's state machine: provisioning, boot measurement, scheduled checks, tamper
+# inputs, policy, evidence log, reports, acks and tokens. Ports supply the hardware.
+import ujson
+import ubinascii
+import uos
+import usys
+import utime
+from fieldseal import cbor, cose, fschain
+from fieldseal.check import Manifest, measure, VerifiedFS
+from fieldseal.fscrypto import ct_eq
+
+BOOT, CHECK_OK, CHECK_FAIL, COVER_OPEN, COVER_CLOSE, MAGNET, REFUSED, ERASED = 1, 2, 3, 4, 5, 6, 7, 8
+SERVICE_BEGIN, SERVICE_END, TAMPER_CLEARED, MANIFEST_UPDATE, REGISTER, OVERFLOW = 9, 10, 11, 12, 13, 14
+RECOVERED, BAD_DOWNLINK = 15, 16
+
+# report state flags (wire.State*)
+F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLOW, F_LATCHED = (
+    1, 2, 4, 8, 16, 32, 64, 128)
+LATCHED = F_COVER_WAS | F_MAGNET | F_LATCHED  # cleared only by a clear token (D10)
+MAX_TOKENS = 32
+MAX_BAD = 16  # files listed in one check-fail entry (payload ≤ 1024 bytes)
+
+
+def unhex(s):
+    return ubinascii.unhexlify(s)
+
+
+class Device:
+    def __init__(self, port):
+        self.port = port
+        self.st = port.store
+        self.ext = port.EXT
+        self.chain = fschain.Chain(port.store, port.LOG_CAP)
+        self.man = None
+        self.kept = {}
+        self.bad_kinds = {}
+        self.bad = []
+        self.refused = set()
+        self.files = 0
+        self.checked = False
+        self.seen_ev = 0
+        self.next_check = 0
+        self.next_report = 0
+        self.reading = None  # the application may set {1: litres, 2: flags}
+
+    @property
+    def x(self):
+        return self.chain.s["x"]
+
+    # -- state and secrets ------------------------------------------------------------
+    def _load(self):
+        raw = self.st.read("bundle.json")
+        bundle = ujson.loads(raw) if raw else None
+        try:
+            self.chain.load()
+        except fschain.Unprovisioned:
+            if bundle is None:
+                raise
+            self._provision(bundle)
+            return
+        s = self.chain.s
+        if bundle is not None:
+            if bundle["epoch"] > s["e"] or bundle["device"] != s["d"]:
+                self._provision(bundle)
+                return
+            self.st.remove("bundle.json")  # K_1 must not outlive the first entry's key
+        if self.chain.found:
+            self.log(RECOVERED, {1: self.chain.found})
+
+    def _provision(self, b):
+        x = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0,
+             "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
+             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"])}
+        self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
+        self.st.remove("bundle.json")
+
+    def _manifest(self):
+        m = Manifest.frozen()
+        raw = self.st.read("manifest.cose")
+        if raw:
+            try:
+                n = Manifest.from_cbor(cose.sign1_payload(raw))
+                if n.product == m.product and n.version > m.version:
+                    m = n
+            except Exception:
+                pass
+        return m
+
+    # -- logging ----------------------------------------------------------------------
+    def log(self, typ, payload):
+        return self.chain.append(self.port.time(), typ, cbor.enc(payload))
+
+    def refuse(self, path, kind):
+        if path not in self.refused:
+            self.refused.add(path)
+            self.x["fl"] |= F_LATCHED
+            self.log(REFUSED, {1: path, 2: kind or "modified"})
+
+    # -- boot -------------------------------------------------------------------------
+    def boot(self, mount=True):
+        p = self.port
+        p.wdt_start()
+        self._load()
+        x = self.x
+        x["boot"] += 1
+        self.man = self._manifest()
+        t0 = p.ticks_ms()
+        r = measure(self.man, self.ext, True)
+        self.kept = r.kept
+        res = "mismatch" if r.bad else "ok"
+        bp = {2: x["boot"], 3: self.man.version, 5: res}
+        if p.reset_cause():
+            bp[1] = p.reset_cause()
+        if self.man.root:
+            bp[4] = self.man.root
+        self.log(BOOT, bp)
+        self._apply(r, utime.ticks_diff(p.ticks_ms(), t0), True)
+        # tamper seen by hardware while we were off (D9), then the switch level now
+        if p.read_latch():
+            x["fl"] |= F_COVER_WAS | F_LATCHED
+            self.log(COVER_OPEN, {1: "latch"})
+            p.clear_latch()  # re-arm; the state keeps the latched flag until a clear token
+        self.seen_ev = p.ev[0]
+        lvl = p.cover_open()
+        if lvl:
+            x["cv"] = False
+            self._cover(True, "level")
+        elif x["cv"]:
+            self._cover(False, "level")
+        if mount:
+            self.mount()
+        now = p.time()
+        self.next_check = now + self.check_interval()
+        self.next_report = now + self.report_interval()
+        return r
+
+    def mount(self):
+        try:
+            import vfs
+        except ImportError:
+            vfs = uos
+        try:
+            vfs.umount(self.port.VERIFIED)
+        except OSError:
+            pass
+        vfs.mount(VerifiedFS(self), self.port.VERIFIED, readonly=True)
+        # frozen modules and the verified mount only: no '', no raw storage (D4, D5)
+        usys.path[:] = [self.port.FROZEN, self.port.VERIFIED]
+
+    def check_interval(self):
+        return self.x["civ"] or self.man.policy.get("check_interval", 3600) or 3600
+
+    def report_interval(self):
+        return self.x["riv"] or self.man.policy.get("report_interval", 900) or 900
+
+    def _apply(self, r, ms, at_boot=False):
+        """Record a measurement and carry out the mismatch policy. At boot a good result is
+        already in the boot entry, so no check-ok is logged."""
+        x = self.x
+        self.checked = True
+        self.files = r.files
+        self.bad = r.bad
+        self.bad_kinds = r.kinds()
+        x["lc"] = self.port.time()
+        if not r.bad:
+            if at_boot:
+                return
+            p = {1: r.files, 3: ms}
+            if self.man.root:
+                p[2] = self.man.root
+            self.log(CHECK_OK, p)
+            return
+        x["fl"] |= F_LATCHED
+        self.log(CHECK_FAIL, {1: [b for b in r.bad[:MAX_BAD]], 2: r.files})
+        if self.man.policy.get("on_mismatch") == "erase":
+            gone = []
+            for b in r.bad:
+                if b[1] in ("modified", "extra"):
+                    try:
+                        uos.remove(self.ext + "/" + b[0])
+                        gone.append(b[0])
+                    except OSError:
+                        pass
+                    self.kept.pop(b[0], None)
+            if gone:
+                self.log(ERASED, {1: gone[:MAX_BAD]})
+
+    # -- the running device -----------------------------------------------------------
+    def check(self):
+        p = self.port
+        t0 = p.ticks_ms()
+        r = measure(self.man, self.ext, False)
+        self._apply(r, utime.ticks_diff(p.ticks_ms(), t0))
+        self.next_check = p.time() + self.check_interval()
+        return r
+
+    def _cover(self, is_open, src):
+        x = self.x
+        if is_open and not x["cv"]:
+            x["cv"] = True
+            if x["svc"]:
+                self.log(COVER_OPEN, {1: "service"})  # expected: a technician's window
+            else:
+                x["fl"] |= F_COVER_WAS | F_LATCHED
+                self.log(COVER_OPEN, {1: src})
+        elif not is_open and x["cv"]:
+            x["cv"] = False
+            self.log(COVER_CLOSE, {})
+
+    def poll(self):
+        """One pass of the main loop: drain tamper events, run due checks; returns a report
+        when one is due (the caller sends it), else None."""
+        p = self.port
+        p.wdt_feed()
+        x = self.x
+        ev = p.ev[0]
+        lvl = p.cover_open()
+        if ev != self.seen_ev:
+            n = ev - self.seen_ev
+            self.seen_ev = ev
+            if lvl == x["cv"] and n >= 2 and not lvl:
+                self._cover(True, "irq")  # opened and closed between two polls
+            self._cover(lvl, "irq")
+        elif lvl != x["cv"]:
+            self._cover(lvl, "level")
+        m = p.magnet()
+        if m and not x["fl"] & F_MAGNET:
+            x["fl"] |= F_MAGNET | F_LATCHED
+            self.log(MAGNET, {1: m})
+        now = p.time()
+        if x["svc"] and now >= x["svc"]:
+            x["svc"] = 0
+            self.log(SERVICE_END, {})
+        if now >= self.next_check:
+            self.check()
+        if now >= self.next_report:
+            self.next_report = now + self.report_interval()
+            return self.report()
+        return None
+
+    def flags(self):
+        x = self.x
+        f = x["fl"] & LATCHED
+        if self.bad:
+            f |= F_MISMATCH
+            if self.man.policy.get("on_mismatch") != "report":
+                f |= F_REFUSING
+        if self.refused:
+            f |= F_REFUSING
+        if self.port.cover_open():
+            f |= F_COVER_NOW
+        if x["svc"]:
+            f |= F_SERVICE
+        if self.chain.s["dr"]:
+            f |= F_OVERFLOW
+        return f
+
+    # -- uplink -----------------------------------------------------------------------
+    def report(self):
+        x = self.x
+        s = self.chain.s
+        x["rseq"] += 1
+        self.chain.save()  # persisted before sending
+        status = 2 if not self.checked else (1 if self.bad else 0)
+        pl = {1: s["d"], 2: s["e"], 3: x["rseq"], 4: x["boot"], 5: self.port.time(),
+              6: [self.man.product, self.man.version, self.man.root],
+              7: [status, self.files, x["lc"], [[b[0], b[1]] for b in self.bad[:MAX_BAD]]],
+              8: self.flags(), 9: self.chain.segment()}
+        if x["nonce"]:
+            pl[10] = x["nonce"]
+        if self.reading:
+            pl[11] = self.reading
+        return cose.mac0(x["R"], s["d"].encode(), cbor.enc(pl))
+
+    # -- downlink ---------------------------------------------------------------------
+    def _bad(self, why):
+        self.log(BAD_DOWNLINK, {1: why})
+        return why
+
+    def _open(self, data):
+        """Verify a downlink under T and decode it; returns the map or raises BadMessage."""
+        s = self.chain.s
+        kid, payload = cose.open_mac0(data, self.x["T"])
+        try:
+            m = cbor.dec(payload)
+        except Exception:
+            raise cose.BadMessage("malformed")
+        if not isinstance(m, dict):
+            raise cose.BadMessage("malformed")
+        if kid != s["d"].encode() or m.get(1) != s["d"]:
+            raise cose.BadMessage("wrong-device")
+        if m.get(2) != s["e"]:
+            raise cose.BadMessage("wrong-epoch")
+        return m
+
+    def ack(self, data):
+        """Apply a server ack: verify it (S5), prune what the anchor covers, run its tokens.
+        Returns "ok" or the rejection name (also logged as bad-downlink)."""
+        x = self.x
+        c = self.chain
+        try:
+            a = self._open(data)
+        except cose.BadMessage as e:
+            return self._bad(e.args[0])
+        acked = a.get(3)
+        if not isinstance(acked, int) or acked > x["rseq"] or acked < x["ack"]:
+            return self._bad("replay")
+        if a.get(16):
+            return "rejected:" + str(a[16])
+        anc = a.get(12)
+        if not isinstance(anc, list) or len(anc) != 2 or not isinstance(anc[0], int) or not isinstance(anc[1], bytes):
+            return self._bad("malformed")
+        n, h = anc
+        ha = c.head_at(n)
+        if ha is None and n > c.s["n"]:
+            return self._bad("anchor-ahead")
+        if ha is not None and not ct_eq(ha, h):
+            return self._bad("anchor-mismatch")
+        x["ack"] = acked
+        nonce = a.get(10)
+        if isinstance(nonce, bytes):
+            x["nonce"] = nonce
+        if ha is not None and n > c.s["bn"]:
+            c.prune(n, ha)
+        else:
+            c.save()
+        if isinstance(a.get(13), bytes):
+            self.st.write("receipt", a[13])
+        if c.s["dr"] and c.log_size < c.cap:
+            d = c.s["dr"]
+            c.s["dr"] = 0
+            self.log(OVERFLOW, {1: d})
+        res = "ok"
+        for t in a.get(14) or ():
+            r = self.token(t)
+            if r != "ok":
+                res = "ok; token " + r
+        return res
+
+    def token(self, data):
+        """Apply a single-use command token (D10, S6, S7)."""
+        x = self.x
+        p = self.port
+        try:
+            t = self._open(data)
+        except cose.BadMessage as e:
+            return self._bad(e.args[0])
+        tid = t.get(3)
+        if not isinstance(tid, bytes) or len(tid) != 16:
+            return self._bad("malformed")
+        for u in x["used"]:
+            if ct_eq(u[0], tid):
+                return self._bad("replay")
+        until = t.get(5, 0)
+        if until < x["rseq"] or (t.get(6, 0) and t[6] < p.time()):
+            return self._bad("expired")
+        used = [u for u in x["used"] if u[1] >= x["rseq"]]
+        if len(used) >= MAX_TOKENS:
+            return self._bad("token-store-full")
+        used.append([tid, until])
+        x["used"] = used  # saved with the entry below: the id is spent with its effect
+        act = t.get(4)
+        args = t.get(7) or {}
+        if act == "service":
+            x["svc"] = p.time() + (args.get(6) or 3600)
+            pl = {1: tid}
+            if args.get(1):
+                pl[2] = args[1]
+            if args.get(2):
+                pl[3] = args[2]
+            self.log(SERVICE_BEGIN, pl)
+        elif act == "clear":
+            x["fl"] &= ~LATCHED
+            self.refused = set()
+            p.clear_latch()
+            self.log(TAMPER_CLEARED, {1: tid})
+        elif act == "manifest":
+            try:
+                raw = args[3]
+                m = Manifest.from_cbor(cose.sign1_payload(raw))
+            except Exception:
+                return self._bad("bad-manifest")
+            if m.product != self.man.product:
+                return self._bad("wrong-product")
+            if m.version <= self.man.version:
+                return self._bad("downgrade")
+            self.st.write("manifest.cose", raw)
+            old = self.man.version
+            self.man = m
+            x["mv"] = m.version
+            self.log(MANIFEST_UPDATE, {1: old, 2: m.version})
+            self.check()
+        elif act == "config":
+            if args.get(4):
+                x["civ"] = args[4]
+            if args.get(5):
+                x["riv"] = args[5]
+            self.chain.save()
+        else:
+            return self._bad("unknown-action")
+        return "ok"

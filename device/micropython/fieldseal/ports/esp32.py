@@ -1,0 +1,62 @@
+# ESP32 adapter. Internal storage: the littlefs vfs partition (enable flash encryption and
+# mark the partition encrypted, hardening guide §2.6). No VBAT tamper-erase on ESP32: the
+# latch is an external flip-flop (set by the cover switch on battery, read on LATCH_PIN,
+# cleared by pulsing CLEAR_PIN); its state is mirrored in NVS so a reading survives reboots.
+import esp32
+import machine
+import uos
+from fieldseal.ports.base import BasePort
+from fieldseal.store import FileStore
+
+
+class Port(BasePort):
+    EXT = "/sd"
+
+    def __init__(self, cover=4, latch=5, clear=18, magnet=None):
+        BasePort.__init__(self)
+        try:
+            uos.mkdir("/fieldseal")
+        except OSError:
+            pass
+        self.store = FileStore("/fieldseal")
+        self.nvs = esp32.NVS("fieldseal")
+        self.pin = machine.Pin(cover, machine.Pin.IN, machine.Pin.PULL_UP)
+        self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
+        self.latch = machine.Pin(latch, machine.Pin.IN)
+        self.clr = machine.Pin(clear, machine.Pin.OUT, value=0)
+        self.mag = machine.Pin(magnet, machine.Pin.IN) if magnet is not None else None
+        self.wdt = None
+
+    def reset_cause(self):
+        return {machine.PWRON_RESET: "power-on", machine.HARD_RESET: "hard", machine.WDT_RESET: "watchdog",
+                machine.DEEPSLEEP_RESET: "deepsleep", machine.SOFT_RESET: "soft"}.get(machine.reset_cause(), "")
+
+    def cover_open(self):
+        return self.pin.value() == 1
+
+    def read_latch(self):
+        hw = self.latch.value() == 1
+        try:
+            seen = self.nvs.get_i32("latch")
+        except OSError:
+            seen = 0
+        if hw and not seen:
+            self.nvs.set_i32("latch", 1)
+            self.nvs.commit()
+        return hw or bool(seen)
+
+    def clear_latch(self):
+        self.clr.value(1)
+        self.clr.value(0)
+        self.nvs.set_i32("latch", 0)
+        self.nvs.commit()
+
+    def magnet(self):
+        return 1 if self.mag and self.mag.value() else 0
+
+    def wdt_start(self, ms=30000):
+        self.wdt = machine.WDT(timeout=ms)
+
+    def wdt_feed(self):
+        if self.wdt:
+            self.wdt.feed()

@@ -1,0 +1,48 @@
+# RP2040/RP2350 adapter. Internal storage: littlefs on rp2.Flash (the same external QSPI
+# chip as the firmware: RP2040 cannot protect it, see the hardening guide). Tamper latch:
+# an external flip-flop as on ESP32.
+import machine
+import uos
+from fieldseal.ports.base import BasePort
+from fieldseal.store import FileStore
+
+
+class Port(BasePort):
+    EXT = "/sd"
+
+    def __init__(self, cover=2, latch=3, clear=4, magnet=None):
+        BasePort.__init__(self)
+        try:
+            uos.mkdir("/fieldseal")
+        except OSError:
+            pass
+        self.store = FileStore("/fieldseal")
+        self.pin = machine.Pin(cover, machine.Pin.IN, machine.Pin.PULL_UP)
+        self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING, hard=True)
+        self.latch = machine.Pin(latch, machine.Pin.IN)
+        self.clr = machine.Pin(clear, machine.Pin.OUT, value=0)
+        self.mag = machine.Pin(magnet, machine.Pin.IN) if magnet is not None else None
+        self.wdt = None
+
+    def reset_cause(self):
+        return {machine.PWRON_RESET: "power-on", machine.WDT_RESET: "watchdog"}.get(machine.reset_cause(), "")
+
+    def cover_open(self):
+        return self.pin.value() == 1
+
+    def read_latch(self):
+        return self.latch.value() == 1
+
+    def clear_latch(self):
+        self.clr.value(1)
+        self.clr.value(0)
+
+    def magnet(self):
+        return 1 if self.mag and self.mag.value() else 0
+
+    def wdt_start(self, ms=8000):
+        self.wdt = machine.WDT(timeout=ms)
+
+    def wdt_feed(self):
+        if self.wdt:
+            self.wdt.feed()
