@@ -63,14 +63,14 @@ type scenarioDef struct {
 }
 
 var scenarioDefs = []scenarioDef{
-	{"meter-bypass", "pipe bypass: the meter under-registers, the district inlet does not", "balance", 0.25, true, true, injectBypass},
-	{"code-edit-restore", "renter edits a code file, then restores it before the next report", "D1, D2", 0.35, true, false, injectEditRestore},
-	{"cover-open", "cover opened outside any service visit", "D8", 0.40, true, false, injectCover},
-	{"service-visit", "cover opened during an authorised service visit (must not alarm)", "service", 0.45, false, false, injectService},
-	{"replayed-report", "an eavesdropper replays an old report", "S1", 0.50, true, false, injectReplay},
-	{"magnet", "a magnet held against the meter", "magnet", 0.55, true, false, injectMagnet},
-	{"log-truncation", "cover opened, then the log's tail cut off with the device's own keys", "D11, D12", 0.60, true, false, injectTruncation},
-	{"silent-meter", "antenna cut: the meter stops reporting", "S4", 0.65, true, false, injectSilent},
+	{"meter-bypass", "pipe bypass: the meter under-registers, the district inlet does not", "balance", 0.35, true, true, injectBypass},
+	{"code-edit-restore", "renter edits a code file, then restores it before the next report", "D1, D2", 0.40, true, false, injectEditRestore},
+	{"cover-open", "cover opened outside any service visit", "D8", 0.45, true, false, injectCover},
+	{"service-visit", "cover opened during an authorised service visit (must not alarm)", "service", 0.50, false, false, injectService},
+	{"replayed-report", "an eavesdropper replays an old report", "S1", 0.55, true, false, injectReplay},
+	{"magnet", "a magnet held against the meter", "magnet", 0.60, true, false, injectMagnet},
+	{"log-truncation", "cover opened, then the log's tail cut off with the device's own keys", "D11, D12", 0.65, true, false, injectTruncation},
+	{"silent-meter", "antenna cut: the meter stops reporting", "S4", 0.70, true, false, injectSilent},
 }
 
 // Names lists every scenario the town can inject, in injection order.
