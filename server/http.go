@@ -1,0 +1,615 @@
+package server
+
+import (
+	"context"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// API roles, from least to most powerful. Each route lists the roles it admits.
+const (
+	RoleViewer     = "viewer"     // read devices, events, alerts, visits, manifests
+	RoleOperator   = "operator"   // + acknowledge alerts, audit, service visits, clear tamper
+	RoleTechnician = "technician" // read, open and close service visits
+	RoleAdmin      = "admin"      // everything: manifests, provisioning, API tokens
+)
+
+// Roles lists every role.
+var Roles = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
+
+var (
+	anyRole     = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
+	opRoles     = []string{RoleOperator, RoleAdmin}
+	serviceRole = []string{RoleOperator, RoleTechnician, RoleAdmin}
+	adminOnly   = []string{RoleAdmin}
+)
+
+// Route is one HTTP route: method and path pattern (net/http), the roles admitted (nil:
+// open, or authenticated by the report MAC for ingest).
+type Route struct {
+	Method, Path string
+	Roles        []string
+	Open         bool // no bearer token: /healthz, and device ingest (authenticated by the COSE MAC)
+	h            func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
+}
+
+//go:embed openapi.json
+var openAPI []byte
+
+// maxBatch bounds /v1/reports:batch.
+const maxBatch = 256
+
+// Routes lists every route the server registers (the OpenAPI test checks each is documented).
+func (s *Server) Routes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/healthz", Open: true, h: s.healthz},
+		{Method: "POST", Path: "/v1/reports", Open: true, h: s.postReport},
+		{Method: "POST", Path: "/v1/reports:batch", Open: true, h: s.postBatch},
+		{Method: "GET", Path: "/metrics", Roles: anyRole, h: s.metricsHandler},
+		{Method: "GET", Path: "/api/openapi.json", Roles: anyRole, h: s.openapi},
+		{Method: "GET", Path: "/api/v1/devices", Roles: anyRole, h: s.listDevices},
+		{Method: "POST", Path: "/api/v1/devices", Roles: adminOnly, h: s.postDevice},
+		{Method: "GET", Path: "/api/v1/devices/{id}", Roles: anyRole, h: s.getDevice},
+		{Method: "GET", Path: "/api/v1/devices/{id}/events", Roles: anyRole, h: s.listEvents},
+		{Method: "POST", Path: "/api/v1/devices/{id}/visits", Roles: serviceRole, h: s.postVisit},
+		{Method: "POST", Path: "/api/v1/devices/{id}/clear", Roles: opRoles, h: s.postClear},
+		{Method: "GET", Path: "/api/v1/visits", Roles: anyRole, h: s.listVisits},
+		{Method: "POST", Path: "/api/v1/visits/{id}/close", Roles: serviceRole, h: s.closeVisit},
+		{Method: "GET", Path: "/api/v1/alerts", Roles: anyRole, h: s.listAlerts},
+		{Method: "POST", Path: "/api/v1/alerts/{id}/ack", Roles: opRoles, h: s.ackAlert},
+		{Method: "GET", Path: "/api/v1/audit", Roles: opRoles, h: s.listAudit},
+		{Method: "GET", Path: "/api/v1/manifests", Roles: anyRole, h: s.listManifests},
+		{Method: "POST", Path: "/api/v1/manifests", Roles: adminOnly, h: s.postManifest},
+		{Method: "GET", Path: "/api/v1/tokens", Roles: adminOnly, h: s.listTokens},
+		{Method: "POST", Path: "/api/v1/tokens", Roles: adminOnly, h: s.postToken},
+		{Method: "DELETE", Path: "/api/v1/tokens/{name}", Roles: adminOnly, h: s.deleteToken},
+		{Method: "GET", Path: "/api/v1/whoami", Roles: anyRole, h: s.whoami},
+	}
+}
+
+// Handler is the server's HTTP handler: API, ingest, metrics and the optional dashboard.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.Routes() {
+		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
+	}
+	if s.cfg.Dashboard != nil {
+		dash := Route{Roles: anyRole, h: func(w http.ResponseWriter, r *http.Request, _ *store.APIToken) { s.cfg.Dashboard.ServeHTTP(w, r) }}
+		mux.Handle("/ui/", s.guard(dash))
+		mux.Handle("GET /{$}", s.guard(dash))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := s.authenticate(r); !ok {
+			apiError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
+			return
+		}
+		apiError(w, http.StatusNotFound, "not-found", "no such route")
+	})
+	return mux
+}
+
+// guard checks the bearer token and role of a route.
+func (s *Server) guard(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				apiError(w, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		if rt.Open {
+			rt.h(w, r, nil)
+			return
+		}
+		who, ok := s.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fieldseal"`)
+			apiError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
+			return
+		}
+		if !slices.Contains(rt.Roles, who.Role) {
+			apiError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("role %s may not %s %s", who.Role, rt.Method, rt.Path))
+			return
+		}
+		rt.h(w, r, who)
+	})
+}
+
+// authenticate reads "Authorization: Bearer T" (or the fieldseal_token cookie, for the
+// dashboard in a browser) and looks the token's hash up.
+func (s *Server) authenticate(r *http.Request) (*store.APIToken, bool) {
+	tok := ""
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		tok = strings.TrimSpace(h[len("Bearer "):])
+	} else if c, err := r.Cookie("fieldseal_token"); err == nil {
+		tok = c.Value
+	}
+	if tok == "" || len(tok) > 256 {
+		return nil, false
+	}
+	t, err := s.st.GetAPIToken(r.Context(), hashToken(tok))
+	if err != nil {
+		return nil, false
+	}
+	return t, true
+}
+
+type apiErr struct {
+	Error  string `json:"error"`  // stable reason name
+	Detail string `json:"detail"` // human text
+}
+
+func apiError(w http.ResponseWriter, code int, reason, detail string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(apiErr{Error: reason, Detail: detail})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// storeError answers a store or operator error with the right status.
+func storeError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		apiError(w, http.StatusNotFound, "not-found", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		apiError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, ErrInput):
+		apiError(w, http.StatusBadRequest, "invalid", err.Error())
+	default:
+		apiError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid", "request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.st.GetAPIToken(ctx, []byte("healthz")); err != nil && !errors.Is(err, store.ErrNotFound) {
+		apiError(w, http.StatusServiceUnavailable, "unavailable", "store: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "protocol": wire.ProtocolVersion})
+}
+
+func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+}
+
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(openAPI)
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	writeJSON(w, http.StatusOK, who)
+}
+
+// --- device ingest over HTTP ---
+
+// statusFor maps a rejection reason to an HTTP status.
+func statusFor(reason string) int {
+	switch reason {
+	case ReasonMalformed, ReasonUnsupported:
+		return http.StatusBadRequest
+	case ReasonOversize:
+		return http.StatusRequestEntityTooLarge
+	case ReasonBadMAC:
+		return http.StatusUnauthorized
+	case ReasonUnknownDevice:
+		return http.StatusNotFound
+	case ReasonUnavailable, ReasonConflict:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusConflict // authentic but refused: the body is an ack carrying the reason
+	}
+}
+
+func isCoseMac0(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/cose" {
+		return false
+	}
+	t, ok := params["cose-type"]
+	return !ok || t == "cose-mac0"
+}
+
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			apiError(w, http.StatusRequestEntityTooLarge, ReasonOversize, fmt.Sprintf("body over %d bytes", limit))
+		} else {
+			apiError(w, http.StatusBadRequest, ReasonMalformed, "reading body: "+err.Error())
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	if !isCoseMac0(r.Header.Get("Content-Type")) {
+		apiError(w, http.StatusUnsupportedMediaType, ReasonMalformed, `Content-Type must be application/cose; cose-type="cose-mac0"`)
+		return
+	}
+	body, ok := readLimited(w, r, wire.MaxMessageSize+1)
+	if !ok {
+		return
+	}
+	ack, err := s.HandleReport(r.Context(), body)
+	if err != nil {
+		reason := Reason(err)
+		w.Header().Set("Fieldseal-Reject", reason)
+		if ack != nil {
+			w.Header().Set("Content-Type", `application/cose; cose-type="cose-mac0"`)
+			w.WriteHeader(statusFor(reason))
+			w.Write(ack)
+			return
+		}
+		apiError(w, statusFor(reason), reason, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", `application/cose; cose-type="cose-mac0"`)
+	w.Write(ack)
+}
+
+// BatchResult is one element of a /v1/reports:batch answer: the ack, or the reason.
+type BatchResult struct {
+	_      struct{} `cbor:",toarray"`
+	Ack    []byte   // sealed ack (also for authentic rejections), or empty
+	Reject string   // reason name, empty when accepted
+}
+
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	body, ok := readLimited(w, r, maxBatch*(wire.MaxMessageSize+8))
+	if !ok {
+		return
+	}
+	var reports [][]byte
+	dec, _ := cbor.DecOptions{MaxArrayElements: maxBatch, MaxNestedLevels: 4, IndefLength: cbor.IndefLengthForbidden}.DecMode()
+	if err := dec.Unmarshal(body, &reports); err != nil {
+		apiError(w, http.StatusBadRequest, ReasonMalformed, "batch must be a CBOR array of at most 256 byte strings: "+err.Error())
+		return
+	}
+	out := make([]BatchResult, len(reports))
+	done := make(chan struct{}, len(reports))
+	for i, rep := range reports {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			ack, err := s.HandleReport(r.Context(), rep)
+			out[i] = BatchResult{Ack: ack, Reject: Reason(err)}
+		}()
+	}
+	for range reports {
+		<-done
+	}
+	b, _ := wire.Marshal(out)
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Write(b)
+}
+
+// --- operator API ---
+
+type deviceView struct {
+	*store.Device
+	Pending []tokenView `json:"pending_tokens,omitempty"`
+}
+
+type tokenView struct {
+	ID      string    `json:"id"`
+	Action  string    `json:"action"`
+	Expires time.Time `json:"expires"`
+}
+
+func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	state := r.URL.Query().Get("state")
+	if state != "" && !slices.Contains(store.States, state) {
+		apiError(w, http.StatusBadRequest, "invalid", "unknown state "+state)
+		return
+	}
+	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	list, err := s.st.ListDevices(r.Context(), store.DeviceFilter{State: state, Product: r.URL.Query().Get("product"), Limit: lim})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if list == nil {
+		list = []*store.Device{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": list})
+}
+
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	d, err := s.st.GetDevice(r.Context(), r.PathValue("id"))
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	v := deviceView{Device: d}
+	toks, _ := s.st.PendingTokens(r.Context(), d.ID, d.Epoch, s.now())
+	for _, t := range toks {
+		v.Pending = append(v.Pending, tokenView{ID: hex.EncodeToString(t.ID), Action: t.Action, Expires: t.Expires})
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	id := r.PathValue("id")
+	if _, err := s.st.GetDevice(r.Context(), id); err != nil {
+		storeError(w, err)
+		return
+	}
+	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, After: after, Limit: lim})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if r.URL.Query().Get("tamper") == "true" {
+		evs = slices.DeleteFunc(evs, func(e store.Event) bool { return !e.Tamper })
+	}
+	if evs == nil {
+		evs = []store.Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+}
+
+type provisionReq struct {
+	Device   string `json:"device"`
+	Product  string `json:"product"`
+	Manifest uint64 `json:"manifest,omitempty"` // pin this manifest version
+}
+
+func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	var req provisionReq
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	b, err := s.provision(r.Context(), req.Device, req.Product, req.Manifest, who.Name)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, b)
+}
+
+type visitReq struct {
+	WorkOrder  string `json:"work_order"`
+	Technician string `json:"technician"`
+	WindowS    int    `json:"window_s,omitempty"`
+}
+
+func (s *Server) postVisit(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	var req visitReq
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.WorkOrder == "" {
+		apiError(w, http.StatusBadRequest, "invalid", "work_order is required")
+		return
+	}
+	v, err := s.openVisit(r.Context(), r.PathValue("id"), req.WorkOrder, req.Technician, time.Duration(req.WindowS)*time.Second, who.Name)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, v)
+}
+
+type closeReq struct {
+	SealNumber string `json:"seal_number"`
+	Result     string `json:"result"`
+}
+
+func (s *Server) closeVisit(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	var req closeReq
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	v, err := s.CloseVisit(r.Context(), r.PathValue("id"), req.SealNumber, req.Result, who.Name)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	vs, err := s.st.ListVisits(r.Context(), r.URL.Query().Get("device"))
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if vs == nil {
+		vs = []store.Visit{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"visits": vs})
+}
+
+type clearReq struct {
+	Result string `json:"result"`
+}
+
+func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	var req clearReq
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if err := s.ClearTamper(r.Context(), r.PathValue("id"), req.Result, who.Name); err != nil {
+		storeError(w, err)
+		return
+	}
+	d, _ := s.st.GetDevice(r.Context(), r.PathValue("id"))
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	q := r.URL.Query()
+	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	lim, _ := strconv.Atoi(q.Get("limit"))
+	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim}, q.Get("unacked") == "true")
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if al == nil {
+		al = []store.Alert{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": al})
+}
+
+func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid", "alert id must be a number")
+		return
+	}
+	if err := s.st.AckAlert(r.Context(), id, who.Name, s.now()); err != nil {
+		storeError(w, err)
+		return
+	}
+	s.auditAdmin(r.Context(), who.Name, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
+	writeJSON(w, http.StatusOK, map[string]any{"acked": id})
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	q := r.URL.Query()
+	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	lim, _ := strconv.Atoi(q.Get("limit"))
+	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim})
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if au == nil {
+		au = []store.Audit{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": au})
+}
+
+func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	ms, err := s.st.ListManifests(r.Context())
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if ms == nil {
+		ms = []*store.Manifest{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"manifests": ms})
+}
+
+func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	body, ok := readLimited(w, r, wire.MaxManifestSize)
+	if !ok {
+		return
+	}
+	m, err := s.registerManifest(r.Context(), body, who.Name)
+	if err != nil {
+		reason := Reason(err)
+		for _, e := range []error{wire.ErrDowngrade, wire.ErrWrongProduct, wire.ErrUnknownKey, wire.ErrBadSig, wire.ErrBadManifest, wire.ErrOversize, wire.ErrUnsupported} {
+			if errors.Is(err, e) {
+				reason = e.Error()
+				break
+			}
+		}
+		code := http.StatusBadRequest
+		if reason == wire.ErrDowngrade.Error() {
+			code = http.StatusConflict
+		}
+		apiError(w, code, reason, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"product": m.Product, "version": m.Version, "root": hex.EncodeToString(m.Root)})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	ts, err := s.st.ListAPITokens(r.Context())
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	if ts == nil {
+		ts = []store.APIToken{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+}
+
+type tokenReq struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+}
+
+// CreateAPIToken creates an API token with a role and returns the secret (shown once).
+func (s *Server) CreateAPIToken(ctx context.Context, name, role, actor string) (string, error) {
+	if name == "" || len(name) > 64 {
+		return "", fmt.Errorf("%w: name must be 1–64 characters", ErrInput)
+	}
+	if !slices.Contains(Roles, role) {
+		return "", fmt.Errorf("%w: role must be one of %s", ErrInput, strings.Join(Roles, ", "))
+	}
+	secret := newSecret("fst_")
+	if err := s.st.PutAPIToken(ctx, store.APIToken{Hash: hashToken(secret), Name: name, Role: role, Created: s.now()}); err != nil {
+		return "", err
+	}
+	s.auditAdmin(ctx, actor, "api-token", "", "created", map[string]any{"name": name, "role": role})
+	return secret, nil
+}
+
+func (s *Server) postToken(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	var req tokenReq
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	secret, err := s.CreateAPIToken(r.Context(), req.Name, req.Role, who.Name)
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "role": req.Role, "token": secret})
+}
+
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+	name := r.PathValue("name")
+	if err := s.st.DeleteAPIToken(r.Context(), name); err != nil {
+		storeError(w, err)
+		return
+	}
+	s.auditAdmin(r.Context(), who.Name, "api-token", "", "deleted", map[string]any{"name": name})
+	w.WriteHeader(http.StatusNoContent)
+}

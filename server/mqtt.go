@@ -1,0 +1,188 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// MQTT topics (docs/PROTOCOL.md, "Transports").
+const (
+	topicPrefix = "fieldseal/v1/"
+	upSuffix    = "/up"
+	downSuffix  = "/down"
+	// SharedUplink is the subscription replicas use on an MQTT 5 broker.
+	SharedUplink = "$share/fieldseal/fieldseal/v1/+/up"
+	// Uplink is the plain subscription (MQTT 3.1.1).
+	Uplink = "fieldseal/v1/+/up"
+)
+
+// UpTopic and DownTopic are a device's topics.
+func UpTopic(dev string) string   { return topicPrefix + dev + upSuffix }
+func DownTopic(dev string) string { return topicPrefix + dev + downSuffix }
+
+// MQTTPassword is a device's MQTT password on the embedded broker: the lowercase hex of
+// HMAC-SHA-256(R, "fs1/mqtt-password"). Its username is its device id.
+func MQTTPassword(uplinkKey []byte) string {
+	m := hmac.New(sha256.New, uplinkKey)
+	m.Write([]byte("fs1/mqtt-password"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func devFromUp(topic string) (string, bool) {
+	if !strings.HasPrefix(topic, topicPrefix) || !strings.HasSuffix(topic, upSuffix) {
+		return "", false
+	}
+	dev := topic[len(topicPrefix) : len(topic)-len(upSuffix)]
+	return dev, dev != "" && !strings.Contains(dev, "/")
+}
+
+func (s *Server) startBroker() error {
+	ln, err := listen(s.cfg.MQTTAddr, "--mqtt")
+	if err != nil {
+		return err
+	}
+	ln.Close() // probe only: mochi opens its own listener on the same address
+	opts := &mqtt.Options{InlineClient: true, Logger: s.log.With("component", "mqtt")}
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = 64 << 10
+	caps.MaximumMessageExpiryInterval = 24 * 3600
+	opts.Capabilities = caps
+	b := mqtt.New(opts)
+	if err := b.AddHook(&brokerHook{s: s}, nil); err != nil {
+		return err
+	}
+	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "fieldseal", Address: s.cfg.MQTTAddr, TLSConfig: s.cfg.MQTTTLS})
+	if err := b.AddListener(tcp); err != nil {
+		if strings.Contains(err.Error(), "address already in use") {
+			return fmt.Errorf("port of %s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker", s.cfg.MQTTAddr)
+		}
+		return fmt.Errorf("MQTT listener on %s (--mqtt): %w", s.cfg.MQTTAddr, err)
+	}
+	if err := b.Serve(); err != nil {
+		return err
+	}
+	s.broker = b
+	s.mqttAddr = tcp.Address()
+	s.log.Info("MQTT broker listening", "addr", s.mqttAddr)
+	return nil
+}
+
+// brokerHook authenticates devices, confines each to its own topics, and feeds uplink
+// publishes through the pipeline before the broker acks them.
+type brokerHook struct {
+	mqtt.HookBase
+	s *Server
+}
+
+func (h *brokerHook) ID() string { return "fieldseal" }
+
+func (h *brokerHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish}, []byte{b})
+}
+
+func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	dev := string(pk.Connect.Username)
+	if dev == "" || len(dev) > 64 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ds, err := h.s.devs.lock(ctx, dev, h.s)
+	if err != nil {
+		return false
+	}
+	defer ds.mu.Unlock()
+	if ds.d == nil {
+		return false
+	}
+	want := MQTTPassword(ds.d.UplinkKey)
+	return hmac.Equal([]byte(want), pk.Connect.Password)
+}
+
+func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true // the server's own client
+	}
+	dev := string(cl.Properties.Username)
+	if write {
+		return topic == UpTopic(dev)
+	}
+	return topic == DownTopic(dev)
+}
+
+func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	dev, ok := devFromUp(pk.TopicName)
+	if !ok || dev != string(cl.Properties.Username) {
+		return pk, packets.ErrRejectPacket
+	}
+	// Runs before the broker sends PUBACK: the MQTT-level ack follows the durable commit.
+	ack, err := h.s.HandleReport(context.Background(), pk.Payload)
+	if ack != nil {
+		if perr := h.s.broker.Publish(DownTopic(dev), ack, false, 1); perr != nil {
+			h.s.log.Warn("publishing ack", "dev", dev, "err", perr)
+		}
+	}
+	if err != nil {
+		h.s.log.Debug("mqtt report rejected", "dev", dev, "reason", Reason(err))
+	}
+	return pk, packets.CodeSuccessIgnore // handled: not forwarded to subscribers
+}
+
+// externalBroker consumes uplinks from an external broker with paho (MQTT 3.1.1).
+type externalBroker struct {
+	cl paho.Client
+}
+
+func (s *Server) connectExternal(ctx context.Context) (*externalBroker, error) {
+	id := make([]byte, 6)
+	rand.Read(id)
+	opts := paho.NewClientOptions().AddBroker(s.cfg.MQTTBroker).SetClientID("fieldseal-server-" + hex.EncodeToString(id)).
+		SetCleanSession(true).SetAutoReconnect(true).SetOrderMatters(false).SetConnectTimeout(10 * time.Second).
+		SetMaxReconnectInterval(10 * time.Second)
+	var cl paho.Client
+	handler := func(_ paho.Client, m paho.Message) {
+		dev, ok := devFromUp(m.Topic())
+		if !ok {
+			return
+		}
+		ack, _ := s.HandleReport(context.Background(), m.Payload())
+		if ack != nil {
+			cl.Publish(DownTopic(dev), 1, false, ack)
+		}
+	}
+	opts.SetOnConnectHandler(func(c paho.Client) {
+		// MQTT 3.1.1 has no shared subscriptions; several replicas need an MQTT 5 broker
+		// and SharedUplink. One replica subscribes to everything.
+		if t := c.Subscribe(Uplink, 1, handler); t.WaitTimeout(10*time.Second) && t.Error() != nil {
+			s.log.Error("subscribe", "broker", s.cfg.MQTTBroker, "err", t.Error())
+		}
+	})
+	cl = paho.NewClient(opts)
+	t := cl.Connect()
+	if !t.WaitTimeout(15*time.Second) || t.Error() != nil {
+		return nil, fmt.Errorf("connect to MQTT broker %s (--mqtt-broker): %v", s.cfg.MQTTBroker, t.Error())
+	}
+	s.log.Info("consuming from external MQTT broker", "broker", s.cfg.MQTTBroker, "topic", Uplink)
+	return &externalBroker{cl: cl}, nil
+}
+
+func (e *externalBroker) close() { e.cl.Disconnect(2000) }

@@ -1,0 +1,370 @@
+// Package server is the fieldseal fleet server: it ingests device reports over MQTT
+// (embedded broker or an external one) and HTTP, verifies them (MAC, counters, nonce,
+// manifest, FS-chain segment), moves devices through their state machine, stores
+// everything durably before it acks, raises alerts and serves the operator API.
+//
+// Every report, whatever its transport, goes through HandleReport; every rejection has a
+// stable reason name (reasons.go) used in logs, metrics, audit records and API answers.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/fieldseal/fieldseal/internal/keys"
+	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlite"
+)
+
+// Defaults of a zero-setup start.
+const (
+	DefaultDataDir  = "fieldseal-data"
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	DefaultMQTTAddr = "127.0.0.1:1883"
+)
+
+// Config configures a Server. Zero values mean the defaults.
+type Config struct {
+	DataDir    string // holds fieldseal.db, server.key, admin.token; default ./fieldseal-data
+	HTTPAddr   string // default 127.0.0.1:8080; "off" disables HTTP
+	MQTTAddr   string // embedded broker; default 127.0.0.1:1883; "off" disables it
+	MQTTBroker string // tcp://host:port of an external broker to consume from instead of the embedded one
+
+	VendorKeys []ed25519.PublicKey // keys that may sign manifests
+	Store      store.Store         // optional; default SQLite in DataDir
+	Now        func() time.Time    // optional clock (the demo runs compressed time)
+	// SilentAfter is how many report intervals a device may miss before it is silent (default 3).
+	SilentAfter int
+	// SilentCheck is how often the silence timer runs (default 1 minute; 0 keeps the default).
+	SilentCheck time.Duration
+	Logger      *slog.Logger
+	Webhooks    []string     // alert webhooks: POST JSON, retried with backoff
+	Dashboard   http.Handler // optional, mounted at / and /ui/ behind the same auth
+
+	HTTPTLS *tls.Config // optional TLS for the HTTP listener
+	MQTTTLS *tls.Config // optional TLS for the embedded MQTT listener
+
+	// MaxBatch bounds how many changes one group commit writes (default 1024).
+	MaxBatch int
+}
+
+// Server is a running fleet server.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	st     store.Store
+	ownSt  bool
+	priv   ed25519.PrivateKey
+	admin  string
+	devs   *deviceCache
+	mans   *manifestCache
+	commit *committer
+	met    *metrics
+	alerts *alerter
+
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	broker   *mqtt.Server
+	mqttAddr string
+	ext      *externalBroker
+
+	inflight sync.WaitGroup
+	mu       sync.Mutex
+	closing  bool
+	stopBg   context.CancelFunc
+	bgDone   sync.WaitGroup
+}
+
+// New prepares a server: it opens the store and creates, on first start, the server's
+// Ed25519 key (DIR/server.key) and an admin API token (DIR/admin.token, mode 0600).
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.MQTTAddr == "" && cfg.MQTTBroker == "" {
+		cfg.MQTTAddr = DefaultMQTTAddr
+	}
+	if cfg.SilentAfter <= 0 {
+		cfg.SilentAfter = 3
+	}
+	if cfg.SilentCheck <= 0 {
+		cfg.SilentCheck = time.Minute
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1024
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	if err := s.loadKey(); err != nil {
+		return nil, err
+	}
+	s.st = cfg.Store
+	if s.st == nil {
+		st, err := sqlite.Open(filepath.Join(cfg.DataDir, "fieldseal.db"))
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		s.st, s.ownSt = st, true
+	}
+	if err := s.loadAdminToken(); err != nil {
+		if s.ownSt {
+			s.st.Close()
+		}
+		return nil, err
+	}
+	s.met = newMetrics(s)
+	s.devs = newDeviceCache(s.st)
+	s.mans = newManifestCache(s.st)
+	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
+	s.alerts = newAlerter(s.log, cfg.Webhooks)
+	return s, nil
+}
+
+func (s *Server) loadKey() error {
+	path := filepath.Join(s.cfg.DataDir, "server.key")
+	priv, err := keys.LoadPrivate(path)
+	if err == nil {
+		s.priv = priv
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("server key: %w", err)
+	}
+	priv, err = keys.Generate()
+	if err != nil {
+		return err
+	}
+	if err := keys.WritePair(path, priv, false); err != nil {
+		return fmt.Errorf("server key: %w", err)
+	}
+	s.priv = priv
+	s.logInfo("created server key", "path", path)
+	return nil
+}
+
+func (s *Server) logInfo(msg string, args ...any) { s.log.Info(msg, args...) }
+
+func hashToken(tok string) []byte {
+	h := sha256.Sum256([]byte(tok))
+	return h[:]
+}
+
+func newSecret(prefix string) string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+func (s *Server) loadAdminToken() error {
+	path := filepath.Join(s.cfg.DataDir, "admin.token")
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		s.admin = strings.TrimSpace(string(data))
+	case errors.Is(err, os.ErrNotExist):
+		s.admin = newSecret("fsa_")
+		if err := os.WriteFile(path, []byte(s.admin+"\n"), 0o600); err != nil {
+			return fmt.Errorf("admin token: %w", err)
+		}
+		s.logInfo("created admin API token", "path", path)
+	default:
+		return fmt.Errorf("admin token: %w", err)
+	}
+	ctx := context.Background()
+	if _, err := s.st.GetAPIToken(ctx, hashToken(s.admin)); errors.Is(err, store.ErrNotFound) {
+		name := "admin"
+		if err := s.st.PutAPIToken(ctx, store.APIToken{Hash: hashToken(s.admin), Name: name, Role: RoleAdmin, Created: s.now()}); errors.Is(err, store.ErrConflict) {
+			// The token file was replaced by hand: keep the new one, under a new name.
+			name = "admin-" + s.now().UTC().Format("20060102T150405")
+			err = s.st.PutAPIToken(ctx, store.APIToken{Hash: hashToken(s.admin), Name: name, Role: RoleAdmin, Created: s.now()})
+			if err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// Start opens the listeners (HTTP, embedded MQTT or the external broker subscription) and
+// the background work (group commit, silence timer, webhooks); it returns once they are up.
+// A port already in use is an error that names the port and the flag to change.
+func (s *Server) Start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.Background())
+	s.stopBg = cancel
+	s.commit.start()
+	s.alerts.start(bg)
+	if s.cfg.HTTPAddr != "off" {
+		ln, err := listen(s.cfg.HTTPAddr, "--http")
+		if err != nil {
+			s.stopAll()
+			return err
+		}
+		if s.cfg.HTTPTLS != nil {
+			ln = tls.NewListener(ln, s.cfg.HTTPTLS)
+		}
+		s.httpLn = ln
+		s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
+		go func() {
+			if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http server", "err", err)
+			}
+		}()
+		s.log.Info("HTTP API listening", "addr", ln.Addr().String())
+	}
+	if s.cfg.MQTTBroker != "" {
+		ext, err := s.connectExternal(ctx)
+		if err != nil {
+			s.stopAll()
+			return err
+		}
+		s.ext = ext
+	} else if s.cfg.MQTTAddr != "off" {
+		if err := s.startBroker(); err != nil {
+			s.stopAll()
+			return err
+		}
+	}
+	s.bgDone.Add(1)
+	go func() {
+		defer s.bgDone.Done()
+		t := time.NewTicker(s.cfg.SilentCheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-bg.Done():
+				return
+			case <-t.C:
+				if err := s.CheckSilent(bg); err != nil && bg.Err() == nil {
+					s.log.Warn("silence check", "err", err)
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+func listen(addr, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
+			return nil, fmt.Errorf("port of %s is already in use (another process listens there): choose another address with %s", addr, flag)
+		}
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
+	}
+	return ln, nil
+}
+
+// Shutdown stops accepting work, drains reports in flight (each is committed and acked or
+// answered with an error), then closes the store. ctx bounds the wait.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	s.mu.Unlock()
+	var errs []error
+	if s.httpSrv != nil {
+		errs = append(errs, s.httpSrv.Shutdown(ctx))
+	}
+	if s.ext != nil {
+		s.ext.close()
+	}
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("shutdown: reports still in flight: %w", ctx.Err()))
+	}
+	s.stopAll()
+	return errors.Join(errs...)
+}
+
+func (s *Server) stopAll() {
+	if s.stopBg != nil {
+		s.stopBg()
+	}
+	s.bgDone.Wait()
+	s.commit.stop()
+	s.alerts.stop()
+	if s.ownSt {
+		s.st.Close()
+	}
+}
+
+// enter registers a report in flight; false once shutting down.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// HTTPAddr is the address the HTTP API listens on (after Start).
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// MQTTAddr is the address of the embedded broker (after Start), or the external broker URL.
+func (s *Server) MQTTAddr() string {
+	if s.cfg.MQTTBroker != "" {
+		return s.cfg.MQTTBroker
+	}
+	return s.mqttAddr
+}
+
+// AdminToken is the bootstrap admin API token (also in DIR/admin.token).
+func (s *Server) AdminToken() string { return s.admin }
+
+// Store is the server's store.
+func (s *Server) Store() store.Store { return s.st }
+
+// PublicKey is the server's Ed25519 key: it verifies anchor receipts.
+func (s *Server) PublicKey() ed25519.PublicKey { return s.priv.Public().(ed25519.PublicKey) }
+
+// DataDir is the data folder.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
