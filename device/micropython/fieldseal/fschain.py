@@ -1,18 +1,28 @@
 # FS-chain v1, the forward-secure evidence log (design/fschain.md, normative), with its
-# crash-safe storage: an append-only record file and two state slots (A/B).
-#
-# Storage layout on internal storage (a Store: read/write/append/rename/remove):
-#   log      records  u16 len | body | H(body)[:4]
-#            body =   u64 n | u64 t | u16 type | u16 plen | payload | tag(16)
-#   state.a, state.b  u32 len | CBOR(state) | H(CBOR(state))[:8]; state holds the
-#            generation "g", d, e, n, h, k (= K_{n+1}), sl (seal_n), bn, bh and the
-#            device's own fields under "x".
-# Append order (fschain.md): 1 record, 2 inactive slot, 3 zero the older slot.
+# crash-safe storage in the same formats as Go's fschain.FileStorage (docs/PROTOCOL.md,
+# "Storage"), so either implementation can read the other's internal storage:
+#   log             records  "fr" | u64 n | u64 t | u16 type | u16 len | payload | tag[16] | u32 crc
+#   slot-a, slot-b  "fs1s" | u64 gen | u32 epoch | u64 n | head | key | seal | u64 base_n |
+#                   base_h | u32 dropped | u8 len(dev) | dev | u32 crc, then the guard's own
+#                   state: "fsx1" | u32 len | CBOR map | u32 crc (Go ignores it)
+# CRC-32 is IEEE (binascii.crc32). Append order (fschain.md): 1 record, 2 inactive slot,
+# 3 zero the older slot.
 from fieldseal.fscrypto import H, hmac, ct_eq
 from fieldseal import cbor
 
+try:
+    from ubinascii import crc32
+except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32
+    def crc32(data, crc=0):
+        crc ^= 0xFFFFFFFF
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))
+        return crc ^ 0xFFFFFFFF
+
 LOG = "log"
-SLOTS = ("state.a", "state.b")
+SLOTS = ("slot-a", "slot-b")
 MAX_PAYLOAD = 1024
 TAMPER = (3, 4, 6, 7, 8, 14, 16)
 
@@ -67,52 +77,61 @@ def step(d, e, n, t, typ, hprev, payload, k):
 
 
 def record(n, t, typ, payload, tag):
-    body = u64(n) + u64(t) + u16(typ) + u16(len(payload)) + payload + tag
-    return u16(len(body)) + body + H(body)[:4]
+    b = b"fr" + u64(n) + u64(t) + u16(typ) + u16(len(payload)) + payload + tag
+    return b + u32(crc32(b) & 0xFFFFFFFF)
 
 
 def parse_record(buf, off):
     """Return ((n, t, type, payload, tag), next offset) or None for a torn/invalid record."""
-    if off + 2 > len(buf):
+    if off + 42 > len(buf) or buf[off] != 0x66 or buf[off + 1] != 0x72:
         return None
-    ln = int.from_bytes(buf[off:off + 2], "big")
-    end = off + 2 + ln
-    if ln < 36 or end + 4 > len(buf):
+    plen = int.from_bytes(buf[off + 20:off + 22], "big")
+    end = off + 42 + plen
+    if plen > MAX_PAYLOAD or end > len(buf):
         return None
-    body = bytes(buf[off + 2:end])
-    if not ct_eq(H(body)[:4], buf[end:end + 4]):
-        return None
-    plen = int.from_bytes(body[18:20], "big")
-    if 36 + plen != ln:
+    b = bytes(buf[off:end - 4])
+    if crc32(b) & 0xFFFFFFFF != int.from_bytes(buf[end - 4:end], "big"):
         return None
     return (
-        int.from_bytes(body[0:8], "big"),
-        int.from_bytes(body[8:16], "big"),
-        int.from_bytes(body[16:18], "big"),
-        body[20:20 + plen],
-        body[20 + plen:],
-    ), end + 4
+        int.from_bytes(b[2:10], "big"),
+        int.from_bytes(b[10:18], "big"),
+        int.from_bytes(b[18:20], "big"),
+        b[22:22 + plen],
+        b[22 + plen:],
+    ), end
 
 
 def _slot(s):
-    b = cbor.enc(s)
-    return u32(len(b)) + b + H(b)[:8]
+    d = s["d"].encode()
+    b = (b"fs1s" + u64(s["g"]) + u32(s["e"]) + u64(s["n"]) + s["h"] + s["k"] + s["sl"] + u64(s["bn"]) +
+         s["bh"] + u32(s["dr"]) + bytes((len(d),)) + d)
+    b += u32(crc32(b) & 0xFFFFFFFF)
+    x = cbor.enc(s["x"])
+    return b + b"fsx1" + u32(len(x)) + x + u32(crc32(x) & 0xFFFFFFFF)
 
 
 def _unslot(b):
-    if b is None or len(b) < 12:
+    if b is None or len(b) < 181 or b[0:4] != b"fs1s":
         return None
-    ln = int.from_bytes(b[0:4], "big")
-    if ln + 12 > len(b):
+    dl = b[164]
+    end = 165 + dl
+    if len(b) < end + 4 or crc32(b[:end]) & 0xFFFFFFFF != int.from_bytes(b[end:end + 4], "big"):
         return None
-    body = b[4:4 + ln]
-    if not ct_eq(H(body)[:8], b[4 + ln:12 + ln]):
+    i = end + 4
+    if b[i:i + 4] != b"fsx1":
+        return None
+    xl = int.from_bytes(b[i + 4:i + 8], "big")
+    x = b[i + 8:i + 8 + xl]
+    if len(x) != xl or len(b) < i + 12 + xl or crc32(x) & 0xFFFFFFFF != int.from_bytes(b[i + 8 + xl:i + 12 + xl], "big"):
         return None
     try:
-        s = cbor.dec(body, maxlen=1 << 16, maxitems=1 << 12)
+        xs = cbor.dec(x, maxlen=1 << 16, maxitems=1 << 12)
     except Exception:
         return None
-    return s if isinstance(s, dict) and "g" in s else None
+    g = int.from_bytes
+    return {"g": g(b[4:12], "big"), "e": g(b[12:16], "big"), "n": g(b[16:24], "big"), "h": b[24:56],
+            "k": b[56:88], "sl": b[88:120], "bn": g(b[120:128], "big"), "bh": b[128:160],
+            "dr": g(b[160:164], "big"), "d": b[165:end].decode(), "x": xs}
 
 
 class Unprovisioned(Exception):
@@ -244,7 +263,8 @@ class Chain:
     def segment(self):
         """[first, entries, n, h_n, seal_n] of wire.Segment, entries unacknowledged so far."""
         s = self.s
-        es = [list(e) for e in self.entries()]
+        # an empty payload is CBOR null, as Go's encoder writes a nil []byte
+        es = [[e[0], e[1], e[2], e[3] or None, e[4]] for e in self.entries()]
         first = es[0][0] if es else s["n"] + 1
         return [first, es, s["n"], s["h"], s["sl"]]
 

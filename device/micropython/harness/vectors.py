@@ -1,0 +1,90 @@
+# Runs every testdata/vectors/fschain/*.json vector (copied to /data) through the guard's
+# Python implementation; prints one JSON line per vector: {"file", "ok", "why"}.
+import ujson
+import uos
+from ubinascii import unhexlify as uh, hexlify
+from fieldseal import fschain as fc, cbor
+import fsverify
+
+
+def hx(b):
+    return hexlify(b).decode()
+
+
+def chain(v):
+    d = v["dev"].encode()
+    e = v["epoch"]
+    k = uh(v["k1"])
+    h = fc.genesis(d, e)
+    if hx(h) != v["genesis_head"]:
+        return "genesis_head"
+    if hx(fc.seal(k, d, e, 0, h)) != v["seal_0"]:
+        return "seal_0"
+    es = []
+    sl = fc.seal(k, d, e, 0, h)
+    for s in v["steps"] or []:
+        p = uh(s["payload"])
+        if hx(k) != s["key"]:
+            return "key %d" % s["n"]
+        msg = fc.entry_msg(d, e, s["n"], s["t"], s["type"], h, p)
+        if hx(msg) != s["msg"]:
+            return "msg %d" % s["n"]
+        tg, h, k, sl = fc.step(d, e, s["n"], s["t"], s["type"], h, p, k)
+        for name, got in (("tag", tg), ("head", h), ("next_key", k), ("seal", sl)):
+            if hx(got) != s[name]:
+                return "%s %d" % (name, s["n"])
+        if "record" in s and hx(fc.record(s["n"], s["t"], s["type"], p, tg)) != s["record"]:
+            return "record %d" % s["n"]
+        r = fc.parse_record(uh(s["record"]), 0)
+        if r is None or r[0][0] != s["n"] or r[0][3] != p or r[0][4] != tg:
+            return "parse record %d" % s["n"]
+        es.append([s["n"], s["t"], s["type"], p or None, tg])  # Go: nil []byte is null
+    n = len(es)
+    seg = [es[0][0] if es else n + 1, es, n, h, sl]
+    if hx(cbor.enc(seg)) != v["segment_cbor"]:
+        return "segment_cbor"
+    return None
+
+
+def verify(v):
+    raw = uh(v["segment_cbor"])
+    seg = cbor.dec(raw, maxitems=1 << 16, maxlen=1 << 20)
+    if cbor.enc(seg) != raw:
+        return "segment_cbor does not round-trip"
+    for e in seg[1]:
+        if e[3] is None:
+            e[3] = b""
+    a = v["anchor"]
+    known = v.get("known_heads") or {}
+
+    def head_at(n):
+        x = known.get(str(n))
+        return uh(x) if x else None
+
+    w = v["want"]
+    try:
+        n, h, k, fresh = fsverify.verify(v["dev"], v["epoch"], a["n"], uh(a["head"]), uh(a["next_key"]), seg, head_at)
+    except fsverify.VerifyError as e:
+        if e.name != w["error"] or e.seq != w.get("seq", e.seq):
+            return "got %s at %d, want %s at %s" % (e.name, e.seq, w["error"], w.get("seq"))
+        return None
+    if w["error"]:
+        return "verified, want %s" % w["error"]
+    wa = w["anchor"]
+    if n != wa["n"] or hx(h) != wa["head"] or hx(k) != wa["next_key"]:
+        return "anchor"
+    if fresh != (w.get("fresh") or []):
+        return "fresh %r" % fresh
+    return None
+
+
+for name in sorted(uos.listdir("/data")):
+    if not name.endswith(".json"):
+        continue
+    with open("/data/" + name) as f:
+        v = ujson.load(f)
+    try:
+        why = chain(v) if v["kind"] == "chain" else verify(v)
+    except Exception as e:
+        why = "%s: %s" % (type(e).__name__, e)
+    print(ujson.dumps({"file": name, "ok": why is None, "why": why or ""}))
