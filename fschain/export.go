@@ -67,7 +67,7 @@ func (x *Export) Segment() wire.Segment {
 	return wire.Segment{First: x.BaseN + 1, Entries: x.Entries, N: x.N, Head: x.Head, Seal: x.Seal}
 }
 
-// MarshalCBOR encodes the export in deterministic CBOR.
+// EncodeCBOR encodes the export in deterministic CBOR.
 func (x *Export) EncodeCBOR() ([]byte, error) {
 	if x.Entries == nil {
 		y := *x
@@ -165,7 +165,7 @@ type ReceiptCheck struct {
 type TamperEvent struct {
 	Entry   wire.Entry
 	Summary string
-	LaterOK bool // a later check-ok or clean boot shows the files matching again
+	LaterOK bool // code events only: a later check-ok or clean boot shows the files matching again
 	Cleared bool // a later tamper-cleared entry records an inspection
 }
 
@@ -264,13 +264,14 @@ func tamperEvents(es []wire.Entry) []TamperEvent {
 			continue
 		}
 		ev := TamperEvent{Entry: e, Summary: Summary(e)}
+		codeEvent := e.Type == wire.EntryCheckFail || e.Type == wire.EntryRefused || e.Type == wire.EntryErased
 		for _, l := range es[i+1:] {
 			switch l.Type {
 			case wire.EntryCheckOK:
-				ev.LaterOK = true
+				ev.LaterOK = ev.LaterOK || codeEvent
 			case wire.EntryBoot:
 				if p, err := DecodePayload(l.Type, l.Payload); err == nil && p.(*wire.BootPayload).Result == "ok" {
-					ev.LaterOK = true
+					ev.LaterOK = ev.LaterOK || codeEvent
 				}
 			case wire.EntryTamperCleared:
 				ev.Cleared = true

@@ -218,3 +218,9 @@ func containsN(es []wire.Entry, n uint64) bool {
 	}
 	return false
 }
+
+// EntryHead computes h_n of entry e from h_{n-1}. It needs no key: it is what a verifier
+// stores per entry to answer headAt later, and what an auditor recomputes.
+func EntryHead(dev string, epoch uint32, prev Hash, e *wire.Entry) Hash {
+	return newChain(dev, epoch).headOf(&prev, e.N, e.T, e.Type, e.Payload, e.Tag)
+}

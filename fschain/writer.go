@@ -221,46 +221,43 @@ func (w *Writer) Prune(upTo uint64, head Hash) error {
 	return nil
 }
 
-// Open loads a log at boot: the valid slot with the highest generation, then the records
-// after its base. A valid record n+1 whose tag verifies under the stored key was committed
-// before a power cut: its transition is completed. A torn or invalid tail was never
-// committed: it is cut off. Either way a recovered entry is appended and recovered is true.
-func Open(st Storage) (w *Writer, recovered bool, err error) {
+// load reads the committed state and entries without writing anything. It returns the
+// parsed records, the index of the first one after the committed entries, the byte length
+// of the accepted records and the whole log area.
+func load(st Storage) (w *Writer, active int, recs []wire.Entry, i, end int, data []byte, err error) {
 	var best *state
-	active := -1
-	for i := 0; i < 2; i++ {
-		b, err := st.ReadSlot(i)
+	active = -1
+	for j := 0; j < 2; j++ {
+		b, err := st.ReadSlot(j)
 		if err != nil {
-			return nil, false, err
+			return nil, 0, nil, 0, 0, nil, err
 		}
 		s, err := decodeState(b)
 		if err != nil {
 			continue
 		}
 		if best == nil || s.Gen > best.Gen {
-			best, active = s, i
+			best, active = s, j
 		}
 	}
 	if best == nil {
-		return nil, false, ErrNoState
+		return nil, 0, nil, 0, 0, nil, ErrNoState
 	}
 	w = &Writer{st: st, c: newChain(best.Dev, best.Epoch), s: *best, active: active}
-	data, err := st.ReadLog()
+	data, err = st.ReadLog()
 	if err != nil {
-		return nil, false, err
+		return nil, 0, nil, 0, 0, nil, err
 	}
-	recs, _ := DecodeRecords(data)
+	recs, _ = DecodeRecords(data)
 	s := &w.s
 	// Committed entries: base_n+1 .. n, in order, reproducing h_n.
 	prev := s.BaseH
-	end := 0 // bytes of data holding accepted records
-	i := 0
 	for ; i < len(recs) && recs[i].N <= s.BaseN; i++ {
 		end += recOverhead + len(recs[i].Payload)
 	}
 	for want := s.BaseN + 1; want <= s.N; want++ {
 		if i >= len(recs) || recs[i].N != want {
-			return nil, false, fmt.Errorf("%w: entry %d of %d missing", ErrCorrupt, want, s.N)
+			return nil, 0, nil, 0, 0, nil, fmt.Errorf("%w: entry %d of %d missing", ErrCorrupt, want, s.N)
 		}
 		e := recs[i]
 		e.Payload, e.Tag = cp(e.Payload), cp(e.Tag)
@@ -271,8 +268,21 @@ func Open(st Storage) (w *Writer, recovered bool, err error) {
 		i++
 	}
 	if prev != s.Head {
-		return nil, false, fmt.Errorf("%w: stored entries do not reproduce head %d", ErrCorrupt, s.N)
+		return nil, 0, nil, 0, 0, nil, fmt.Errorf("%w: stored entries do not reproduce head %d", ErrCorrupt, s.N)
 	}
+	return w, active, recs, i, end, data, nil
+}
+
+// Open loads a log at boot: the valid slot with the highest generation, then the records
+// after its base. A valid record n+1 whose tag verifies under the stored key was committed
+// before a power cut: its transition is completed. A torn or invalid tail was never
+// committed: it is cut off. Either way a recovered entry is appended and recovered is true.
+func Open(st Storage) (w *Writer, recovered bool, err error) {
+	w, active, recs, i, end, data, err := load(st)
+	if err != nil {
+		return nil, false, err
+	}
+	s := &w.s
 	var what string
 	// Finish a stale or torn step 3: the other slot still holds (part of) an old key.
 	if ob, err := st.ReadSlot(1 - active); err != nil {
@@ -328,4 +338,15 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// ReadExport reads the committed log from storage without changing anything: for
+// `fieldseal log export` on a device's storage folder. A torn tail or an uncommitted
+// transition is left for Open to repair.
+func ReadExport(st Storage) (*Export, error) {
+	w, _, _, _, _, _, err := load(st)
+	if err != nil {
+		return nil, err
+	}
+	return w.Export(), nil
 }
