@@ -2,6 +2,7 @@ package mpharness
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -172,3 +173,5 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func sha256sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
