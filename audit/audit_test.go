@@ -1,0 +1,339 @@
+package audit
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, dir string, opt Options) *Report {
+	t.Helper()
+	r, err := Run(filepath.Join("testdata", dir), opt)
+	if err != nil {
+		t.Fatalf("Run(%s): %v", dir, err)
+	}
+	return r
+}
+
+func wantStatus(t *testing.T, r *Report, id string, want Status) Check {
+	t.Helper()
+	c, ok := r.Find(id)
+	if !ok {
+		t.Fatalf("%s: no check %q", r.Board, id)
+	}
+	if c.Status != want {
+		t.Errorf("%s: check %s = %s, want %s (evidence: %s)", r.Board, id, c.Status, want, c.Evidence)
+	}
+	return c
+}
+
+func allClosed(t *testing.T, r *Report) {
+	t.Helper()
+	for _, c := range r.Checks {
+		if c.Status != Closed {
+			t.Errorf("%s: %s is %s: %s", r.Board, c.ID, c.Status, c.Evidence)
+		}
+	}
+}
+
+// The figures quoted in the final report and docs/HARDENING.md.
+func TestFixtureScores(t *testing.T) {
+	for _, tc := range []struct{ dir, port, score string }{
+		{"pyboard_default", "stm32", "2/15"},
+		{"stm32_hardened", "stm32", "15/15"},
+		{"include_chain", "stm32", "15/15"},
+		{"include_unresolved", "stm32", "12/15"},
+		{"malformed_if", "stm32", "3/15"},
+		{"esp32_default", "esp32", "4/19"},
+		{"esp32_secure", "esp32", "19/19"},
+		{"malformed_sdkconfig", "esp32", "16/19"},
+		{"malformed_csv", "esp32", "17/19"},
+		{"rp2040_pico", "rp2", "14/15"},
+	} {
+		r := run(t, tc.dir, Options{})
+		if r.Port != tc.port || r.Score != tc.score {
+			t.Errorf("%s: port %s score %s, want %s %s (%s)", tc.dir, r.Port, r.Score, tc.port, tc.score, r.Verdict)
+		}
+	}
+}
+
+func TestThreatD17_DefaultPyboardHasREPLs(t *testing.T) {
+	r := run(t, "pyboard_default", Options{})
+	c := wantStatus(t, r, "repl-usb", Open)
+	if !strings.Contains(c.Evidence, "mpconfigboard.h:10") {
+		t.Errorf("repl-usb evidence should point at the board line: %s", c.Evidence)
+	}
+	wantStatus(t, r, "repl-uart", Open)
+	c = wantStatus(t, r, "compiler", Open)
+	if !strings.Contains(c.Evidence, "port default (MicroPython 1.29") {
+		t.Errorf("compiler evidence should name the port default: %s", c.Evidence)
+	}
+	wantStatus(t, r, "webrepl-mip", Closed) // stm32's port manifest has no networking bundle
+}
+
+func TestThreatD17_ESP32DefaultREPLAndWebREPL(t *testing.T) {
+	r := run(t, "esp32_default", Options{})
+	wantStatus(t, r, "repl-usb", Open) // esp32s3: USB OTG CDC on by default
+	wantStatus(t, r, "repl-uart", Open)
+	c := wantStatus(t, r, "webrepl-mip", Open)
+	if !strings.Contains(c.Evidence, "bundle-networking") {
+		t.Errorf("webrepl evidence: %s", c.Evidence)
+	}
+}
+
+func TestThreatD18_DefaultPyboardSafeBootSDBootNoGuard(t *testing.T) {
+	r := run(t, "pyboard_default", Options{})
+	wantStatus(t, r, "safe-boot", Open)
+	c := wantStatus(t, r, "sd-boot", Open)
+	if !strings.Contains(c.Evidence, "MICROPY_HW_SDCARD_MOUNT_AT_BOOT = MICROPY_HW_ENABLE_SDCARD") {
+		t.Errorf("sd-boot should show the default follows ENABLE_SDCARD: %s", c.Evidence)
+	}
+	wantStatus(t, r, "guard-boot", Open)
+	wantStatus(t, r, "guard-frozen", Open)
+	wantStatus(t, r, "state-slots", Open)
+}
+
+func TestThreatD18_HardenedSTM32AllClosed(t *testing.T) {
+	r := run(t, "stm32_hardened", Options{})
+	allClosed(t, r)
+	if !strings.HasPrefix(r.Verdict, "hardened") {
+		t.Errorf("verdict %q", r.Verdict)
+	}
+}
+
+func TestThreatD18_ESP32StockBootIsOpen(t *testing.T) {
+	r := run(t, "esp32_default", Options{})
+	c := wantStatus(t, r, "guard-boot", Open)
+	if !strings.Contains(c.Evidence, "stock MicroPython _boot.py") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
+}
+
+func TestThreatD18_NestedIncludesResolved(t *testing.T) {
+	r := run(t, "include_chain", Options{})
+	allClosed(t, r)
+	c := wantStatus(t, r, "guard-frozen", Closed)
+	if !strings.Contains(c.Evidence, "parts/more/manifest.py:1") {
+		t.Errorf("guard-frozen evidence should cite the nested manifest: %s", c.Evidence)
+	}
+	c = wantStatus(t, r, "manifest-frozen", Closed)
+	if !strings.Contains(c.Evidence, "parts/more/manifest.py:5") {
+		t.Errorf("manifest-frozen evidence: %s", c.Evidence)
+	}
+}
+
+func TestThreatD18_UnresolvedIncludeIsUnknown(t *testing.T) {
+	r := run(t, "include_unresolved", Options{})
+	for _, id := range []string{"guard-frozen", "manifest-frozen", "webrepl-mip"} {
+		c := wantStatus(t, r, id, Unknown)
+		if !strings.Contains(c.Evidence, "manifest.py:3") {
+			t.Errorf("%s evidence should cite the include line: %s", id, c.Evidence)
+		}
+	}
+	if r.Count(Closed) == len(r.Checks) {
+		t.Fatal("an unresolvable include must never pass")
+	}
+}
+
+func TestThreatD19_USBMassStorage(t *testing.T) {
+	wantStatus(t, run(t, "pyboard_default", Options{}), "usb-msc", Open)
+	wantStatus(t, run(t, "stm32_hardened", Options{}), "usb-msc", Closed)
+	wantStatus(t, run(t, "esp32_default", Options{}), "usb-msc", Closed) // esp32 default MSC (0)
+}
+
+func TestThreatD20_ESP32WithoutSecureBoot(t *testing.T) {
+	r := run(t, "esp32_default", Options{})
+	for _, id := range []string{"secure-boot", "flash-encryption", "download-mode", "vfs-encrypted", "bootloader-jump"} {
+		wantStatus(t, r, id, Open)
+	}
+}
+
+func TestThreatD20_ESP32WithSecureBoot(t *testing.T) {
+	r := run(t, "esp32_secure", Options{})
+	allClosed(t, r)
+}
+
+func TestThreatD20_ESP32DevelopmentModeEncryptionIsOpen(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "esp32_secure"), dir)
+	frag := filepath.Join(dir, "extra.sdkconfig")
+	os.WriteFile(frag, []byte("CONFIG_SECURE_FLASH_ENCRYPTION_MODE_RELEASE=n\nCONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT=y\n"), 0o644)
+	r, err := Run(dir, Options{Sdkconfig: frag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := wantStatus(t, r, "flash-encryption", Open)
+	if !strings.Contains(c.Evidence, "development mode") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
+}
+
+func TestThreatD20_RP2040SecureBootImpossible(t *testing.T) {
+	r := run(t, "rp2040_pico", Options{})
+	c := wantStatus(t, r, "secure-boot", Open)
+	if !strings.Contains(c.Fix, "use RP2350 with OTP secure boot or an external secure element") {
+		t.Errorf("fix: %s", c.Fix)
+	}
+	if !strings.Contains(c.Evidence, "RP2040") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
+	// everything else on this board is closed: the chip itself is the open item
+	if r.Count(Open) != 1 {
+		t.Errorf("want exactly the secure-boot check open, got %d open", r.Count(Open))
+	}
+}
+
+func TestThreatD20_RP2ChipUnknown(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "rp2040_pico"), dir)
+	os.WriteFile(filepath.Join(dir, "mpconfigboard.cmake"), []byte("set(PICO_BOARD \"acme_custom\")\n"), 0o644)
+	wantStatus(t, mustRun(t, dir, Options{}), "secure-boot", Unknown)
+}
+
+func TestThreatD20_BootloaderJumpOnUSBBoards(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "rp2040_pico"), dir)
+	os.WriteFile(filepath.Join(dir, "mpconfigboard.h"), []byte(
+		"#define MICROPY_HW_ENABLE_USBDEV (1)\n#define MICROPY_HW_USB_CDC_1200BPS_TOUCH (1)\n"), 0o644)
+	r := mustRun(t, dir, Options{})
+	c := wantStatus(t, r, "bootloader-jump", Open)
+	if !strings.Contains(c.Evidence, "1200BPS_TOUCH") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
+}
+
+func TestMalformedUnterminatedIfNeverPasses(t *testing.T) {
+	r := run(t, "malformed_if", Options{})
+	c := wantStatus(t, r, "repl-usb", Unknown)
+	if !strings.Contains(c.Evidence, "mpconfigboard.h:8") || !strings.Contains(c.Evidence, "unterminated") {
+		t.Errorf("evidence should say where: %s", c.Evidence)
+	}
+	for _, id := range []string{"compiler", "safe-boot", "sd-boot", "usb-msc", "native-code", "guard-boot"} {
+		wantStatus(t, r, id, Unknown)
+	}
+}
+
+func TestMalformedSdkconfigNeverPasses(t *testing.T) {
+	r := run(t, "malformed_sdkconfig", Options{})
+	for _, id := range []string{"secure-boot", "flash-encryption", "download-mode"} {
+		c := wantStatus(t, r, id, Unknown)
+		if !strings.Contains(c.Evidence, "sdkconfig.board:2") {
+			t.Errorf("%s evidence: %s", id, c.Evidence)
+		}
+	}
+}
+
+func TestMalformedPartitionCSVNeverPasses(t *testing.T) {
+	r := run(t, "malformed_csv", Options{})
+	for _, id := range []string{"vfs-encrypted", "state-slots"} {
+		c := wantStatus(t, r, id, Unknown)
+		if !strings.Contains(c.Evidence, "partitions-fs.csv:3") {
+			t.Errorf("%s evidence: %s", id, c.Evidence)
+		}
+	}
+}
+
+func TestPortDetectionErrors(t *testing.T) {
+	if _, err := Run(filepath.Join("testdata", "ambiguous"), Options{}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "ambiguous") {
+		t.Errorf("ambiguous: %v", err)
+	}
+	if _, err := Run(filepath.Join("testdata", "stm32_hardened"), Options{Port: "esp32"}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "conflicts") {
+		t.Errorf("conflicting --port: %v", err)
+	}
+	if _, err := Run(filepath.Join("testdata", "stm32_hardened"), Options{Port: "samd"}); !errors.Is(err, ErrUsage) {
+		t.Errorf("unknown --port: %v", err)
+	}
+	if _, err := Run(filepath.Join("testdata", "does-not-exist"), Options{}); err == nil {
+		t.Error("missing dir: no error")
+	}
+	if _, err := Run(t.TempDir(), Options{}); !errors.Is(err, ErrUsage) {
+		t.Errorf("empty dir: %v", err)
+	}
+	// --port that agrees with detection is fine
+	if _, err := Run(filepath.Join("testdata", "stm32_hardened"), Options{Port: "stm32"}); err != nil {
+		t.Errorf("matching --port: %v", err)
+	}
+}
+
+func TestUnreadableFileIsError(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads any file")
+	}
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "stm32_hardened"), dir)
+	os.Chmod(filepath.Join(dir, "mpconfigboard.h"), 0)
+	if _, err := Run(dir, Options{}); err == nil {
+		t.Error("unreadable mpconfigboard.h: no error")
+	}
+}
+
+// Every check must say which attack it answers (a threat row or a reference item)
+// and how to fix it.
+func TestEveryCheckCitesAThreat(t *testing.T) {
+	cite := regexp.MustCompile(`\b(D1[7-9]|D20|D7|A\d+|§2\.\d)\b`)
+	for _, dir := range []string{"pyboard_default", "esp32_default", "rp2040_pico"} {
+		for _, c := range run(t, dir, Options{}).Checks {
+			if !cite.MatchString(c.Attack) {
+				t.Errorf("%s/%s: attack cites no threat: %q", dir, c.ID, c.Attack)
+			}
+			if c.Fix == "" || c.Evidence == "" || c.Title == "" {
+				t.Errorf("%s/%s: empty field", dir, c.ID)
+			}
+		}
+	}
+}
+
+func TestManifestOverrideFlag(t *testing.T) {
+	r := run(t, "pyboard_default", Options{Manifest: filepath.Join("testdata", "stm32_hardened", "manifest.py")})
+	wantStatus(t, r, "guard-frozen", Closed)
+	if _, err := Run(filepath.Join("testdata", "pyboard_default"), Options{Manifest: "nope.py"}); err == nil {
+		t.Error("missing --manifest: no error")
+	}
+}
+
+// The templates under examples/boards must pass the audit they are written for.
+func TestExampleBoardsAllClosed(t *testing.T) {
+	for _, tc := range []struct{ dir, port string }{
+		{"stm32", "stm32"}, {"esp32", "esp32"}, {"rp2350", "rp2"},
+	} {
+		r := mustRun(t, filepath.Join("..", "examples", "boards", tc.dir), Options{})
+		if r.Port != tc.port {
+			t.Errorf("%s: port %s", tc.dir, r.Port)
+		}
+		allClosed(t, r)
+	}
+}
+
+func mustRun(t *testing.T, dir string, opt Options) *Report {
+	t.Helper()
+	r, err := Run(dir, opt)
+	if err != nil {
+		t.Fatalf("Run(%s): %v", dir, err)
+	}
+	return r
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,242 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+)
+
+// buildVars holds what the audit reads from mpconfigboard.mk / mpconfigboard.cmake:
+// variables, -D defines, and what it could not interpret.
+type buildVars struct {
+	vars    map[string][]string // name -> values (space-separated words, in order)
+	where   map[string]string   // name -> file:line of the last assignment
+	cond    map[string]string   // name -> file:line when assigned under a condition
+	defines []cmdDefine         // -DNAME=VALUE / MICROPY_DEF_BOARD entries
+}
+
+type cmdDefine struct {
+	name, value, where string
+	cond               bool
+}
+
+func newBuildVars() *buildVars {
+	return &buildVars{vars: map[string][]string{}, where: map[string]string{}, cond: map[string]string{}}
+}
+
+func (b *buildVars) get(name string) (string, bool) {
+	v, ok := b.vars[name]
+	return strings.Join(v, " "), ok
+}
+
+// parseMk reads make-style assignments: VAR = v, VAR := v, VAR ?= v, VAR += v, and
+// -D flags in CFLAGS*. Anything inside ifeq/ifdef blocks counts as conditional.
+func (b *buildVars) parseMk(file, text string) {
+	depth := 0
+	for _, ln := range logicalLines(text) {
+		s := ln.text
+		if i := strings.Index(s, "#"); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		where := fmt.Sprintf("%s:%d", file, ln.no)
+		w, _ := splitWord(s)
+		switch w {
+		case "ifeq", "ifneq", "ifdef", "ifndef":
+			depth++
+			continue
+		case "endif":
+			if depth > 0 {
+				depth--
+			}
+			continue
+		case "else":
+			continue
+		}
+		var name, op, val string
+		for _, o := range []string{":=", "?=", "+=", "="} {
+			if i := strings.Index(s, o); i > 0 {
+				name, op, val = strings.TrimSpace(s[:i]), o, strings.TrimSpace(s[i+len(o):])
+				break
+			}
+		}
+		if name == "" || strings.ContainsAny(name, " \t") {
+			continue // rules, includes, export lines: no settings the audit uses
+		}
+		words := strings.Fields(val)
+		b.assign(name, op, words, where, depth > 0)
+		if strings.HasPrefix(name, "CFLAGS") || name == "COPT" {
+			for _, wd := range words {
+				if strings.HasPrefix(wd, "-D") {
+					b.addDefine(wd[2:], where, depth > 0)
+				}
+			}
+		}
+	}
+}
+
+func (b *buildVars) assign(name, op string, words []string, where string, cond bool) {
+	switch op {
+	case "?=":
+		if _, ok := b.vars[name]; ok {
+			return
+		}
+		b.vars[name] = words
+	case "+=":
+		b.vars[name] = append(b.vars[name], words...)
+	default:
+		b.vars[name] = words
+	}
+	b.where[name] = where
+	if cond {
+		b.cond[name] = where
+	}
+}
+
+func (b *buildVars) addDefine(def, where string, cond bool) {
+	def = strings.Trim(def, "\"'")
+	name, val, found := strings.Cut(def, "=")
+	if !found {
+		val = "1" // -DNAME means 1, as in the compiler
+	}
+	b.defines = append(b.defines, cmdDefine{name: name, value: val, where: where, cond: cond})
+}
+
+// parseCmake reads set(VAR v...) and list(APPEND VAR v...) with ${VAR} references
+// left for later expansion. Commands inside if()/endif() count as conditional.
+func (b *buildVars) parseCmake(file, text string) {
+	depth := 0
+	for _, c := range cmakeCommands(text) {
+		where := fmt.Sprintf("%s:%d", file, c.line)
+		switch strings.ToLower(c.name) {
+		case "if", "foreach", "function", "macro", "while":
+			depth++
+		case "endif", "endforeach", "endfunction", "endmacro", "endwhile":
+			if depth > 0 {
+				depth--
+			}
+		case "set":
+			if len(c.args) == 0 {
+				continue
+			}
+			vals := c.args[1:]
+			for i, v := range vals { // drop CACHE/PARENT_SCOPE tails
+				if v == "CACHE" || v == "PARENT_SCOPE" {
+					vals = vals[:i]
+					break
+				}
+			}
+			b.assign(c.args[0], "=", vals, where, depth > 0)
+			if c.args[0] == "MICROPY_DEF_BOARD" {
+				for _, v := range vals {
+					b.addDefine(v, where, depth > 0)
+				}
+			}
+		case "list":
+			if len(c.args) >= 2 && strings.EqualFold(c.args[0], "APPEND") {
+				b.assign(c.args[1], "+=", c.args[2:], where, depth > 0)
+				if c.args[1] == "MICROPY_DEF_BOARD" {
+					for _, v := range c.args[2:] {
+						b.addDefine(v, where, depth > 0)
+					}
+				}
+			}
+		case "add_compile_definitions", "add_definitions":
+			for _, v := range c.args {
+				b.addDefine(strings.TrimPrefix(v, "-D"), where, depth > 0)
+			}
+		}
+	}
+}
+
+type cmakeCmd struct {
+	name string
+	args []string
+	line int
+}
+
+// cmakeCommands splits CMake text into commands with their (unquoted) arguments.
+func cmakeCommands(text string) []cmakeCmd {
+	var out []cmakeCmd
+	line := 1
+	i := 0
+	for i < len(text) {
+		c := text[i]
+		switch {
+		case c == '\n':
+			line++
+			i++
+		case c == '#':
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		case isIdent(c):
+			start := i
+			for i < len(text) && isIdent(text[i]) {
+				i++
+			}
+			name := text[start:i]
+			cmdLine := line
+			for i < len(text) && (text[i] == ' ' || text[i] == '\t') {
+				i++
+			}
+			if i >= len(text) || text[i] != '(' {
+				continue
+			}
+			i++
+			var args []string
+			depth := 1
+			var cur strings.Builder
+			inQ := false
+			flush := func() {
+				if cur.Len() > 0 {
+					args = append(args, cur.String())
+					cur.Reset()
+				}
+			}
+			for i < len(text) && depth > 0 {
+				ch := text[i]
+				if ch == '\n' {
+					line++
+				}
+				switch {
+				case inQ && ch == '\\' && i+1 < len(text):
+					cur.WriteByte(text[i+1])
+					i++
+				case ch == '"':
+					inQ = !inQ
+					if !inQ && cur.Len() == 0 {
+						args = append(args, "")
+					}
+				case inQ:
+					cur.WriteByte(ch)
+				case ch == '#':
+					for i < len(text) && text[i] != '\n' {
+						i++
+					}
+					continue
+				case ch == '(':
+					depth++
+					cur.WriteByte(ch)
+				case ch == ')':
+					depth--
+					if depth > 0 {
+						cur.WriteByte(ch)
+					}
+				case ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r':
+					flush()
+				default:
+					cur.WriteByte(ch)
+				}
+				i++
+			}
+			flush()
+			out = append(out, cmakeCmd{name: name, args: args, line: cmdLine})
+		default:
+			i++
+		}
+	}
+	return out
+}

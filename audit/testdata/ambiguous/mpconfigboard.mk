@@ -1,0 +1,1 @@
+MCU_SERIES = f4

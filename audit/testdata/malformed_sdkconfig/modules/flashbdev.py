@@ -1,0 +1,1 @@
+# placeholder block device module for the fixture

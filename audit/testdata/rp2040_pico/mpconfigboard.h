@@ -1,0 +1,14 @@
+#define MICROPY_HW_BOARD_NAME          "FS Pico meter"
+#define MICROPY_HW_FLASH_STORAGE_BYTES (1408 * 1024)
+
+// everything that can be closed in a build is closed
+#define MICROPY_HW_ENABLE_USBDEV       (0)
+#define MICROPY_HW_ENABLE_UART_REPL    (0)
+#define MICROPY_ENABLE_COMPILER        (0)
+#define MICROPY_EMIT_THUMB             (0)
+#define MICROPY_EMIT_INLINE_THUMB      (0)
+#define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0)
+#define MICROPY_PY_MACHINE_MEMX        (0)
+#define MICROPY_PY_UCTYPES             (0)
+#define FIELDSEAL_STATE_FLASH_ADDR     (0x10160000)
+#define FIELDSEAL_STATE_FLASH_SIZE     (0x2000)

@@ -1,0 +1,1 @@
+# stand-in for device/micropython/fieldseal in audit tests

@@ -1,0 +1,6 @@
+# Frozen _boot.py for fieldseal boards: replaces the port's stock one. It runs before
+# boot.py/main.py with Ctrl-C disabled; the guard mounts the filesystem itself,
+# verifies it and sets sys.path (device/micropython/fieldseal/boot.py).
+import fieldseal.boot
+
+fieldseal.boot.main()

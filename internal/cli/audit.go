@@ -1,0 +1,66 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/fieldseal/fieldseal/audit"
+)
+
+func init() {
+	register(verb{name: "audit", summary: "check a MicroPython board definition for ways around the guard (D17–D20)", run: runAudit})
+}
+
+func runAudit(_ context.Context, env *Env, args []string) int {
+	fs := newFlags(env, "audit", "BOARD_DIR [--port stm32|esp32|rp2] [--manifest manifest.py] [--sdkconfig FILE] [--json]")
+	port := fs.String("port", "", "MicroPython port: stm32, esp32 or rp2 (default: detected from the board files)")
+	manifest := fs.String("manifest", "", "frozen manifest to audit (default: the board's FROZEN_MANIFEST or manifest.py)")
+	sdkconfig := fs.String("sdkconfig", "", "extra ESP-IDF sdkconfig fragment, applied after the board's (esp32)")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return ExitError
+	}
+	r, err := audit.Run(pos[0], audit.Options{Port: *port, Manifest: *manifest, Sdkconfig: *sdkconfig})
+	if err != nil {
+		return fail(env, "audit", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return fail(env, "audit", err)
+		}
+	} else {
+		printAudit(env.Stdout, r)
+	}
+	if r.Count(audit.Open) > 0 || r.Count(audit.Unknown) > 0 {
+		return ExitFound
+	}
+	return ExitOK
+}
+
+func printAudit(w io.Writer, r *audit.Report) {
+	fmt.Fprintf(w, "fieldseal audit: board %s, port %s (defaults: MicroPython %s)\n\n", r.Board, r.Port, audit.MicroPythonVersion)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tCHECK\tTITLE")
+	for _, c := range r.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", strings.ToUpper(string(c.Status)), c.ID, c.Title)
+	}
+	tw.Flush()
+	for _, c := range r.Checks {
+		if c.Status == audit.Closed {
+			continue
+		}
+		fmt.Fprintf(w, "\n[%s] %s — %s\n  evidence: %s\n  attack:   %s\n  fix:      %s\n", c.Status, c.ID, c.Title, c.Evidence, c.Attack, c.Fix)
+	}
+	fmt.Fprintf(w, "\nscore %s — %s\n", r.Score, r.Verdict)
+}

@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// auditRun runs `fieldseal audit` with captured output.
+func auditRun(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("")}, append([]string{"audit"}, args...))
+	return code, out.String(), errb.String()
+}
+
+func auditFixture(name string) string { return filepath.Join("..", "..", "audit", "testdata", name) }
+
+func TestAuditExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{auditFixture("stm32_hardened")}, ExitOK},
+		{[]string{auditFixture("esp32_secure"), "--port", "esp32"}, ExitOK},
+		{[]string{filepath.Join("..", "..", "examples", "boards", "rp2350")}, ExitOK},
+		{[]string{auditFixture("pyboard_default")}, ExitFound},
+		{[]string{auditFixture("rp2040_pico")}, ExitFound},
+		{[]string{auditFixture("include_unresolved")}, ExitFound}, // unknown is never a pass
+		{[]string{auditFixture("malformed_if"), "--json"}, ExitFound},
+		{[]string{auditFixture("does-not-exist")}, ExitError},
+		{[]string{auditFixture("stm32_hardened"), "--port", "esp32"}, ExitError},
+		{[]string{auditFixture("ambiguous")}, ExitError},
+		{[]string{}, ExitError},
+		{[]string{auditFixture("stm32_hardened"), "--bogus"}, ExitError},
+	} {
+		code, _, errs := auditRun(t, tc.args...)
+		if code != tc.want {
+			t.Errorf("audit %v = %d, want %d (stderr %q)", tc.args, code, tc.want, errs)
+		}
+		if tc.want == ExitError && errs == "" {
+			t.Errorf("audit %v: exit 2 without a message", tc.args)
+		}
+	}
+}
+
+func TestAuditJSONShape(t *testing.T) {
+	code, out, errs := auditRun(t, auditFixture("pyboard_default"), "--json")
+	if code != ExitFound {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"port", "board", "checks", "score", "verdict"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("missing key %q", k)
+		}
+	}
+	if len(raw) != 5 {
+		t.Errorf("keys: want exactly port, board, checks, score, verdict; got %d", len(raw))
+	}
+	var checks []map[string]string
+	if err := json.Unmarshal(raw["checks"], &checks); err != nil || len(checks) == 0 {
+		t.Fatalf("checks: %v", err)
+	}
+	for _, c := range checks {
+		if len(c) != 6 {
+			t.Errorf("check keys %v", c)
+		}
+		for _, k := range []string{"id", "title", "status", "evidence", "attack", "fix"} {
+			if c[k] == "" {
+				t.Errorf("check %s: empty %s", c["id"], k)
+			}
+		}
+		switch c["status"] {
+		case "open", "closed", "unknown":
+		default:
+			t.Errorf("status %q", c["status"])
+		}
+	}
+	var port, score string
+	json.Unmarshal(raw["port"], &port)
+	json.Unmarshal(raw["score"], &score)
+	if port != "stm32" || score != "2/15" {
+		t.Errorf("port %q score %q", port, score)
+	}
+}
+
+func TestAuditHumanTable(t *testing.T) {
+	code, out, _ := auditRun(t, auditFixture("rp2040_pico"))
+	if code != ExitFound {
+		t.Fatalf("code %d", code)
+	}
+	for _, want := range []string{"STATUS", "OPEN    secure-boot", "use RP2350 with OTP secure boot or an external secure element", "score 14/15"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
