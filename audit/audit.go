@@ -175,14 +175,16 @@ var (
 	esp32Names = regexp.MustCompile(`(?i)esp32[-_]?([a-z]\d)?`)
 )
 
-// detectPort applies the issue's rules: sdkconfig/partitions → esp32; cmake naming
+// detectPort applies the issue's rules: sdkconfig/partitions*.csv → esp32; cmake naming
 // PICO_BOARD/RP2 → rp2; mk with MCU_SERIES → stm32.
 func detectPort(dir, mk, cmake string) (found []string, why []string) {
 	entries, _ := os.ReadDir(dir)
 	esp := ""
 	for _, e := range entries {
 		n := e.Name()
-		if strings.HasPrefix(n, "sdkconfig") || strings.HasSuffix(strings.ToLower(n), ".csv") {
+		// pins.csv and af.csv are common on every port: only partition tables count
+		ln := strings.ToLower(n)
+		if strings.HasPrefix(n, "sdkconfig") || (strings.HasSuffix(ln, ".csv") && strings.Contains(ln, "partition")) {
 			esp = n
 			break
 		}

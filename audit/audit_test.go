@@ -337,3 +337,40 @@ func copyDir(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// A board kept inside a MicroPython tree resolves $(PORT_DIR)/$(MPY_DIR) and the port's
+// sdkconfig fragments from the real files instead of the 1.29 model.
+func TestBoardInsideMicroPythonTree(t *testing.T) {
+	root := t.TempDir()
+	port := filepath.Join(root, "ports", "esp32")
+	board := filepath.Join(port, "boards", "ACME_S3")
+	copyDir(t, filepath.Join("testdata", "esp32_default"), board)
+	write := func(p, s string) {
+		t.Helper()
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(port, "boards", "manifest.py"), "freeze(\"$(PORT_DIR)/modules\")\ninclude(\"$(MPY_DIR)/extmod/asyncio\")\n")
+	write(filepath.Join(port, "modules", "_boot.py"), "import gc\ngc.collect()\n")
+	write(filepath.Join(root, "extmod", "asyncio", "manifest.py"), "package(\"asyncio\")\n")
+	write(filepath.Join(port, "boards", "sdkconfig.base"), "CONFIG_SECURE_BOOT_V2_ENABLED=y\n")
+	r := mustRun(t, board, Options{})
+	c := wantStatus(t, r, "guard-boot", Open)
+	if strings.Contains(c.Evidence, "model") || !strings.Contains(c.Evidence, "does not import fieldseal.boot") {
+		t.Errorf("guard-boot should read the real stock _boot.py: %s", c.Evidence)
+	}
+	wantStatus(t, r, "webrepl-mip", Closed) // this tree's port manifest has no networking
+	c = wantStatus(t, r, "secure-boot", Closed)
+	if !strings.Contains(c.Evidence, "sdkconfig.base:1") {
+		t.Errorf("secure-boot evidence: %s", c.Evidence)
+	}
+}
+
+// pins.csv is on every port's boards; only partition tables point to esp32.
+func TestPinsCSVDoesNotMeanESP32(t *testing.T) {
+	if r := run(t, "pyboard_default", Options{}); r.Port != "stm32" {
+		t.Errorf("port %s", r.Port)
+	}
+}

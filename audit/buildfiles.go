@@ -96,7 +96,9 @@ func (b *buildVars) assign(name, op string, words []string, where string, cond b
 }
 
 func (b *buildVars) addDefine(def, where string, cond bool) {
-	def = strings.Trim(def, "\"'")
+	if len(def) >= 2 && (def[0] == '"' || def[0] == '\'') && def[len(def)-1] == def[0] {
+		def = def[1 : len(def)-1] // the whole flag was quoted: "-DNAME=value"
+	}
 	name, val, found := strings.Cut(def, "=")
 	if !found {
 		val = "1" // -DNAME means 1, as in the compiler
@@ -189,7 +191,7 @@ func cmakeCommands(text string) []cmakeCmd {
 			var args []string
 			depth := 1
 			var cur strings.Builder
-			inQ := false
+			inQ, legacy := false, false // legacy: quotes inside an unquoted arg are kept (a="b c")
 			flush := func() {
 				if cur.Len() > 0 {
 					args = append(args, cur.String())
@@ -206,9 +208,20 @@ func cmakeCommands(text string) []cmakeCmd {
 					cur.WriteByte(text[i+1])
 					i++
 				case ch == '"':
-					inQ = !inQ
-					if !inQ && cur.Len() == 0 {
-						args = append(args, "")
+					switch {
+					case inQ && legacy:
+						cur.WriteByte(ch)
+						inQ, legacy = false, false
+					case inQ:
+						inQ = false
+						if cur.Len() == 0 {
+							args = append(args, "")
+						}
+					case cur.Len() > 0:
+						cur.WriteByte(ch)
+						inQ, legacy = true, true
+					default:
+						inQ = true
 					}
 				case inQ:
 					cur.WriteByte(ch)

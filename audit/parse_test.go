@@ -222,3 +222,11 @@ func TestMkParser(t *testing.T) {
 		t.Errorf("defines %+v", b.defines)
 	}
 }
+
+func TestBuildFlagQuoting(t *testing.T) {
+	b := newBuildVars()
+	b.parseCmake("c", `list(APPEND MICROPY_DEF_BOARD MICROPY_HW_BOARD_NAME="X Y" "MICROPY_BOARD_FROZEN_BOOT_FILE=\"boot_x.py\"")`+"\n")
+	if len(b.defines) != 2 || b.defines[0].value != `"X Y"` || b.defines[1].value != `"boot_x.py"` {
+		t.Errorf("defines %+v", b.defines)
+	}
+}
