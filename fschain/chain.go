@@ -74,8 +74,10 @@ func subKey(label string, k *Key) [32]byte {
 func hmac256(key *[32]byte, msg []byte) Hash {
 	var buf [64 + 256]byte
 	if len(msg) > 256 {
-		m := hmac.New(sha256.New, key[:])
-		m.Write(msg)
+		// Only reachable with device ids far beyond 64 bytes. Copies keep key and msg on
+		// the caller's stack in the hot path (escape analysis is per function).
+		m := hmac.New(sha256.New, append([]byte(nil), key[:]...))
+		m.Write(append([]byte(nil), msg...))
 		var out Hash
 		m.Sum(out[:0])
 		return out
