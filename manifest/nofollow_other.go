@@ -1,7 +1,13 @@
-//go:build !unix
+//go:build !linux && unix
 
 package manifest
 
-const oNoFollow = 0
+import (
+	"errors"
+	"syscall"
+)
 
-func isSymlinkErr(error) bool { return false }
+// oNoFollow makes opening a manifest path fail on a symlink swapped in after the walk.
+const oNoFollow = syscall.O_NOFOLLOW
+
+func isSymlinkErr(err error) bool { return errors.Is(err, syscall.ELOOP) }

@@ -87,38 +87,18 @@ func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyO
 	res := &Result{Files: len(m.Files)}
 
 	// 1. Walk: what is there (without following anything).
-	type entry struct {
-		mode fs.FileMode
-	}
 	seen := map[string]entry{}
-	err = fs.WalkDir(rt.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == "." {
-				return err
-			}
-			// An unreadable folder: its files will be missing; say why.
-			res.Findings = append(res.Findings, Finding{Path: p, Kind: wire.KindUnreadable, Detail: err.Error()})
-			if d != nil && d.IsDir() {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if p == "." {
-			return nil
-		}
-		if d.IsDir() {
-			seen[p] = entry{mode: fs.ModeDir}
-			return nil
-		}
-		seen[p] = entry{mode: d.Type()}
-		return ctx.Err()
-	})
-	if err != nil {
+	if err := walk(ctx, rt, ".", seen, res); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
 	}
+	t, err := openTree(root, rt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
+	}
+	defer t.close()
 
 	// 2. Compare: each manifest file must be a regular file of the right size and digest.
 	var jobs []int
@@ -190,7 +170,7 @@ func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyO
 					return
 				}
 				f := &m.Files[jobs[k]]
-				n, find := checkFile(rt, f, buf)
+				n, find := checkFile(t, f, buf)
 				b := doneBytes.Add(n)
 				d := doneFiles.Add(1)
 				if opts.Progress != nil {
@@ -221,9 +201,49 @@ func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyO
 	return res, nil
 }
 
-// checkFile hashes one file through rt and returns the bytes read and a finding, if any.
-func checkFile(rt *os.Root, f *wire.File, buf []byte) (uint64, *Finding) {
-	fh, err := rt.OpenFile(f.Path, os.O_RDONLY|oNoFollow, 0)
+type entry struct {
+	mode fs.FileMode
+}
+
+// walk records every entry under dir in seen, reading folders through rt and never
+// following a symlink. The root folder must be readable; a folder below it that is not
+// becomes an unreadable finding (its files will then be missing).
+func walk(ctx context.Context, rt *os.Root, dir string, seen map[string]entry, res *Result) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d, err := rt.Open(dir)
+	if err != nil {
+		return err
+	}
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := e.Name()
+		if dir != "." {
+			p = dir + "/" + p
+		}
+		if !e.IsDir() {
+			seen[p] = entry{mode: e.Type()}
+			continue
+		}
+		seen[p] = entry{mode: fs.ModeDir}
+		if err := walk(ctx, rt, p, seen, res); err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			res.Findings = append(res.Findings, Finding{Path: p, Kind: wire.KindUnreadable, Detail: err.Error()})
+		}
+	}
+	return nil
+}
+
+// checkFile hashes one file and returns the bytes read and a finding, if any.
+func checkFile(t *tree, f *wire.File, buf []byte) (uint64, *Finding) {
+	fh, err := t.open(f.Path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, &Finding{Path: f.Path, Kind: wire.KindMissing}
@@ -239,30 +259,57 @@ func checkFile(rt *os.Root, f *wire.File, buf []byte) (uint64, *Finding) {
 			return 0, &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
 		}
 	}
-	st, err := fh.Stat()
+	size, regular, err := fh.stat()
 	if err != nil {
 		return 0, &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
 	}
-	if !st.Mode().IsRegular() {
+	if !regular {
 		return 0, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: "not a regular file"}
 	}
-	if uint64(st.Size()) != f.Size {
-		return 0, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: fmt.Sprintf("size %d, sealed %d", st.Size(), f.Size)}
+	if uint64(size) != f.Size {
+		return 0, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: fmt.Sprintf("size %d, sealed %d", size, f.Size)}
 	}
 	h := sha256.New()
-	// Read at most one byte more than sealed: a file growing while we read is modified,
-	// and never read to its end.
-	n, err := io.CopyBuffer(h, io.LimitReader(fh, int64(f.Size)+1), buf)
+	n, err := hashExactly(h, fh, f.Size, buf)
 	if err != nil {
-		return uint64(n), &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
+		return n, &Finding{Path: f.Path, Kind: wire.KindUnreadable, Detail: err.Error()}
 	}
-	if uint64(n) != f.Size {
-		return uint64(n), &Finding{Path: f.Path, Kind: wire.KindModified, Detail: fmt.Sprintf("changed size while read: %d bytes, sealed %d", n, f.Size)}
+	if n != f.Size {
+		return n, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: fmt.Sprintf("changed size while read: %d bytes or more, sealed %d", n, f.Size)}
 	}
 	if string(h.Sum(nil)) != string(f.SHA256) {
-		return uint64(n), &Finding{Path: f.Path, Kind: wire.KindModified, Detail: "content differs (SHA-256)"}
+		return n, &Finding{Path: f.Path, Kind: wire.KindModified, Detail: "content differs (SHA-256)"}
 	}
-	return uint64(n), nil
+	return n, nil
+}
+
+// hashExactly feeds r to h until size bytes are read, and reports more than size if the
+// file has grown. Each read asks for one byte more than still expected, so a file that
+// grew shows it without an extra read to reach end-of-file: a small file costs one read.
+// It relies on regular-file semantics (a short read means end-of-file at that moment);
+// a file growing after that read is a race no verifier can close anyway.
+func hashExactly(h io.Writer, r io.Reader, size uint64, buf []byte) (uint64, error) {
+	var n uint64
+	for {
+		want := min(uint64(len(buf)), size-n+1)
+		k, err := r.Read(buf[:want])
+		if k > 0 {
+			if n+uint64(k) > size {
+				return n + uint64(k), nil // grew: the caller reports it, no need to hash
+			}
+			h.Write(buf[:k])
+			n += uint64(k)
+		}
+		if err == io.EOF || (k == 0 && err == nil) {
+			return n, nil // shrank, or exactly size after a read that asked for more
+		}
+		if err != nil {
+			return n, err
+		}
+		if n == size && uint64(k) < want {
+			return n, nil // the read asked for size+1 and got size: at the end
+		}
+	}
 }
 
 // IsRootError reports whether err from VerifyTree means the tree could not be read.

@@ -96,18 +96,15 @@ func runBuild(ctx context.Context, env *Env, args []string) int {
 	if res.MutableFiles > 0 {
 		fmt.Fprintf(env.Stdout, ", %d mutable not sealed", res.MutableFiles)
 	}
-	fmt.Fprintf(env.Stdout, "\n  bytes     %d\n  mpy       v%d.%d %s, %d-bit small ints\n  root      %x\n  key id    %x\n",
-		res.Bytes, m.Mpy.Major, m.Mpy.Minor, orNone(m.Mpy.Arch), m.Mpy.SmallIntBits, m.Root, wire.KeyID(priv.Public().(ed25519.PublicKey)))
+	mpy := "none (no .mpy files)"
+	if m.Mpy.Arch != "" {
+		mpy = fmt.Sprintf("v%d.%d %s, %d-bit small ints", m.Mpy.Major, m.Mpy.Minor, m.Mpy.Arch, m.Mpy.SmallIntBits)
+	}
+	fmt.Fprintf(env.Stdout, "\n  bytes     %d\n  mpy       %s\n  root      %x\n  key id    %x\n",
+		res.Bytes, mpy, m.Root, wire.KeyID(priv.Public().(ed25519.PublicKey)))
 	fmt.Fprintf(env.Stdout, "  wrote     %s, %s, %s in %s\n",
 		filepath.Join(*out, manifest.AppDir)+string(filepath.Separator), filepath.Join(*out, manifest.ManifestFile), filepath.Join(*out, manifest.FrozenFile), time.Since(start).Round(time.Millisecond))
 	return ExitOK
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(no .mpy files)"
-	}
-	return s
 }
 
 func hasPy(src string) bool {

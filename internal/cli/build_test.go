@@ -89,7 +89,7 @@ func TestBuildVerbNoCompiler(t *testing.T) {
 	os.Remove(filepath.Join(src, "leak.py"))
 	os.Remove(filepath.Join(src, "metrology.py"))
 	code, out, errs := sealRun(t, "build", src, "--key", key, "--out", dist)
-	if code != ExitOK || !strings.Contains(out, "no .mpy files") {
+	if code != ExitOK || !strings.Contains(out, "none (no .mpy files)") {
 		t.Fatalf("data-only build: %d %s %s", code, out, errs)
 	}
 }
