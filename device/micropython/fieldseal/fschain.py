@@ -211,8 +211,10 @@ class Chain:
         if good < len(buf):
             self.st.truncate(LOG, good)
             self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (len(buf) - good, s["n"])
+            if completed:
+                self.found = "completed entry %d; %s" % (s["n"], self.found)
         elif completed:
-            self.found = "completed entry %d" % s["n"]
+            self.found = "completed entry %d after a power cut" % s["n"]
 
     # -- writing --------------------------------------------------------------------
     def save(self):

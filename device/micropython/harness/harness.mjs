@@ -10,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -20,7 +21,7 @@ function findModules() {
   }
   throw new Error("node_modules/@micropython/micropython-webassembly-pyscript not found (run npm ci)");
 }
-const { loadMicroPython } = await import(findModules());
+const mpmodule = findModules();
 
 const opts = { guard: path.join(here, "..", "fieldseal"), heap: 2 << 20, logCap: 12288 };
 for (let i = 2; i < process.argv.length; i++) {
@@ -62,72 +63,45 @@ function snapshot(dir, rel = "") {
 }
 snapshot(opts.ext);
 
-let mp = null; // null = powered off
+let dev = null; // the powered-on device's worker, null = powered off
+let calls = 0;
+const pending = new Map();
 
-function toMem(FS, host, mem) {
-  FS.mkdirTree(mem);
-  for (const e of fs.readdirSync(host, { withFileTypes: true })) {
-    if (e.name.startsWith(".hw")) continue;
-    const h = path.join(host, e.name), m = `${mem}/${e.name}`;
-    if (e.isDirectory()) toMem(FS, h, m);
-    else FS.writeFile(m, fs.readFileSync(h));
-  }
+function call(op, msg = {}) {
+  const id = ++calls;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    dev.postMessage({ ...msg, op, id });
+  });
 }
 
-// Mirror a MEMFS folder back to the host, so what the guard wrote survives a "reboot".
-function fromMem(FS, mem, host) {
-  fs.mkdirSync(host, { recursive: true });
-  const seen = new Set();
-  for (const name of FS.readdir(mem)) {
-    if (name === "." || name === "..") continue;
-    seen.add(name);
-    const m = `${mem}/${name}`, h = path.join(host, name);
-    if (FS.isDir(FS.stat(m).mode)) fromMem(FS, m, h);
-    else {
-      const data = FS.readFile(m);
-      if (!fs.existsSync(h) || !Buffer.from(data).equals(fs.readFileSync(h))) fs.writeFileSync(h, data);
-    }
-  }
-  for (const e of fs.readdirSync(host, { withFileTypes: true })) {
-    if (seen.has(e.name) || e.name.startsWith(".hw")) continue;
-    fs.rmSync(path.join(host, e.name), { recursive: true, force: true });
-  }
-}
-
-function sync() {
-  if (!mp) return;
-  fromMem(mp.FS, "/int", opts.int);
-  fromMem(mp.FS, "/ext", opts.ext);
-}
-
-function py(code) {
-  try {
-    return mp.runPython(code);
-  } catch (e) {
-    throw new Error(e && e.name === "PythonError" ? `${e.type}: ${e.message.trim().split("\n").slice(-1)[0]}` : String(e));
-  }
+async function powerOff() {
+  if (!dev) return;
+  const w = dev;
+  dev = null;
+  for (const p of pending.values()) p.reject(new Error("powered-off"));
+  pending.clear();
+  await w.terminate();
 }
 
 async function boot(c) {
-  mp = await loadMicroPython({
-    heapsize: c.heap || opts.heap,
-    stdout: (s) => process.stderr.write(`[mp] ${s}\n`),
-    stderr: (s) => process.stderr.write(`[mp] ${s}\n`),
+  await powerOff();
+  dev = new Worker(new URL("./device-worker.mjs", import.meta.url), { workerData: { mpmodule, opts, here } });
+  dev.on("message", (m) => {
+    const p = pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id);
+    if (m.ok) p.resolve(m.r);
+    else p.reject(new Error(m.error));
   });
-  const FS = mp.FS;
-  toMem(FS, opts.ext, "/ext");
-  toMem(FS, opts.int, "/int");
-  toMem(FS, opts.guard, "/frozen/fieldseal");
-  FS.writeFile("/frozen/_fieldseal_manifest.py", fs.readFileSync(opts.manifest));
-  FS.mkdirTree("/harness");
-  FS.writeFile("/harness/glue.py", fs.readFileSync(path.join(here, "glue.py")));
+  dev.on("error", (e) => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  });
   if (c.cover !== undefined) hw.cover = !!c.cover;
   const o = { now: hw.now, cover: hw.cover, latch: hw.latch, log_cap: c.log_cap || opts.logCap,
     app: c.app === undefined ? opts.app : c.app, cut_write: c.cut_write, cut_byte: c.cut_byte };
-  py("import sys\nsys.path[:] = ['/frozen', '/harness']\nimport glue");
-  mp.globals.set("_in", JSON.stringify(o));
-  py("_out = glue.boot(_in)");
-  return JSON.parse(mp.globals.get("_out"));
+  return call("boot", { o, heap: c.heap || opts.heap });
 }
 
 function extPath(p) {
@@ -143,7 +117,7 @@ function payloadOf(c) {
 }
 
 // The attacker's hand on external storage: works powered or not.
-function editFile(c) {
+async function editFile(c) {
   const rel = extPath(c.path), host = path.join(opts.ext, rel);
   let data;
   if (c.cmd === "restore") {
@@ -151,7 +125,7 @@ function editFile(c) {
     if (!data) throw new Error(`no original of ${rel}`);
   } else if (c.cmd === "remove") {
     fs.rmSync(host, { force: true });
-    if (mp) try { mp.FS.unlink(`/ext/${rel}`); } catch {}
+    if (dev) await call("unlink", { mem: `/ext/${rel}` });
     return;
   } else {
     data = payloadOf(c);
@@ -163,35 +137,30 @@ function editFile(c) {
   }
   fs.mkdirSync(path.dirname(host), { recursive: true });
   fs.writeFileSync(host, data);
-  if (mp) {
-    mp.FS.mkdirTree(path.posix.dirname(`/ext/${rel}`));
-    mp.FS.writeFile(`/ext/${rel}`, data);
-  }
+  if (dev) await call("write", { mem: `/ext/${rel}`, data: new Uint8Array(data) });
 }
 
 async function handle(c) {
   switch (c.cmd) {
     case "boot": {
-      mp = null;
       const r = await boot(c);
       if (r.hw) Object.assign(hw, r.hw);
-      if (r.powered === false) { sync(); mp = null; }
-      else sync();
+      if (r.powered === false) await powerOff();
       saveHw();
       return r;
     }
     case "power": // {"cmd":"power","on":false}: cut power now
       if (c.on) return handle({ ...c, cmd: "boot" });
-      sync(); mp = null; saveHw();
+      await powerOff(); saveHw();
       return { ok: true, powered: false };
     case "edit": case "restore": case "remove":
-      editFile(c);
+      await editFile(c);
       return { ok: true };
     case "quit":
-      sync(); saveHw();
+      await powerOff(); saveHw();
       return { ok: true, quit: true };
   }
-  if (!mp) {
+  if (!dev) {
     // unpowered: the clock runs and the cover can be opened; the latch records it (D9)
     if (c.cmd === "tick") { hw.now += c.s || 1; saveHw(); return { ok: true, powered: false, hw }; }
     if (c.cmd === "cover") {
@@ -202,13 +171,10 @@ async function handle(c) {
     }
     return { ok: false, error: "powered-off", powered: false };
   }
-  mp.globals.set("_in", JSON.stringify(c));
-  py("_out = glue.step(_in)");
-  const r = JSON.parse(mp.globals.get("_out"));
+  const r = await call("step", { line: JSON.stringify(c) });
   if (r.hw) Object.assign(hw, r.hw);
-  sync();
   saveHw();
-  if (r.powered === false) mp = null;
+  if (r.powered === false) await powerOff();
   return r;
 }
 
@@ -234,4 +200,9 @@ async function pump() {
   busy = false;
 }
 rl.on("line", (line) => { if (line.trim()) { queue.push(line); pump(); } });
-rl.on("close", async () => { while (busy || queue.length) await new Promise((r) => setTimeout(r, 10)); sync(); saveHw(); process.exit(0); });
+rl.on("close", async () => {
+  while (busy || queue.length) await new Promise((r) => setTimeout(r, 10));
+  await powerOff();
+  saveHw();
+  process.exit(0);
+});
