@@ -374,3 +374,25 @@ func TestPinsCSVDoesNotMeanESP32(t *testing.T) {
 		t.Errorf("port %s", r.Port)
 	}
 }
+
+func TestThreatD18_SafeBootHookVariants(t *testing.T) {
+	for _, tc := range []struct {
+		hdr  string
+		want Status
+	}{
+		{"#define MICROPY_HW_HAS_SWITCH (1)\n#define MICROPY_BOARD_BEFORE_SOFT_RESET_LOOP acme_no_button_modes\n", Closed},
+		{"#define MICROPY_HW_HAS_SWITCH (1)\n#define MICROPY_BOARD_BEFORE_SOFT_RESET_LOOP boardctrl_before_soft_reset_loop\n", Open},
+		{"#define MICROPY_HW_HAS_SWITCH (ACME_HAS_BUTTON)\n", Unknown}, // vendor macro the audit never saw
+		{"#define ACME_HAS_BUTTON 0\n#define MICROPY_HW_HAS_SWITCH (ACME_HAS_BUTTON)\n", Closed},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "mpconfigboard.mk"), []byte("MCU_SERIES = f4\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "mpconfigboard.h"), []byte(tc.hdr), 0o644)
+		wantStatus(t, mustRun(t, dir, Options{}), "safe-boot", tc.want)
+	}
+	// mboot keeps its own button modes unless the board replaces them
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "mpconfigboard.mk"), []byte("MCU_SERIES = f4\nUSE_MBOOT ?= 1\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "mpconfigboard.h"), []byte("#define MICROPY_HW_HAS_SWITCH (0)\n"), 0o644)
+	wantStatus(t, mustRun(t, dir, Options{}), "safe-boot", Open)
+}

@@ -169,19 +169,18 @@ func (b *board) safeBootSTM32() Check {
 	var st Status
 	switch t {
 	case triTrue:
-		st, c.Evidence = Closed, ev+" (board overrides the reset-mode logic)"
+		if strings.TrimSpace(b.hs.defs["MICROPY_BOARD_BEFORE_SOFT_RESET_LOOP"].value) == "boardctrl_before_soft_reset_loop" {
+			// the port's own hook, which reads the button: not an override
+			v, ev2, ok := b.num("MICROPY_HW_HAS_SWITCH")
+			st, c.Evidence = switchStatus(v, ok), ev+"; "+ev2
+			break
+		}
+		st, c.Evidence = Closed, ev+" (board replaces the reset-mode hook; it must not read the button)"
 	case triUnknown:
 		st, c.Evidence = Unknown, ev
 	default:
 		v, ev2, ok := b.num("MICROPY_HW_HAS_SWITCH")
-		switch {
-		case !ok:
-			st, c.Evidence = Unknown, ev2
-		case v != 0:
-			st, c.Evidence = Open, ev2
-		default:
-			st, c.Evidence = Closed, ev2
-		}
+		st, c.Evidence = switchStatus(v, ok), ev2
 	}
 	if st == Closed && mboot {
 		mt, mev := b.isDef("MBOOT_BOARD_GET_RESET_MODE")
@@ -196,6 +195,16 @@ func (b *board) safeBootSTM32() Check {
 	}
 	c.Status = st
 	return c
+}
+
+func switchStatus(v int64, ok bool) Status {
+	switch {
+	case !ok:
+		return Unknown
+	case v != 0:
+		return Open
+	}
+	return Closed
 }
 
 func (b *board) bootloaderJump(usbGate []string) Check {

@@ -48,6 +48,11 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 		}
 		return v, ev, true
 	}
+	if !knownNamespace(name) {
+		// C would read an undefined name as 0, but a vendor macro may come from a
+		// compiler flag or header the audit did not see: do not guess.
+		return 0, name + " is not defined in the board files the audit read", false
+	}
 	return 0, name + " not defined (port default: undefined, MicroPython " + MicroPythonVersion + ")", true
 }
 
