@@ -102,7 +102,11 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	files, err := collect(src)
+	out, err := filepath.Abs(opts.Out)
+	if err != nil {
+		return nil, err
+	}
+	files, err := collect(src, out)
 	if err != nil {
 		return nil, err
 	}
@@ -308,9 +312,10 @@ func isMutable(prefixes []string, p string) bool {
 	return false
 }
 
-// collect lists the files under src in a fixed order. Symlinks and special files are
-// refused: what is sealed must be what is in the folder, not what a link points to.
-func collect(src string) ([]srcFile, error) {
+// collect lists the files under src in a fixed order, leaving out the output folder out
+// when it lies inside src. Symlinks and special files are refused: what is sealed must be
+// what is in the folder, not what a link points to.
+func collect(src, out string) ([]srcFile, error) {
 	var files []srcFile
 	outs := map[string]string{}
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -325,6 +330,9 @@ func collect(src string) ([]srcFile, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		if d.IsDir() && p == out {
+			return filepath.SkipDir
+		}
 		if ignored(d.Name(), d.IsDir()) {
 			if d.IsDir() {
 				return filepath.SkipDir

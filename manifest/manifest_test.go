@@ -157,6 +157,13 @@ func TestBuildRoundTripExampleApp(t *testing.T) {
 	if m2 := b2.open(t); m2.Version != 2 || b2.res.PrevVersion != 1 {
 		t.Fatalf("second build: version %d, previous %d", m2.Version, b2.res.PrevVersion)
 	}
+	// An output folder inside the source is not sealed into the next build.
+	inside := mustBuild(t, "", func(o *manifest.BuildOptions) { o.Src = filepath.Dir(b.dist); o.Out = b.dist })
+	for _, f := range inside.open(t).Files {
+		if strings.HasPrefix(f.Path, "dist/") {
+			t.Fatalf("output folder sealed: %s", f.Path)
+		}
+	}
 }
 
 func TestBuildDeterministic(t *testing.T) {
