@@ -403,8 +403,12 @@ func (b *board) loadManifest(opt Options) error {
 		b.manifestNote = "port default manifest"
 		return nil
 	}
-	if _, err := os.Stat(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// The board's own manifest must be readable (exit 2 otherwise); a missing one is
+	// reported by loadManifest as unknown, like any include that cannot be followed.
+	if f, err := os.Open(path); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("manifest: %w", err)
 	}
 	b.ms = loadManifest(path, env)
 	return nil

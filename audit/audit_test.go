@@ -260,13 +260,19 @@ func TestPortDetectionErrors(t *testing.T) {
 
 func TestUnreadableFileIsError(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads any file")
+		t.Log("running as root: permission bits do not stop reads; TestUnreadableBoardFilesAreErrors covers this")
+		return
 	}
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", "stm32_hardened"), dir)
 	os.Chmod(filepath.Join(dir, "mpconfigboard.h"), 0)
 	if _, err := Run(dir, Options{}); err == nil {
 		t.Error("unreadable mpconfigboard.h: no error")
+	}
+	os.Chmod(filepath.Join(dir, "mpconfigboard.h"), 0o644)
+	os.Chmod(filepath.Join(dir, "manifest.py"), 0)
+	if _, err := Run(dir, Options{}); err == nil {
+		t.Error("unreadable manifest.py: no error")
 	}
 }
 
@@ -395,4 +401,22 @@ func TestThreatD18_SafeBootHookVariants(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "mpconfigboard.mk"), []byte("MCU_SERIES = f4\nUSE_MBOOT ?= 1\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "mpconfigboard.h"), []byte("#define MICROPY_HW_HAS_SWITCH (0)\n"), 0o644)
 	wantStatus(t, mustRun(t, dir, Options{}), "safe-boot", Open)
+}
+
+// A board file that exists but cannot be read is an error (exit 2), not an unknown:
+// shown with directories in place of files, which even root cannot read as files.
+func TestUnreadableBoardFilesAreErrors(t *testing.T) {
+	for _, tc := range []struct{ fixture, file string }{
+		{"stm32_hardened", "mpconfigboard.h"},
+		{"stm32_hardened", "mpconfigboard.mk"},
+		{"esp32_secure", "partitions-fs.csv"},
+	} {
+		dir := t.TempDir()
+		copyDir(t, filepath.Join("testdata", tc.fixture), dir)
+		os.Remove(filepath.Join(dir, tc.file))
+		os.Mkdir(filepath.Join(dir, tc.file), 0o755)
+		if _, err := Run(dir, Options{}); err == nil {
+			t.Errorf("%s/%s unreadable: no error", tc.fixture, tc.file)
+		}
+	}
 }
