@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -228,5 +230,45 @@ func TestBuildFlagQuoting(t *testing.T) {
 	b.parseCmake("c", `list(APPEND MICROPY_DEF_BOARD MICROPY_HW_BOARD_NAME="X Y" "MICROPY_BOARD_FROZEN_BOOT_FILE=\"boot_x.py\"")`+"\n")
 	if len(b.defines) != 2 || b.defines[0].value != `"X Y"` || b.defines[1].value != `"boot_x.py"` {
 		t.Errorf("defines %+v", b.defines)
+	}
+}
+
+func TestManifestResolution(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(s), 0o644)
+	}
+	env := manifestEnv{vars: map[string]string{"BOARD_DIR": dir}, port: "esp32", rel: func(p string) string {
+		r, _ := filepath.Rel(dir, p)
+		return r
+	}}
+	// include cycle
+	write("a.py", "include(\"b.py\")\n")
+	write("b.py", "include(\"$(BOARD_DIR)/a.py\")\n")
+	if ms := loadManifest(filepath.Join(dir, "a.py"), env); len(ms.unresolved) != 1 || !strings.Contains(ms.unresolved[0], "cycle") {
+		t.Errorf("cycle: %v", ms.unresolved)
+	}
+	// freeze of a directory that cannot be listed, and of an unknown variable
+	write("c.py", "freeze(\"$(BOARD_DIR)/nope\")\nfreeze(\"$(MPY_DIR)/x\")\n")
+	if ms := loadManifest(filepath.Join(dir, "c.py"), env); len(ms.unresolved) != 2 {
+		t.Errorf("unlistable freeze: %v", ms.unresolved)
+	}
+	// the modelled esp32 port manifest and modules
+	write("d.py", "include(\"$(PORT_DIR)/boards/manifest.py\")\nfreeze(\"$(PORT_DIR)/modules\")\n")
+	ms := loadManifest(filepath.Join(dir, "d.py"), env)
+	if len(ms.unresolved) != 0 || ms.requires["bundle-networking"] == "" || len(ms.find("_boot.py")) != 2 || !ms.find("_boot.py")[0].stock {
+		t.Errorf("modelled port manifest: %+v", ms)
+	}
+	// directory freeze lists .py/.mpy with names relative to the directory
+	write("mods/_boot.py", "")
+	write("mods/pkg/x.mpy", "")
+	write("mods/README", "")
+	write("e.py", "freeze(\"mods\")\n")
+	ms = loadManifest(filepath.Join(dir, "e.py"), env)
+	if len(ms.frozen) != 2 || ms.frozen[0].name != "_boot.py" || ms.frozen[1].name != "pkg/x.mpy" {
+		t.Errorf("freeze dir: %+v", ms.frozen)
 	}
 }
