@@ -22,10 +22,43 @@ def start(port=None):
     return d
 
 
+def run_app(d, mod, samples=None, sleep=None):
+    """Run the application's run() with the guard in its loop: the app's sleep polls the
+    guard once per second (tamper events, checks, reports), and the app's readings go into
+    the reports. An app without run() just leaves the guard's loop running."""
+    p = d.port
+    sent = []
+
+    def guard_sleep(seconds):
+        for _ in range(max(1, int(seconds))):
+            r = d.poll()
+            if r is not None:
+                sent.append(r)
+                down = p.send(r) if hasattr(p, "send") else None
+                if down:
+                    d.ack(down)
+            (sleep or p.sleep)(1)
+
+    def on_reading(state):
+        if isinstance(state, dict) and "litres" in state:
+            d.reading = {1: int(state["litres"]), 2: 2 if state.get("leak") else 0}
+
+    run = getattr(mod, "run", None)
+    if run is None:
+        while samples is None:
+            guard_sleep(1)
+        return sent
+    try:
+        run(samples=samples, sleep_fn=guard_sleep, report=on_reading)
+    except TypeError:
+        run()
+    return sent
+
+
 def main(app="main", port=None):
-    """Never returns: boot, import the application from verified bytes only, then run the
-    main loop (tamper events, checks, reports). Any failure resets the device: MicroPython
-    must never fall into the REPL (hardening guide A1, A2)."""
+    """Never returns: boot, import the application from verified bytes only, then run it
+    with the guard in its loop (tamper events, checks, reports). Any failure resets the
+    device: MicroPython must never fall into the REPL (hardening guide A1, A2)."""
     try:
         import micropython
 
@@ -34,22 +67,19 @@ def main(app="main", port=None):
         pass
     try:
         d = start(port)
+        mod = None
         try:
-            __import__(app)
-        except ImportError as e:
-            # refused or missing: logged by the VFS; the guard keeps reporting
-            pass
-        p = d.port
-        while True:
-            r = d.poll()
-            if r is not None:
-                down = p.send(r) if hasattr(p, "send") else None
-                if down:
-                    d.ack(down)
-            p.sleep(1)
+            mod = __import__(app)
+        except ImportError:
+            pass  # refused or missing: logged by the verified filesystem; keep reporting
+        if mod is None:
+            run_app(d, None)
+        else:
+            run_app(d, mod)
+            run_app(d, None)
     finally:
         try:
-            import machine
+            import umachine as machine
 
             machine.reset()
         except ImportError:

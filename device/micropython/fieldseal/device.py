@@ -144,6 +144,7 @@ class Device:
         except OSError:
             pass
         vfs.mount(VerifiedFS(self), self.port.VERIFIED, readonly=True)
+        uos.chdir(self.port.VERIFIED)  # relative opens (data files) get verified bytes too
         # frozen modules and the verified mount only: no '', no raw storage (D4, D5)
         usys.path[:] = [self.port.FROZEN, self.port.VERIFIED]
 

@@ -147,6 +147,15 @@ def _step(c):
         exec(c["code"], g)
         v = g.get("result")
         r["result"] = v if isinstance(v, (int, str, bool, list, dict, float)) or v is None else repr(v)
+    elif cmd == "run_app":
+        from fieldseal import boot as fboot
+
+        def sim_sleep(s):
+            P.now += s
+
+        m = __import__(c.get("module", "main"))
+        r["reports"] = [b64(x) for x in fboot.run_app(D, m, c.get("samples", 1), sim_sleep)]
+        r["reading"] = D.reading
     elif cmd == "cut":
         P.store.arm(c.get("write", 1), c.get("byte", 0))
     else:

@@ -3,7 +3,7 @@
 # latch is an external flip-flop (set by the cover switch on battery, read on LATCH_PIN,
 # cleared by pulsing CLEAR_PIN); its state is mirrored in NVS so a reading survives reboots.
 import esp32
-import machine
+import umachine as machine
 import uos
 from fieldseal.ports.base import BasePort
 from fieldseal.store import FileStore

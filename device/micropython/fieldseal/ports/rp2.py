@@ -1,7 +1,7 @@
 # RP2040/RP2350 adapter. Internal storage: littlefs on rp2.Flash (the same external QSPI
 # chip as the firmware: RP2040 cannot protect it, see the hardening guide). Tamper latch:
 # an external flip-flop as on ESP32.
-import machine
+import umachine as machine
 import uos
 from fieldseal.ports.base import BasePort
 from fieldseal.store import FileStore

@@ -2,7 +2,7 @@
 # off USB MSC). Tamper latch: an RTC backup register holds a per-boot secret; the RTC
 # tamper input (TAMP1 = PC13) erases the backup registers in hardware, even on VBAT, so a
 # missing secret means the enclosure was opened while unpowered (hardening guide §2.7).
-import machine
+import umachine as machine
 import stm
 import uos
 import urandom
