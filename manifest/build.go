@@ -144,7 +144,8 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	var jobs []CompileJob
-	for _, f := range files {
+	sealed := make([]wire.File, len(files)) // Path set once hashed
+	for i, f := range files {
 		dst := filepath.Join(tmp, filepath.FromSlash(f.out))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, err
@@ -153,9 +154,12 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 			jobs = append(jobs, CompileJob{Src: filepath.Join(src, filepath.FromSlash(f.rel)), Out: dst, Name: f.rel})
 			continue
 		}
-		if err := copyFile(filepath.Join(src, filepath.FromSlash(f.rel)), dst); err != nil {
+		// Copy and hash in one streaming pass: data files may be large.
+		size, sum, err := copyHash(filepath.Join(src, filepath.FromSlash(f.rel)), dst)
+		if err != nil {
 			return nil, err
 		}
+		sealed[i] = wire.File{Path: f.out, Size: size, SHA256: sum}
 	}
 	if len(jobs) > 0 {
 		if opts.Compiler == nil {
@@ -170,30 +174,33 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	}
 
 	var info *wire.MpyInfo
-	var sealed []wire.File
+	var list []wire.File
 	for i, f := range files {
 		progress(opts.Progress, "hash", i, len(files))
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p := filepath.Join(tmp, filepath.FromSlash(f.out))
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, err
-		}
 		if strings.HasSuffix(f.out, ".mpy") {
+			data, err := readMpy(filepath.Join(tmp, filepath.FromSlash(f.out)))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.rel, err)
+			}
 			if info, err = checkMpy(f.out, data, info, opts.AllowNative); err != nil {
 				return nil, err
+			}
+			if f.compile {
+				sum := sha256.Sum256(data)
+				sealed[i] = wire.File{Path: f.out, Size: uint64(len(data)), SHA256: sum[:]}
 			}
 		}
 		if isMutable(mutable, f.out) {
 			res.MutableFiles++
 			continue
 		}
-		sum := sha256.Sum256(data)
-		sealed = append(sealed, wire.File{Path: f.out, Size: uint64(len(data)), SHA256: sum[:]})
-		res.Bytes += uint64(len(data))
+		list = append(list, sealed[i])
+		res.Bytes += sealed[i].Size
 	}
+	sealed = list
 	progress(opts.Progress, "hash", len(files), len(files))
 	sort.Slice(sealed, func(i, j int) bool { return sealed[i].Path < sealed[j].Path })
 	if sealed == nil {
@@ -392,21 +399,46 @@ func previousVersion(p string) uint64 {
 	return m.Version
 }
 
-func copyFile(src, dst string) error {
+// maxMpy bounds a .mpy read whole for checking; real modules are kilobytes.
+const maxMpy = 64 << 20
+
+func readMpy(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxMpy+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxMpy {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadMpy, maxMpy)
+	}
+	return data, nil
+}
+
+// copyHash copies src to a new file dst and returns its size and SHA-256.
+func copyHash(src, dst string) (uint64, []byte, error) {
 	in, err := os.Open(src)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	if _, err := io.Copy(out, in); err != nil {
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(out, h), in)
+	if err != nil {
 		out.Close()
-		return err
+		return 0, nil, err
 	}
-	return out.Close()
+	if err := out.Close(); err != nil {
+		return 0, nil, err
+	}
+	return uint64(n), h.Sum(nil), nil
 }
 
 func writeFileAtomic(p string, data []byte) error {
