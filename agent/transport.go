@@ -105,11 +105,12 @@ func MQTTTopics(dev string) (up, down string) {
 	return "fieldseal/v1/" + dev + "/up", "fieldseal/v1/" + dev + "/down"
 }
 
-// MQTTPassword is the password a device presents to the broker: derived from its uplink
-// key, so provisioning hands out nothing more and the server can check it.
+// MQTTPassword is the password a device presents to the broker (username: its device id):
+// lowercase hex of HMAC-SHA-256(R, "fs1/mqtt-password"), so provisioning hands out nothing
+// more and the server can check it (docs/PROTOCOL.md, "Transports").
 func MQTTPassword(b *wire.Bundle) string {
 	m := hmac.New(sha256.New, b.UplinkKey)
-	m.Write([]byte("fieldseal/v1/mqtt-password"))
+	m.Write([]byte("fs1/mqtt-password"))
 	return hex.EncodeToString(m.Sum(nil))
 }
 

@@ -46,18 +46,6 @@ func (s Series) Usage(from, to time.Time) (float64, bool) {
 	return b - a, ok1 && ok2
 }
 
-// rate is the mean litres per hour over the whole series (0 if too short).
-func (s Series) rate() float64 {
-	if len(s) < 2 {
-		return 0
-	}
-	h := s[len(s)-1].T.Sub(s[0].T).Hours()
-	if h <= 0 {
-		return 0
-	}
-	return (s[len(s)-1].Litres - s[0].Litres) / h
-}
-
 // District is what the balance needs of one district.
 type District struct {
 	Name   string
@@ -74,46 +62,85 @@ type Window struct {
 	Estimated int     // meters not covering the window, estimated from their mean rate
 }
 
-// Balance computes the district's water balance over consecutive windows of length step
-// covered by the inlet's reads. A meter not covering a window (offline, silent) is counted
-// at its mean rate and the window says how many were estimated.
+// Balance computes the district's water balance over consecutive windows of length step.
+// Windows start once every meter has read and end where nine in ten meters have read: the
+// rest report later in their interval, and a meter that is silent or offline must not hold
+// the balance back. A meter not covering a window is estimated from its usual share of the
+// covered meters' use in that window (so the estimate follows the day's pattern) and the
+// window says how many were.
 func Balance(d *District, step time.Duration) []Window {
 	if len(d.Inlet) < 2 || step <= 0 {
 		return nil
 	}
-	// Start where every meter has read once: before that the sum is partly estimated.
 	first := d.Inlet[0].T
+	end := d.Inlet[len(d.Inlet)-1].T
+	var lasts []time.Time
 	for _, s := range d.Meters {
-		if len(s) > 0 && s[0].T.After(first) {
+		if len(s) == 0 {
+			continue
+		}
+		if s[0].T.After(first) {
 			first = s[0].T
+		}
+		lasts = append(lasts, s[len(s)-1].T)
+	}
+	if len(lasts) > 0 {
+		sort.Slice(lasts, func(i, j int) bool { return lasts[i].Before(lasts[j]) })
+		if q := lasts[len(lasts)/10]; q.Before(end) {
+			end = q
 		}
 	}
 	start := first.Truncate(step)
 	if start.Before(first) {
 		start = start.Add(step)
 	}
-	end := d.Inlet[len(d.Inlet)-1].T
-	rates := map[string]float64{}
-	for id, s := range d.Meters {
-		rates[id] = s.rate()
-	}
 	ids := make([]string, 0, len(d.Meters))
 	for id := range d.Meters {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	var out []Window
+	type cell struct {
+		u  float64
+		ok bool
+	}
+	var froms []time.Time
 	for from := start; !from.Add(step).After(end); from = from.Add(step) {
-		to := from.Add(step)
-		in, _ := d.Inlet.Usage(from, to)
-		w := Window{From: from, To: to, Inlet: in}
-		for _, id := range ids {
-			u, ok := d.Meters[id].Usage(from, to)
-			if !ok {
-				u = rates[id] * step.Hours()
+		froms = append(froms, from)
+	}
+	use := make([][]cell, len(froms)) // [window][meter]
+	covered := make([]float64, len(froms))
+	for wi, from := range froms {
+		use[wi] = make([]cell, len(ids))
+		for mi, id := range ids {
+			u, ok := d.Meters[id].Usage(from, from.Add(step))
+			use[wi][mi] = cell{u, ok}
+			if ok {
+				covered[wi] += u
+			}
+		}
+	}
+	share := make([]float64, len(ids))
+	for mi := range ids {
+		var u, c float64
+		for wi := range froms {
+			if use[wi][mi].ok {
+				u += use[wi][mi].u
+				c += covered[wi]
+			}
+		}
+		if c > 0 {
+			share[mi] = u / c
+		}
+	}
+	out := make([]Window, 0, len(froms))
+	for wi, from := range froms {
+		in, _ := d.Inlet.Usage(from, from.Add(step))
+		w := Window{From: from, To: from.Add(step), Inlet: in, Metered: covered[wi]}
+		for mi := range ids {
+			if !use[wi][mi].ok {
+				w.Metered += share[mi] * covered[wi]
 				w.Estimated++
 			}
-			w.Metered += u
 		}
 		w.Loss = w.Inlet - w.Metered
 		out = append(out, w)

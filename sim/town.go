@@ -285,7 +285,7 @@ func (m *Meter) Registered(t time.Time) float64 {
 		for _, x := range d.Meters {
 			s += x.cons.At(t)
 		}
-		return s + d.Leak*t.Sub(m.cons.Origin).Hours()
+		return s + d.Leak*t.Sub(m.town.origin()).Hours()
 	}
 	c := m.cons.At(t)
 	if !m.bypassAt.IsZero() && t.After(m.bypassAt) {
@@ -389,18 +389,28 @@ func (m *Meter) At(at time.Time, f func(ctx context.Context, m *Meter, now time.
 
 func (m *Meter) logf(format string, args ...any) { m.town.cfg.Logf(format, args...) }
 
-// step runs whatever is due at now: scheduled actions, then a report if one is due.
+// step runs whatever is due at now, in virtual-time order: scheduled actions and the
+// report, so a meter that is processed late still does things in the order they happened.
 func (m *Meter) step(ctx context.Context, now time.Time) {
-	for len(m.actions) > 0 && !m.actions[0].at.After(now) {
-		a := m.actions[0]
-		m.actions = m.actions[1:]
-		if err := a.do(ctx, m, now); err != nil {
-			m.logf("%s: action: %v", m.ID, err)
+	for {
+		actDue := len(m.actions) > 0 && !m.actions[0].at.After(now)
+		repDue := !now.Before(m.next)
+		switch {
+		case actDue && (!repDue || !m.actions[0].at.After(m.next)):
+			a := m.actions[0]
+			m.actions = m.actions[1:]
+			if err := a.do(ctx, m, now); err != nil {
+				m.logf("%s: action: %v", m.ID, err)
+			}
+		case repDue:
+			m.report(ctx, now)
+		default:
+			return
 		}
 	}
-	if now.Before(m.next) {
-		return
-	}
+}
+
+func (m *Meter) report(ctx context.Context, now time.Time) {
 	sched := m.next
 	// Skip to the next slot in the future: a meter that fell behind reports once, late.
 	for !m.next.After(now) {
@@ -413,6 +423,9 @@ func (m *Meter) step(ctx context.Context, now time.Time) {
 		if lag <= cur || m.town.maxLag.CompareAndSwap(cur, lag) {
 			break
 		}
+	}
+	if time.Duration(lag) > m.town.cfg.ReportInterval {
+		m.logf("%s: report %s late (virtual)", m.ID, time.Duration(lag))
 	}
 	if m.silent {
 		return

@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"time"
+
+	"github.com/fieldseal/fieldseal/sim/demo"
+)
+
+func init() {
+	register(verb{name: "demo", summary: "the whole story on one machine: server, a simulated town, attacks, verdict", run: runDemo})
+}
+
+func runDemo(ctx context.Context, env *Env, args []string) int {
+	fs := newFlags(env, "demo", "[--meters N] [--for DURATION] [--speed X] [--json] [--open] [--data DIR]")
+	meters := fs.Int("meters", 500, "household meters to simulate (plus one inlet meter per 100)")
+	dur := fs.Duration("for", 45*time.Second, "wall-clock time the simulation runs")
+	speed := fs.Float64("speed", 0, "virtual seconds per wall second (default: one virtual day in --for)")
+	asJSON := fs.Bool("json", false, "print the verdict as JSON on stdout (progress goes to stderr)")
+	open := fs.Bool("open", false, "open the dashboard in a browser and keep the server running until Ctrl-C")
+	data := fs.String("data", "", "server data folder to keep (default: a temporary folder, removed at the end)")
+	seed := fs.Uint64("seed", 1, "random seed: victims, consumption, offline periods")
+	if _, code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *meters < 1 || *dur <= 0 || *speed < 0 {
+		fs.Usage()
+		return ExitError
+	}
+	progress := env.Stdout
+	if *asJSON {
+		progress = env.Stderr
+	}
+	o := demo.Options{Meters: *meters, For: *dur, Speed: *speed, DataDir: *data, Seed: *seed,
+		Progress: progress, Terminal: isTerminal(progress)}
+	if *open {
+		o.Hold = func(r *demo.Result) {
+			if !*asJSON {
+				demo.PrintTable(env.Stdout, r)
+			}
+			if r.Dashboard != "" {
+				openBrowser(r.Dashboard)
+				fmt.Fprintf(progress, "dashboard open at %s — Ctrl-C to stop\n", r.Dashboard)
+			}
+			<-ctx.Done()
+		}
+	}
+	r, err := demo.Run(ctx, o)
+	if err != nil {
+		return fail(env, "demo", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(r)
+	} else if !*open {
+		demo.PrintTable(env.Stdout, r)
+	}
+	if !r.OK {
+		return ExitFound
+	}
+	return ExitOK
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func openBrowser(url string) {
+	var cmd *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		cmd = exec.Command("open", url)
+	case "windows":
+		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		cmd = exec.Command("xdg-open", url)
+	}
+	if cmd.Start() == nil {
+		go cmd.Wait()
+	}
+}

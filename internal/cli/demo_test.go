@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs the README's main job as CI does: `fieldseal demo --meters 200 --for 30s
+// --json`. Every injected attack must be detected and no honest meter may alarm.
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs for 30 s")
+	}
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"demo", "--meters", "200", "--for", "30s", "--json"})
+	var r struct {
+		Scenarios []struct {
+			Name, Device, State, Reason, Expect string
+			InjectedAt                          *time.Time `json:"injected_at"`
+			DetectedAt                          *time.Time `json:"detected_at"`
+			Detected, OK                        bool
+		}
+		FalseAlarms int      `json:"false_alarms"`
+		FalseDevs   []string `json:"false_alarm_devices"`
+		Meters      int
+		Reports     int64
+		OK          bool
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("exit %d, output is not the JSON verdict: %v\nstdout: %s\nstderr: %s", code, err, out.String(), errb.String())
+	}
+	t.Logf("progress:\n%s", errb.String())
+	if r.Meters != 200 || r.Reports < 200*50 {
+		t.Errorf("%d meters sent %d reports; want 200 meters reporting every 15 virtual minutes over a virtual day", r.Meters, r.Reports)
+	}
+	want := map[string]bool{"meter-bypass": true, "code-edit-restore": true, "cover-open": true, "service-visit": true,
+		"replayed-report": true, "magnet": true, "log-truncation": true, "silent-meter": true}
+	for _, s := range r.Scenarios {
+		delete(want, s.Name)
+		line := s.Name + " on " + s.Device + ": " + s.Reason + ", state " + s.State
+		switch {
+		case !s.OK:
+			t.Errorf("FAILED %s", line)
+		case s.Expect == "alarm" && (!s.Detected || s.DetectedAt == nil || s.InjectedAt == nil || s.DetectedAt.Before(s.InjectedAt.Add(-time.Second))):
+			t.Errorf("%s: ok but detection times are wrong: %v → %v", line, s.InjectedAt, s.DetectedAt)
+		default:
+			t.Logf("ok %s", line)
+		}
+	}
+	for n := range want {
+		t.Errorf("scenario %s missing from the verdict", n)
+	}
+	if r.FalseAlarms != 0 {
+		t.Errorf("%d false alarms: %s", r.FalseAlarms, strings.Join(r.FalseDevs, ", "))
+	}
+	if code != ExitOK || !r.OK {
+		t.Errorf("exit code %d, ok %v; want 0 and true", code, r.OK)
+	}
+}
