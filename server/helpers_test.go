@@ -335,3 +335,8 @@ func mqttConnect(t *testing.T, addr, user, password string) (paho.Client, error)
 	t.Cleanup(func() { c.Disconnect(100) })
 	return c, nil
 }
+
+type (
+	pahoClient  = paho.Client
+	pahoMessage = paho.Message
+)

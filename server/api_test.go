@@ -1,0 +1,345 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// The authorization matrix: every route × every role (and no token). A role outside the
+// route's list gets 403, one inside never gets 401/403.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t)
+	e.provision("x", "watermeter")
+	tokens := map[string]string{}
+	for _, role := range server.Roles {
+		tok, err := e.s.CreateAPIToken(context.Background(), "t-"+role, role, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[role] = tok
+	}
+	want := map[string][]string{ // the documented matrix; a change to Routes must change this too
+		"GET /metrics":                     server.Roles,
+		"GET /api/openapi.json":            server.Roles,
+		"GET /api/v1/whoami":               server.Roles,
+		"GET /api/v1/devices":              server.Roles,
+		"POST /api/v1/devices":             {"admin"},
+		"GET /api/v1/devices/{id}":         server.Roles,
+		"GET /api/v1/devices/{id}/events":  server.Roles,
+		"POST /api/v1/devices/{id}/visits": {"operator", "technician", "admin"},
+		"POST /api/v1/devices/{id}/clear":  {"operator", "admin"},
+		"GET /api/v1/visits":               server.Roles,
+		"POST /api/v1/visits/{id}/close":   {"operator", "technician", "admin"},
+		"GET /api/v1/alerts":               server.Roles,
+		"POST /api/v1/alerts/{id}/ack":     {"operator", "admin"},
+		"GET /api/v1/audit":                {"operator", "admin"},
+		"GET /api/v1/manifests":            server.Roles,
+		"POST /api/v1/manifests":           {"admin"},
+		"GET /api/v1/tokens":               {"admin"},
+		"POST /api/v1/tokens":              {"admin"},
+		"DELETE /api/v1/tokens/{name}":     {"admin"},
+		"GET /healthz":                     nil,
+		"POST /v1/reports":                 nil,
+		"POST /v1/reports:batch":           nil,
+	}
+	seen := 0
+	for _, rt := range e.s.Routes() {
+		key := rt.Method + " " + rt.Path
+		roles, ok := want[key]
+		if !ok {
+			t.Errorf("route %s is not in the authorization matrix", key)
+			continue
+		}
+		seen++
+		if !slices.Equal(roles, rt.Roles) && !(roles == nil && rt.Open) {
+			t.Errorf("%s admits %v, matrix says %v", key, rt.Roles, roles)
+		}
+		path := strings.NewReplacer("{id}", "x", "{name}", "nobody").Replace(rt.Path)
+		for _, role := range server.Roles {
+			code := e.api(rt.Method, path, tokens[role], []byte("{}"), nil)
+			allowed := rt.Open || slices.Contains(rt.Roles, role)
+			if allowed && (code == 401 || code == 403) {
+				t.Errorf("%s as %s: %d, want admitted", key, role, code)
+			}
+			if !allowed && code != 403 {
+				t.Errorf("%s as %s: %d, want 403", key, role, code)
+			}
+		}
+		if code := e.api(rt.Method, path, "", []byte("{}"), nil); !rt.Open && code != 401 {
+			t.Errorf("%s without token: %d, want 401", key, code)
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("matrix lists %d routes, server registers %d", len(want), seen)
+	}
+}
+
+// Every registered route is documented in the OpenAPI document, with its roles.
+func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	e := newEnv(t)
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Roles []string `json:"x-roles"`
+		} `json:"paths"`
+	}
+	if code := e.api("GET", "/api/openapi.json", e.s.AdminToken(), nil, &doc); code != 200 {
+		t.Fatal(code)
+	}
+	n := 0
+	for _, rt := range e.s.Routes() {
+		op, ok := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
+		if !ok {
+			t.Errorf("%s %s is not documented", rt.Method, rt.Path)
+			continue
+		}
+		n++
+		if !rt.Open && !slices.Equal(op.Roles, rt.Roles) {
+			t.Errorf("%s %s: documented roles %v, actual %v", rt.Method, rt.Path, op.Roles, rt.Roles)
+		}
+	}
+	total := 0
+	for _, ops := range doc.Paths {
+		total += len(ops)
+	}
+	if total != n {
+		t.Errorf("the document has %d operations, the server %d routes", total, n)
+	}
+}
+
+// A device reports over the embedded MQTT broker and gets its ack on its downlink topic.
+func TestMQTTIngest(t *testing.T) {
+	e := newEnv(t)
+	d := e.provision("meter-1", "watermeter")
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", server.MQTTPassword(d.b.UplinkKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan []byte, 4)
+	if tok := c.Subscribe(server.DownTopic("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	for i := 0; i < 3; i++ {
+		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(100 * i)})
+		if tok := c.Publish(server.UpTopic("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		select {
+		case b := <-acks:
+			a := d.accept(b)
+			if a.Reject != "" || a.AckedRSeq != uint64(i+1) || a.Anchor.N != uint64(i+1) {
+				t.Fatalf("ack %+v", a)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no ack on the downlink")
+		}
+	}
+	// The PUBACK came after the commit: the report is stored by now.
+	if got := e.device("meter-1"); got.LastRSeq != 3 || got.AnchorN != 3 {
+		t.Fatalf("device %+v", got)
+	}
+}
+
+// Gateways post batches over HTTP: one ack or reason per report, in order.
+func TestHTTPBatch(t *testing.T) {
+	e := newEnv(t)
+	var reports [][]byte
+	var devs []*device
+	for i := 0; i < 5; i++ {
+		d := e.provision("meter-"+string(rune('a'+i)), "watermeter")
+		d.log(wire.EntryBoot, &wire.BootPayload{BootCount: 1, Result: "ok"})
+		devs = append(devs, d)
+		reports = append(reports, d.report(nil))
+	}
+	reports = append(reports, []byte("garbage"))
+	body := wire.MustMarshal(reports)
+	resp, err := http.Post(e.base+"/v1/reports:batch", "application/cbor", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out []server.BatchResult
+	if err := wire.Unmarshal(data, &out); err != nil || len(out) != 6 {
+		t.Fatalf("batch answer %v %d", err, len(out))
+	}
+	for i, d := range devs {
+		if out[i].Reject != "" {
+			t.Fatalf("report %d: %s", i, out[i].Reject)
+		}
+		d.accept(out[i].Ack)
+	}
+	if out[5].Reject != "malformed" || out[5].Ack != nil {
+		t.Fatalf("garbage: %+v", out[5])
+	}
+}
+
+// Alerts are delivered to webhooks as JSON, retried when the hook fails.
+func TestWebhookRetried(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	got := make(chan map[string]any, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(500)
+			return
+		}
+		var v map[string]any
+		json.NewDecoder(r.Body).Decode(&v)
+		got <- v
+	}))
+	defer hook.Close()
+	e := newEnv(t, func(c *server.Config) { c.Webhooks = []string{hook.URL} })
+	d := e.provision("meter-1", "watermeter")
+	d.log(wire.EntryMagnet, &wire.MagnetPayload{Strength: 9})
+	e.mustSend(d)
+	select {
+	case v := <-got:
+		al, _ := v["alert"].(map[string]any)
+		if al["kind"] != "tampered" || al["dev"] != "meter-1" || al["reason"] != "magnet" {
+			t.Fatalf("webhook body %v", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("webhook not delivered")
+	}
+}
+
+// First start creates the server key and the admin token (0600); a second start reuses them.
+func TestFirstStartCreatesKeyAndToken(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, func(c *server.Config) { c.DataDir = dir })
+	fi, err := os.Stat(filepath.Join(dir, "admin.token"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.token: %v %v", err, fi)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "server.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("server.key: %v", err)
+	}
+	tok, pub := e.s.AdminToken(), e.s.PublicKey()
+	e.s.Shutdown(context.Background())
+	s2, err := server.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Shutdown(context.Background())
+	if s2.AdminToken() != tok || !bytes.Equal(s2.PublicKey(), pub) {
+		t.Fatal("second start made new secrets")
+	}
+}
+
+// A port in use is a clear error naming the port and the flag.
+func TestPortInUse(t *testing.T) {
+	e := newEnv(t)
+	_, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	err = s2.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), e.s.HTTPAddr()) || !strings.Contains(err.Error(), "--http") {
+		t.Fatalf("HTTP port in use: %v", err)
+	}
+	s3, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "off", MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
+	err = s3.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), e.s.MQTTAddr()) || !strings.Contains(err.Error(), "--mqtt") {
+		t.Fatalf("MQTT port in use: %v", err)
+	}
+}
+
+// Provisioning over the API returns the bundle once; the API never shows secrets.
+func TestProvisionAPI(t *testing.T) {
+	e := newEnv(t)
+	var b wire.Bundle
+	if code := e.api("POST", "/api/v1/devices", e.s.AdminToken(), map[string]any{"device": "meter-9", "product": "watermeter"}, &b); code != 201 {
+		t.Fatal(code)
+	}
+	if err := b.Check(); err != nil || b.Epoch != 1 || !strings.HasPrefix(b.HTTP, "http://") || !strings.HasPrefix(b.MQTT, "mqtt://") {
+		t.Fatalf("bundle %+v %v", b, err)
+	}
+	req, _ := http.NewRequest("GET", e.base+"/api/v1/devices/meter-9", nil)
+	req.Header.Set("Authorization", "Bearer "+e.s.AdminToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, secret := range [][]byte{b.ChainKey, b.UplinkKey, b.DownlinkKey} {
+		if bytes.Contains(body, []byte(hexs(secret))) {
+			t.Fatal("device API shows a secret")
+		}
+	}
+	var list struct{ Devices []store.Device }
+	e.api("GET", "/api/v1/devices?state=provisioned", e.s.AdminToken(), nil, &list)
+	if len(list.Devices) != 1 {
+		t.Fatalf("list %+v", list)
+	}
+	if code := e.api("GET", "/api/v1/devices?state=bogus", e.s.AdminToken(), nil, nil); code != 400 {
+		t.Fatalf("bogus state: %d", code)
+	}
+	if code := e.api("POST", "/api/v1/devices", e.s.AdminToken(), map[string]any{"device": "bad/id", "product": "p"}, nil); code != 400 {
+		t.Fatalf("bad id: %d", code)
+	}
+}
+
+// Shutdown drains: reports in flight finish (committed and acked) before the store closes.
+func TestGracefulShutdownDrains(t *testing.T) {
+	e := newEnv(t)
+	var devs []*device
+	for i := 0; i < 50; i++ {
+		devs = append(devs, e.provision("m-"+string(rune('A'+i%26))+string(rune('a'+i/26)), "watermeter"))
+	}
+	var wg sync.WaitGroup
+	results := make([]error, len(devs))
+	acks := make([][]byte, len(devs))
+	for i, d := range devs {
+		data := d.report(nil)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acks[i], results[i] = e.s.HandleReport(context.Background(), data)
+		}()
+	}
+	time.Sleep(time.Millisecond)
+	if err := e.s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	st := e.s.Store()
+	_ = st
+	for i, err := range results {
+		if err == nil && acks[i] == nil {
+			t.Fatalf("report %d: no ack and no error", i)
+		}
+		if err != nil && server.Reason(err) != "unavailable" {
+			t.Fatalf("report %d: %v", i, err)
+		}
+	}
+}
+
+func hexs(b []byte) string {
+	const h = "0123456789abcdef"
+	out := make([]byte, 0, 2*len(b))
+	for _, c := range b {
+		out = append(out, h[c>>4], h[c&15])
+	}
+	return string(out)
+}
