@@ -97,8 +97,13 @@ func (w *Writer) Append(t uint64, typ uint16, payload []byte) (wire.Entry, error
 	if len(payload) > wire.MaxPayload {
 		return wire.Entry{}, fmt.Errorf("fschain: payload is %d bytes, limit %d", len(payload), wire.MaxPayload)
 	}
-	full := w.capacity > 0 && len(w.entries) >= w.capacity
-	if full && !wire.IsTamper(typ) {
+	if !w.full() && w.s.Dropped > 0 && typ != wire.EntryOverflow {
+		p := wire.MustMarshal(&wire.OverflowPayload{Dropped: w.s.Dropped})
+		if _, err := w.appendEntry(t, wire.EntryOverflow, p); err != nil {
+			return wire.Entry{}, err
+		}
+	}
+	if w.full() && !wire.IsTamper(typ) {
 		s := w.s
 		if s.Dropped < ^uint32(0) {
 			s.Dropped++
@@ -108,14 +113,10 @@ func (w *Writer) Append(t uint64, typ uint16, payload []byte) (wire.Entry, error
 		}
 		return wire.Entry{}, ErrDropped
 	}
-	if !full && w.s.Dropped > 0 && typ != wire.EntryOverflow {
-		p := wire.MustMarshal(&wire.OverflowPayload{Dropped: w.s.Dropped})
-		if _, err := w.appendEntry(t, wire.EntryOverflow, p); err != nil {
-			return wire.Entry{}, err
-		}
-	}
 	return w.appendEntry(t, typ, payload)
 }
+
+func (w *Writer) full() bool { return w.capacity > 0 && len(w.entries) >= w.capacity }
 
 // appendEntry runs steps 1–3 of fschain.md for one entry.
 func (w *Writer) appendEntry(t uint64, typ uint16, payload []byte) (wire.Entry, error) {

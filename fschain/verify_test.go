@@ -1,0 +1,117 @@
+package fschain
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+func TestVerifyEdgeCases(t *testing.T) {
+	w, _ := newTestWriter(t)
+	appendN(t, w, 8)
+	honest := w.Segment()
+	srv := newServer()
+	if err := srv.verify(cloneSeg(honest)); err != nil {
+		t.Fatal(err)
+	}
+	a5 := Anchor{Dev: testDev, Epoch: 1, N: 5, Head: srv.heads[5], NextKey: KeyAt(testK1(), 6)}
+	a0 := NewAnchor(testDev, 1, testK1())
+
+	// Resent entries cannot be checked without headAt beyond genesis; they are ignored,
+	// never returned as new.
+	seg := cloneSeg(honest)
+	seg.First, seg.Entries = 3, seg.Entries[2:]
+	seg.Entries[0].T++ // entry 3 altered, but unverifiable without stored heads
+	got, fresh, err := Verify(a5, seg, nil)
+	if err != nil || got.N != 8 || len(fresh) != 3 || fresh[0].N != 6 {
+		t.Fatalf("resend without headAt: %v %d %d", err, got.N, len(fresh))
+	}
+	// With headAt the same change is a fork.
+	_, _, err = Verify(a5, seg, headsOf(srv.heads))
+	wantVerifyErr(t, err, NameFork, 3)
+
+	cases := []struct {
+		name string
+		mut  func(s *wire.Segment)
+		want string
+		seq  uint64
+	}{
+		{"first 0", func(s *wire.Segment) { s.First = 0 }, NameReorder, 0},
+		{"short tag", func(s *wire.Segment) { s.Entries[6].Tag = s.Entries[6].Tag[:15] }, NameForgedEntry, 7},
+		{"oversize payload", func(s *wire.Segment) { s.Entries[2].Payload = make([]byte, wire.MaxPayload+1) }, NameForgedEntry, 3},
+		{"claims fewer", func(s *wire.Segment) { s.N = 7 }, NameHeadMismatch, 7},
+		{"claims more", func(s *wire.Segment) { s.N = 9 }, NameGap, 9},
+		{"short head", func(s *wire.Segment) { s.Head = s.Head[:31] }, NameHeadMismatch, 8},
+		{"no seal", func(s *wire.Segment) { s.Seal = nil }, NameBadSeal, 8},
+		{"entry renumbered", func(s *wire.Segment) { s.Entries[3].N = 40 }, NameGap, 4},
+		{"last dropped", func(s *wire.Segment) { s.Entries = s.Entries[:7] }, NameGap, 8},
+		{"middle dropped, renumbered", func(s *wire.Segment) {
+			s.Entries = append(s.Entries[:3], s.Entries[4:]...)
+			for i := range s.Entries {
+				s.Entries[i].N = uint64(i + 1)
+			}
+			s.N = 7
+		}, NameForgedEntry, 4},
+	}
+	for _, c := range cases {
+		s := cloneSeg(honest)
+		c.mut(&s)
+		_, _, err := Verify(a0, s, nil)
+		ve, ok := err.(*VerifyError)
+		if !ok || ve.Name != c.want || ve.Seq != c.seq {
+			t.Errorf("%s: got %v, want %s at %d", c.name, err, c.want, c.seq)
+		}
+	}
+
+	// errors.Is by name, and a readable message.
+	s := cloneSeg(honest)
+	s.Seal[0] ^= 1
+	_, _, err = Verify(a0, s, nil)
+	if !errors.Is(err, ErrBadSeal) || errors.Is(err, ErrFork) || !strings.HasPrefix(err.Error(), "bad-seal at entry 8: ") {
+		t.Fatalf("error %v", err)
+	}
+	// VerifyHeads ignores tags and seal but not the head chain.
+	if _, _, err := VerifyHeads(a0, s, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Entries[0].Tag[0] ^= 1
+	if _, _, err := VerifyHeads(a0, s, nil); !errors.Is(err, ErrHeadMismatch) {
+		t.Fatalf("heads only: %v", err)
+	}
+}
+
+func TestDecodePayloadAndSummary(t *testing.T) {
+	for typ := uint16(1); typ <= 16; typ++ {
+		v := NewPayload(typ)
+		if v == nil {
+			t.Fatalf("type %d has no payload struct", typ)
+		}
+		b := wire.MustMarshal(v)
+		got, err := DecodePayload(typ, b)
+		if err != nil {
+			t.Fatalf("type %d: %v", typ, err)
+		}
+		if s := Summary(wire.Entry{Type: typ, Payload: b}); !strings.HasPrefix(s, wire.EntryName(typ)) {
+			t.Fatalf("summary %q", s)
+		}
+		_ = got
+	}
+	if _, err := DecodePayload(99, nil); err == nil {
+		t.Fatal("unknown type decoded")
+	}
+	if v, err := DecodePayload(0x8001, []byte{1, 2}); err != nil || len(v.([]byte)) != 2 {
+		t.Fatal("application payload")
+	}
+	if _, err := DecodePayload(wire.EntryRegister, []byte{0xa1, 0x09, 0x01}); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+	e := wire.Entry{Type: wire.EntryCheckFail, Payload: wire.MustMarshal(&wire.CheckFailPayload{Bad: []wire.BadFile{{Path: "a.mpy", Kind: "missing"}}})}
+	if s := Summary(e); s != "check-fail: a.mpy missing" {
+		t.Fatalf("summary %q", s)
+	}
+	if s := Summary(wire.Entry{Type: wire.EntryMagnet, Payload: []byte{0xff}}); !strings.Contains(s, "undecodable") {
+		t.Fatalf("summary %q", s)
+	}
+}
