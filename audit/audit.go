@@ -269,6 +269,16 @@ func loadBoard(dir string, opt Options) (*board, error) {
 		}
 		b.hs.defs[d.name] = md
 	}
+	// Board variants (mpconfigvariant_*.cmake/.mk/.h) can change any setting and are
+	// chosen at build time: the audit does not pick one, so what they could override
+	// is unknown rather than assumed.
+	if ents, err := os.ReadDir(abs); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "mpconfigvariant") {
+				b.hs.opaque = append(b.hs.opaque, e.Name()+": board variant not evaluated")
+			}
+		}
+	}
 	b.detectChip(hdr)
 	if hasHdr {
 		b.hs.preprocess("mpconfigboard.h", hdr, func(name string) (string, string, bool) {

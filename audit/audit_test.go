@@ -420,3 +420,15 @@ func TestUnreadableBoardFilesAreErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestBoardVariantsMakeDefaultsUnknown(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("testdata", "pyboard_default"), dir)
+	os.WriteFile(filepath.Join(dir, "mpconfigvariant_DP.mk"), []byte("CFLAGS += -DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_DOUBLE\n"), 0o644)
+	r := mustRun(t, dir, Options{})
+	c := wantStatus(t, r, "compiler", Unknown) // a port default: the variant could change it
+	if !strings.Contains(c.Evidence, "mpconfigvariant_DP.mk") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
+	wantStatus(t, r, "repl-uart", Open) // defined by the board itself
+}
