@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/fieldseal/fieldseal/internal/keys"
+	"github.com/fieldseal/fieldseal/server"
+)
+
+func init() {
+	register(verb{name: "server", summary: "run the fleet server: MQTT and HTTP ingest, verification, alerts, API (zero setup)", run: runServer})
+}
+
+// serverFile is the TOML configuration (--config). Flags given on the command line win.
+type serverFile struct {
+	Data        string   `toml:"data"`
+	HTTP        string   `toml:"http"`
+	MQTT        string   `toml:"mqtt"`
+	MQTTBroker  string   `toml:"mqtt_broker"`
+	VendorKeys  []string `toml:"vendor_keys"`
+	Webhooks    []string `toml:"webhooks"`
+	SilentAfter int      `toml:"silent_after"`
+	LogLevel    string   `toml:"log_level"`
+	HTTPTLS     tlsFile  `toml:"http_tls"`
+	MQTTTLS     tlsFile  `toml:"mqtt_tls"`
+}
+
+type tlsFile struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+func (t tlsFile) load(what string) (*tls.Config, error) {
+	if t.Cert == "" && t.Key == "" {
+		return nil, nil
+	}
+	c, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s TLS: %w", what, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS12}, nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func runServer(ctx context.Context, env *Env, args []string) int {
+	fs := newFlags(env, "server", "[--data DIR] [--http ADDR] [--mqtt ADDR] [--mqtt-broker URL] [--config FILE] [--vendor-key FILE]...")
+	data := fs.String("data", server.DefaultDataDir, "data folder: SQLite database, server key, admin token")
+	httpAddr := fs.String("http", server.DefaultHTTPAddr, `HTTP API and report ingest address ("off" to disable)`)
+	mqttAddr := fs.String("mqtt", server.DefaultMQTTAddr, `embedded MQTT broker address ("off" to disable)`)
+	broker := fs.String("mqtt-broker", "", "consume reports from this external MQTT broker (tcp://host:port) instead of the embedded one")
+	config := fs.String("config", "", "TOML configuration file (flags given here win)")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	silentAfter := fs.Int("silent-after", 3, "report intervals a device may miss before it is silent")
+	var vendorKeys, webhooks multiFlag
+	fs.Var(&vendorKeys, "vendor-key", "vendor public key allowed to sign manifests (repeatable)")
+	fs.Var(&webhooks, "webhook", "URL that receives alerts as JSON POSTs (repeatable)")
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return fail(env, "server", fmt.Errorf("unexpected argument %q", pos[0]))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var file serverFile
+	if *config != "" {
+		if _, err := toml.DecodeFile(*config, &file); err != nil {
+			return fail(env, "server", fmt.Errorf("config %s: %w", *config, err))
+		}
+		pick := func(flagName string, dst *string, v string) {
+			if !set[flagName] && v != "" {
+				*dst = v
+			}
+		}
+		pick("data", data, file.Data)
+		pick("http", httpAddr, file.HTTP)
+		pick("mqtt", mqttAddr, file.MQTT)
+		pick("mqtt-broker", broker, file.MQTTBroker)
+		pick("log-level", logLevel, file.LogLevel)
+		if !set["silent-after"] && file.SilentAfter > 0 {
+			*silentAfter = file.SilentAfter
+		}
+		if !set["vendor-key"] {
+			vendorKeys = file.VendorKeys
+		}
+		if !set["webhook"] {
+			webhooks = file.Webhooks
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fail(env, "server", fmt.Errorf("--log-level: %w", err))
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg := server.Config{DataDir: *data, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTBroker: *broker,
+		SilentAfter: *silentAfter, Logger: log, Webhooks: webhooks}
+	if *broker != "" && !set["mqtt"] {
+		cfg.MQTTAddr = "off"
+	}
+	for _, p := range vendorKeys {
+		pub, err := keys.LoadPublic(p)
+		if err != nil {
+			return fail(env, "server", fmt.Errorf("--vendor-key: %w", err))
+		}
+		cfg.VendorKeys = append(cfg.VendorKeys, ed25519.PublicKey(pub))
+	}
+	var err error
+	if cfg.HTTPTLS, err = file.HTTPTLS.load("HTTP"); err != nil {
+		return fail(env, "server", err)
+	}
+	if cfg.MQTTTLS, err = file.MQTTTLS.load("MQTT"); err != nil {
+		return fail(env, "server", err)
+	}
+	s, err := server.New(cfg)
+	if err != nil {
+		return fail(env, "server", err)
+	}
+	if err := s.Start(ctx); err != nil {
+		return fail(env, "server", err)
+	}
+	abs, _ := filepath.Abs(*data)
+	fmt.Fprintf(env.Stdout, "fieldseal server running\n  data        %s\n  server key  %s (public key in server.key.pub)\n  admin token %s\n",
+		abs, filepath.Join(abs, "server.key"), filepath.Join(abs, "admin.token"))
+	if a := s.HTTPAddr(); a != "" {
+		scheme := "http"
+		if cfg.HTTPTLS != nil {
+			scheme = "https"
+		}
+		fmt.Fprintf(env.Stdout, "  HTTP        %s://%s  (API /api/v1, reports /v1/reports, metrics /metrics, health /healthz)\n", scheme, a)
+	}
+	if a := s.MQTTAddr(); a != "" {
+		fmt.Fprintf(env.Stdout, "  MQTT        %s  (devices: fieldseal/v1/<id>/up, acks on fieldseal/v1/<id>/down)\n", a)
+	}
+	if len(cfg.VendorKeys) == 0 {
+		fmt.Fprintln(env.Stdout, "  note: no --vendor-key given: manifests cannot be registered")
+	}
+	<-ctx.Done()
+	fmt.Fprintln(env.Stdout, "shutting down: draining reports in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Shutdown(sctx); err != nil {
+		return fail(env, "server", err)
+	}
+	return ExitOK
+}

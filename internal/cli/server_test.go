@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldseal/fieldseal/internal/keys"
+	"github.com/fieldseal/fieldseal/internal/testenv"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The server verb starts with zero setup, and manifest push and provision work against it.
+func TestServerProvisionManifestPush(t *testing.T) {
+	dir := t.TempDir()
+	vendorPath := filepath.Join(dir, "vendor.key")
+	vendor, _ := keys.Generate()
+	if err := keys.WritePair(vendorPath, vendor, false); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	httpAddr, mqttAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, &Env{Stdout: &out, Stderr: &errOut}, []string{"server", "--data", data, "--http", httpAddr, "--mqtt", mqttAddr, "--vendor-key", vendorPath + ".pub", "--log-level", "warn"})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("server exit %d: %s", code, errOut.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("server did not shut down")
+		}
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + httpAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not up: %s %s", out.String(), errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "admin.token") {
+		t.Fatalf("start does not say where the admin token is: %s", out.String())
+	}
+	tokenFile := filepath.Join(data, "admin.token")
+	sum := sha256.Sum256([]byte("print(1)"))
+	files := []wire.File{{Path: "main.mpy", Size: 8, SHA256: sum[:]}}
+	m := &wire.Manifest{Product: "watermeter", Version: 5, Created: 1, Files: files, Mutable: []string{}, Policy: wire.DefaultPolicy(), Root: wire.FilesRoot(files), Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
+	signed, err := wire.SignManifest(m, vendor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mpath := filepath.Join(dir, "manifest.cose")
+	os.WriteFile(mpath, signed, 0o644)
+	run := func(args ...string) (int, string) {
+		var o, e bytes.Buffer
+		code := Run(context.Background(), &Env{Stdout: &o, Stderr: &e}, args)
+		return code, o.String() + e.String()
+	}
+	base := "http://" + httpAddr
+	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != 0 || !strings.Contains(msg, "version 5") {
+		t.Fatalf("manifest push: %d %s", code, msg)
+	}
+	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitError || !strings.Contains(msg, "downgrade") {
+		t.Fatalf("second push: %d %s", code, msg)
+	}
+	foreign, _ := keys.Generate()
+	fsigned, _ := wire.SignManifest(&wire.Manifest{Product: "watermeter", Version: 6, Created: 1, Files: files, Mutable: []string{}, Policy: wire.DefaultPolicy(), Root: wire.FilesRoot(files), Mpy: m.Mpy}, foreign)
+	os.WriteFile(mpath, fsigned, 0o644)
+	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitError || !strings.Contains(msg, "unknown-key") {
+		t.Fatalf("foreign push: %d %s", code, msg)
+	}
+	bundle := filepath.Join(dir, "meter-1.json")
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-1", "--product", "watermeter", "--out", bundle); code != 0 {
+		t.Fatalf("provision: %d %s", code, msg)
+	}
+	fi, err := os.Stat(bundle)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("bundle file %v %v", fi, err)
+	}
+	var b wire.Bundle
+	raw, _ := os.ReadFile(bundle)
+	if err := json.Unmarshal(raw, &b); err != nil || b.Check() != nil || b.ManifestVersion != 5 || b.Epoch != 1 {
+		t.Fatalf("bundle %+v %v", b, err)
+	}
+	serverPub, err := keys.LoadPublic(filepath.Join(data, "server.key.pub"))
+	if err != nil || !bytes.Equal(serverPub, b.ServerPub) || !bytes.Equal(ed25519.PublicKey(b.ServerPub), serverPub) {
+		t.Fatalf("bundle server key does not match server.key.pub: %v", err)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-1", "--product", "watermeter", "--out", bundle); code != ExitError || !strings.Contains(msg, "exists") {
+		t.Fatalf("overwrite: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", "nope", "--device", "meter-2", "--product", "watermeter", "--out", filepath.Join(dir, "m2.json")); code != ExitError || !strings.Contains(msg, "unauthorized") {
+		t.Fatalf("bad token: %d %s", code, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m2.json")); err == nil {
+		t.Fatal("a failed provision left a bundle file")
+	}
+}
+
+// A port in use fails the start with the port and the flag to change.
+func TestServerPortInUse(t *testing.T) {
+	httpAddr := testenv.FreeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, &Env{Stdout: &out, Stderr: &errOut}, []string{"server", "--data", t.TempDir(), "--http", httpAddr, "--mqtt", "off", "--log-level", "error"})
+	}()
+	for i := 0; i < 300; i++ {
+		if resp, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var e bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &e}, []string{"server", "--data", t.TempDir(), "--http", httpAddr, "--mqtt", "off"})
+	if code != ExitError || !strings.Contains(e.String(), httpAddr) || !strings.Contains(e.String(), "--http") {
+		t.Fatalf("%d %s", code, e.String())
+	}
+	cancel()
+	<-done
+}
