@@ -74,25 +74,23 @@ def walk(root, rel=""):
             yield p
 
 
+_chunk = bytearray(CHUNK)  # one read buffer for the guard's whole life: bounded RAM
+
+
 def hash_file(full, size, keep):
     """Stream a file through SHA-256 in CHUNK-byte pieces. With keep, the first size bytes
     are kept in one buffer (the verified copy); returns (digest, buffer or None, length)."""
     h = sha256()
-    buf = bytearray(size) if keep else None
-    chunk = bytearray(CHUNK)
+    buf = None
     total = 0
     with open(full, "rb") as f:
         if keep:
-            mv = memoryview(buf)
-            while total < size:
-                n = f.readinto(mv[total:total + CHUNK])
-                if not n:
-                    break
-                h.update(mv[total:total + n])
-                total += n
-        cm = memoryview(chunk)
+            buf = f.read(size)  # one allocation of at most the manifest's size
+            total = len(buf)
+            h.update(buf)
+        cm = memoryview(_chunk)
         while True:
-            n = f.readinto(chunk)
+            n = f.readinto(_chunk)
             if not n:
                 break
             h.update(cm[:n])
@@ -122,21 +120,20 @@ def measure(man, ext, keep_modules):
     for path, size, digest in man.files:
         r.files += 1
         full = ext + "/" + path
-        try:
-            st = uos.stat(full)
-        except OSError:
-            r.bad.append([path, "missing", digest[:8], b""])
-            continue
-        if st[0] & S_IFDIR:
-            r.bad.append([path, "modified", digest[:8], b""])
-            continue
-        keep = keep_modules and path.endswith(IMPORTABLE) and st[6] == size
+        keep = keep_modules and path.endswith(IMPORTABLE)
         try:
             d, buf, n = hash_file(full, size, keep)
+        except MemoryError:
+            raise
         except Exception:
-            r.bad.append([path, "unreadable", digest[:8], b""])
+            try:
+                st = uos.stat(full)
+            except OSError:
+                r.bad.append([path, "missing", digest[:8], b""])
+                continue
+            r.bad.append([path, "modified" if st[0] & S_IFDIR else "unreadable", digest[:8], b""])
             continue
-        if n == size and ct_eq(d, digest):
+        if n == size and d == digest:  # digests of files are not secrets: plain compare
             if buf is not None:
                 r.kept[path] = buf
         else:
@@ -179,7 +176,7 @@ class VerifiedFS:
         """Index of rel in the manifest if it may be served; logs a refusal once otherwise."""
         g = self.g
         i = g.man.index.get(rel)
-        kind = g.bad_kinds.get(rel)
+        kind = g.bad_kinds.get(rel) if g.bad_kinds else None
         if i is not None and kind is None:
             return i
         if i is not None:
@@ -187,13 +184,16 @@ class VerifiedFS:
                 return i
             g.refuse(rel, kind)
             return None
-        # not in the manifest: refused and logged if it exists on storage (D4, D5)
-        try:
-            uos.stat(g.ext + "/" + rel)
-        except OSError:
-            return None
-        if not g.man.is_mutable(rel):
+        # not in the manifest: never served; refused and logged if the last check found it
+        # on storage (D4, D5). Plain probes of the importer (x.py before x.mpy) cost no I/O.
+        if kind == "extra":
             g.refuse(rel, "not-in-manifest")
+        elif g.bad_kinds:
+            pre = rel + "/"
+            for k in g.bad_kinds:
+                if k.startswith(pre):  # an extra package
+                    g.refuse(rel, "not-in-manifest")
+                    break
         return None
 
     def stat(self, p):
@@ -237,7 +237,7 @@ class VerifiedFS:
                 d, buf, n = hash_file(g.ext + "/" + path, size, True)
             except Exception:
                 buf, n, d = None, -1, b""
-            if n != size or not ct_eq(d, digest):
+            if n != size or d != digest:
                 g.refuse(rel, "modified")
                 raise OSError(2)
         # BytesIO copies buf; the kept copy is released, later opens re-read and re-verify

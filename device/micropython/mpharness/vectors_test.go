@@ -17,6 +17,11 @@ import (
 // data copied to /data, and decodes its JSON-line output.
 func runPy(t *testing.T, script, data string) []map[string]any {
 	t.Helper()
+	return runPyTB(t, script, data)
+}
+
+func runPyTB(t testing.TB, script, data string) []map[string]any {
+	t.Helper()
 	node, _ := testenv.Node(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -1,0 +1,97 @@
+# Guard benchmark, run in the MicroPython WebAssembly interpreter by bench/guard.sh:
+# /data/app is a sealed application (DIST/app), /data/_fieldseal_manifest.py its manifest.
+#  1. verified import (hash every file, keep module bytes, import through the verifying
+#     mount) vs plain import of the same .mpy files from storage, same interpreter;
+#  2. heap the guard allocates beyond the files it keeps, with the GC off (an upper bound
+#     on its peak): the streaming scheduled check, and the boot measurement.
+import gc
+import sys
+import ujson
+import utime
+import vfs
+
+sys.path[:] = ["/frozen", "/data"]
+import _fieldseal_manifest
+from fieldseal.check import Manifest, measure, VerifiedFS
+
+EXT = "/data/app"
+man = Manifest.frozen()
+mods = [f[0][:-4].replace("/", ".") for f in man.files if f[0].endswith(".mpy")]
+N = 200
+
+
+class G:
+    # the guard's fields the verifying filesystem uses
+    def __init__(self, r):
+        self.man = man
+        self.ext = EXT
+        self.kept = r.kept
+        self.bad_kinds = r.kinds()
+        self.refused = set()
+
+    def refuse(self, path, kind):
+        self.refused.add(path)
+
+
+def unload():
+    for m in mods:
+        sys.modules.pop(m, None)
+
+
+def plain():
+    sys.path[:] = ["/frozen", EXT]
+    for m in mods:
+        __import__(m)
+    unload()
+
+
+def verified():
+    r = measure(man, EXT, True)
+    assert not r.bad, r.bad
+    vfs.mount(VerifiedFS(G(r)), "/verified", readonly=True)
+    sys.path[:] = ["/frozen", "/verified"]
+    for m in mods:
+        __import__(m)
+    vfs.umount("/verified")
+    unload()
+
+
+def timed(f):
+    # the WebAssembly port's clock ticks in milliseconds: time a batch, report per run
+    t = utime.ticks_ms()
+    for _ in range(N):
+        f()
+    return utime.ticks_diff(utime.ticks_ms(), t) * 1000 // N
+
+
+plain()
+verified()  # warm up
+pt = []
+vt = []
+for _ in range(5):  # interleaved, best of 5 batches
+    pt.append(timed(plain))
+    vt.append(timed(verified))
+p = min(pt)
+v = min(vt)
+
+
+def alloc(keep):
+    gc.collect()
+    gc.disable()
+    a0 = gc.mem_alloc()
+    r = measure(man, EXT, keep)
+    a1 = gc.mem_alloc()
+    gc.enable()
+    kept = sum(len(b) for b in r.kept.values())
+    return a1 - a0, kept
+
+
+check_alloc, _ = alloc(False)
+boot_alloc, kept = alloc(True)
+largest = max(f[1] for f in man.files)
+print(ujson.dumps({
+    "files": len(man.files), "modules": len(mods), "bytes": sum(f[1] for f in man.files), "largest_file": largest,
+    "plain_import_us": p, "verified_import_us": v, "ratio": v / p,
+    "check_heap_bytes": check_alloc, "boot_heap_bytes": boot_alloc, "boot_kept_bytes": kept,
+    "boot_heap_beyond_kept": boot_alloc - kept,
+}))
