@@ -148,6 +148,10 @@ func VerifyReceipt(data []byte, serverPub ed25519.PublicKey, dev string, epoch u
 	return r, nil
 }
 
+// MaxKeyDerivation bounds how many evolutions CheckExport runs to reach K_{base_n+1} from
+// K_1 (about 10 s of hashing), so a crafted export cannot stall the checker.
+const MaxKeyDerivation = 1 << 26
+
 // CheckOptions says what an offline check can use beyond the export itself.
 type CheckOptions struct {
 	ChainKey  *Key              // K_1, exported by the operator for an auditor: check every tag and the seal
@@ -199,6 +203,9 @@ func CheckExport(x *Export, opt CheckOptions) (*CheckResult, error) {
 	a := Anchor{Dev: x.Dev, Epoch: x.Epoch, N: x.BaseN, Head: base}
 	var err error
 	if opt.ChainKey != nil {
+		if x.BaseN > MaxKeyDerivation {
+			return nil, fmt.Errorf("%w: base_n %d: deriving K_%d from K_1 would take too long", wire.ErrUnsupported, x.BaseN, x.BaseN+1)
+		}
 		a.NextKey = KeyAt(*opt.ChainKey, x.BaseN+1)
 		_, _, err = Verify(a, x.Segment(), nil)
 		res.TagsChecked = err == nil

@@ -12,6 +12,8 @@ import (
 // that changes storage is one explicit, durable write, so that tests can cut the power in
 // the middle of any of them (MemStorage.BeforeWrite).
 //
+// Implementations must not keep or change the byte slices they are given.
+//
 // AppendLog and WriteSlot may tear: after a power cut any prefix of the data may have
 // reached storage. TruncateLog and ReplaceLog must be atomic: after a power cut storage
 // holds either the old or the new content (FileStorage uses ftruncate and rename).

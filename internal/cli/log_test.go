@@ -114,6 +114,17 @@ func TestLogVerifyClean(t *testing.T) {
 	if code != ExitOK || !strings.HasPrefix(out, "intact, 412 entries, no tamper events") || !strings.Contains(out, "not checked (no --server-pub)") {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
+	// Receipts from files: a single COSE_Sign1, or a CBOR array of them.
+	x.Receipts = nil
+	p = f.write(t, x, false)
+	one := filepath.Join(f.dir, "one.cose")
+	many := filepath.Join(f.dir, "many.cbor")
+	must(t, os.WriteFile(one, f.receipt(), 0o644))
+	must(t, os.WriteFile(many, wire.MustMarshal([][]byte{f.receipt(), f.receipt()}), 0o644))
+	code, out, _ = runCLI("log", "verify", "--log", p, "--receipts", one, "--receipts", many, "--server-pub", f.pubPath)
+	if code != ExitOK || !strings.Contains(out, "3 receipt(s) signed by the server agree") {
+		t.Fatalf("receipt files: exit %d\n%s", code, out)
+	}
 	code, out, _ = runCLI("log", "show", p)
 	if code != ExitOK || !strings.Contains(out, "check-ok: 9 files match") {
 		t.Fatalf("show: exit %d\n%s", code, out)
