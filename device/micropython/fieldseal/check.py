@@ -112,12 +112,14 @@ class Result:
         return d
 
 
-def measure(man, ext, keep_modules):
+def measure(man, ext, keep_modules, feed=None):
     """Hash every manifest file on ext; with keep_modules, keep the verified bytes of every
     importable module. Extra files are flagged unless the policy says ignore."""
     r = Result()
     report_policy = man.policy.get("on_mismatch") == "report"
     for path, size, digest in man.files:
+        if feed:
+            feed()  # the watchdog: hashing a large app takes a while
         r.files += 1
         full = ext + "/" + path
         keep = keep_modules and path.endswith(IMPORTABLE)
@@ -178,6 +180,9 @@ class VerifiedFS:
         i = g.man.index.get(rel)
         kind = g.bad_kinds.get(rel) if g.bad_kinds else None
         if i is not None and kind is None:
+            if g.man.policy.get("on_cover_open") == "refuse" and g.cover_was_open():
+                g.refuse(rel, "cover-open")  # policy: no code loads until a clear token
+                return None
             return i
         if i is not None:
             if g.man.policy.get("on_mismatch") == "report" and rel in g.kept:

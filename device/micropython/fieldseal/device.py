@@ -19,6 +19,7 @@ F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLO
 LATCHED = F_COVER_WAS | F_MAGNET | F_LATCHED  # cleared only by a clear token (D10)
 MAX_TOKENS = 32
 MAX_BAD = 16  # files listed in one check-fail entry (payload ≤ 1024 bytes)
+MAX_BAD_DOWNLINK = 16  # bad-downlink entries logged between two good acks
 
 
 def unhex(s):
@@ -73,6 +74,7 @@ class Device:
              "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"])}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
         self.st.remove("bundle.json")
+        self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
 
     def _manifest(self):
         m = Manifest.frozen()
@@ -90,6 +92,9 @@ class Device:
     def log(self, typ, payload):
         return self.chain.append(self.port.time(), typ, cbor.enc(payload))
 
+    def cover_was_open(self):
+        return bool(self.x["fl"] & F_COVER_WAS)
+
     def refuse(self, path, kind):
         if path not in self.refused:
             self.refused.add(path)
@@ -105,7 +110,7 @@ class Device:
         x["boot"] += 1
         self.man = self._manifest()
         t0 = p.ticks_ms()
-        r = measure(self.man, self.ext, True)
+        r = measure(self.man, self.ext, True, p.wdt_feed)
         self.kept = r.kept
         res = "mismatch" if r.bad else "ok"
         bp = {2: x["boot"], 3: self.man.version, 5: res}
@@ -190,7 +195,7 @@ class Device:
     def check(self):
         p = self.port
         t0 = p.ticks_ms()
-        r = measure(self.man, self.ext, False)
+        r = measure(self.man, self.ext, False, p.wdt_feed)
         self._apply(r, utime.ticks_diff(p.ticks_ms(), t0))
         self.next_check = p.time() + self.check_interval()
         return r
@@ -275,7 +280,16 @@ class Device:
 
     # -- downlink ---------------------------------------------------------------------
     def _bad(self, why):
-        self.log(BAD_DOWNLINK, {1: why})
+        # Tamper-class entries are never dropped, so whoever can reach the downlink topic
+        # could fill the log with garbage: after MAX_BAD_DOWNLINK rejections without a good
+        # ack in between, further ones are only counted (reported with the next one logged).
+        x = self.x
+        x["bd"] = x.get("bd", 0) + 1
+        if x["bd"] <= MAX_BAD_DOWNLINK:
+            p = {1: why}
+            self.log(BAD_DOWNLINK, p)
+        else:
+            self.chain.save()
         return why
 
     def _open(self, data):
@@ -318,6 +332,10 @@ class Device:
         if ha is not None and not ct_eq(ha, h):
             return self._bad("anchor-mismatch")
         x["ack"] = acked
+        extra = x.get("bd", 0) - MAX_BAD_DOWNLINK
+        x["bd"] = 0
+        if extra > 0:
+            self.log(BAD_DOWNLINK, {1: "%d more rejected downlinks not logged" % extra})
         nonce = a.get(10)
         if isinstance(nonce, bytes):
             x["nonce"] = nonce

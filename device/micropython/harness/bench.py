@@ -32,6 +32,9 @@ class G:
     def refuse(self, path, kind):
         self.refused.add(path)
 
+    def cover_was_open(self):
+        return False
+
 
 def unload():
     for m in mods:

@@ -294,3 +294,54 @@ func TestThreatS7_ManifestUpgradeOnly(t *testing.T) {
 		t.Fatalf("entries %v", types(es))
 	}
 }
+
+// Garbage on the downlink cannot fill the log: after 16 rejections without a good ack in
+// between, rejections are only counted, and the count is logged with the next good ack.
+func TestBadDownlinkFloodBounded(t *testing.T) {
+	r := newRig(t, nil, AppOptions{})
+	r.boot()
+	for i := 0; i < 40; i++ {
+		if got := r.ack([]byte{0xd1, 0x84}); got != "malformed" {
+			t.Fatalf("garbage %d: %q", i, got)
+		}
+	}
+	rep := r.report()
+	a, es := r.verify(r.anchor0(), rep)
+	n := 0
+	for _, e := range es {
+		if e.Type == wire.EntryBadDownlink {
+			n++
+		}
+	}
+	if n != 16 {
+		t.Fatalf("%d bad-downlink entries, want 16", n)
+	}
+	if got := r.ack(r.seal(&wire.Ack{Dev: r.bundle.Device, Epoch: 1, AckedRSeq: rep.RSeq, Anchor: wire.Anchor{N: a.N, Head: a.Head[:]}}, r.bundle.DownlinkKey)); got != "ok" {
+		t.Fatalf("ack %q", got)
+	}
+	_, es = r.verify(a, r.report())
+	var p wire.BadDownlinkPayload
+	if len(es) != 1 || wire.Unmarshal(es[0].Payload, &p) != nil || p.Why != "24 more rejected downlinks not logged" {
+		t.Fatalf("after ack: %v %+v", types(es), p)
+	}
+}
+
+// Policy on-cover-open=refuse: once the cover was opened, no application code is served
+// until a clear token.
+func TestCoverOpenRefusePolicy(t *testing.T) {
+	pol := wire.DefaultPolicy()
+	pol.OnCoverOpen = wire.ActionRefuse
+	r := newRig(t, nil, AppOptions{Policy: pol})
+	s := r.boot().Summary
+	r.step(Cmd{"cmd": "cover", "open": true})
+	if imp, _ := r.d.Import("main", "VALUE"); imp.OK {
+		t.Fatal("code served after the cover opened")
+	}
+	r.step(Cmd{"cmd": "cover", "open": false})
+	if got := r.token(r.tokenBytes(r.newToken(wire.TokenClear, s.RSeq, wire.TokenArgs{}), r.bundle.DownlinkKey)); got != "ok" {
+		t.Fatalf("clear: %q", got)
+	}
+	if imp, _ := r.d.Import("main", "VALUE"); !imp.OK {
+		t.Fatalf("after clear: %+v", imp)
+	}
+}
