@@ -278,7 +278,11 @@ func load(st Storage) (w *Writer, active int, recs []wire.Entry, i, end int, dat
 // after its base. A valid record n+1 whose tag verifies under the stored key was committed
 // before a power cut: its transition is completed. A torn or invalid tail was never
 // committed: it is cut off. Either way a recovered entry is appended and recovered is true.
-func Open(st Storage) (w *Writer, recovered bool, err error) {
+func Open(st Storage) (w *Writer, recovered bool, err error) { return OpenAt(st, 0) }
+
+// OpenAt is Open with the device time now for a recovered entry; 0 means the time of the
+// last stored entry (Open's choice, for devices whose clock is not yet set at boot).
+func OpenAt(st Storage, now uint64) (w *Writer, recovered bool, err error) {
 	w, active, recs, i, end, data, err := load(st)
 	if err != nil {
 		return nil, false, err
@@ -322,8 +326,8 @@ func Open(st Storage) (w *Writer, recovered bool, err error) {
 	if what == "" {
 		return w, false, nil
 	}
-	var t uint64
-	if len(w.entries) > 0 {
+	t := now
+	if t == 0 && len(w.entries) > 0 {
 		t = w.entries[len(w.entries)-1].T
 	}
 	if _, err := w.appendEntry(t, wire.EntryRecovered, wire.MustMarshal(&wire.RecoveredPayload{What: what})); err != nil {
