@@ -26,9 +26,9 @@ func newMetrics(s *Server) *metrics {
 	m.accepted = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldseal_reports_accepted_total", Help: "Reports verified, stored durably and acked."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fieldseal_reports_rejected_total", Help: "Reports rejected, by reason name."}, []string{"reason"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_report_commit_seconds", Help: "Receive-to-commit latency of accepted reports.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+		Buckets: prometheus.ExponentialBuckets(0.0002, 1.4, 30)})
 	m.verify = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_report_handle_seconds", Help: "Time HandleReport takes, verification and commit included.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+		Buckets: prometheus.ExponentialBuckets(0.0002, 1.4, 30)})
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_commit_batch_size", Help: "Changes per group commit.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldseal_commit_queue_depth", Help: "Changes waiting for the group commit."},
