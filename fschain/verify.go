@@ -88,7 +88,7 @@ func NewAnchor(dev string, epoch uint32, k1 Key) Anchor {
 // Checks run in this order, so that every implementation names the same failure:
 // rollback, sequence (gap/reorder), count, fork, forged-entry, head-mismatch, bad-seal.
 func Verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
-	return verify(a, seg, headAt, true)
+	return verify(a, seg, headAt, true, false)
 }
 
 // VerifyHeads is Verify without the chain key: it checks sequence numbers, overlaps and the
@@ -96,10 +96,22 @@ func Verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anc
 // holding only signed anchor receipts can check. The returned anchor has a zero NextKey.
 func VerifyHeads(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
 	a.NextKey = Key{}
-	return verify(a, seg, headAt, false)
+	return verify(a, seg, headAt, false, false)
 }
 
-func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keyed bool) (Anchor, []wire.Entry, error) {
+// VerifyPrefix is an extension, not part of fschain.md: it accepts a segment that carries
+// only the oldest of the entries the device claims (last entry < claimed n), for
+// store-and-forward over transports whose message limit is smaller than the backlog. Every
+// new entry's tag is checked and the anchor advances to the last entry sent, but neither
+// the claimed head nor the seal can be checked (they are about n). Tail truncation is
+// therefore caught only by the segment that ends at the claimed n: a server using this
+// must treat a device that never sends it as incomplete. A segment that does reach the
+// claimed n is checked exactly as by Verify.
+func VerifyPrefix(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
+	return verify(a, seg, headAt, true, true)
+}
+
+func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keyed, prefix bool) (Anchor, []wire.Entry, error) {
 	es := seg.Entries
 	// rollback: the device claims to be behind what the server already verified.
 	if seg.N < a.N {
@@ -130,7 +142,8 @@ func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keye
 		}
 	}
 	// count: the claimed n must be the last entry (or the anchor when nothing is new).
-	if seg.N > last {
+	partial := prefix && seg.N > last && last > a.N
+	if seg.N > last && !partial {
 		return a, nil, verr(NameGap, last+1, "device claims n=%d but sent entries only up to %d", seg.N, last)
 	}
 	if seg.N < last {
@@ -195,6 +208,9 @@ func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keye
 		} else {
 			head = c.headOf(&head, e.N, e.T, e.Type, e.Payload, e.Tag)
 		}
+	}
+	if partial {
+		return Anchor{Dev: a.Dev, Epoch: a.Epoch, N: last, Head: head, NextKey: k}, fresh, nil
 	}
 	// head-mismatch: the claimed head is the recomputed one.
 	if len(seg.Head) != len(head) || !hmac.Equal(seg.Head, head[:]) {

@@ -115,3 +115,38 @@ func TestDecodePayloadAndSummary(t *testing.T) {
 		t.Fatalf("summary %q", s)
 	}
 }
+
+func TestVerifyPrefix(t *testing.T) {
+	w, _ := newTestWriter(t)
+	appendN(t, w, 9)
+	full := w.Segment()
+	a := NewAnchor(testDev, 1, testK1())
+	// Three chunks of three entries, each claiming n = 9.
+	for i := 0; i < 3; i++ {
+		seg := cloneSeg(full)
+		seg.First, seg.Entries = uint64(3*i+1), seg.Entries[3*i:3*i+3]
+		if i < 2 {
+			if _, _, err := Verify(a, seg, nil); !errors.Is(err, ErrGap) {
+				t.Fatalf("Verify took a prefix: %v", err)
+			}
+		}
+		next, fresh, err := VerifyPrefix(a, seg, nil)
+		if err != nil || len(fresh) != 3 || next.N != uint64(3*i+3) {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		a = next
+	}
+	if n, h, _ := w.State(); a.N != n || a.Head != h {
+		t.Fatal("prefixes did not reach the device's head")
+	}
+	// Prefix tags are still checked; the final chunk's seal is too.
+	seg := cloneSeg(full)
+	seg.Entries = seg.Entries[:4]
+	seg.Entries[2].T++
+	_, _, err := VerifyPrefix(NewAnchor(testDev, 1, testK1()), seg, nil)
+	wantVerifyErr(t, err, NameForgedEntry, 3)
+	seg = cloneSeg(full)
+	seg.Seal[3] ^= 1
+	_, _, err = VerifyPrefix(NewAnchor(testDev, 1, testK1()), seg, nil)
+	wantVerifyErr(t, err, NameBadSeal, 9)
+}
