@@ -132,22 +132,6 @@ func DecodeExport(b []byte) (*Export, error) {
 	return &x, nil
 }
 
-// VerifyReceipt checks an anchor receipt offline: the server's signature, and that it is
-// about device dev in epoch.
-func VerifyReceipt(data []byte, serverPub ed25519.PublicKey, dev string, epoch uint32) (*wire.Receipt, error) {
-	r, err := wire.OpenReceipt(data, serverPub)
-	if err != nil {
-		return nil, err
-	}
-	if r.Dev != dev || r.Epoch != epoch {
-		return nil, fmt.Errorf("%w: receipt for %s epoch %d, not %s epoch %d", wire.ErrMalformed, r.Dev, r.Epoch, dev, epoch)
-	}
-	if len(r.Head) != 32 {
-		return nil, fmt.Errorf("%w: receipt head is %d bytes", wire.ErrMalformed, len(r.Head))
-	}
-	return r, nil
-}
-
 // MaxKeyDerivation bounds how many evolutions CheckExport runs to reach K_{base_n+1} from
 // K_1 (about 10 s of hashing), so a crafted export cannot stall the checker.
 const MaxKeyDerivation = 1 << 26

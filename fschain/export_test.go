@@ -62,3 +62,15 @@ func TestCheckExportAfterPrune(t *testing.T) {
 		t.Fatalf("fake genesis: %+v", res.Err)
 	}
 }
+
+func TestSignReceiptOpens(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, 32))
+	a := NewAnchor(testDev, 1, testK1())
+	r, err := VerifyReceipt(SignReceipt(a, 1767225600, priv), priv.Public().(ed25519.PublicKey), testDev, 1)
+	if err != nil || r.N != 0 || !bytes.Equal(r.Head, a.Head[:]) || r.Time != 1767225600 {
+		t.Fatalf("%v %+v", err, r)
+	}
+	if _, err := VerifyReceipt(SignReceipt(a, 1, priv), priv.Public().(ed25519.PublicKey), testDev, 2); err == nil {
+		t.Fatal("receipt for epoch 1 accepted for epoch 2")
+	}
+}
