@@ -98,8 +98,17 @@ def hash_file(full, size, keep):
     return h.digest(), buf, total
 
 
+MAX_FINDINGS = 64
+MAX_NAME = 160  # bytes of an attacker-chosen file name kept in findings and log entries
+
+
+def clip(name):
+    return name if len(name) <= MAX_NAME else name[:MAX_NAME]
+
+
 class Result:
     def __init__(self):
+        self.more = 0  # findings beyond MAX_FINDINGS, counted only
         self.bad = []  # [path, kind, expected prefix, seen prefix]
         self.files = 0
         self.kept = {}
@@ -145,7 +154,10 @@ def measure(man, ext, keep_modules, feed=None):
     if man.policy.get("extra_files", "flag") != "ignore":
         for p in walk(ext):
             if p not in man.index and not man.is_mutable(p):
-                r.bad.append([p, "extra", b"", b""])
+                if len(r.bad) >= MAX_FINDINGS:  # an attacker may write thousands of files
+                    r.more += 1
+                    continue
+                r.bad.append([clip(p), "extra", b"", b""])
     return r
 
 

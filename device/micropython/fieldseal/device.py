@@ -6,7 +6,7 @@ import uos
 import usys
 import utime
 from fieldseal import cbor, cose, fschain
-from fieldseal.check import Manifest, measure, VerifiedFS
+from fieldseal.check import Manifest, measure, VerifiedFS, clip
 from fieldseal.fscrypto import ct_eq
 
 BOOT, CHECK_OK, CHECK_FAIL, COVER_OPEN, COVER_CLOSE, MAGNET, REFUSED, ERASED = 1, 2, 3, 4, 5, 6, 7, 8
@@ -90,7 +90,19 @@ class Device:
 
     # -- logging ----------------------------------------------------------------------
     def log(self, typ, payload):
-        return self.chain.append(self.port.time(), typ, cbor.enc(payload))
+        b = cbor.enc(payload)
+        if len(b) > fschain.MAX_PAYLOAD:
+            # lists of findings (check-fail, erased) lose their tail; anything else its text
+            lst = payload.get(1)
+            while isinstance(lst, list) and len(lst) > 1 and len(b) > fschain.MAX_PAYLOAD:
+                lst.pop()
+                b = cbor.enc(payload)
+            if len(b) > fschain.MAX_PAYLOAD:
+                for k in payload:
+                    if isinstance(payload[k], str):
+                        payload[k] = payload[k][:120]
+                b = cbor.enc(payload)
+        return self.chain.append(self.port.time(), typ, b)
 
     def cover_was_open(self):
         return bool(self.x["fl"] & F_COVER_WAS)
@@ -99,7 +111,7 @@ class Device:
         if path not in self.refused:
             self.refused.add(path)
             self.x["fl"] |= F_LATCHED
-            self.log(REFUSED, {1: path, 2: kind or "modified"})
+            self.log(REFUSED, {1: clip(path), 2: kind or "modified"})
 
     # -- boot -------------------------------------------------------------------------
     def boot(self, mount=True):

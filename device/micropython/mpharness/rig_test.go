@@ -1,6 +1,7 @@
 package mpharness
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -122,6 +123,22 @@ func (r *rig) open(b []byte) *wire.Report {
 	rep, err := wire.OpenReport(m, r.bundle.UplinkKey)
 	if err != nil {
 		r.t.Fatalf("OpenReport: %v", err)
+	}
+	// the guard's encoding is Go's canonical one: decode and re-encode give the same bytes
+	if again := wire.MustMarshal(rep); !bytes.Equal(again, m.Payload) {
+		r.t.Fatalf("report payload is not Go's encoding:\nguard %x\ngo    %x", m.Payload, again)
+	}
+	for _, e := range rep.Log.Entries {
+		v, err := fschain.DecodePayload(e.Type, e.Payload)
+		if err != nil {
+			r.t.Fatalf("entry %d (%s): %v", e.N, wire.EntryName(e.Type), err)
+		}
+		if _, raw := v.([]byte); raw {
+			continue
+		}
+		if again := wire.MustMarshal(v); !bytes.Equal(again, e.Payload) {
+			r.t.Fatalf("entry %d (%s) payload is not Go's encoding:\nguard %x\ngo    %x", e.N, wire.EntryName(e.Type), e.Payload, again)
+		}
 	}
 	return rep
 }

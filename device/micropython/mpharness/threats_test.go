@@ -1,7 +1,11 @@
 package mpharness
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +211,27 @@ func TestThreatD6_TruncatedMpyNoHang(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Fatalf("import took %v", time.Since(start))
+	}
+}
+
+// D4 at scale: hundreds of extra files with long names do not crash the guard or break the
+// 1024-byte entry limit; findings are capped and the log still verifies.
+func TestThreatD4_ManyLongExtraFiles(t *testing.T) {
+	r := newRig(t, nil, AppOptions{})
+	for i := 0; i < 120; i++ {
+		name := fmt.Sprintf("junk/%03d_%s.py", i, strings.Repeat("x", 200))
+		os.MkdirAll(filepath.Join(r.app.Ext, "junk"), 0o755)
+		os.WriteFile(filepath.Join(r.app.Ext, name), []byte("X = 1\n"), 0o644)
+	}
+	b := r.boot()
+	if len(b.Summary.Bad) != 64 {
+		t.Fatalf("%d findings, want the cap of 64", len(b.Summary.Bad))
+	}
+	if imp, _ := r.d.Import("main", "VALUE"); !imp.OK {
+		t.Fatalf("the sealed app no longer imports: %+v", imp)
+	}
+	_, es := r.verify(r.anchor0(), r.report())
+	if !hasType(es, wire.EntryCheckFail) {
+		t.Fatalf("entries %v", types(es))
 	}
 }
