@@ -1,0 +1,344 @@
+// Package postgres is the store.Store for several fleet server replicas sharing one
+// PostgreSQL database. It keeps the SQLite backend's semantics (the conformance suite in
+// store/storetest holds both to them) and adds what sharing needs: migrations applied
+// once under an advisory lock however many replicas start together, and device writes
+// that are compare-and-set on the row version inside the database, so two replicas (or a
+// stale cache) can never both advance the same anchor.
+//
+// Commit is a group commit like SQLite's: a whole batch in one transaction, each change
+// under its own savepoint. The batch is sent as one pipeline (one network round trip in
+// the common case); a change that loses its compare-and-set raises an error inside the
+// pipeline, Commit rolls back to that change's savepoint, records store.ErrConflict and
+// pipelines the rest.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/fieldseal/fieldseal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrateLock is the advisory lock key under which migrations run ("fieldsea" in ASCII),
+// so replicas starting together apply each migration exactly once.
+const migrateLock int64 = 0x6669656c64736561
+
+// Store is the PostgreSQL store.Store.
+type Store struct {
+	pool *connPool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (a postgres:// URL or a key=value string)
+// and applies pending migrations. Besides libpq's parameters, the DSN may carry
+// pool_max_conns (default 4) and any server setting, such as search_path.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return OpenConfig(ctx, cfg)
+}
+
+// OpenConfig is Open with a parsed configuration, for callers that set TLS or hooks in code.
+func OpenConfig(ctx context.Context, cfg *pgx.ConnConfig) (*Store, error) {
+	pool, err := newConnPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.close()
+		return nil, fmt.Errorf("postgres %s@%s:%d/%s: %w", cfg.User, cfg.Host, cfg.Port, cfg.Database, err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// migrate applies every embedded migration not yet in schema_migrations, all in one
+// transaction holding an advisory lock: a replica that starts while another migrates
+// waits, then finds the work done.
+func migrate(ctx context.Context, pool *connPool) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	return pool.with(ctx, func(c *pgx.Conn) error {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLock); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied timestamptz NOT NULL)`); err != nil {
+			return err
+		}
+		for _, name := range names {
+			var done bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE name = $1)`, name).Scan(&done); err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			// No arguments: pgx sends it as one simple query, several statements allowed.
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return fmt.Errorf("migration %s: %w", name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name, applied) VALUES ($1, $2)`, name, time.Now().UTC()); err != nil {
+				return fmt.Errorf("migration %s: %w", name, err)
+			}
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+// Close closes the connections: idle ones now, busy ones when their call returns.
+func (s *Store) Close() error {
+	s.pool.close()
+	return nil
+}
+
+// ts is what a time is written as: NULL for the zero time (as SQLite's 0), else the time;
+// PostgreSQL keeps microseconds and pgx truncates the rest.
+func ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t
+}
+
+// tsDst scans a timestamptz back: NULL is the zero time, anything else is in UTC, as the
+// SQLite backend returns it.
+type tsDst struct{ p *time.Time }
+
+func (d tsDst) ScanTimestamptz(v pgtype.Timestamptz) error {
+	if !v.Valid {
+		*d.p = time.Time{}
+		return nil
+	}
+	*d.p = v.Time.UTC()
+	return nil
+}
+
+func tsOut(p *time.Time) tsDst { return tsDst{p} }
+
+const deviceCols = `id, product, epoch, version, uplink_key, downlink_key, state, state_since, state_reason,
+ pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
+ last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
+
+func deviceArgs(d *store.Device, version uint64) []any {
+	return []any{d.ID, d.Product, int64(d.Epoch), int64(version), d.UplinkKey, d.DownlinkKey, d.State, ts(d.StateSince), d.StateReason,
+		int64(d.PinnedVersion), int64(d.RunningVersion), int64(d.AnchorN), d.AnchorHead, d.AnchorKey, d.Receipt, int64(d.LastRSeq), d.LastReportHash,
+		d.LastAck, d.Nonce, d.PrevNonce, ts(d.LastSeen), int64(d.LastDeviceTime), int64(d.LastBoot), int64(d.ReportInterval), int64(d.Rejections), int64(d.WindowUntil), ts(d.Created)}
+}
+
+func scanDevice(r pgx.Row) (*store.Device, error) {
+	var d store.Device
+	var epoch, version, pinned, running, an, rseq, ldt, lboot, ri, rej, wu int64
+	err := r.Scan(&d.ID, &d.Product, &epoch, &version, &d.UplinkKey, &d.DownlinkKey, &d.State, tsOut(&d.StateSince), &d.StateReason,
+		&pinned, &running, &an, &d.AnchorHead, &d.AnchorKey, &d.Receipt, &rseq, &d.LastReportHash,
+		&d.LastAck, &d.Nonce, &d.PrevNonce, tsOut(&d.LastSeen), &ldt, &lboot, &ri, &rej, &wu, tsOut(&d.Created))
+	if err != nil {
+		return nil, err
+	}
+	d.Epoch, d.Version, d.PinnedVersion, d.RunningVersion = uint32(epoch), uint64(version), uint64(pinned), uint64(running)
+	d.AnchorN, d.LastRSeq, d.LastDeviceTime, d.LastBoot = uint64(an), uint64(rseq), uint64(ldt), uint32(lboot)
+	d.ReportInterval, d.Rejections, d.WindowUntil = uint32(ri), uint32(rej), uint64(wu)
+	return &d, nil
+}
+
+const (
+	sqlLockDevices = `SELECT 1 FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+	sqlReplace     = `DELETE FROM devices WHERE id = $1 AND epoch < $2`
+	sqlInsert      = `INSERT INTO devices (` + deviceCols + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`
+	// The guard includes the epoch: re-provisioning restarts the version at 1, and a
+	// writer still holding the old epoch's row at version 1 must not overwrite the new one.
+	sqlCAS = `WITH u AS (UPDATE devices SET product=$2, epoch=$3, version=$4, uplink_key=$5, downlink_key=$6, state=$7, state_since=$8, state_reason=$9,
+ pinned_version=$10, running_version=$11, anchor_n=$12, anchor_head=$13, anchor_key=$14, receipt=$15, last_rseq=$16, last_report_hash=$17,
+ last_ack=$18, nonce=$19, prev_nonce=$20, last_seen=$21, last_device_time=$22, last_boot=$23, report_interval=$24, rejections=$25, window_until=$26, created=$27
+ WHERE id = $1 AND version = $28 AND epoch = $3 RETURNING 1)
+SELECT fieldseal_conflict($29) WHERE NOT EXISTS (SELECT FROM u)`
+	sqlEvent     = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`
+	sqlAudit     = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES ($1,$2,$3,$4,$5,$6)`
+	sqlAlert     = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES ($1,$2,$3,$4,$5)`
+	sqlToken     = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`
+	sqlUseToken  = `WITH u AS (UPDATE tokens SET used = true, used_at = $1 WHERE id = $2 AND NOT used RETURNING 1) SELECT fieldseal_conflict($3) WHERE NOT EXISTS (SELECT FROM u)`
+	sqlVisit     = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`
+	sqlCloseVist = `WITH u AS (UPDATE visits SET closed = $1, seal_number = $2, result = $3 WHERE id = $4 AND closed IS NULL RETURNING 1) SELECT fieldseal_conflict($5) WHERE NOT EXISTS (SELECT FROM u)`
+)
+
+// stmtErr turns a statement's error into the change's error; conflict marks the statements
+// whose every database error is a conflict (inserts of events, tokens and visits, as on
+// SQLite).
+type stmtErr struct {
+	change   int // index of the change; -1: not part of a change
+	what     string
+	conflict bool
+}
+
+func (m stmtErr) wrap(pe *pgconn.PgError) error {
+	switch {
+	case pe.Code == "FS409":
+		return fmt.Errorf("%w: %s", store.ErrConflict, pe.Message)
+	case m.conflict,
+		pe.Code == "23505", // unique_violation: duplicate key
+		pe.Code == "40P01", // deadlock_detected: a race with another replica, lost
+		pe.Code == "40001": // serialization_failure
+		return fmt.Errorf("%w: %s: %v", store.ErrConflict, m.what, pe)
+	}
+	return fmt.Errorf("%s: %w", m.what, pe)
+}
+
+// queueChange adds change i's statements to b, between SAVEPOINT and RELEASE.
+func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time.Time) []stmtErr {
+	q := func(m stmtErr, sql string, args ...any) {
+		b.Queue(sql, args...)
+		m.change = i
+		marks = append(marks, m)
+	}
+	q(stmtErr{what: "savepoint"}, `SAVEPOINT c`)
+	if d := c.Device; d != nil {
+		if c.Create {
+			// Re-provisioning replaces the row only with a higher epoch; otherwise the
+			// insert finds the row and is a duplicate key.
+			q(stmtErr{what: "replace device " + d.ID}, sqlReplace, d.ID, int64(d.Epoch))
+			q(stmtErr{what: fmt.Sprintf("device %s exists with epoch %d or higher", d.ID, d.Epoch)}, sqlInsert, deviceArgs(d, 1)...)
+		} else {
+			args := append(deviceArgs(d, d.Version+1), int64(d.Version),
+				fmt.Sprintf("device %s changed since version %d (epoch %d)", d.ID, d.Version, d.Epoch))
+			q(stmtErr{what: "update device " + d.ID}, sqlCAS, args...)
+		}
+	}
+	for _, e := range c.Events {
+		q(stmtErr{what: fmt.Sprintf("event %s/%d/%d", e.Dev, e.Epoch, e.N), conflict: true}, sqlEvent,
+			e.Dev, int64(e.Epoch), int64(e.N), int64(e.T), int32(e.Type), e.Tamper, nonNil(e.Payload), e.Decoded, nonNil(e.Tag), nonNil(e.Head), ts(e.Received))
+	}
+	for _, a := range c.Audits {
+		q(stmtErr{what: "audit"}, sqlAudit, ts(a.At), a.Actor, a.Kind, a.Dev, a.Reason, a.Detail)
+	}
+	for _, a := range c.Alerts {
+		q(stmtErr{what: "alert"}, sqlAlert, ts(a.At), a.Dev, a.Kind, a.Reason, a.Detail)
+	}
+	for _, t := range c.Tokens {
+		q(stmtErr{what: "token", conflict: true}, sqlToken,
+			t.ID, t.Dev, int64(t.Epoch), t.Action, t.Sealed, ts(t.Issued), ts(t.Expires), int64(t.Window), t.Used, ts(t.UsedAt))
+	}
+	for _, id := range c.UsedTokens {
+		q(stmtErr{what: "use token"}, sqlUseToken, now, id, fmt.Sprintf("token %x already used or unknown", id))
+	}
+	for _, v := range c.Visits {
+		q(stmtErr{what: "visit", conflict: true}, sqlVisit,
+			v.ID, v.Dev, v.WorkOrder, v.Technician, v.TokenID, ts(v.Opened), ts(v.Closed), v.SealNumber, v.Result)
+	}
+	for _, v := range c.CloseVisits {
+		q(stmtErr{what: "close visit"}, sqlCloseVist, ts(v.Closed), v.SealNumber, v.Result, v.ID, fmt.Sprintf("visit %s already closed or unknown", v.ID))
+	}
+	q(stmtErr{what: "release"}, `RELEASE c`)
+	return marks
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Commit applies every change in one transaction. A change whose compare-and-set fails is
+// skipped whole (a savepoint undoes its partial writes) and reported as ErrConflict.
+//
+// Device rows are locked first, in id order, so two replicas committing overlapping
+// batches queue behind each other instead of deadlocking; the loser of a race then finds
+// the version moved and gets ErrConflict.
+func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
+	errs := make([]error, len(changes))
+	if len(changes) == 0 {
+		return errs
+	}
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	var ids []string
+	for _, c := range changes {
+		if c.Device != nil {
+			ids = append(ids, c.Device.ID)
+		}
+	}
+	conn, err := s.pool.acquire(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer s.pool.release(conn) // deferred first, runs last: after the rollback below
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback(ctx) // no-op after Commit
+	now := time.Now()
+	for next := 0; next < len(changes); {
+		b := &pgx.Batch{}
+		var marks []stmtErr
+		if next == 0 && len(ids) > 0 {
+			b.Queue(sqlLockDevices, ids)
+			marks = append(marks, stmtErr{change: -1, what: "lock devices"})
+		}
+		for i := next; i < len(changes); i++ {
+			marks = queueChange(b, marks, i, changes[i], now)
+		}
+		br := tx.SendBatch(ctx, b)
+		failed := -1
+		for _, m := range marks {
+			if _, err := br.Exec(); err != nil {
+				var pe *pgconn.PgError
+				if m.change < 0 || !errors.As(err, &pe) {
+					br.Close()
+					return fail(err)
+				}
+				failed, errs[m.change] = m.change, m.wrap(pe)
+				break
+			}
+		}
+		err := br.Close()
+		if failed < 0 {
+			if err != nil {
+				return fail(err)
+			}
+			break
+		}
+		// The transaction is aborted at change failed: undo it alone and go on after it.
+		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT c; RELEASE SAVEPOINT c`); err != nil {
+			return fail(err)
+		}
+		next = failed + 1
+	}
+	if err := tx.Commit(ctx); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}

@@ -1,0 +1,304 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldseal/fieldseal/internal/testenv"
+	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/postgres"
+	"github.com/fieldseal/fieldseal/store/storetest"
+)
+
+const defaultDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// baseDSN returns the DSN of the test server (FIELDSEAL_TEST_POSTGRES, or the local
+// default with user postgres, falling back to root), or skips/fails as testenv says.
+func baseDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("FIELDSEAL_TEST_POSTGRES")
+	explicit := dsn != ""
+	if !explicit {
+		dsn = defaultDSN
+	}
+	addr := "127.0.0.1:5432"
+	if u, err := url.Parse(dsn); err == nil && u.Host != "" {
+		addr = u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "5432")
+		}
+	}
+	testenv.Service(t, "FIELDSEAL_TEST_POSTGRES_ADDR", addr, "PostgreSQL")
+	try := []string{dsn}
+	if !explicit {
+		try = append(try, strings.Replace(dsn, "//postgres@", "//root@", 1))
+	}
+	var errs []error
+	for _, d := range try {
+		c, err := pgx.Connect(context.Background(), d)
+		if err == nil {
+			c.Close(context.Background())
+			return d
+		}
+		errs = append(errs, err)
+	}
+	testenv.SkipOrFail(t, fmt.Sprintf("PostgreSQL at %s refuses the test login (set FIELDSEAL_TEST_POSTGRES): %v", addr, errors.Join(errs...)))
+	return ""
+}
+
+// withSearchPath returns dsn with search_path set to schema, so every pooled connection
+// of a store opened with it works in that schema only.
+func withSearchPath(t testing.TB, dsn, schema string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme == "" {
+		return dsn + " search_path=" + schema
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// freshSchema creates an empty schema fs_test_<random>, dropped when the test ends, and
+// returns a DSN whose connections use it: parallel runs and reruns never meet.
+func freshSchema(t testing.TB) string {
+	t.Helper()
+	dsn := baseDSN(t)
+	ctx := context.Background()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "fs_test_" + hex.EncodeToString(b)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return withSearchPath(t, dsn, schema)
+}
+
+func open(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, freshSchema(t))
+	})
+}
+
+// Two replicas (two pools) race to advance the same anchor from the same read: exactly
+// one wins, and the loser leaves nothing behind.
+func TestTwoReplicasCompareAndSet(t *testing.T) {
+	dsn := freshSchema(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx := context.Background()
+	if errs := a.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	for round := range 20 {
+		da, err := a.GetDevice(ctx, "m-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := b.GetDevice(ctx, "m-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if da.Version != db.Version {
+			t.Fatalf("replicas read versions %d and %d", da.Version, db.Version)
+		}
+		n := da.AnchorN
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		res := make([]error, 2)
+		for i, st := range []*postgres.Store{a, b} {
+			d := []*store.Device{da, db}[i].Clone()
+			d.AnchorN = n + uint64(i) + 1
+			ch := &store.Change{Device: d,
+				Events: []store.Event{{Dev: "m-1", Epoch: 1, N: d.AnchorN + 1000*uint64(round), Type: 2, Payload: []byte{0xa0}, Tag: make([]byte, 16), Head: make([]byte, 32), Received: time.Now()}},
+				Audits: []store.Audit{{At: time.Now(), Actor: fmt.Sprintf("replica-%d", i), Kind: "race", Dev: "m-1"}}}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				res[i] = st.Commit(ctx, []*store.Change{ch})[0]
+			}()
+		}
+		close(start)
+		wg.Wait()
+		won := -1
+		for i, err := range res {
+			switch {
+			case err == nil:
+				if won >= 0 {
+					t.Fatalf("round %d: both replicas won", round)
+				}
+				won = i
+			case !errors.Is(err, store.ErrConflict):
+				t.Fatalf("round %d: replica %d: %v", round, i, err)
+			}
+		}
+		if won < 0 {
+			t.Fatalf("round %d: no replica won: %v", round, res)
+		}
+		got, _ := b.GetDevice(ctx, "m-1")
+		if got.Version != da.Version+1 || got.AnchorN != n+uint64(won)+1 {
+			t.Fatalf("round %d: winner %d, row %+v", round, won, got)
+		}
+		ev, _ := a.ListEvents(ctx, store.Page{Dev: "m-1", After: int64(1000 * round), Limit: 1000})
+		if len(ev) != 1 || ev[0].N != got.AnchorN+1000*uint64(round) {
+			t.Fatalf("round %d: events %+v", round, ev)
+		}
+	}
+	au, _ := a.ListAudit(ctx, store.Page{Dev: "m-1"})
+	if len(au) != 20 {
+		t.Fatalf("%d audit records for 20 won races", len(au))
+	}
+}
+
+// Replicas starting together all find the schema migrated, once.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	dsn := freshSchema(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(context.Background(), dsn)
+			if err == nil {
+				s.Close()
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(context.Background(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations: %d rows, %v", n, err)
+	}
+}
+
+// A writer still holding the previous epoch's row must not overwrite a re-provisioned
+// device, although both rows are at version 1.
+func TestStaleEpochLoses(t *testing.T) {
+	s := open(t, freshSchema(t))
+	ctx := context.Background()
+	if errs := s.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	stale, _ := s.GetDevice(ctx, "m-1")
+	d := storetest.NewDevice("m-1")
+	d.Epoch = 2
+	if errs := s.Commit(ctx, []*store.Change{{Device: d, Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	stale.AnchorN = 7
+	if err := s.Commit(ctx, []*store.Change{{Device: stale}})[0]; !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale epoch write: %v", err)
+	}
+	if got, _ := s.GetDevice(ctx, "m-1"); got.Epoch != 2 || got.AnchorN != 0 {
+		t.Fatalf("row %+v", got)
+	}
+}
+
+// A large batch with several failures in it: each failing change is skipped alone and
+// every other change, before and after, is applied.
+func TestBatchManyConflicts(t *testing.T) {
+	s := open(t, freshSchema(t))
+	ctx := context.Background()
+	var creates []*store.Change
+	for i := range 300 {
+		creates = append(creates, &store.Change{Device: storetest.NewDevice(fmt.Sprintf("m-%03d", i)), Create: true})
+	}
+	for i, err := range s.Commit(ctx, creates) {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	bad := map[int]bool{0: true, 7: true, 8: true, 150: true, 299: true}
+	var batch []*store.Change
+	for i := range 300 {
+		d := creates[i].Device.Clone()
+		d.Version = 1
+		d.AnchorN = 1
+		c := &store.Change{Device: d, Events: []store.Event{{Dev: d.ID, Epoch: 1, N: 1, Type: 2, Payload: []byte{1}, Tag: []byte{2}, Head: []byte{3}, Received: time.Now()}}}
+		switch {
+		case i == 8: // a duplicate event, not a stale version
+			c.Events = append(c.Events, c.Events[0])
+		case bad[i]:
+			d.Version = 5
+		}
+		batch = append(batch, c)
+	}
+	errs := s.Commit(ctx, batch)
+	for i, err := range errs {
+		if bad[i] != errors.Is(err, store.ErrConflict) || (!bad[i] && err != nil) {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		ev, _ := s.ListEvents(ctx, store.Page{Dev: batch[i].Device.ID})
+		d, _ := s.GetDevice(ctx, batch[i].Device.ID)
+		if bad[i] != (len(ev) == 0) || bad[i] != (d.Version == 1) {
+			t.Fatalf("change %d: %d events, version %d", i, len(ev), d.Version)
+		}
+	}
+}
+
+// Times come back in UTC at microsecond precision; the zero time stays zero.
+func TestTimes(t *testing.T) {
+	s := open(t, freshSchema(t))
+	ctx := context.Background()
+	d := storetest.NewDevice("m-1")
+	d.StateSince = time.Date(2026, 11, 25, 12, 0, 0, 123456789, time.FixedZone("X", 3600))
+	if errs := s.Commit(ctx, []*store.Change{{Device: d, Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	got, _ := s.GetDevice(ctx, "m-1")
+	if want := d.StateSince.Truncate(time.Microsecond).UTC(); got.StateSince != want {
+		t.Fatalf("state_since %v, want %v", got.StateSince, want)
+	}
+	if got.LastSeen != (time.Time{}) {
+		t.Fatalf("zero last_seen came back as %v", got.LastSeen)
+	}
+}
