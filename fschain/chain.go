@@ -141,15 +141,40 @@ func Msg(dev string, epoch uint32, n, t uint64, typ uint16, prev Hash, payload [
 	return append([]byte(nil), c.buildMsg(&buf, n, t, typ, &prev, payload)[len(labelHead):]...)
 }
 
-// step computes tag_n under k and h_n for one entry.
+// step computes tag_n under k and h_n for one entry. One buffer serves both hashes that
+// cover msg_n: the HMAC's inner hash reads key⊕ipad || msg_n, then the 8 bytes before msg_n
+// become "fs1/head" and the head hash reads "fs1/head" || msg_n || tag_n — msg_n is
+// written once (this is the hot path of append and verify).
 func (c *chain) step(k *Key, prev *Hash, n, t uint64, typ uint16, payload []byte) (tag [TagSize]byte, head Hash) {
-	var buf msgBuf
-	b := c.buildMsg(&buf, n, t, typ, prev, payload)
+	var buf [64 + len(msgBuf{})]byte
 	mk := subKey(labelMAC, k)
-	full := hmac256(&mk, b[len(labelHead):])
+	for i := 0; i < 32; i++ {
+		buf[i] = mk[i] ^ 0x36
+	}
+	for i := 32; i < 64; i++ {
+		buf[i] = 0x36
+	}
+	b := append(buf[:64], c.entryPrefix...)
+	b = binary.BigEndian.AppendUint64(b, n)
+	b = binary.BigEndian.AppendUint64(b, t)
+	b = binary.BigEndian.AppendUint16(b, typ)
+	b = append(b, prev[:]...)
+	ph := sha256.Sum256(payload)
+	b = append(b, ph[:]...)
+	inner := sha256.Sum256(b)
+	var outer [64 + 32]byte
+	for i := 0; i < 32; i++ {
+		outer[i] = mk[i] ^ 0x5c
+	}
+	for i := 32; i < 64; i++ {
+		outer[i] = 0x5c
+	}
+	copy(outer[64:], inner[:])
+	full := sha256.Sum256(outer[:])
 	copy(tag[:], full[:TagSize])
+	copy(buf[64-len(labelHead):64], labelHead)
 	b = append(b, tag[:]...)
-	return tag, sha256.Sum256(b)
+	return tag, sha256.Sum256(b[64-len(labelHead):])
 }
 
 // headOf computes h_n from h_{n-1} and an entry with the tag it carries (no key needed).
