@@ -188,6 +188,9 @@ func verdict(x *fschain.Export, res *fschain.CheckResult, opt fschain.CheckOptio
 		if e.Detail != "" {
 			lines = append(lines, "  detail: "+e.Detail)
 		}
+		if opt.ChainKey != nil && (e.Name == fschain.NameForgedEntry || e.Name == fschain.NameBadSeal) && e.Seq <= x.BaseN+1 {
+			lines = append(lines, fmt.Sprintf("  (the first check already fails: make sure --chain-key is K_1 of %s, epoch %d)", x.Dev, x.Epoch))
+		}
 	}
 	for _, ev := range res.Tamper {
 		e := ev.Entry

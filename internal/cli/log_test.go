@@ -168,6 +168,11 @@ func TestLogVerifyFailures(t *testing.T) {
 	if code != ExitFound || !strings.HasPrefix(out, "TAMPER: the log fails verification: forged-entry at entry 10") {
 		t.Fatalf("forged: exit %d\n%s", code, out)
 	}
+	// The wrong K_1 fails at the first entry, and the verdict says to check the key.
+	code, out, _ = runCLI("log", "verify", "--log", p, "--chain-key", strings.Repeat("00", 32))
+	if code != ExitFound || !strings.Contains(out, "forged-entry at entry 1") || !strings.Contains(out, "make sure --chain-key is K_1") {
+		t.Fatalf("wrong key: exit %d\n%s", code, out)
+	}
 	// Without K_1 the same change breaks the head chain.
 	code, out, _ = runCLI("log", "verify", "--log", p)
 	if code != ExitFound || !strings.Contains(out, "head-mismatch at entry 25") {
