@@ -2,6 +2,7 @@ package fschain_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -186,4 +187,58 @@ func normalize(s wire.Segment) wire.Segment {
 		}
 	}
 	return s
+}
+
+func TestExportVectors(t *testing.T) {
+	seen := 0
+	for name, b := range readVectors(t) {
+		var v vectors.ExportVector
+		if err := json.Unmarshal(b, &v); err != nil || v.Kind != "export" {
+			continue
+		}
+		seen++
+		t.Run(name, func(t *testing.T) {
+			x, err := fschain.DecodeExport(v.ExportCBOR)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := fschain.DecodeExport(v.ExportJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(normalizeExport(x), normalizeExport(y)) {
+				t.Fatal("CBOR and JSON encodings differ")
+			}
+			k := key(t, v.K1)
+			for _, c := range []struct {
+				key  *fschain.Key
+				want vectors.ExportWant
+			}{{&k, v.Want}, {nil, v.WantNoKey}} {
+				res, err := fschain.CheckExport(x, fschain.CheckOptions{ChainKey: c.key, ServerPub: ed25519.PublicKey(v.ServerPub)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := c.want
+				if w.Error != "" {
+					if res.Err == nil || res.Err.Name != w.Error || res.Err.Seq != w.Seq {
+						t.Fatalf("key=%v: got %v, want %s at %d", c.key != nil, res.Err, w.Error, w.Seq)
+					}
+					continue
+				}
+				if res.Err != nil || res.Covered != w.Covered || len(res.Receipts) != w.Receipts {
+					t.Fatalf("key=%v: got %v, covered %d, %d receipts", c.key != nil, res.Err, res.Covered, len(res.Receipts))
+				}
+			}
+		})
+	}
+	if seen < 2 {
+		t.Fatalf("only %d export vectors", seen)
+	}
+}
+
+func normalizeExport(x *fschain.Export) *fschain.Export {
+	s := normalize(x.Segment())
+	y := *x
+	y.Entries = s.Entries
+	return &y
 }

@@ -6,6 +6,7 @@ package vectors
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
@@ -299,6 +300,12 @@ func Generate() (map[string][]byte, error) {
 	for _, v := range vs {
 		files[v.name+".json"] = v.v
 	}
+	files["export-pruned.json"] = l.export("an export after pruning 1..3, with receipts at 3 (the base) and 8, checked with K_1 and the server key", "none", 3, nil, ExportWant{Covered: 8, Receipts: 2}, ExportWant{Covered: 8, Receipts: 2})
+	files["export-truncated.json"] = l.export("an export whose last 2 entries were cut off and whose head was recomputed; the receipt at 10 shows the server had seen them", "entries 9..10 removed, n = 8, head = h_8, seal kept", 3,
+		func(x *fschain.Export) {
+			x.Entries = x.Entries[:5]
+			x.N, x.Head = 8, cp(l.heads[8][:])
+		}, ExportWant{Error: "bad-seal", Seq: 8}, ExportWant{Error: "rollback", Seq: 8})
 	out := map[string][]byte{}
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -313,6 +320,56 @@ func Generate() (map[string][]byte, error) {
 		out[n] = append(b, '\n')
 	}
 	return out, nil
+}
+
+// ServerSeed is the Ed25519 seed of the server key that signs the vectors' receipts.
+var ServerSeed = bytes.Repeat([]byte{0x5e}, 32)
+
+// ExportWant is the expected outcome of checking an export with K_1 and the server key.
+type ExportWant struct {
+	Error    string `json:"error"`
+	Seq      uint64 `json:"seq"`
+	Covered  uint64 `json:"covered,omitempty"`  // highest n a receipt vouches for
+	Receipts int    `json:"receipts,omitempty"` // receipts that agree with the log
+}
+
+// ExportVector is an exported log (docs/PROTOCOL.md, "Export") in both encodings.
+type ExportVector struct {
+	Description string          `json:"description"`
+	Kind        string          `json:"kind"` // "export"
+	K1          Hex             `json:"k1"`
+	ServerPub   Hex             `json:"server_pub"` // raw 32-byte Ed25519 public key
+	Mutation    string          `json:"mutation"`
+	ExportCBOR  Hex             `json:"export_cbor"`
+	ExportJSON  json.RawMessage `json:"export_json"`
+	Want        ExportWant      `json:"want"`        // checked with k1 and server_pub
+	WantNoKey   ExportWant      `json:"want_no_key"` // checked with server_pub only (no k1)
+}
+
+func (l *log) export(desc, mutation string, base uint64, mut func(*fschain.Export), want, wantNoKey ExportWant) *ExportVector {
+	priv := ed25519.NewKeyFromSeed(ServerSeed)
+	x := &fschain.Export{Format: fschain.ExportFormat, Dev: dev, Epoch: epoch, BaseN: base, BaseH: cp(l.heads[base][:])}
+	seg := l.segment(base+1, uint64(len(l.entries)))
+	x.Entries, x.N, x.Head, x.Seal = seg.Entries, seg.N, seg.Head, seg.Seal
+	for _, n := range []uint64{base, 8} {
+		if n == 8 && mut != nil {
+			n = 10
+		}
+		x.Receipts = append(x.Receipts, wire.SignReceipt(&wire.Receipt{Dev: dev, Epoch: epoch, N: n, Head: cp(l.heads[n][:]), Time: t0 + 86400}, priv))
+	}
+	if mut != nil {
+		mut(x)
+	}
+	c, err := x.EncodeCBOR()
+	if err != nil {
+		panic(err)
+	}
+	j, err := x.EncodeJSON()
+	if err != nil {
+		panic(err)
+	}
+	return &ExportVector{Description: desc, Kind: "export", K1: cp(l.keys[1][:]), ServerPub: Hex(priv.Public().(ed25519.PublicKey)),
+		Mutation: mutation, ExportCBOR: c, ExportJSON: j, Want: want, WantNoKey: wantNoKey}
 }
 
 // forgeWithKey rewrites entry at, re-tags it and all later entries under k (a stolen
