@@ -53,8 +53,17 @@ def _enc(v, out):
         for x in v:
             _enc(x, out)
     elif isinstance(v, dict):
-        items = [(enc(k), x) for k, x in v.items()]
-        items.sort(key=lambda kv: kv[0])
+        items = []
+        for k, x in v.items():
+            if isinstance(k, int) and k >= 0 and k is not True and k is not False:
+                kb = _head(0, k)
+            elif isinstance(k, str):
+                kb = k.encode()
+                kb = _head(3, len(kb)) + kb
+            else:
+                kb = enc(k)
+            items.append((kb, x))
+        items.sort(key=_first)  # deterministic order: by the encoded key's bytes
         out.append(_head(5, len(items)))
         for k, x in items:
             out.append(k)
@@ -64,6 +73,10 @@ def _enc(v, out):
         _enc(v.v, out)
     else:
         raise CBORError("cannot encode")
+
+
+def _first(kv):
+    return kv[0]
 
 
 def enc(v):

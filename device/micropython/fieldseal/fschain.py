@@ -48,7 +48,7 @@ def genesis(d, e):
 
 
 def entry_msg(d, e, n, t, typ, hprev, payload):
-    return b"fs1/entry" + lp(d) + u32(e) + u64(n) + u64(t) + u16(typ) + hprev + H(payload)
+    return b"".join((b"fs1/entry", u16(len(d)), d, u32(e), u64(n), u64(t), u16(typ), hprev, H(payload)))
 
 
 def entry_tag(k, msg):
@@ -64,7 +64,7 @@ def evolve(k):
 
 
 def seal(k_next, d, e, n, h):
-    return hmac(H(b"fs1/seal", k_next), b"fs1/seal" + lp(d) + u32(e) + u64(n) + h)
+    return hmac(H(b"fs1/seal", k_next), b"fs1/seal", u16(len(d)), d, u32(e), u64(n), h)
 
 
 def step(d, e, n, t, typ, hprev, payload, k):
@@ -77,7 +77,7 @@ def step(d, e, n, t, typ, hprev, payload, k):
 
 
 def record(n, t, typ, payload, tag):
-    b = b"fr" + u64(n) + u64(t) + u16(typ) + u16(len(payload)) + payload + tag
+    b = b"".join((b"fr", u64(n), u64(t), u16(typ), u16(len(payload)), payload, tag))
     return b + u32(crc32(b) & 0xFFFFFFFF)
 
 
@@ -103,11 +103,10 @@ def parse_record(buf, off):
 
 def _slot(s):
     d = s["d"].encode()
-    b = (b"fs1s" + u64(s["g"]) + u32(s["e"]) + u64(s["n"]) + s["h"] + s["k"] + s["sl"] + u64(s["bn"]) +
-         s["bh"] + u32(s["dr"]) + bytes((len(d),)) + d)
-    b += u32(crc32(b) & 0xFFFFFFFF)
+    b = b"".join((b"fs1s", u64(s["g"]), u32(s["e"]), u64(s["n"]), s["h"], s["k"], s["sl"], u64(s["bn"]),
+                  s["bh"], u32(s["dr"]), bytes((len(d),)), d))
     x = cbor.enc(s["x"])
-    return b + b"fsx1" + u32(len(x)) + x + u32(crc32(x) & 0xFFFFFFFF)
+    return b"".join((b, u32(crc32(b) & 0xFFFFFFFF), b"fsx1", u32(len(x)), x, u32(crc32(x) & 0xFFFFFFFF)))
 
 
 def _unslot(b):

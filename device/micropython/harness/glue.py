@@ -137,6 +137,9 @@ def _step(c):
         D.check()
     elif cmd == "log":
         r["segment"] = b64(cbor.enc(D.chain.segment()))
+        rc = D.st.read("receipt")
+        if rc:
+            r["receipt"] = b64(rc)  # the latest anchor receipt: with the log, an evidence bundle
         r["entries"] = entries_json()
     elif cmd == "state":
         pass

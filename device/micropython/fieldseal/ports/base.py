@@ -18,7 +18,9 @@ class BasePort:
         self.ev[0] += 1
 
     def time(self):
-        return int(utime.time())
+        # unix seconds whatever the port's epoch (some bare-metal ports count from 2000)
+        t = int(utime.time())
+        return t + 946684800 if utime.gmtime(0)[0] == 2000 else t
 
     def ticks_ms(self):
         return utime.ticks_ms()
