@@ -24,22 +24,23 @@ func TestVectorsUpToDate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, want := range files {
-		got, err := os.ReadFile(filepath.Join(vectorDir, name))
+		got, err := os.ReadFile(filepath.Join(vectorDir, filepath.FromSlash(name)))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s is stale or missing: run `go generate ./fschain`", name)
 		}
 	}
 }
 
-func readVectors(t *testing.T) map[string][]byte {
-	ents, err := os.ReadDir(vectorDir)
+func readVectors(t *testing.T, sub ...string) map[string][]byte {
+	dir := filepath.Join(append([]string{vectorDir}, sub...)...)
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := map[string][]byte{}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".json") {
-			b, err := os.ReadFile(filepath.Join(vectorDir, e.Name()))
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +192,7 @@ func normalize(s wire.Segment) wire.Segment {
 
 func TestExportVectors(t *testing.T) {
 	seen := 0
-	for name, b := range readVectors(t) {
+	for name, b := range readVectors(t, "export") {
 		var v vectors.ExportVector
 		if err := json.Unmarshal(b, &v); err != nil || v.Kind != "export" {
 			continue

@@ -26,7 +26,12 @@ func main() {
 		os.Exit(1)
 	}
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "vectorgen:", err)
+			os.Exit(1)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "vectorgen:", err)
 			os.Exit(1)
 		}

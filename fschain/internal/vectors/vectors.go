@@ -300,8 +300,8 @@ func Generate() (map[string][]byte, error) {
 	for _, v := range vs {
 		files[v.name+".json"] = v.v
 	}
-	files["export-pruned.json"] = l.export("an export after pruning 1..3, with receipts at 3 (the base) and 8, checked with K_1 and the server key", "none", 3, nil, ExportWant{Covered: 8, Receipts: 2}, ExportWant{Covered: 8, Receipts: 2})
-	files["export-truncated.json"] = l.export("an export whose last 2 entries were cut off and whose head was recomputed; the receipt at 10 shows the server had seen them", "entries 9..10 removed, n = 8, head = h_8, seal kept", 3,
+	files["export/pruned.json"] = l.export("an export after pruning 1..3, with receipts at 3 (the base) and 8, checked with K_1 and the server key", "none", 3, nil, ExportWant{Covered: 8, Receipts: 2}, ExportWant{Covered: 8, Receipts: 2})
+	files["export/truncated.json"] = l.export("an export whose last 2 entries were cut off and whose head was recomputed; the receipt at 10 shows the server had seen them", "entries 9..10 removed, n = 8, head = h_8, seal kept", 3,
 		func(x *fschain.Export) {
 			x.Entries = x.Entries[:5]
 			x.N, x.Head = 8, cp(l.heads[8][:])
