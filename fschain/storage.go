@@ -41,15 +41,15 @@ const (
 	WriteLogAppend   = "log-append"
 	WriteLogTruncate = "log-truncate"
 	WriteLogReplace  = "log-replace"
-	WriteSlot        = "slot"
+	WriteStateSlot   = "slot"
 )
 
 // WriteOp describes one storage write to MemStorage.BeforeWrite.
 type WriteOp struct {
 	Seq  int    // 0-based count of writes since the storage was made (or last Revive)
 	Kind string // Write* kinds
-	Slot int    // for WriteSlot
-	Off  int    // for WriteSlot: offset in the slot; for appends: log size before the write
+	Slot int    // for WriteStateSlot
+	Off  int    // for WriteStateSlot: offset in the slot; for appends: log size before the write
 	Data []byte // bytes to write (nil for a truncate)
 }
 
@@ -206,7 +206,7 @@ func (m *MemStorage) WriteSlot(i, off int, data []byte) error {
 	if i != 0 && i != 1 || off < 0 {
 		return fmt.Errorf("no slot %d offset %d", i, off)
 	}
-	keep, cutoff, err := m.cut(WriteOp{Kind: WriteSlot, Slot: i, Off: off, Data: data})
+	keep, cutoff, err := m.cut(WriteOp{Kind: WriteStateSlot, Slot: i, Off: off, Data: data})
 	if err != nil {
 		return err
 	}
