@@ -28,6 +28,8 @@ func (t *tree) open(path string) (sealedFile, error) {
 	return osFile{f}, nil
 }
 
+func (t *tree) readDir(dir string) ([]dirEntry, error) { return rootReadDir(t.rt, dir) }
+
 type osFile struct{ *os.File }
 
 func (f osFile) stat() (int64, bool, error) {

@@ -74,102 +74,54 @@ var readFault func(path string) error
 //   - extra: a file the manifest does not list, unless m.Policy.ExtraFiles is "ignore";
 //     symlinks and special files are extra whatever the policy.
 //
-// Paths under m.Mutable prefixes are skipped. Files are hashed in parallel and streamed
-// through a fixed buffer per worker, so memory stays bounded whatever the sizes. Nothing
-// is followed out of root: the walk does not follow symlinks and files are opened through
-// an os.Root. The returned error is non-nil only when root cannot be read or ctx ends.
+// Paths under m.Mutable prefixes are skipped. The walk feeds the hashing workers as it
+// finds sealed files, and each worker streams through a fixed buffer, so memory stays
+// bounded whatever the sizes. Nothing is followed out of root: the walk does not follow
+// symlinks, only entries it saw as regular files are opened, and they are opened so that
+// no link is followed and nothing outside root is reached (openat2 beneath root on Linux,
+// os.Root elsewhere). The returned error is non-nil only when root cannot be read or ctx
+// ends.
 func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyOptions) (*Result, error) {
 	rt, err := os.OpenRoot(root)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
 	}
 	defer rt.Close()
-	res := &Result{Files: len(m.Files)}
-
-	// 1. Walk: what is there (without following anything).
-	seen := map[string]entry{}
-	if err := walk(ctx, rt, ".", seen, res); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
-	}
 	t, err := openTree(root, rt)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRoot, err)
 	}
 	defer t.close()
-
-	// 2. Compare: each manifest file must be a regular file of the right size and digest.
-	var jobs []int
-	listed := make(map[string]bool, len(m.Files))
+	res := &Result{Files: len(m.Files)}
+	sealed := make(map[string]int, len(m.Files))
 	for i, f := range m.Files {
-		listed[f.Path] = true
-		if m.IsMutable(f.Path) {
-			continue
+		if !m.IsMutable(f.Path) {
+			sealed[f.Path] = i
 		}
-		e, ok := seen[f.Path]
-		switch {
-		case !ok:
-			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindMissing})
-		case e.mode&fs.ModeSymlink != 0:
-			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a symlink (not followed)"})
-		case e.mode.IsDir():
-			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a folder"})
-		case !e.mode.IsRegular():
-			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a special file (" + e.mode.Type().String() + ")"})
-		default:
-			jobs = append(jobs, i)
-		}
-	}
-	for p, e := range seen {
-		if listed[p] || e.mode.IsDir() || m.IsMutable(p) {
-			if !listed[p] && !e.mode.IsDir() {
-				res.Mutable++
-			}
-			continue
-		}
-		special := !e.mode.IsRegular()
-		if m.Policy.ExtraFiles == wire.ExtraIgnore && !special {
-			res.Ignored++
-			continue
-		}
-		f := Finding{Path: p, Kind: wire.KindExtra}
-		if e.mode&fs.ModeSymlink != 0 {
-			f.Detail = "symlink"
-		} else if special {
-			f.Detail = "special file (" + e.mode.Type().String() + ")"
-		}
-		res.Findings = append(res.Findings, f)
 	}
 
-	// 3. Hash in parallel, largest files first so one big file does not finish last alone.
-	sort.SliceStable(jobs, func(a, b int) bool { return m.Files[jobs[a]].Size > m.Files[jobs[b]].Size })
+	// Hash workers: fed by the walk with the index of each sealed file it finds.
 	workers := opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers > len(jobs) {
-		workers = len(jobs)
-	}
 	var (
-		mu        sync.Mutex
+		mu        sync.Mutex // guards res from the workers
 		wg        sync.WaitGroup
-		next      atomic.Int64
 		doneFiles atomic.Int64
 		doneBytes atomic.Uint64
 	)
+	jobs := make(chan int, 1024)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, hashBuf)
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(jobs) || ctx.Err() != nil {
-					return
+			for i := range jobs {
+				if ctx.Err() != nil {
+					continue // drain
 				}
-				f := &m.Files[jobs[k]]
+				f := &m.Files[i]
 				n, find := checkFile(t, f, buf)
 				b := doneBytes.Add(n)
 				d := doneFiles.Add(1)
@@ -186,9 +138,67 @@ func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyO
 			}
 		}()
 	}
+
+	// Walk: record what is there, hand regular sealed files to the workers at once.
+	seen := map[string]fs.FileMode{}
+	var walkFindings []Finding
+	werr := walk(ctx, t, ".", func(p string, mode fs.FileMode) {
+		seen[p] = mode
+		if i, ok := sealed[p]; ok && mode.IsRegular() {
+			jobs <- i
+		}
+	}, &walkFindings)
+	close(jobs)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRoot, werr)
+	}
+	res.Findings = append(res.Findings, walkFindings...)
+
+	// Compare what the walk saw with the manifest.
+	for _, f := range m.Files {
+		if _, ok := sealed[f.Path]; !ok {
+			continue // mutable
+		}
+		mode, ok := seen[f.Path]
+		switch {
+		case !ok:
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindMissing})
+		case mode&fs.ModeSymlink != 0:
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a symlink (not followed)"})
+		case mode.IsDir():
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a folder"})
+		case !mode.IsRegular():
+			res.Findings = append(res.Findings, Finding{Path: f.Path, Kind: wire.KindModified, Detail: "is a special file (" + mode.Type().String() + ")"})
+		}
+	}
+	listed := make(map[string]bool, len(m.Files))
+	for _, f := range m.Files {
+		listed[f.Path] = true
+	}
+	for p, mode := range seen {
+		if listed[p] || mode.IsDir() {
+			continue
+		}
+		if m.IsMutable(p) {
+			res.Mutable++
+			continue
+		}
+		special := !mode.IsRegular()
+		if m.Policy.ExtraFiles == wire.ExtraIgnore && !special {
+			res.Ignored++
+			continue
+		}
+		f := Finding{Path: p, Kind: wire.KindExtra}
+		if mode&fs.ModeSymlink != 0 {
+			f.Detail = "symlink"
+		} else if special {
+			f.Detail = "special file (" + mode.Type().String() + ")"
+		}
+		res.Findings = append(res.Findings, f)
 	}
 	res.Bytes = doneBytes.Load()
 	sort.Slice(res.Findings, func(a, b int) bool {
@@ -201,44 +211,40 @@ func VerifyTree(ctx context.Context, root string, m *wire.Manifest, opts VerifyO
 	return res, nil
 }
 
-type entry struct {
-	mode fs.FileMode
-}
-
-// walk records every entry under dir in seen, reading folders through rt and never
-// following a symlink. The root folder must be readable; a folder below it that is not
-// becomes an unreadable finding (its files will then be missing).
-func walk(ctx context.Context, rt *os.Root, dir string, seen map[string]entry, res *Result) error {
+// walk calls visit for every entry under dir, never following a symlink. The root
+// folder must be readable; a folder below it that is not becomes an unreadable finding
+// (its files will then be missing).
+func walk(ctx context.Context, t *tree, dir string, visit func(string, fs.FileMode), findings *[]Finding) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d, err := rt.Open(dir)
-	if err != nil {
-		return err
-	}
-	ents, err := d.ReadDir(-1)
-	d.Close()
+	ents, err := t.readDir(dir)
 	if err != nil {
 		return err
 	}
 	for _, e := range ents {
-		p := e.Name()
+		p := e.name
 		if dir != "." {
 			p = dir + "/" + p
 		}
-		if !e.IsDir() {
-			seen[p] = entry{mode: e.Type()}
-			continue
-		}
-		seen[p] = entry{mode: fs.ModeDir}
-		if err := walk(ctx, rt, p, seen, res); err != nil {
-			if ctx.Err() != nil {
-				return err
+		visit(p, e.mode)
+		if e.mode.IsDir() {
+			if err := walk(ctx, t, p, visit, findings); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				*findings = append(*findings, Finding{Path: p, Kind: wire.KindUnreadable, Detail: err.Error()})
 			}
-			res.Findings = append(res.Findings, Finding{Path: p, Kind: wire.KindUnreadable, Detail: err.Error()})
 		}
 	}
 	return nil
+}
+
+// dirEntry is a name in a folder and its type (fs.ModeDir, fs.ModeSymlink, … or 0 for a
+// regular file).
+type dirEntry struct {
+	name string
+	mode fs.FileMode
 }
 
 // checkFile hashes one file and returns the bytes read and a finding, if any.
@@ -314,3 +320,21 @@ func hashExactly(h io.Writer, r io.Reader, size uint64, buf []byte) (uint64, err
 
 // IsRootError reports whether err from VerifyTree means the tree could not be read.
 func IsRootError(err error) bool { return errors.Is(err, ErrRoot) }
+
+// rootReadDir lists dir through rt (the portable walk).
+func rootReadDir(rt *os.Root, dir string) ([]dirEntry, error) {
+	d, err := rt.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	ents, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dirEntry, len(ents))
+	for i, e := range ents {
+		out[i] = dirEntry{name: e.Name(), mode: e.Type()}
+	}
+	return out, nil
+}
