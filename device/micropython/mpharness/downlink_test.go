@@ -1,6 +1,7 @@
 package mpharness
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
@@ -343,5 +344,62 @@ func TestCoverOpenRefusePolicy(t *testing.T) {
 	}
 	if imp, _ := r.d.Import("main", "VALUE"); !imp.OK {
 		t.Fatalf("after clear: %+v", imp)
+	}
+}
+
+// S6: a service token is single-use: replayed directly or inside a later ack, after a
+// reboot too, it is refused and logged; its window is not reopened.
+func TestThreatS6_TokenReplayRefused(t *testing.T) {
+	r := newRig(t, nil, AppOptions{})
+	s := r.boot().Summary
+	tok := r.tokenBytes(r.newToken(wire.TokenService, s.RSeq, wire.TokenArgs{Window: 600}), r.bundle.DownlinkKey)
+	if got := r.token(tok); got != "ok" {
+		t.Fatalf("first use: %q", got)
+	}
+	r.step(Cmd{"cmd": "tick", "s": 700}) // window over
+	if got := r.token(tok); got != "replay" {
+		t.Fatalf("direct replay: %q", got)
+	}
+	rep := r.report()
+	a, _ := r.verify(r.anchor0(), rep)
+	ack := &wire.Ack{Dev: r.bundle.Device, Epoch: 1, AckedRSeq: rep.RSeq, Anchor: wire.Anchor{N: a.N, Head: a.Head[:]}, Commands: [][]byte{tok}}
+	if got := r.ack(r.seal(ack, r.bundle.DownlinkKey)); got != "ok; token replay" {
+		t.Fatalf("replay inside an ack: %q", got)
+	}
+	r.off()
+	r.boot()
+	if got := r.token(tok); got != "replay" {
+		t.Fatalf("replay after reboot: %q", got)
+	}
+	if f := r.step(Cmd{"cmd": "state"}).Summary.Flags; f&wire.StateServiceMode != 0 {
+		t.Fatalf("service window reopened by a replay: %b", f)
+	}
+}
+
+// S8 at the device: oversized, deeply nested, trailing-byte or non-COSE downlinks are
+// rejected by name with bounded work; the device keeps running and logs them.
+func TestThreatS8_MalformedDownlinks(t *testing.T) {
+	r := newRig(t, nil, AppOptions{})
+	r.boot()
+	nested := bytes.Repeat([]byte{0x81}, 5000) // [[[[...]]]]
+	good := r.tokenBytes(r.newToken(wire.TokenConfig, 0, wire.TokenArgs{CheckInterval: 600}), r.bundle.DownlinkKey)
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		want string
+	}{
+		{"oversize", make([]byte, 17<<10), "oversize"},
+		{"deeply nested", append([]byte{0xd1}, nested...), "malformed"},
+		{"trailing bytes", append(append([]byte(nil), good...), 0x00), "malformed"},
+		{"indefinite length", []byte{0xd1, 0x9f, 0xff}, "malformed"},
+		{"sign1 instead of mac0", append([]byte{0xd2}, good[1:]...), "malformed"},
+		{"empty", []byte{}, "malformed"},
+	} {
+		if got := r.token(c.msg); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	if got := r.token(good); got != "ok" {
+		t.Fatalf("a good token after the garbage: %q", got)
 	}
 }
