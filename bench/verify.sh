@@ -33,6 +33,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -73,17 +74,31 @@ func main() {
 			}
 			f.Close()
 		}
-	case "sha": // single-core SHA-256 speed in MiB/s over 1 MiB blocks for ~2 s
-		buf := make([]byte, 1<<20)
-		h := sha256.New()
+	case "sha": // sha N: SHA-256 speed in MiB/s of N goroutines hashing 1 MiB blocks in memory for ~2 s
+		n, _ := strconv.Atoi(os.Args[2])
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		blocks := 0
 		start := time.Now()
-		n := 0
-		for time.Since(start) < 2*time.Second {
-			h.Write(buf)
-			n++
+		for g := 0; g < n; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 1<<20)
+				h := sha256.New()
+				c := 0
+				for time.Since(start) < 2*time.Second {
+					h.Write(buf)
+					c++
+				}
+				h.Sum(nil)
+				mu.Lock()
+				blocks += c
+				mu.Unlock()
+			}()
 		}
-		h.Sum(nil)
-		fmt.Printf("%.0f\n", float64(n)/time.Since(start).Seconds())
+		wg.Wait()
+		fmt.Printf("%.0f\n", float64(blocks)/time.Since(start).Seconds())
 	}
 }
 GO
@@ -121,16 +136,20 @@ best() {
 echo "bench: timing (best of $RUNS, warm cache)" >&2
 T_VERIFY=$(best "$DIR/fieldseal" verify "$APP" --manifest "$MAN" --pub "$PUB")
 T_SUM=$(best sh -c "cd '$APP' && find . -type f -print0 | xargs -0 sha256sum")
-GO_SHA=$(go run "$DIR/gen.go" sha)
+go build -o "$DIR/gen" "$DIR/gen.go"
+GO_SHA=$("$DIR/gen" sha 1)
+GO_SHA_N=$("$DIR/gen" sha "$CORES")
 
-awk -v mib="$MIB" -v tv="$T_VERIFY" -v ts="$T_SUM" -v gs="$GO_SHA" -v cores="$CORES" -v files="$FILES" 'BEGIN {
+awk -v mib="$MIB" -v tv="$T_VERIFY" -v ts="$T_SUM" -v gs="$GO_SHA" -v gsn="$GO_SHA_N" -v cores="$CORES" -v files="$FILES" -v loadavg="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
   v = mib / tv; s = mib / ts; n = gs * cores
-  printf "\n%d files, %.0f MiB, %d cores, page cache warm\n\n", files, mib, cores
+  printf "\n%d files, %.0f MiB, %d cores, page cache warm, load average %s\n\n", files, mib, cores, loadavg
   printf "%-42s %10s %10s\n", "what", "seconds", "MiB/s"
   printf "%-42s %10.2f %10.0f\n", "fieldseal verify", tv, v
   printf "%-42s %10.2f %10.0f\n", "find | xargs sha256sum", ts, s
   printf "%-42s %10s %10.0f\n", "Go SHA-256, one core (in memory)", "-", gs
-  printf "%-42s %10s %10.0f\n", sprintf("Go SHA-256, %d cores (ideal)", cores), "-", n
-  printf "\nverify / sha256sum          %5.2fx   (target >= 1.6x)   %s\n", v / s, (v / s >= 1.6 ? "ok" : "MISSED")
-  printf "verify / %d cores SHA-256    %5.0f%%   (target >= 80%%)    %s\n", cores, 100 * v / n, (v / n >= 0.8 ? "ok" : "MISSED")
+  printf "%-42s %10s %10.0f\n", sprintf("Go SHA-256, %d cores (measured, in memory)", cores), "-", gsn
+  printf "%-42s %10s %10.0f\n", sprintf("Go SHA-256, %d x one core (ideal)", cores), "-", n
+  printf "\nverify / sha256sum               %5.2fx   (target >= 1.6x)   %s\n", v / s, (v / s >= 1.6 ? "ok" : "MISSED")
+  printf "verify / %d x one-core SHA-256  %5.0f%%   (target >= 80%%)    %s\n", cores, 100 * v / n, (v / n >= 0.8 ? "ok" : "MISSED")
+  printf "verify / %d-core SHA measured     %5.0f%%\n", cores, 100 * v / gsn
 }'
