@@ -39,3 +39,53 @@ class FileStore:
             uos.remove(self.path(name))
         except OSError:
             pass
+
+
+class RawSlotStore(FileStore):
+    """A FileStore whose two state slots live on raw blocks of a block device (an esp32
+    Partition, a dedicated flash sector) instead of a file: erasing the older slot then
+    really erases the previous chain key, where a wear-levelling filesystem would keep a
+    stale copy (fschain.md, "Note for hardware ports"). The log stays in root."""
+
+    SLOT_BYTES = 2048
+
+    def __init__(self, root, bdev):
+        FileStore.__init__(self, root)
+        self.bdev = bdev
+        self.bs = bdev.ioctl(5, 0) or 4096  # block size
+        self.per = max(1, (self.SLOT_BYTES + self.bs - 1) // self.bs)
+        if bdev.ioctl(4, 0) < 2 * self.per:  # block count
+            raise ValueError("slot device too small")
+
+    @staticmethod
+    def _slot(name):
+        return 0 if name == "slot-a" else (1 if name == "slot-b" else -1)
+
+    def _erase(self, i):
+        for j in range(self.per):
+            self.bdev.ioctl(6, i * self.per + j)
+
+    def read(self, name):
+        i = self._slot(name)
+        if i < 0:
+            return FileStore.read(self, name)
+        buf = bytearray(self.per * self.bs)
+        self.bdev.readblocks(i * self.per, buf)
+        return bytes(buf)
+
+    def write(self, name, data):
+        i = self._slot(name)
+        if i < 0:
+            return FileStore.write(self, name, data)
+        if len(data) > self.per * self.bs:
+            raise ValueError("state too large for its slot")
+        buf = bytearray(data)
+        buf.extend(b"\xff" * (self.per * self.bs - len(data)))  # the rest stays erased
+        self._erase(i)
+        self.bdev.writeblocks(i * self.per, buf)
+
+    def remove(self, name):
+        i = self._slot(name)
+        if i < 0:
+            return FileStore.remove(self, name)
+        self._erase(i)

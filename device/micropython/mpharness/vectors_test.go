@@ -74,3 +74,20 @@ func TestWireVectorsInMicroPython(t *testing.T) {
 		}
 	}
 }
+
+// State slots on raw flash (RawSlotStore, the esp32 "fsstate" partition or a dedicated
+// sector): no earlier chain key survives anywhere on the device or in the log, the state
+// reloads, and a power cut at every block erase/write of an append leaves a verifying log.
+func TestRawSlotsForwardSecureAndCrashSafe(t *testing.T) {
+	res := runPy(t, "rawslots.py", t.TempDir())
+	if len(res) != 1 {
+		t.Fatalf("results %v", res)
+	}
+	r := res[0]
+	if r["old_keys_found"] != float64(0) || r["current_key_found"] != true || r["reload_n"] != float64(20) || r["verifies"] != true {
+		t.Fatalf("rawslots: %v", r)
+	}
+	if r["cut_cases"].(float64) < 4 || len(r["cut_failures"].([]any)) != 0 {
+		t.Fatalf("power cuts: %v", r)
+	}
+}

@@ -1,12 +1,13 @@
-# ESP32 adapter. Internal storage: the littlefs vfs partition (enable flash encryption and
-# mark the partition encrypted, hardening guide §2.6). No VBAT tamper-erase on ESP32: the
+# ESP32 adapter. Internal storage: the log on the littlefs vfs partition, the state slots on
+# the raw "fsstate" partition when present (enable flash encryption and mark both encrypted,
+# hardening guide §2.6 and §9). No VBAT tamper-erase on ESP32: the
 # latch is an external flip-flop (set by the cover switch on battery, read on LATCH_PIN,
 # cleared by pulsing CLEAR_PIN); its state is mirrored in NVS so a reading survives reboots.
 import esp32
 import umachine as machine
 import uos
 from fieldseal.ports.base import BasePort
-from fieldseal.store import FileStore
+from fieldseal.store import FileStore, RawSlotStore
 
 
 class Port(BasePort):
@@ -18,7 +19,10 @@ class Port(BasePort):
             uos.mkdir("/fieldseal")
         except OSError:
             pass
-        self.store = FileStore("/fieldseal")
+        # state slots on the raw, encrypted "fsstate" partition when the board has one
+        # (examples/boards/esp32/partitions-fieldseal.csv), else on the filesystem
+        parts = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="fsstate")
+        self.store = RawSlotStore("/fieldseal", parts[0]) if parts else FileStore("/fieldseal")
         self.nvs = esp32.NVS("fieldseal")
         self.pin = machine.Pin(cover, machine.Pin.IN, machine.Pin.PULL_UP)
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)

@@ -4,19 +4,21 @@
 import umachine as machine
 import uos
 from fieldseal.ports.base import BasePort
-from fieldseal.store import FileStore
+from fieldseal.store import FileStore, RawSlotStore
 
 
 class Port(BasePort):
     EXT = "/sd"
 
-    def __init__(self, cover=2, latch=3, clear=4, magnet=None):
+    def __init__(self, slots=None, cover=2, latch=3, clear=4, magnet=None):
         BasePort.__init__(self)
         try:
             uos.mkdir("/fieldseal")
         except OSError:
             pass
-        self.store = FileStore("/fieldseal")
+        # slots: a block device over a dedicated flash sector past the filesystem
+        # (FIELDSEAL_STATE_FLASH_ADDR, hardening guide §9); without one, files in /fieldseal
+        self.store = RawSlotStore("/fieldseal", slots) if slots else FileStore("/fieldseal")
         self.pin = machine.Pin(cover, machine.Pin.IN, machine.Pin.PULL_UP)
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING, hard=True)
         self.latch = machine.Pin(latch, machine.Pin.IN)

@@ -7,7 +7,7 @@ import stm
 import uos
 import urandom
 from fieldseal.ports.base import BasePort
-from fieldseal.store import FileStore
+from fieldseal.store import FileStore, RawSlotStore
 
 RTC_BASE = 0x40002800
 BKP0R = RTC_BASE + 0x50
@@ -17,13 +17,15 @@ MAGIC = 0x5EA1
 class Port(BasePort):
     EXT = "/sd"
 
-    def __init__(self, cover="X1", magnet=None):
+    def __init__(self, slots=None, cover="X1", magnet=None):
         BasePort.__init__(self)
         try:
             uos.mkdir("/flash/fieldseal")
         except OSError:
             pass
-        self.store = FileStore("/flash/fieldseal")
+        # slots: a block device over a dedicated flash sector outside the filesystem
+        # (FIELDSEAL_STATE_FLASH_ADDR, hardening guide §9); without one, files in /flash
+        self.store = RawSlotStore("/flash/fieldseal", slots) if slots else FileStore("/flash/fieldseal")
         self.pin = machine.Pin(cover, machine.Pin.IN, machine.Pin.PULL_UP)
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
         self.mag = machine.Pin(magnet, machine.Pin.IN) if magnet else None
