@@ -14,62 +14,65 @@ class CBORError(ValueError):
     pass
 
 
-def _head(mt, n):
+def _head(mt, n, out):
     mt <<= 5
     if n < 24:
-        return bytes((mt | n,))
-    if n < 0x100:
-        return bytes((mt | 24, n))
-    if n < 0x10000:
-        return bytes((mt | 25,)) + n.to_bytes(2, "big")
-    if n < 0x100000000:
-        return bytes((mt | 26,)) + n.to_bytes(4, "big")
-    if n < 0x10000000000000000:
-        return bytes((mt | 27,)) + n.to_bytes(8, "big")
-    raise CBORError("int too large")
+        out.append(mt | n)
+    elif n < 0x100:
+        out.append(mt | 24)
+        out.append(n)
+    elif n < 0x10000:
+        out.append(mt | 25)
+        out.append(n >> 8)
+        out.append(n & 0xFF)
+    elif n < 0x100000000:
+        out.append(mt | 26)
+        out.extend(n.to_bytes(4, "big"))
+    elif n < 0x10000000000000000:
+        out.append(mt | 27)
+        out.extend(n.to_bytes(8, "big"))
+    else:
+        raise CBORError("int too large")
 
 
 def _enc(v, out):
+    # out is one bytearray for the whole item: few allocations (the guard runs in small heaps)
     if v is None:
-        out.append(b"\xf6")
+        out.append(0xF6)
     elif v is True:
-        out.append(b"\xf5")
+        out.append(0xF5)
     elif v is False:
-        out.append(b"\xf4")
+        out.append(0xF4)
     elif isinstance(v, int):
         if v >= 0:
-            out.append(_head(0, v))
+            _head(0, v, out)
         else:
-            out.append(_head(1, -1 - v))
+            _head(1, -1 - v, out)
     elif isinstance(v, (bytes, bytearray, memoryview)):
-        out.append(_head(2, len(v)))
-        out.append(bytes(v))
+        _head(2, len(v), out)
+        out.extend(v)
     elif isinstance(v, str):
         b = v.encode()
-        out.append(_head(3, len(b)))
-        out.append(b)
+        _head(3, len(b), out)
+        out.extend(b)
     elif isinstance(v, (list, tuple)):
-        out.append(_head(4, len(v)))
+        _head(4, len(v), out)
         for x in v:
             _enc(x, out)
     elif isinstance(v, dict):
-        items = []
-        for k, x in v.items():
-            if isinstance(k, int) and k >= 0 and k is not True and k is not False:
-                kb = _head(0, k)
-            elif isinstance(k, str):
-                kb = k.encode()
-                kb = _head(3, len(kb)) + kb
-            else:
-                kb = enc(k)
-            items.append((kb, x))
-        items.sort(key=_first)  # deterministic order: by the encoded key's bytes
-        out.append(_head(5, len(items)))
-        for k, x in items:
-            out.append(k)
-            _enc(x, out)
+        # deterministic order: by the encoded key's bytes
+        keys = []
+        for k in v:
+            kb = bytearray()
+            _enc(k, kb)
+            keys.append((bytes(kb), k))
+        keys.sort(key=_first)
+        _head(5, len(keys), out)
+        for kb, k in keys:
+            out.extend(kb)
+            _enc(v[k], out)
     elif isinstance(v, Tag):
-        out.append(_head(6, v.n))
+        _head(6, v.n, out)
         _enc(v.v, out)
     else:
         raise CBORError("cannot encode")
@@ -80,9 +83,9 @@ def _first(kv):
 
 
 def enc(v):
-    out = []
+    out = bytearray()
     _enc(v, out)
-    return b"".join(out)
+    return bytes(out)
 
 
 class _Dec:

@@ -17,6 +17,8 @@ RECOVERED, BAD_DOWNLINK = 15, 16
 F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLOW, F_LATCHED = (
     1, 2, 4, 8, 16, 32, 64, 128)
 LATCHED = F_COVER_WAS | F_MAGNET | F_LATCHED  # cleared only by a clear token (D10)
+# the device's own state, kept in the state slots (as a CBOR array in this order)
+XKEYS = ("boot", "rseq", "ack", "nonce", "fl", "used", "svc", "civ", "riv", "mv", "cv", "lc", "R", "T", "bd")
 MAX_TOKENS = 32
 MAX_BAD = 16  # files listed in one check-fail entry (payload ≤ 1024 bytes)
 MAX_BAD_DOWNLINK = 16  # bad-downlink entries logged between two good acks
@@ -31,7 +33,7 @@ class Device:
         self.port = port
         self.st = port.store
         self.ext = port.EXT
-        self.chain = fschain.Chain(port.store, port.LOG_CAP)
+        self.chain = fschain.Chain(port.store, port.LOG_CAP, XKEYS)
         self.man = None
         self.kept = {}
         self.bad_kinds = {}
@@ -71,7 +73,7 @@ class Device:
     def _provision(self, b):
         x = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0,
              "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
-             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"])}
+             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
         self.st.remove("bundle.json")
         self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
@@ -296,7 +298,7 @@ class Device:
         # could fill the log with garbage: after MAX_BAD_DOWNLINK rejections without a good
         # ack in between, further ones are only counted (reported with the next one logged).
         x = self.x
-        x["bd"] = x.get("bd", 0) + 1
+        x["bd"] += 1
         if x["bd"] <= MAX_BAD_DOWNLINK:
             p = {1: why}
             self.log(BAD_DOWNLINK, p)
@@ -344,7 +346,7 @@ class Device:
         if ha is not None and not ct_eq(ha, h):
             return self._bad("anchor-mismatch")
         x["ack"] = acked
-        extra = x.get("bd", 0) - MAX_BAD_DOWNLINK
+        extra = x["bd"] - MAX_BAD_DOWNLINK
         x["bd"] = 0
         if extra > 0:
             self.log(BAD_DOWNLINK, {1: "%d more rejected downlinks not logged" % extra})

@@ -101,15 +101,15 @@ def parse_record(buf, off):
     ), end
 
 
-def _slot(s):
+def _slot(s, xkeys=None):
     d = s["d"].encode()
     b = b"".join((b"fs1s", u64(s["g"]), u32(s["e"]), u64(s["n"]), s["h"], s["k"], s["sl"], u64(s["bn"]),
                   s["bh"], u32(s["dr"]), bytes((len(d),)), d))
-    x = cbor.enc(s["x"])
+    x = cbor.enc([s["x"].get(k) for k in xkeys] if xkeys else s["x"])
     return b"".join((b, u32(crc32(b) & 0xFFFFFFFF), b"fsx1", u32(len(x)), x, u32(crc32(x) & 0xFFFFFFFF)))
 
 
-def _unslot(b):
+def _unslot(b, xkeys=None):
     if b is None or len(b) < 181 or b[0:4] != b"fs1s":
         return None
     dl = b[164]
@@ -125,6 +125,8 @@ def _unslot(b):
         return None
     try:
         xs = cbor.dec(x, maxlen=1 << 16, maxitems=1 << 12)
+        if xkeys:
+            xs = dict(zip(xkeys, xs))
     except Exception:
         return None
     g = int.from_bytes
@@ -141,8 +143,9 @@ class Chain:
     """The device side of FS-chain v1. s is the state; s["x"] belongs to the caller and is
     made durable with every append or save()."""
 
-    def __init__(self, store, cap=12288):
+    def __init__(self, store, cap=12288, xkeys=None):
         self.st = store
+        self.xkeys = xkeys  # the caller's fields, stored as a CBOR array in this order
         self.cap = cap  # bytes of log for routine entries; tamper entries may exceed it
         self.s = None
         self.active = 0
@@ -158,7 +161,7 @@ class Chain:
                   "sl": seal(k1, d, epoch, 0, h0), "bn": 0, "bh": h0, "dr": 0, "x": x}
         self.st.remove(LOG)
         self.st.remove(LOG + ".new")
-        b = _slot(self.s)
+        b = _slot(self.s, self.xkeys)
         self.st.write(SLOTS[0], b)
         self.st.remove(SLOTS[1])
         self.active = 0
@@ -170,7 +173,7 @@ class Chain:
         for i in (0, 1):
             raw = self.st.read(SLOTS[i])
             self.slot_len[i] = len(raw) if raw else 0
-            s = _unslot(raw)
+            s = _unslot(raw, self.xkeys)
             if s is not None and (best is None or s["g"] > best[1]["g"]):
                 best = (i, s)
         if best is None:
@@ -220,7 +223,7 @@ class Chain:
         """Steps 2 and 3: the new state to the inactive slot, then zero the older one."""
         s = self.s
         s["g"] += 1
-        b = _slot(s)
+        b = _slot(s, self.xkeys)
         i = 1 - self.active
         self.st.write(SLOTS[i], b)
         old = self.active
