@@ -14,11 +14,27 @@ class BadMessage(Exception):
 
 
 def _mac(key, prot, payload):
-    return hmac(key, cbor.enc(["MAC0", prot, b"", payload]))
+    # HMAC over the CBOR of ["MAC0", prot, h'', payload], fed in two parts so a large
+    # payload (a report with its log segment) is not copied once more
+    pre = bytearray()
+    cbor._head(4, 4, pre)
+    cbor._enc("MAC0", pre)
+    cbor._enc(prot, pre)
+    cbor._enc(b"", pre)
+    cbor._head(2, len(payload), pre)
+    return hmac(key, pre, payload)
 
 
 def mac0(key, kid, payload):
-    return cbor.enc(cbor.Tag(17, [PROT_MAC0, {4: kid}, payload, _mac(key, PROT_MAC0, payload)]))
+    out = bytearray()
+    cbor._head(6, 17, out)
+    cbor._head(4, 4, out)
+    cbor._enc(PROT_MAC0, out)
+    cbor._enc({4: kid}, out)
+    cbor._head(2, len(payload), out)
+    out.extend(payload)
+    cbor._enc(_mac(key, PROT_MAC0, payload), out)
+    return bytes(out)
 
 
 def open_mac0(data, key):

@@ -9,6 +9,7 @@
 # 3 zero the older slot.
 from fieldseal.fscrypto import H, hmac, ct_eq
 from fieldseal import cbor
+from ustruct import unpack_from
 
 try:
     from ubinascii import crc32
@@ -82,23 +83,18 @@ def record(n, t, typ, payload, tag):
 
 
 def parse_record(buf, off):
-    """Return ((n, t, type, payload, tag), next offset) or None for a torn/invalid record."""
+    """Return ((n, t, type, payload, tag), next offset) or None for a torn/invalid record.
+    buf may be a memoryview: only the payload and the tag are copied."""
     if off + 42 > len(buf) or buf[off] != 0x66 or buf[off + 1] != 0x72:
         return None
-    plen = int.from_bytes(buf[off + 20:off + 22], "big")
+    n, t, typ, plen = unpack_from(">QQHH", buf, off + 2)
     end = off + 42 + plen
     if plen > MAX_PAYLOAD or end > len(buf):
         return None
-    b = bytes(buf[off:end - 4])
-    if crc32(b) & 0xFFFFFFFF != int.from_bytes(buf[end - 4:end], "big"):
+    if crc32(buf[off:end - 4]) & 0xFFFFFFFF != unpack_from(">I", buf, end - 4)[0]:
         return None
-    return (
-        int.from_bytes(b[2:10], "big"),
-        int.from_bytes(b[10:18], "big"),
-        int.from_bytes(b[18:20], "big"),
-        b[22:22 + plen],
-        b[22 + plen:],
-    ), end
+    p = off + 22
+    return (n, t, typ, bytes(buf[p:p + plen]), bytes(buf[p + plen:p + plen + 16])), end
 
 
 def _slot(s, xkeys=None):
@@ -185,7 +181,8 @@ class Chain:
     def _recover(self):
         s = self.s
         d = s["d"].encode()
-        buf = self.st.read(LOG) or b""
+        raw = self.st.read(LOG) or b""
+        buf = memoryview(raw)
         off = 0
         good = 0
         completed = 0
@@ -253,7 +250,7 @@ class Chain:
 
     # -- reading, acks --------------------------------------------------------------
     def entries(self):
-        buf = self.st.read(LOG) or b""
+        buf = memoryview(self.st.read(LOG) or b"")
         off = 0
         bn = self.s["bn"]
         while True:
@@ -292,7 +289,7 @@ class Chain:
         s = self.s
         s["bn"], s["bh"] = a, ha
         self.save()
-        buf = self.st.read(LOG) or b""
+        buf = memoryview(self.st.read(LOG) or b"")
         off = 0
         keep = 0
         while True:
@@ -303,7 +300,7 @@ class Chain:
             if e[0] <= a:
                 keep = nxt
             off = nxt
-        rest = buf[keep:off]
+        rest = bytes(buf[keep:off])
         self.st.write(LOG + ".new", rest)
         self.st.rename(LOG + ".new", LOG)
         self.log_size = len(rest)

@@ -68,7 +68,7 @@ func TestGuardCompilesWithMpyCross(t *testing.T) {
 // the frozen manifest module.
 var allowedImports = map[string]bool{
 	"uhashlib": true, "uos": true, "usys": true, "ujson": true, "ubinascii": true, "utime": true,
-	"uio": true, "urandom": true, "umachine": true, "vfs": true, "micropython": true,
+	"uio": true, "urandom": true, "ustruct": true, "umachine": true, "vfs": true, "micropython": true,
 	"stm": true, "esp32": true, "rp2": true, "_fieldseal_manifest": true,
 }
 
