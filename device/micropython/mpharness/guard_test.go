@@ -69,7 +69,7 @@ func TestGuardCompilesWithMpyCross(t *testing.T) {
 var allowedImports = map[string]bool{
 	"uhashlib": true, "uos": true, "usys": true, "ujson": true, "ubinascii": true, "utime": true,
 	"uio": true, "urandom": true, "ustruct": true, "umachine": true, "vfs": true, "micropython": true,
-	"stm": true, "esp32": true, "rp2": true, "_fieldseal_manifest": true,
+	"stm": true, "pyb": true, "esp32": true, "rp2": true, "_fieldseal_manifest": true,
 }
 
 var importRE = regexp.MustCompile(`^\s*(?:import\s+([\w.]+)|from\s+([\w.]+)\s+import\b)`)

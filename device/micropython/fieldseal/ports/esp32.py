@@ -13,7 +13,7 @@ from fieldseal.store import FileStore, RawSlotStore
 class Port(BasePort):
     EXT = "/sd"
 
-    def __init__(self, cover=4, latch=5, clear=18, magnet=None):
+    def __init__(self, cover=4, latch=5, clear=18, magnet=None, sd_slot=2, ext_writable=False):
         BasePort.__init__(self)
         try:
             uos.mkdir("/fieldseal")
@@ -30,6 +30,16 @@ class Port(BasePort):
         self.clr = machine.Pin(clear, machine.Pin.OUT, value=0)
         self.mag = machine.Pin(magnet, machine.Pin.IN) if magnet is not None else None
         self.wdt = None
+        self.mount_sd(sd_slot, ext_writable)
+
+    def mount_sd(self, slot, writable):
+        # the application's card, mounted by the guard, read-only unless erase is the policy
+        import vfs
+
+        try:
+            vfs.mount(vfs.VfsFat(machine.SDCard(slot=slot)), self.EXT, readonly=not writable)
+        except OSError:
+            pass
 
     def reset_cause(self):
         return {machine.PWRON_RESET: "power-on", machine.HARD_RESET: "hard", machine.WDT_RESET: "watchdog",

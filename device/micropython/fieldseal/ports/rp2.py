@@ -8,7 +8,9 @@ from fieldseal.store import FileStore, RawSlotStore
 
 
 class Port(BasePort):
-    EXT = "/sd"
+    # RP2 boards have no built-in SD driver: the application lives in /app on the flash
+    # filesystem (external QSPI flash, so "external storage" in the threat model's sense)
+    EXT = "/app"
 
     def __init__(self, slots=None, cover=2, latch=3, clear=4, magnet=None):
         BasePort.__init__(self)

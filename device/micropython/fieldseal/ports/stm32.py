@@ -17,7 +17,7 @@ MAGIC = 0x5EA1
 class Port(BasePort):
     EXT = "/sd"
 
-    def __init__(self, slots=None, cover="X1", magnet=None):
+    def __init__(self, slots=None, cover="X1", magnet=None, ext_writable=False):
         BasePort.__init__(self)
         try:
             uos.mkdir("/flash/fieldseal")
@@ -30,6 +30,19 @@ class Port(BasePort):
         self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
         self.mag = machine.Pin(magnet, machine.Pin.IN) if magnet else None
         self.wdt = None
+        self.mount_sd(ext_writable)
+
+    def mount_sd(self, writable):
+        # Boards are built with MICROPY_HW_SDCARD_MOUNT_AT_BOOT (0) (never on sys.path, never
+        # the cwd, hardening guide A4); the guard mounts the card itself, read-only unless the
+        # manifest's erase policy needs to write.
+        import pyb
+        import vfs
+
+        try:
+            vfs.mount(vfs.VfsFat(pyb.SDCard()), self.EXT, readonly=not writable)
+        except OSError:
+            pass  # no card, or already mounted: every file then shows up as missing
 
     def reset_cause(self):
         return {machine.PWRON_RESET: "power-on", machine.HARD_RESET: "hard", machine.WDT_RESET: "watchdog",
