@@ -20,6 +20,7 @@ LATCHED = F_COVER_WAS | F_MAGNET | F_LATCHED  # cleared only by a clear token (D
 # the device's own state, kept in the state slots (as a CBOR array in this order)
 XKEYS = ("boot", "rseq", "ack", "nonce", "fl", "used", "svc", "civ", "riv", "mv", "cv", "lc", "R", "T", "bd")
 MAX_TOKENS = 32
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"  # fschain.md D
 MAX_BAD = 16  # files listed in one check-fail entry (payload ≤ 1024 bytes)
 MAX_BAD_DOWNLINK = 16  # bad-downlink entries logged between two good acks
 
@@ -71,6 +72,12 @@ class Device:
             self.log(RECOVERED, {1: self.chain.found})
 
     def _provision(self, b):
+        dev = b["device"]
+        if not 1 <= len(dev) <= 64 or any(c not in _ID_CHARS for c in dev):
+            raise ValueError("bundle: invalid device id")
+        for k in ("chain_key", "uplink_key", "downlink_key"):
+            if len(b[k]) != 64:
+                raise ValueError("bundle: %s is not 32 bytes" % k)
         x = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0,
              "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
              "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0}

@@ -94,10 +94,15 @@ async function boot(c) {
     if (m.ok) p.resolve(m.r);
     else p.reject(new Error(m.error));
   });
-  dev.on("error", (e) => {
-    for (const p of pending.values()) p.reject(e);
+  const w = dev;
+  const dead = (e) => {
+    // the interpreter died (a WebAssembly trap): the device is off, like after a crash
+    if (dev === w) dev = null;
+    for (const p of pending.values()) p.reject(e instanceof Error ? e : new Error(`device worker exited (${e})`));
     pending.clear();
-  });
+  };
+  dev.on("error", dead);
+  dev.on("exit", dead);
   if (c.cover !== undefined) hw.cover = !!c.cover;
   const o = { now: hw.now, cover: hw.cover, latch: hw.latch, log_cap: c.log_cap || opts.logCap,
     app: c.app === undefined ? opts.app : c.app, cut_write: c.cut_write, cut_byte: c.cut_byte };
