@@ -149,8 +149,14 @@ def measure(man, ext, keep_modules, feed=None):
                 r.kept[path] = buf
         else:
             r.bad.append([path, "modified", digest[:8], d[:8]])
-            if buf is not None and report_policy and n == size:
-                r.kept[path] = buf
+            if keep and report_policy:
+                # policy "report": the modified module is served (and logged as such); keep
+                # the whole file, bounded, whatever its size now
+                try:
+                    with open(full, "rb") as f:
+                        r.kept[path] = f.read(4 * size + 4096)
+                except OSError:
+                    pass
     if man.policy.get("extra_files", "flag") != "ignore":
         for p in walk(ext):
             if p not in man.index and not man.is_mutable(p):

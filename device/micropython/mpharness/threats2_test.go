@@ -280,7 +280,7 @@ func TestThreatD15_LogFull(t *testing.T) {
 
 // D16: the default policy refuses and reports, never deletes; erase is opt-in and logged.
 func TestThreatD16_EraseOptIn(t *testing.T) {
-	for _, policy := range []string{wire.ActionRefuse, wire.ActionErase} {
+	for _, policy := range []string{wire.ActionRefuse, wire.ActionErase, wire.ActionReport} {
 		pol := wire.DefaultPolicy()
 		pol.OnMismatch = policy
 		r := newRig(t, nil, AppOptions{Policy: pol})
@@ -292,6 +292,13 @@ func TestThreatD16_EraseOptIn(t *testing.T) {
 		case wire.ActionRefuse:
 			if err != nil || hasType(es, wire.EntryErased) {
 				t.Fatalf("refuse policy deleted the file (%v) or logged erased %v", err, types(es))
+			}
+		case wire.ActionReport:
+			// report only: the edited module runs (exactly the bytes that were hashed), and
+			// the mismatch is logged and reported
+			imp, _ := r.d.Import("calib", "K")
+			if err != nil || !imp.OK || imp.Value != float64(0) || !hasType(es, wire.EntryCheckFail) || hasType(es, wire.EntryErased) {
+				t.Fatalf("report policy: import %+v, entries %v", imp, types(es))
 			}
 		case wire.ActionErase:
 			if !os.IsNotExist(err) || !hasType(es, wire.EntryErased) {
@@ -329,4 +336,20 @@ func u16s(a []uint16) []byte {
 		b = binary.BigEndian.AppendUint16(b, x)
 	}
 	return b
+}
+
+// The optional magnet input is logged once as tamper and latched until a clear token.
+func TestMagnetInput(t *testing.T) {
+	r := newRig(t, nil, AppOptions{})
+	r.boot()
+	s := r.step(Cmd{"cmd": "magnet", "strength": 180}).Summary
+	r.step(Cmd{"cmd": "magnet", "strength": 200}) // still latched: not logged again
+	if s.Flags&wire.StateMagnet == 0 || s.Flags&wire.StateTamperLatched == 0 {
+		t.Fatalf("flags %b", s.Flags)
+	}
+	_, es := r.verify(r.anchor0(), r.report())
+	var p wire.MagnetPayload
+	if len(es) != 2 || es[1].Type != wire.EntryMagnet || wire.Unmarshal(es[1].Payload, &p) != nil || p.Strength != 180 {
+		t.Fatalf("entries %v %+v", types(es), p)
+	}
 }
