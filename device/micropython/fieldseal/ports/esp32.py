@@ -1,20 +1,20 @@
 # ESP32 adapter. Internal storage: the log on the littlefs vfs partition, the state slots on
 # the raw "fsstate" partition when present (enable flash encryption and mark both encrypted,
-# hardening guide §2.6 and §9). No VBAT tamper-erase on ESP32: the
-# latch is an external flip-flop (set by the cover switch on battery, read on LATCH_PIN,
-# cleared by pulsing CLEAR_PIN); its state is mirrored in NVS so a reading survives reboots.
+# hardening guide §2.6 and §9). No VBAT tamper-erase on ESP32: the latch is an external
+# flip-flop (set by the cover switch on battery, read on `latch`, cleared by pulsing
+# `clear`); a reading is mirrored in NVS so it survives until a clear token.
 import esp32
 import umachine as machine
 import uos
-from fieldseal.ports.base import BasePort
+from fieldseal.ports.machineport import MachinePort
 from fieldseal.store import FileStore, RawSlotStore
 
 
-class Port(BasePort):
+class Port(MachinePort):
     EXT = "/sd"
 
     def __init__(self, cover=4, latch=5, clear=18, magnet=None, sd_slot=2, ext_writable=False):
-        BasePort.__init__(self)
+        MachinePort.__init__(self, cover, magnet)
         try:
             uos.mkdir("/fieldseal")
         except OSError:
@@ -24,12 +24,8 @@ class Port(BasePort):
         parts = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="fsstate")
         self.store = RawSlotStore("/fieldseal", parts[0]) if parts else FileStore("/fieldseal")
         self.nvs = esp32.NVS("fieldseal")
-        self.pin = machine.Pin(cover, machine.Pin.IN, machine.Pin.PULL_UP)
-        self.pin.irq(self._irq, machine.Pin.IRQ_RISING | machine.Pin.IRQ_FALLING)
         self.latch = machine.Pin(latch, machine.Pin.IN)
         self.clr = machine.Pin(clear, machine.Pin.OUT, value=0)
-        self.mag = machine.Pin(magnet, machine.Pin.IN) if magnet is not None else None
-        self.wdt = None
         self.mount_sd(sd_slot, ext_writable)
 
     def mount_sd(self, slot, writable):
@@ -40,13 +36,6 @@ class Port(BasePort):
             vfs.mount(vfs.VfsFat(machine.SDCard(slot=slot)), self.EXT, readonly=not writable)
         except OSError:
             pass
-
-    def reset_cause(self):
-        return {machine.PWRON_RESET: "power-on", machine.HARD_RESET: "hard", machine.WDT_RESET: "watchdog",
-                machine.DEEPSLEEP_RESET: "deepsleep", machine.SOFT_RESET: "soft"}.get(machine.reset_cause(), "")
-
-    def cover_open(self):
-        return self.pin.value() == 1
 
     def read_latch(self):
         hw = self.latch.value() == 1
@@ -65,12 +54,5 @@ class Port(BasePort):
         self.nvs.set_i32("latch", 0)
         self.nvs.commit()
 
-    def magnet(self):
-        return 1 if self.mag and self.mag.value() else 0
-
     def wdt_start(self, ms=30000):
-        self.wdt = machine.WDT(timeout=ms)
-
-    def wdt_feed(self):
-        if self.wdt:
-            self.wdt.feed()
+        MachinePort.wdt_start(self, ms)
