@@ -52,13 +52,6 @@ class Manifest:
         return False
 
 
-def is_dir(path):
-    try:
-        return uos.stat(path)[0] & S_IFDIR != 0
-    except OSError:
-        return False
-
-
 def walk(root, rel=""):
     """Every file under root, as '/'-separated paths relative to root."""
     try:
