@@ -46,6 +46,9 @@ const (
 	CoverSourceIRQ   = "irq"   // switch interrupt while powered
 	CoverSourceLevel = "level" // switch found open at boot or on a poll
 	CoverSourceLatch = "latch" // hardware tamper latch (opened while unpowered)
+	// CoverSourceService marks an opening inside an authorised service window: logged for
+	// the record, expected, and never latched as tamper.
+	CoverSourceService = "service"
 )
 
 // MagnetPayload records a magnetic field on the meter.
