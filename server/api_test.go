@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -342,4 +344,37 @@ func hexs(b []byte) string {
 		out = append(out, h[c>>4], h[c&15])
 	}
 	return string(out)
+}
+
+// --mqtt-broker: the server consumes from an external broker (Mosquitto in tests) and
+// answers on the device's downlink topic there.
+func TestExternalBroker(t *testing.T) {
+	addr := testenv.Service(t, "FIELDSEAL_TEST_MQTT", "127.0.0.1:1883", "MQTT broker")
+	e := newEnv(t, func(c *server.Config) { c.MQTTAddr, c.MQTTBroker = "off", "tcp://"+addr })
+	if e.s.MQTTAddr() != "tcp://"+addr {
+		t.Fatalf("MQTTAddr %q", e.s.MQTTAddr())
+	}
+	id := fmt.Sprintf("ext-%d", time.Now().UnixNano())
+	d := e.provision(id, "watermeter")
+	c, err := mqttConnect(t, addr, id, server.MQTTPassword(d.b.UplinkKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan []byte, 4)
+	if tok := c.Subscribe(server.DownTopic(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	time.Sleep(200 * time.Millisecond) // the server's subscription is in place before Start returns; ours now too
+	for i := 0; i < 3; i++ {
+		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(i)})
+		c.Publish(server.UpTopic(id), 1, false, d.report(nil))
+		select {
+		case b := <-acks:
+			if a := d.accept(b); a.AckedRSeq != uint64(i+1) || a.Reject != "" {
+				t.Fatalf("ack %+v", a)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ack through the external broker")
+		}
+	}
 }

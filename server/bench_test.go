@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -23,8 +22,6 @@ func BenchmarkHandleReport(b *testing.B) {
 		devs[i] = e.provision(fmt.Sprintf("b-%d", i), "watermeter")
 	}
 	var next atomic.Int64
-	var mu sync.Mutex
-	_ = mu
 	b.ResetTimer()
 	b.SetParallelism(nDev / 2)
 	b.RunParallel(func(pb *testing.PB) {
