@@ -2,106 +2,19 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/postgres"
+	"github.com/fieldseal/fieldseal/store/postgres/pgtest"
 	"github.com/fieldseal/fieldseal/store/storetest"
 )
-
-const defaultDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-
-// baseDSN returns the DSN of the test server (FIELDSEAL_TEST_POSTGRES, or the local
-// default with user postgres, falling back to root), or skips/fails as testenv says.
-func baseDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("FIELDSEAL_TEST_POSTGRES")
-	explicit := dsn != ""
-	if !explicit {
-		dsn = defaultDSN
-	}
-	addr := "127.0.0.1:5432"
-	if u, err := url.Parse(dsn); err == nil && u.Host != "" {
-		addr = u.Host
-		if u.Port() == "" {
-			addr = net.JoinHostPort(u.Hostname(), "5432")
-		}
-	}
-	testenv.Service(t, "FIELDSEAL_TEST_POSTGRES_ADDR", addr, "PostgreSQL")
-	try := []string{dsn}
-	if !explicit {
-		try = append(try, strings.Replace(dsn, "//postgres@", "//root@", 1))
-	}
-	var errs []error
-	for _, d := range try {
-		c, err := pgx.Connect(context.Background(), d)
-		if err == nil {
-			c.Close(context.Background())
-			return d
-		}
-		errs = append(errs, err)
-	}
-	testenv.SkipOrFail(t, fmt.Sprintf("PostgreSQL at %s refuses the test login (set FIELDSEAL_TEST_POSTGRES): %v", addr, errors.Join(errs...)))
-	return ""
-}
-
-// withSearchPath returns dsn with search_path set to schema, so every pooled connection
-// of a store opened with it works in that schema only.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" {
-		return dsn + " search_path=" + schema
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// freshSchema creates an empty schema fs_test_<random>, dropped when the test ends, and
-// returns a DSN whose connections use it: parallel runs and reruns never meet.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	dsn := baseDSN(t)
-	ctx := context.Background()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "fs_test_" + hex.EncodeToString(b)
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, dsn, schema)
-}
 
 func open(t testing.TB, dsn string) *postgres.Store {
 	t.Helper()
@@ -115,14 +28,14 @@ func open(t testing.TB, dsn string) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return open(t, freshSchema(t))
+		return open(t, pgtest.DSN(t))
 	})
 }
 
 // Two replicas (two pools) race to advance the same anchor from the same read: exactly
 // one wins, and the loser leaves nothing behind.
 func TestTwoReplicasCompareAndSet(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.DSN(t)
 	a, b := open(t, dsn), open(t, dsn)
 	ctx := context.Background()
 	if errs := a.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
@@ -191,7 +104,7 @@ func TestTwoReplicasCompareAndSet(t *testing.T) {
 
 // Replicas starting together all find the schema migrated, once.
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.DSN(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -223,7 +136,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 // A writer still holding the previous epoch's row must not overwrite a re-provisioned
 // device, although both rows are at version 1.
 func TestStaleEpochLoses(t *testing.T) {
-	s := open(t, freshSchema(t))
+	s := open(t, pgtest.DSN(t))
 	ctx := context.Background()
 	if errs := s.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
 		t.Fatal(errs[0])
@@ -246,7 +159,7 @@ func TestStaleEpochLoses(t *testing.T) {
 // A large batch with several failures in it: each failing change is skipped alone and
 // every other change, before and after, is applied.
 func TestBatchManyConflicts(t *testing.T) {
-	s := open(t, freshSchema(t))
+	s := open(t, pgtest.DSN(t))
 	ctx := context.Background()
 	var creates []*store.Change
 	for i := range 300 {
@@ -287,7 +200,7 @@ func TestBatchManyConflicts(t *testing.T) {
 
 // Times come back in UTC at microsecond precision; the zero time stays zero.
 func TestTimes(t *testing.T) {
-	s := open(t, freshSchema(t))
+	s := open(t, pgtest.DSN(t))
 	ctx := context.Background()
 	d := storetest.NewDevice("m-1")
 	d.StateSince = time.Date(2026, 11, 25, 12, 0, 0, 123456789, time.FixedZone("X", 3600))
