@@ -380,7 +380,13 @@ func PrintTable(out io.Writer, r *Result) {
 	sort.Strings(states)
 	fmt.Fprintf(out, "device states: %s\n", strings.Join(states, ", "))
 	for _, in := range r.Inspections {
-		if in.StepAt.IsZero() {
+		// A step of a few percent is the interpolation's noise; say "steady" below 10%.
+		if in.StepAt.IsZero() || in.LossAfter-in.LossBefore < 0.1*in.LossBefore {
+			night := ""
+			if n := len(in.Night); n > 0 {
+				night = fmt.Sprintf(", night flow %.0f L/h unaccounted", in.Night[n-1].UnaccountedH)
+			}
+			fmt.Fprintf(out, "water balance %s: losses steady around %.0f L/h%s\n", in.District, (in.LossBefore+in.LossAfter)/2, night)
 			continue
 		}
 		fmt.Fprintf(out, "water balance %s: losses stepped up at %s from %.0f to %.0f L/h; inspect first:", in.District, offset(r.Start, in.StepAt)[3:], in.LossBefore, in.LossAfter)

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/fieldseal/fieldseal/agent"
+	"github.com/fieldseal/fieldseal/internal/keys"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+func init() {
+	register(verb{name: "agent", summary: "guard a Linux device: check its app, watch its cover, keep the evidence log, report", run: runAgent})
+}
+
+func runAgent(ctx context.Context, env *Env, args []string) int {
+	fs := newFlags(env, "agent", "--bundle BUNDLE --dir APPDIR --manifest M --server URL [--data DIR] [--once] [--tamper-file F | --gpio CHIP:LINE]")
+	bundlePath := fs.String("bundle", "", "device bundle from provisioning (JSON)")
+	dir := fs.String("dir", "", "the application folder the manifest seals")
+	manPath := fs.String("manifest", "", "signed manifest (manifest.cose from 'fieldseal build')")
+	vendorKey := fs.String("vendor-key", "", "vendor public key to check the manifest's signature (recommended; the server checks what the device enforces either way)")
+	serverURL := fs.String("server", "", "where to report: mqtt://, mqtts://, http:// or https:// (default: the bundle's MQTT, else HTTP address)")
+	data := fs.String("data", "fieldseal-agent-data", "folder for the evidence log and device state (keep it on the device's internal storage)")
+	once := fs.Bool("once", false, "one check and one report; exit 0 when the report was acknowledged")
+	tamperFile := fs.String("tamper-file", "", "cover switch as a file: content \"1\" or \"open\" means open")
+	gpio := fs.String("gpio", "", "cover switch on a GPIO line, CHIP:LINE (e.g. gpiochip0:17), high = open")
+	gpioLow := fs.Bool("gpio-active-low", false, "the GPIO line reads low when the cover is open")
+	quiet := fs.Bool("quiet", false, "log only problems")
+	if _, code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *bundlePath == "" || *dir == "" || *manPath == "" {
+		fs.Usage()
+		return ExitError
+	}
+	if *tamperFile != "" && *gpio != "" {
+		return fail(env, "agent", errors.New("--tamper-file and --gpio are exclusive"))
+	}
+	raw, err := os.ReadFile(*bundlePath)
+	if err != nil {
+		return fail(env, "agent", err)
+	}
+	var b wire.Bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return fail(env, "agent", fmt.Errorf("bundle %s: %w", *bundlePath, err))
+	}
+	if err := b.Check(); err != nil {
+		return fail(env, "agent", fmt.Errorf("bundle %s: %w", *bundlePath, err))
+	}
+	signed, err := os.ReadFile(*manPath)
+	if err != nil {
+		return fail(env, "agent", err)
+	}
+	m, err := openAgentManifest(signed, *vendorKey)
+	if err != nil {
+		return fail(env, "agent", fmt.Errorf("manifest %s: %w", *manPath, err))
+	}
+	if *vendorKey == "" {
+		fmt.Fprintln(env.Stderr, "fieldseal agent: manifest signature not checked here (no --vendor-key); the server still refuses a device enforcing a manifest it did not register")
+	}
+	url := *serverURL
+	if url == "" {
+		url = b.MQTT
+		if url == "" {
+			url = b.HTTP
+		}
+	}
+	if url == "" {
+		return fail(env, "agent", errors.New("no --server and the bundle names none"))
+	}
+	cfg := agent.RunConfig{Bundle: &b, Manifest: m, AppDir: *dir, DataDir: *data, Server: url, Once: *once,
+		Logf: func(format string, a ...any) {
+			if !*quiet {
+				fmt.Fprintf(env.Stderr, "fieldseal agent: "+format+"\n", a...)
+			}
+		}}
+	switch {
+	case *tamperFile != "":
+		cfg.Cover = &agent.FileCover{Path: *tamperFile}
+	case *gpio != "":
+		g, err := agent.ParseGPIO(*gpio)
+		if err != nil {
+			return fail(env, "agent", err)
+		}
+		g.ActiveLow = *gpioLow
+		cfg.Cover = g
+	}
+	if err := agent.Run(ctx, cfg); err != nil {
+		if *once && (errors.Is(err, agent.ErrRejected) || errors.Is(err, agent.ErrBadDownlink)) {
+			fmt.Fprintf(env.Stderr, "fieldseal agent: report not acknowledged: %v\n", err)
+			return ExitFound
+		}
+		return fail(env, "agent", err)
+	}
+	return ExitOK
+}
+
+// openAgentManifest checks the manifest's signature when a vendor key is given, and its
+// structure always.
+func openAgentManifest(signed []byte, vendorKey string) (*wire.Manifest, error) {
+	if vendorKey != "" {
+		pub, err := keys.LoadPublic(vendorKey)
+		if err != nil {
+			return nil, err
+		}
+		return wire.OpenManifest(signed, pub)
+	}
+	s, err := wire.ParseSign1(signed, wire.MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	var m wire.Manifest
+	if err := wire.Unmarshal(s.Payload, &m); err != nil {
+		return nil, err
+	}
+	return &m, m.Check()
+}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fieldseal/fieldseal/internal/testenv"
+	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// `fieldseal agent --once` against a real server: exit 0 when acknowledged; the second
+// run after an edit is acknowledged too, and the server has the device as tampered.
+func TestAgentOnce(t *testing.T) {
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app")
+	os.MkdirAll(app, 0o755)
+	body := []byte("print('meter')\n")
+	os.WriteFile(filepath.Join(app, "main.py"), body, 0o644)
+	sum := sha256.Sum256(body)
+	files := []wire.File{{Path: "main.py", Size: uint64(len(body)), SHA256: sum[:]}}
+	pub, vendor, _ := ed25519.GenerateKey(rand.Reader)
+	m := &wire.Manifest{Product: "watermeter", Version: 1, Files: files, Mutable: []string{}, Policy: wire.DefaultPolicy(), Root: wire.FilesRoot(files),
+		Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
+	signed, err := wire.SignManifest(m, vendor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "manifest.cose"), signed, 0o644)
+	srv, err := server.New(server.Config{DataDir: filepath.Join(dir, "srv"), HTTPAddr: testenv.FreeAddr(t), MQTTAddr: testenv.FreeAddr(t),
+		VendorKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		srv.Shutdown(c)
+	}()
+	if _, err := srv.RegisterManifest(ctx, signed); err != nil {
+		t.Fatal(err)
+	}
+	b, err := srv.ProvisionDevice(ctx, "linux-1", "watermeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(b)
+	os.WriteFile(filepath.Join(dir, "bundle.json"), raw, 0o600)
+	run := func() int {
+		var out, errb bytes.Buffer
+		code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--once", "--bundle", filepath.Join(dir, "bundle.json"),
+			"--dir", app, "--manifest", filepath.Join(dir, "manifest.cose"), "--data", filepath.Join(dir, "data")})
+		t.Logf("exit %d: %s%s", code, out.String(), errb.String())
+		return code
+	}
+	if code := run(); code != ExitOK {
+		t.Fatalf("first --once: exit %d", code)
+	}
+	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "trusted" {
+		t.Fatalf("after a clean --once the device is %s", d.State)
+	}
+	os.WriteFile(filepath.Join(app, "main.py"), []byte("print('free water')\n"), 0o644)
+	if code := run(); code != ExitOK {
+		t.Fatalf("second --once: exit %d", code)
+	}
+	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "tampered" {
+		t.Fatalf("after an edit the device is %s (%s)", d.State, d.StateReason)
+	}
+}
