@@ -378,3 +378,27 @@ func TestExternalBroker(t *testing.T) {
 		}
 	}
 }
+
+// Two replicas share one external broker's uplink through a shared subscription.
+func TestExternalBrokerShared(t *testing.T) {
+	addr := testenv.Service(t, "FIELDSEAL_TEST_MQTT", "127.0.0.1:1883", "MQTT broker")
+	e := newEnv(t, func(c *server.Config) {
+		c.MQTTAddr, c.MQTTBroker, c.MQTTShareGroup = "off", "tcp://"+addr, fmt.Sprintf("t%d", time.Now().UnixNano())
+	})
+	id := fmt.Sprintf("shr-%d", time.Now().UnixNano())
+	d := e.provision(id, "watermeter")
+	c, err := mqttConnect(t, addr, id, server.MQTTPassword(d.b.UplinkKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan []byte, 4)
+	c.Subscribe(server.DownTopic(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }).WaitTimeout(5 * time.Second)
+	time.Sleep(200 * time.Millisecond)
+	c.Publish(server.UpTopic(id), 1, false, d.report(nil))
+	select {
+	case b := <-acks:
+		d.accept(b)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ack through the shared subscription")
+	}
+}

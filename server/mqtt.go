@@ -23,7 +23,7 @@ const (
 	topicPrefix = "fieldseal/v1/"
 	upSuffix    = "/up"
 	downSuffix  = "/down"
-	// SharedUplink is the subscription replicas use on an MQTT 5 broker.
+	// SharedUplink is the subscription replicas of the share group "fieldseal" use.
 	SharedUplink = "$share/fieldseal/fieldseal/v1/+/up"
 	// Uplink is the plain subscription (MQTT 3.1.1).
 	Uplink = "fieldseal/v1/+/up"
@@ -158,6 +158,10 @@ func (s *Server) connectExternal(ctx context.Context) (*externalBroker, error) {
 	opts := paho.NewClientOptions().AddBroker(s.cfg.MQTTBroker).SetClientID("fieldseal-server-" + hex.EncodeToString(id)).
 		SetCleanSession(true).SetAutoReconnect(true).SetOrderMatters(false).SetConnectTimeout(10 * time.Second).
 		SetMaxReconnectInterval(10 * time.Second)
+	topic := Uplink
+	if g := s.cfg.MQTTShareGroup; g != "" {
+		topic = "$share/" + g + "/" + Uplink
+	}
 	var cl paho.Client
 	handler := func(_ paho.Client, m paho.Message) {
 		dev, ok := devFromUp(m.Topic())
@@ -170,9 +174,7 @@ func (s *Server) connectExternal(ctx context.Context) (*externalBroker, error) {
 		}
 	}
 	opts.SetOnConnectHandler(func(c paho.Client) {
-		// MQTT 3.1.1 has no shared subscriptions; several replicas need an MQTT 5 broker
-		// and SharedUplink. One replica subscribes to everything.
-		if t := c.Subscribe(Uplink, 1, handler); t.WaitTimeout(10*time.Second) && t.Error() != nil {
+		if t := c.Subscribe(topic, 1, handler); t.WaitTimeout(10*time.Second) && t.Error() != nil {
 			s.log.Error("subscribe", "broker", s.cfg.MQTTBroker, "err", t.Error())
 		}
 	})
@@ -181,7 +183,7 @@ func (s *Server) connectExternal(ctx context.Context) (*externalBroker, error) {
 	if !t.WaitTimeout(15*time.Second) || t.Error() != nil {
 		return nil, fmt.Errorf("connect to MQTT broker %s (--mqtt-broker): %v", s.cfg.MQTTBroker, t.Error())
 	}
-	s.log.Info("consuming from external MQTT broker", "broker", s.cfg.MQTTBroker, "topic", Uplink)
+	s.log.Info("consuming from external MQTT broker", "broker", s.cfg.MQTTBroker, "topic", topic)
 	return &externalBroker{cl: cl}, nil
 }
 

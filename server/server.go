@@ -46,6 +46,11 @@ type Config struct {
 	HTTPAddr   string // default 127.0.0.1:8080; "off" disables HTTP
 	MQTTAddr   string // embedded broker; default 127.0.0.1:1883; "off" disables it
 	MQTTBroker string // tcp://host:port of an external broker to consume from instead of the embedded one
+	// MQTTShareGroup, when set, subscribes to the external broker with the shared
+	// subscription $share/<group>/fieldseal/v1/+/up, so the replicas of one group split the
+	// load (the broker must support shared subscriptions: MQTT 5 brokers, and Mosquitto
+	// also for 3.1.1 clients). "fieldseal" is the customary group.
+	MQTTShareGroup string
 
 	VendorKeys []ed25519.PublicKey // keys that may sign manifests
 	Store      store.Store         // optional; default SQLite in DataDir

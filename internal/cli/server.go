@@ -27,6 +27,7 @@ type serverFile struct {
 	HTTP        string   `toml:"http"`
 	MQTT        string   `toml:"mqtt"`
 	MQTTBroker  string   `toml:"mqtt_broker"`
+	MQTTShare   string   `toml:"mqtt_share_group"`
 	VendorKeys  []string `toml:"vendor_keys"`
 	Webhooks    []string `toml:"webhooks"`
 	SilentAfter int      `toml:"silent_after"`
@@ -62,6 +63,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	httpAddr := fs.String("http", server.DefaultHTTPAddr, `HTTP API and report ingest address ("off" to disable)`)
 	mqttAddr := fs.String("mqtt", server.DefaultMQTTAddr, `embedded MQTT broker address ("off" to disable)`)
 	broker := fs.String("mqtt-broker", "", "consume reports from this external MQTT broker (tcp://host:port) instead of the embedded one")
+	shared := fs.String("mqtt-share-group", "", `with --mqtt-broker: subscribe as shared-subscription group NAME ($share/NAME/fieldseal/v1/+/up) so several servers split the load; "fieldseal" is customary`)
 	config := fs.String("config", "", "TOML configuration file (flags given here win)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	silentAfter := fs.Int("silent-after", 3, "report intervals a device may miss before it is silent")
@@ -92,6 +94,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		pick("mqtt", mqttAddr, file.MQTT)
 		pick("mqtt-broker", broker, file.MQTTBroker)
 		pick("log-level", logLevel, file.LogLevel)
+		pick("mqtt-share-group", shared, file.MQTTShare)
 		if !set["silent-after"] && file.SilentAfter > 0 {
 			*silentAfter = file.SilentAfter
 		}
@@ -108,7 +111,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := server.Config{DataDir: *data, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTBroker: *broker,
-		SilentAfter: *silentAfter, Logger: log, Webhooks: webhooks}
+		SilentAfter: *silentAfter, Logger: log, Webhooks: webhooks, MQTTShareGroup: *shared}
 	if *broker != "" && !set["mqtt"] {
 		cfg.MQTTAddr = "off"
 	}
