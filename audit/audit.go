@@ -303,6 +303,7 @@ func loadBoard(dir string, opt Options) (*board, error) {
 		if err := b.loadESP(opt); err != nil {
 			return nil, err
 		}
+		b.refineESP32Defaults()
 	} else if opt.Sdkconfig != "" {
 		return nil, usagef("--sdkconfig applies to esp32 boards only (port is %s)", b.port)
 	}
@@ -478,7 +479,7 @@ func (b *board) loadESP(opt Options) error {
 	}
 	// partition table
 	name := esp32DefaultPartitionTable
-	nameWhere := "port default (MicroPython " + MicroPythonVersion + ", ports/esp32/boards/sdkconfig.base)"
+	nameWhere := "port default (MicroPython " + MicroPythonVersion + ", ports/esp32/boards/sdkconfig.base:106-107)"
 	if v, ok := b.sc.vals["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"]; ok && v != "" {
 		name, nameWhere = v, b.sc.where["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"]
 	}

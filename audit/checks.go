@@ -127,10 +127,9 @@ func (b *board) checks() []Check {
 		"esp32": {"MICROPY_EMIT_XTENSAWIN", "MICROPY_EMIT_RV32"},
 		"rp2":   {"MICROPY_EMIT_THUMB", "MICROPY_EMIT_INLINE_THUMB", "MICROPY_EMIT_RV32"},
 	}[b.port]
-	add(b.allOff(Check{ID: "native-code", Title: "Native emitters / native .mpy loading",
+	add(b.nativeCode(Check{ID: "native-code", Title: "Native emitters / native .mpy loading",
 		Attack: "a .mpy with native machine code runs arbitrary instructions with no validation (A7, D7).",
-		Fix:    "set every MICROPY_EMIT_* for the port to (0) and #define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0) (reference §2.2, A7)."},
-		append(emit, "MICROPY_PERSISTENT_CODE_LOAD_NATIVE")...))
+		Fix:    fixNative(b.port)}, emit))
 	add(b.allOff(Check{ID: "mem-access", Title: "machine.mem*/uctypes raw memory access",
 		Attack: "machine.mem32/uctypes rewrite backup registers, flash controllers and the guard's state from Python (A9).",
 		Fix:    "#define MICROPY_PY_MACHINE_MEMX (0) and #define MICROPY_PY_UCTYPES (0) (reference §2.2)."},
@@ -148,6 +147,58 @@ func fixUSB(port string) string {
 		return "#define MICROPY_HW_USB_CDC (0) (or MICROPY_HW_ENABLE_USBDEV (0)) (reference §2.2)."
 	}
 	return "#define MICROPY_HW_USB_CDC (0) or MICROPY_HW_ENABLE_USBDEV (0) (reference §2.2)."
+}
+
+// nativeCode: native machine code reaches the device two ways. A .mpy carrying it
+// loads only with MICROPY_PERSISTENT_CODE_LOAD_NATIVE; source code becomes machine code
+// (@micropython.native/viper/asm_*) only through the compiler and an emitter. The
+// esp32 and rp2 port headers #define their emitters without #ifndef (defaults.go), so
+// there the compiler is what a board can switch off.
+func (b *board) nativeCode(c Check, emit []string) Check {
+	load := b.allOff(c, "MICROPY_PERSISTENT_CODE_LOAD_NATIVE")
+	if load.Status != Closed {
+		return load
+	}
+	comp := b.allOff(c, "MICROPY_ENABLE_COMPILER")
+	if comp.Status == Closed {
+		c.Status, c.Evidence = Closed, load.Evidence+"; "+comp.Evidence+" (no compiler, so the native emitters are unreachable)"
+		return c
+	}
+	em := b.allOff(c, emit...)
+	switch {
+	case em.Status == Closed:
+		c.Status, c.Evidence = Closed, load.Evidence+"; "+em.Evidence
+	case em.Status == Open && comp.Status == Open:
+		c.Status, c.Evidence = Open, comp.Evidence+"; "+em.Evidence
+	default:
+		c.Status, c.Evidence = Unknown, strings.Join(dedupe(nonClosedEv(comp, em)), "; ")
+	}
+	return c
+}
+
+func nonClosedEv(cs ...Check) []string {
+	var out []string
+	for _, c := range cs {
+		if c.Status != Closed {
+			out = append(out, c.Evidence)
+		}
+	}
+	return out
+}
+
+func fixNative(port string) string {
+	if port == "stm32" {
+		return "#define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0), and MICROPY_EMIT_THUMB (0) and MICROPY_EMIT_INLINE_THUMB (0) (or MICROPY_ENABLE_COMPILER (0)) (reference §2.2, A7)."
+	}
+	return "#define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0) and MICROPY_ENABLE_COMPILER (0): the " + port +
+		" port #defines its native emitters without #ifndef, so a board cannot turn them off (docs/HARDENING.md §2; reference §2.2, A7)."
+}
+
+func fixBootloaderJump(port string) string {
+	if port == "esp32" {
+		return "#define MICROPY_HW_ENABLE_USBDEV (0) (the esp32 port #defines MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER (1) without #ifndef whenever USB is on, so a board's (0) does not help) and leave MICROPY_HW_USB_CDC_1200BPS_TOUCH undefined (reference §2.2)."
+	}
+	return "#define MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER (0) and MICROPY_HW_USB_CDC_1200BPS_TOUCH (0), or build without USB CDC (reference §2.2)."
 }
 
 func fixMSC(port string) string {
@@ -210,7 +261,7 @@ func switchStatus(v int64, ok bool) Status {
 func (b *board) bootloaderJump(usbGate []string) Check {
 	c := Check{ID: "bootloader-jump", Title: "Host-triggered bootloader (DTR/RTS, 1200 baud)",
 		Attack: "the host toggles DTR/RTS or opens the port at 1200 baud and the device jumps to its bootloader for reflashing (D20, A8).",
-		Fix:    "#define MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER (0) and MICROPY_HW_USB_CDC_1200BPS_TOUCH (0), or build without USB CDC (reference §2.2)."}
+		Fix:    fixBootloaderJump(b.port)}
 	var unknown, closed []string
 	for _, jump := range []string{"MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER", "MICROPY_HW_USB_CDC_1200BPS_TOUCH"} {
 		st, ev := b.allOn(append(append([]string{}, usbGate...), jump)...)

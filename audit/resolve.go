@@ -21,6 +21,11 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 	if b.hs.broken != "" {
 		return 0, b.hs.broken, false
 	}
+	if pd, has := b.defaults[name]; has && pd.force != nil {
+		if v, ev, ok, applies := b.forcedNum(name, pd.force, depth); applies || !ok {
+			return v, ev, ok
+		}
+	}
 	if d, has := b.hs.defs[name]; has && !d.undef {
 		if d.unknown != "" {
 			return 0, d.unknown, false
@@ -54,6 +59,38 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 		return 0, name + " is not defined in the board files the audit read", false
 	}
 	return 0, name + " not defined (port default: undefined, MicroPython " + MicroPythonVersion + ")", true
+}
+
+// forcedNum evaluates a definition the port makes without #ifndef after the board's
+// headers (defaults.go, portForce): when its condition holds it wins over anything
+// the board defines. applies=false (with ok) means the condition is false and the
+// ordinary rules decide.
+func (b *board) forcedNum(name string, f *portForce, depth int) (v int64, ev string, ok, applies bool) {
+	var condRefs []string
+	if f.when != "" {
+		c, why, refs, cok := b.evalExpr(f.when, depth+1)
+		if !cok {
+			return 0, joinEv(fmt.Sprintf("unguarded definition (MicroPython %s, %s): %s = %s under #if %s", MicroPythonVersion, f.source, name, f.expr, f.when), refs) + " — " + why, false, false
+		}
+		if c == 0 {
+			return 0, "", true, false
+		}
+		condRefs = refs
+	}
+	ev = fmt.Sprintf("unguarded definition (MicroPython %s, %s): %s = %s", MicroPythonVersion, f.source, name, f.expr)
+	if f.when != "" {
+		ev += " under #if " + f.when
+	}
+	if d, has := b.hs.defs[name]; has && !d.undef && d.unknown == "" {
+		ev += fmt.Sprintf(" (overrides %s: %s %s; the compiler warns \"redefined\" and -Werror builds fail)", d.where, name, orEmpty(d.value))
+	}
+	ev = joinEv(ev, condRefs)
+	v, why, refs, ok := b.evalExpr(f.expr, depth+1)
+	ev = joinEv(ev, refs)
+	if !ok {
+		return 0, ev + " — " + why, false, true
+	}
+	return v, ev, true, true
 }
 
 func orEmpty(s string) string {
