@@ -269,20 +269,18 @@ func (s *Server) CheckSilent(ctx context.Context) error {
 	now := s.now()
 	var errs []error
 	for _, state := range []string{store.StateTrusted, store.StateSuspect, store.StateService} {
-		list, err := s.st.ListDevices(ctx, store.DeviceFilter{State: state})
+		f := store.DeviceFilter{State: state, OverdueAt: now, Missed: s.cfg.SilentAfter, DefaultInterval: defaultReportInterval * time.Second}
+		list, err := s.st.ListDevices(ctx, f)
 		if err != nil {
 			return err
 		}
 		for _, d := range list {
-			if d.LastSeen.IsZero() {
+			if !f.Overdue(d) {
 				continue
 			}
 			interval := time.Duration(d.ReportInterval) * time.Second
 			if interval <= 0 {
 				interval = defaultReportInterval * time.Second
-			}
-			if now.Sub(d.LastSeen) <= time.Duration(s.cfg.SilentAfter)*interval {
-				continue
 			}
 			if err := s.markSilent(ctx, d.ID, now, interval); err != nil {
 				errs = append(errs, err)

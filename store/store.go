@@ -179,6 +179,28 @@ type DeviceFilter struct {
 	State   string
 	Product string
 	Limit   int
+	// OverdueAt, when set, asks for devices seen at least once whose last report is older
+	// than Missed × their report interval (default interval DefaultInterval) at that time,
+	// so the silence check need not load the fleet. It is a hint: a backend may return a
+	// superset, and callers re-check each device with DeviceFilter.Overdue.
+	OverdueAt       time.Time
+	Missed          int
+	DefaultInterval time.Duration
+}
+
+// Overdue reports whether d matches the OverdueAt part of f (for backends filtering in Go).
+func (f DeviceFilter) Overdue(d *Device) bool {
+	if f.OverdueAt.IsZero() {
+		return true
+	}
+	if d.LastSeen.IsZero() {
+		return false
+	}
+	iv := time.Duration(d.ReportInterval) * time.Second
+	if iv <= 0 {
+		iv = f.DefaultInterval
+	}
+	return f.OverdueAt.Sub(d.LastSeen) > time.Duration(f.Missed)*iv
 }
 
 // Page bounds a listing: entries after After (an id or sequence number), at most Limit.

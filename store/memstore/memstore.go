@@ -164,7 +164,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 	defer s.mu.Unlock()
 	var out []*store.Device
 	for _, d := range s.devices {
-		if (f.State == "" || d.State == f.State) && (f.Product == "" || d.Product == f.Product) {
+		if (f.State == "" || d.State == f.State) && (f.Product == "" || d.Product == f.Product) && f.Overdue(d) {
 			out = append(out, d.Clone())
 		}
 	}

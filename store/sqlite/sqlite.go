@@ -400,6 +400,11 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 		q += ` AND product = ?`
 		args = append(args, f.Product)
 	}
+	if !f.OverdueAt.IsZero() {
+		// last_seen + missed × interval < at, in nanoseconds; interval 0 means the default.
+		q += ` AND last_seen > 0 AND last_seen + ? * (CASE WHEN report_interval > 0 THEN report_interval * 1000000000 ELSE ? END) < ?`
+		args = append(args, int64(f.Missed), int64(f.DefaultInterval), nanos(f.OverdueAt))
+	}
 	q += ` ORDER BY id`
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)

@@ -23,6 +23,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"DeviceCreateGet", testDeviceCreateGet},
 		{"DeviceCompareAndSet", testDeviceCAS},
+		{"OverdueDevices", testOverdue},
 		{"Reprovision", testReprovision},
 		{"BatchPartialConflict", testBatchPartialConflict},
 		{"ConcurrentCommits", testConcurrentCommits},
@@ -371,5 +372,36 @@ func testAPITokens(t *testing.T, s store.Store) {
 	}
 	if _, err := s.GetAPIToken(ctx, []byte("h1")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func testOverdue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mk := func(id string, seen time.Time, interval uint32) {
+		d := NewDevice(id)
+		d.State, d.LastSeen, d.ReportInterval = store.StateTrusted, seen, interval
+		if err := commit1(t, s, &store.Change{Device: d, Create: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("never", time.Time{}, 60)
+	mk("fresh", t0.Add(-2*time.Minute), 60)        // 2 of 3 intervals
+	mk("late", t0.Add(-4*time.Minute), 60)         // 4 > 3 intervals
+	mk("default", t0.Add(-40*time.Minute), 0)      // default 15 min: 40 < 45
+	mk("default-late", t0.Add(-50*time.Minute), 0) // 50 > 45
+	got, err := s.ListDevices(ctx, store.DeviceFilter{State: store.StateTrusted, OverdueAt: t0, Missed: 3, DefaultInterval: 15 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// OverdueAt is a hint (a backend may return more); Overdue is exact.
+	f := store.DeviceFilter{OverdueAt: t0, Missed: 3, DefaultInterval: 15 * time.Minute}
+	var ids []string
+	for _, d := range got {
+		if f.Overdue(d) {
+			ids = append(ids, d.ID)
+		}
+	}
+	if fmt.Sprint(ids) != "[default-late late]" {
+		t.Fatalf("overdue devices %v, want [default-late late]", ids)
 	}
 }

@@ -1,0 +1,98 @@
+package dashboard
+
+import (
+	"fmt"
+	"html"
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// chart draws the device's signed register reads over device time as an SVG, with a red
+// line at every tamper-class entry and a blue one at service begin/end. Drawn here so the
+// page needs no script.
+func chart(evs []store.Event) template.HTML {
+	const W, H, padL, padR, padT, padB = 1000, 240, 70, 16, 14, 34
+	type pt struct {
+		t float64
+		v float64
+	}
+	var pts []pt
+	var marks []store.Event
+	var tmin, tmax float64
+	first := true
+	see := func(t float64) {
+		if first {
+			tmin, tmax, first = t, t, false
+		}
+		tmin, tmax = min(tmin, t), max(tmax, t)
+	}
+	for _, e := range evs {
+		switch {
+		case e.Type == wire.EntryRegister:
+			var p wire.RegisterPayload
+			if wire.Unmarshal(e.Payload, &p) == nil {
+				pts = append(pts, pt{float64(e.T), float64(p.Litres)})
+				see(float64(e.T))
+			}
+		case e.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd:
+			marks = append(marks, e)
+			see(float64(e.T))
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%" role="img" aria-label="register over time">`, W, H)
+	if first {
+		b.WriteString(`<text x="20" y="40" fill="#667085">No register reads or evidence entries yet.</text></svg>`)
+		return template.HTML(b.String())
+	}
+	if tmax == tmin {
+		tmax = tmin + 1
+	}
+	vmin, vmax := 0.0, 1.0
+	if len(pts) > 0 {
+		vmin, vmax = pts[0].v, pts[0].v
+		for _, p := range pts {
+			vmin, vmax = min(vmin, p.v), max(vmax, p.v)
+		}
+		if vmax == vmin {
+			vmax = vmin + 1
+		}
+	}
+	x := func(t float64) float64 { return padL + (t-tmin)/(tmax-tmin)*(W-padL-padR) }
+	y := func(v float64) float64 { return H - padB - (v-vmin)/(vmax-vmin)*(H-padT-padB) }
+	// axes and labels
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#d0d5dd"/>`, padL, H-padB, W-padR, H-padB)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#d0d5dd"/>`, padL, padT, padL, H-padB)
+	for i := 0; i <= 4; i++ {
+		v := vmin + (vmax-vmin)*float64(i)/4
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#667085">%.0f L</text>`, padL-6, y(v)+4, v)
+		t := tmin + (tmax-tmin)*float64(i)/4
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle" fill="#667085">%s</text>`, x(t), H-padB+16,
+			time.Unix(int64(t), 0).UTC().Format("01-02 15:04"))
+	}
+	for _, e := range marks {
+		color, label := "#d92d20", e.TypeName
+		if !e.Tamper {
+			color = "#1570ef"
+		}
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2"><title>%s (entry %d)</title></line>`,
+			x(float64(e.T)), padT, x(float64(e.T)), H-padB, color, html.EscapeString(label), e.N)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" fill="%s">%s</text>`, x(float64(e.T))+3, padT+10, color, html.EscapeString(label))
+	}
+	if len(pts) > 1 {
+		b.WriteString(`<polyline fill="none" stroke="#344054" stroke-width="1.5" points="`)
+		for _, p := range pts {
+			fmt.Fprintf(&b, "%.1f,%.1f ", x(p.t), y(p.v))
+		}
+		b.WriteString(`"/>`)
+	}
+	for _, p := range pts {
+		fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="1.6" fill="#344054"/>`, x(p.t), y(p.v))
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}
