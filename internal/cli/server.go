@@ -15,6 +15,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/store/storeurl"
 )
 
 func init() {
@@ -24,6 +25,7 @@ func init() {
 // serverFile is the TOML configuration (--config). Flags given on the command line win.
 type serverFile struct {
 	Data        string   `toml:"data"`
+	Store       string   `toml:"store"`
 	HTTP        string   `toml:"http"`
 	MQTT        string   `toml:"mqtt"`
 	MQTTBroker  string   `toml:"mqtt_broker"`
@@ -64,6 +66,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	mqttAddr := fs.String("mqtt", server.DefaultMQTTAddr, `embedded MQTT broker address ("off" to disable)`)
 	broker := fs.String("mqtt-broker", "", "consume reports from this external MQTT broker (tcp://host:port) instead of the embedded one")
 	shared := fs.String("mqtt-share-group", "", `with --mqtt-broker: subscribe as shared-subscription group NAME ($share/NAME/fieldseal/v1/+/up) so several servers split the load; "fieldseal" is customary`)
+	storeURL := fs.String("store", "", storeurl.Usage)
 	config := fs.String("config", "", "TOML configuration file (flags given here win)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	silentAfter := fs.Int("silent-after", 3, "report intervals a device may miss before it is silent")
@@ -90,6 +93,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 			}
 		}
 		pick("data", data, file.Data)
+		pick("store", storeURL, file.Store)
 		pick("http", httpAddr, file.HTTP)
 		pick("mqtt", mqttAddr, file.MQTT)
 		pick("mqtt-broker", broker, file.MQTTBroker)
@@ -129,6 +133,14 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	if cfg.MQTTTLS, err = file.MQTTTLS.load("MQTT"); err != nil {
 		return fail(env, "server", err)
 	}
+	if *storeURL != "" {
+		st, err := storeurl.Open(ctx, *storeURL, *data)
+		if err != nil {
+			return fail(env, "server", err)
+		}
+		defer st.Close()
+		cfg.Store = st
+	}
 	s, err := server.New(cfg)
 	if err != nil {
 		return fail(env, "server", err)
@@ -137,8 +149,12 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		return fail(env, "server", err)
 	}
 	abs, _ := filepath.Abs(*data)
-	fmt.Fprintf(env.Stdout, "fieldseal server running\n  data        %s\n  server key  %s (public key in server.key.pub)\n  admin token %s\n",
-		abs, filepath.Join(abs, "server.key"), filepath.Join(abs, "admin.token"))
+	storeDesc := filepath.Join(abs, "fieldseal.db") + " (SQLite)"
+	if *storeURL != "" {
+		storeDesc = storeurl.Redact(*storeURL)
+	}
+	fmt.Fprintf(env.Stdout, "fieldseal server running\n  data        %s\n  store       %s\n  server key  %s (public key in server.key.pub)\n  admin token %s\n",
+		abs, storeDesc, filepath.Join(abs, "server.key"), filepath.Join(abs, "admin.token"))
 	if a := s.HTTPAddr(); a != "" {
 		scheme := "http"
 		if cfg.HTTPTLS != nil {
