@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/sim/demo"
+	"github.com/fieldseal/fieldseal/store"
 )
 
 func init() {
@@ -39,7 +40,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	o := demo.Options{Meters: *meters, For: *dur, Speed: *speed, DataDir: *data, Seed: *seed,
 		Progress: progress, Terminal: isTerminal(progress)}
 	if *open {
-		o.Hold = func(r *demo.Result) {
+		o.Hold = func(r *demo.Result, _ store.Store) {
 			if !*asJSON {
 				demo.PrintTable(env.Stdout, r)
 			}

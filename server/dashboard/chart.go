@@ -71,7 +71,8 @@ func chart(evs []store.Event) template.HTML {
 		v := vmin + (vmax-vmin)*float64(i)/4
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#667085">%.0f L</text>`, padL-6, y(v)+4, v)
 		t := tmin + (tmax-tmin)*float64(i)/4
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle" fill="#667085">%s</text>`, x(t), H-padB+16,
+		anchor := [...]string{"start", "middle", "middle", "middle", "end"}[i]
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="%s" fill="#667085">%s</text>`, x(t), H-padB+16, anchor,
 			time.Unix(int64(t), 0).UTC().Format("01-02 15:04"))
 	}
 	for _, e := range marks {

@@ -26,6 +26,7 @@ import (
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/sim"
 	"github.com/fieldseal/fieldseal/store"
 	mpycross "github.com/fieldseal/fieldseal/tools/mpy-cross"
@@ -45,11 +46,9 @@ type Options struct {
 	// is a terminal (one updating line) or not (a line every few seconds).
 	Progress io.Writer
 	Terminal bool
-	// Dashboard, when set, is mounted by the server (Config.Dashboard).
-	Dashboard func(st store.Store) http.Handler
 	// Hold, when set, is called after the verdict while the server still runs (the
-	// dashboard stays browsable until it returns).
-	Hold func(r *Result)
+	// dashboard stays browsable until it returns); st is the server's store.
+	Hold func(r *Result, st store.Store)
 }
 
 // ScenarioResult is one row of the verdict.
@@ -161,16 +160,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	// The dashboard reads the server's store, which exists only once New has opened it.
 	dash := &lateHandler{}
-	if o.Dashboard != nil {
-		cfg.Dashboard = dash
-	}
+	cfg.Dashboard = dash
 	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if o.Dashboard != nil {
-		dash.set(o.Dashboard(srv.Store()))
-	}
+	dash.set(dashboard.New(srv.Store(), dashboard.Options{Now: clock.Now}))
 	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -186,7 +181,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}}
 	defer httpClient.CloseIdleConnections()
 	res := &Result{Meters: o.Meters, Start: origin, Speed: o.Speed, Manifest: how, States: map[string]int{}}
-	if srv.HTTPAddr() != "" && o.Dashboard != nil {
+	if srv.HTTPAddr() != "" {
 		res.Dashboard = "http://" + srv.HTTPAddr() + "/?token=" + srv.AdminToken()
 	}
 	tc := sim.Config{
@@ -268,7 +263,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if o.Hold != nil {
-		o.Hold(res)
+		o.Hold(res, srv.Store())
 	}
 	return res, nil
 }
