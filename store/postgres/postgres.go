@@ -208,14 +208,16 @@ func (m stmtErr) wrap(pe *pgconn.PgError) error {
 	return fmt.Errorf("%s: %w", m.what, pe)
 }
 
-// queueChange adds change i's statements to b, between SAVEPOINT and RELEASE.
-func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time.Time) []stmtErr {
+// queueChange adds change i's statements to b, between SAVEPOINT and RELEASE if savepoint.
+func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time.Time, savepoint bool) []stmtErr {
 	q := func(m stmtErr, sql string, args ...any) {
 		b.Queue(sql, args...)
 		m.change = i
 		marks = append(marks, m)
 	}
-	q(stmtErr{what: "savepoint"}, `SAVEPOINT c`)
+	if savepoint {
+		q(stmtErr{what: "savepoint"}, `SAVEPOINT c`)
+	}
 	if d := c.Device; d != nil {
 		if c.Create {
 			// Re-provisioning replaces the row only with a higher epoch; otherwise the
@@ -252,7 +254,9 @@ func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time
 	for _, v := range c.CloseVisits {
 		q(stmtErr{what: "close visit"}, sqlCloseVist, ts(v.Closed), v.SealNumber, v.Result, v.ID, fmt.Sprintf("visit %s already closed or unknown", v.ID))
 	}
-	q(stmtErr{what: "release"}, `RELEASE c`)
+	if savepoint {
+		q(stmtErr{what: "release"}, `RELEASE c`)
+	}
 	return marks
 }
 
@@ -264,23 +268,50 @@ func nonNil(b []byte) []byte {
 }
 
 // Commit applies every change in one transaction. A change whose compare-and-set fails is
-// skipped whole (a savepoint undoes its partial writes) and reported as ErrConflict.
+// skipped whole and reported as ErrConflict; the others are applied.
+//
+// The first attempt pipelines the whole batch with no savepoints: the common batch has no
+// conflict, and a savepoint per change is both a statement more per change and, beyond 64
+// in one transaction, a cost to every other session's snapshots (subtransaction
+// overflow). If a change fails, that attempt is rolled back and the batch is applied
+// again with a savepoint around each change, which isolates the failures exactly as
+// SQLite does.
 //
 // Device rows are locked first, in id order, so two replicas committing overlapping
 // batches queue behind each other instead of deadlocking; the loser of a race then finds
 // the version moved and gets ErrConflict.
 func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
-	errs := make([]error, len(changes))
 	if len(changes) == 0 {
+		return nil
+	}
+	conn, err := s.pool.acquire(ctx)
+	if err != nil {
+		errs := make([]error, len(changes))
+		for i := range errs {
+			errs[i] = err
+		}
 		return errs
 	}
-	fail := func(err error) []error {
+	defer s.pool.release(conn)
+	if errs, ok := commitTx(ctx, conn.Conn, changes, false); ok {
+		return errs
+	}
+	errs, _ := commitTx(ctx, conn.Conn, changes, true)
+	return errs
+}
+
+// commitTx runs one attempt. Without savepoints it gives up (ok false, rolled back) at
+// the first change that fails; with them it records the failure, rolls back to the
+// change's savepoint and pipelines the rest.
+func commitTx(ctx context.Context, conn *pgx.Conn, changes []*store.Change, savepoints bool) (errs []error, ok bool) {
+	errs = make([]error, len(changes))
+	fail := func(err error) ([]error, bool) {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 		}
-		return errs
+		return errs, true
 	}
 	var ids []string
 	for _, c := range changes {
@@ -288,11 +319,6 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 			ids = append(ids, c.Device.ID)
 		}
 	}
-	conn, err := s.pool.acquire(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	defer s.pool.release(conn) // deferred first, runs last: after the rollback below
 	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fail(err)
@@ -307,7 +333,7 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 			marks = append(marks, stmtErr{change: -1, what: "lock devices"})
 		}
 		for i := next; i < len(changes); i++ {
-			marks = queueChange(b, marks, i, changes[i], now)
+			marks = queueChange(b, marks, i, changes[i], now, savepoints)
 		}
 		br := tx.SendBatch(ctx, b)
 		failed := -1
@@ -329,6 +355,9 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 			}
 			break
 		}
+		if !savepoints {
+			return nil, false
+		}
 		// The transaction is aborted at change failed: undo it alone and go on after it.
 		if _, err := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT c; RELEASE SAVEPOINT c`); err != nil {
 			return fail(err)
@@ -340,5 +369,5 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 			errs[i] = err
 		}
 	}
-	return errs
+	return errs, true
 }
