@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fieldseal/fieldseal/fschain"
@@ -18,6 +19,9 @@ import (
 
 // tokenLifetimeRSeq is how many reports a command token stays valid for (UntilRSeq).
 const tokenLifetimeRSeq = 1000
+
+// maxCommandBytes bounds the tokens one ack carries, so it stays under wire.MaxMessageSize.
+const maxCommandBytes = 12 << 10
 
 // HandleReport runs the verification pipeline on one encoded report and returns the
 // sealed ack to send back. Both transports use it. On rejection err is a *RejectError
@@ -138,6 +142,13 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	if upgrade != nil {
 		if err := s.queueManifestToken(nd, ds, upgrade, now, ch); err != nil {
 			s.log.Warn("manifest token", "dev", d.ID, "err", err)
+		}
+	} else {
+		// Running what it must: a pending manifest token has done its job.
+		for _, t := range ds.tokens {
+			if t.Action == wire.TokenManifest && !slices.ContainsFunc(ch.UsedTokens, func(id []byte) bool { return bytes.Equal(id, t.ID) }) {
+				ch.UsedTokens = append(ch.UsedTokens, t.ID)
+			}
 		}
 	}
 	tokens := pendingSealed(ds, ch, now)
@@ -295,8 +306,13 @@ func pendingSealed(ds *devState, ch *store.Change, now time.Time) [][]byte {
 		used[string(id)] = true
 	}
 	var out [][]byte
+	size := 0
 	for _, t := range append(append([]store.Token(nil), ds.tokens...), ch.Tokens...) {
 		if !used[string(t.ID)] && t.Expires.After(now) && !t.Used {
+			if size+len(t.Sealed) > maxCommandBytes {
+				continue // the ack must stay under the message limit: the rest go next time
+			}
+			size += len(t.Sealed)
 			out = append(out, t.Sealed)
 		}
 	}

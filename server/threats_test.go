@@ -617,3 +617,37 @@ func TestReprovision(t *testing.T) {
 	}
 	_ = hex.EncodeToString
 }
+
+// A newer manifest: a device still on the old one is accepted and sent the new manifest
+// as a token; once it runs the new one the token stops; going back is wrong-manifest.
+func TestManifestUpgrade(t *testing.T) {
+	e := newEnv(t)
+	v1, m1 := e.manifest("watermeter", 1, "v1", nil)
+	if _, err := e.s.RegisterManifest(context.Background(), v1); err != nil {
+		t.Fatal(err)
+	}
+	d := e.provision("meter-1", "watermeter")
+	d.man = wire.ManifestRef{Product: "watermeter", Version: 1, Root: m1.Root}
+	e.mustSend(d)
+	v2, m2 := e.manifest("watermeter", 2, "v2", nil)
+	if _, err := e.s.RegisterManifest(context.Background(), v2); err != nil {
+		t.Fatal(err)
+	}
+	a := e.mustSend(d)
+	if len(a.Commands) != 1 {
+		t.Fatalf("%d commands, want the manifest token", len(a.Commands))
+	}
+	tok, err := wire.OpenToken(a.Commands[0], "meter-1", d.b.DownlinkKey)
+	if err != nil || tok.Action != wire.TokenManifest || !bytes.Equal(tok.Args.Manifest, v2) {
+		t.Fatalf("token %+v %v", tok, err)
+	}
+	d.log(wire.EntryManifestUpdate, &wire.ManifestUpdatePayload{Old: 1, New: 2})
+	d.man = wire.ManifestRef{Product: "watermeter", Version: 2, Root: m2.Root}
+	if a := e.mustSend(d); len(a.Commands) != 0 {
+		t.Fatal("manifest token still sent after the upgrade")
+	}
+	d.man = wire.ManifestRef{Product: "watermeter", Version: 1, Root: m1.Root}
+	if _, err := e.send(d, nil); server.Reason(err) != "wrong-manifest" {
+		t.Fatalf("downgrade after upgrade: %v", err)
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -147,6 +150,13 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	}
 	if err := s.Start(ctx); err != nil {
 		return fail(env, "server", err)
+	}
+	if addr := os.Getenv("FIELDSEAL_PPROF"); addr != "" {
+		// Profiling for benchmarks, on its own listener (loopback address expected).
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go http.ListenAndServe(addr, mux)
 	}
 	abs, _ := filepath.Abs(*data)
 	storeDesc := filepath.Join(abs, "fieldseal.db") + " (SQLite)"
