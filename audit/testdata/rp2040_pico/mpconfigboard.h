@@ -5,8 +5,8 @@
 #define MICROPY_HW_ENABLE_USBDEV       (0)
 #define MICROPY_HW_ENABLE_UART_REPL    (0)
 #define MICROPY_ENABLE_COMPILER        (0)
-#define MICROPY_EMIT_THUMB             (0)
-#define MICROPY_EMIT_INLINE_THUMB      (0)
+// no MICROPY_EMIT_THUMB/INLINE_THUMB (0): ports/rp2/mpconfigport.h:108-110 defines them
+// (1) without #ifndef and rp2 builds with -Werror, so a (0) here fails to compile
 #define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0)
 #define MICROPY_PY_MACHINE_MEMX        (0)
 #define MICROPY_PY_UCTYPES             (0)

@@ -15,10 +15,10 @@
 // D17: no compiler (§2.2).
 #define MICROPY_ENABLE_COMPILER        (0)
 
-// A7: no native code.
-#define MICROPY_EMIT_THUMB             (0)
-#define MICROPY_EMIT_INLINE_THUMB      (0)
-#define MICROPY_EMIT_RV32              (0)
+// A7: no native code. Do NOT define MICROPY_EMIT_THUMB / MICROPY_EMIT_INLINE_THUMB (or the
+// RV32 variants): ports/rp2/mpconfigport.h:108-115 #defines them (1) without #ifndef and rp2
+// builds with -Werror, so a board's (0) fails to compile. No native .mpy loading, and no
+// compiler (above), so @micropython.native/viper/asm_thumb source never reaches the emitters.
 #define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0)
 
 // A9: no raw memory access.
