@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // connPool is a small pool of pgx connections. pgxpool would do, but it needs
@@ -31,8 +32,8 @@ type pooledConn struct {
 
 const (
 	defaultMaxConns = 4
-	maxLifetime     = time.Hour        // then reconnect: balancers and failovers see new sessions
-	pingAfterIdle   = 30 * time.Second // an idle connection older than this is pinged before use
+	maxLifetime     = time.Hour   // then reconnect: balancers and failovers see new sessions
+	pingAfterIdle   = time.Second // a connection idle longer is pinged before use (as pgxpool does)
 )
 
 var errPoolClosed = errors.New("postgres: store closed")
@@ -107,25 +108,43 @@ func (p *connPool) release(c *pooledConn) {
 	p.mu.Unlock()
 }
 
-// with runs fn on a pooled connection.
-func (p *connPool) with(ctx context.Context, fn func(*pgx.Conn) error) error {
-	c, err := p.acquire(ctx)
-	if err != nil {
+// with runs fn on a pooled connection. When the connection turns out dead (the server
+// restarted, a failover, an idle connection cut by a firewall) fn runs once more on a new
+// one: always for a read (idempotent), for a write only if nothing reached the server.
+func (p *connPool) with(ctx context.Context, idempotent bool, fn func(*pgx.Conn) error) error {
+	for attempt := 0; ; attempt++ {
+		c, err := p.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(c.Conn)
+		dead := err != nil && c.IsClosed()
+		p.release(c)
+		if dead && attempt == 0 && ctx.Err() == nil && (idempotent || pgconn.SafeToRetry(err)) {
+			p.dropIdle() // they are likely dead too
+			continue
+		}
 		return err
 	}
-	defer p.release(c)
-	return fn(c.Conn)
+}
+
+// dropIdle closes every idle connection.
+func (p *connPool) dropIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		closeConn(c)
+	}
 }
 
 // close closes the idle connections now and the others when they are released.
 func (p *connPool) close() {
 	p.mu.Lock()
-	idle := p.idle
-	p.idle, p.closed = nil, true
+	p.closed = true
 	p.mu.Unlock()
-	for _, c := range idle {
-		closeConn(c)
-	}
+	p.dropIdle()
 }
 
 func closeConn(c *pooledConn) {

@@ -75,7 +75,7 @@ func migrate(ctx context.Context, pool *connPool) error {
 		return err
 	}
 	sort.Strings(names)
-	return pool.with(ctx, func(c *pgx.Conn) error {
+	return pool.with(ctx, true, func(c *pgx.Conn) error { // re-run safely: applied migrations are skipped
 		tx, err := c.Begin(ctx)
 		if err != nil {
 			return err
@@ -284,26 +284,43 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 	if len(changes) == 0 {
 		return nil
 	}
-	conn, err := s.pool.acquire(ctx)
+	var errs []error
+	err := s.pool.with(ctx, false, func(conn *pgx.Conn) error {
+		// Nothing is written before BEGIN succeeds, so a connection found dead there is
+		// retried on a new one whatever the error.
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			return beginError{err}
+		}
+		var ok bool
+		if errs, ok = commitTx(ctx, tx, changes, false); !ok {
+			if tx, err = conn.Begin(ctx); err != nil {
+				return err
+			}
+			errs, _ = commitTx(ctx, tx, changes, true)
+		}
+		return nil
+	})
 	if err != nil {
-		errs := make([]error, len(changes))
+		errs = make([]error, len(changes))
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
 	}
-	defer s.pool.release(conn)
-	if errs, ok := commitTx(ctx, conn.Conn, changes, false); ok {
-		return errs
-	}
-	errs, _ := commitTx(ctx, conn.Conn, changes, true)
 	return errs
 }
+
+// beginError marks a failed BEGIN: nothing of the batch reached the server.
+type beginError struct{ err error }
+
+func (e beginError) Error() string     { return e.err.Error() }
+func (e beginError) Unwrap() error     { return e.err }
+func (e beginError) SafeToRetry() bool { return true }
 
 // commitTx runs one attempt. Without savepoints it gives up (ok false, rolled back) at
 // the first change that fails; with them it records the failure, rolls back to the
 // change's savepoint and pipelines the rest.
-func commitTx(ctx context.Context, conn *pgx.Conn, changes []*store.Change, savepoints bool) (errs []error, ok bool) {
+func commitTx(ctx context.Context, tx pgx.Tx, changes []*store.Change, savepoints bool) (errs []error, ok bool) {
 	errs = make([]error, len(changes))
 	fail := func(err error) ([]error, bool) {
 		for i := range errs {
@@ -318,10 +335,6 @@ func commitTx(ctx context.Context, conn *pgx.Conn, changes []*store.Change, save
 		if c.Device != nil {
 			ids = append(ids, c.Device.ID)
 		}
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return fail(err)
 	}
 	defer tx.Rollback(ctx) // no-op after Commit
 	now := time.Now()

@@ -215,3 +215,41 @@ func TestTimes(t *testing.T) {
 		t.Fatalf("zero last_seen came back as %v", got.LastSeen)
 	}
 }
+
+// A server restart or failover kills every connection; the store notices on next use and
+// carries on with new ones, without the caller seeing an error.
+func TestReconnect(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	app := "fs_reconnect_" + fmt.Sprint(time.Now().UnixNano())
+	s := open(t, dsn+"&application_name="+app)
+	ctx := context.Background()
+	if errs := s.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	kill := func() {
+		t.Helper()
+		var n int
+		if err := admin.QueryRow(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("terminated %d connections: %v", n, err)
+		}
+		time.Sleep(50 * time.Millisecond) // let the terminations land
+	}
+	kill()
+	d, err := s.GetDevice(ctx, "m-1")
+	if err != nil {
+		t.Fatalf("read after the connections died: %v", err)
+	}
+	kill()
+	d.AnchorN = 1
+	if err := s.Commit(ctx, []*store.Change{{Device: d}})[0]; err != nil {
+		t.Fatalf("commit after the connections died: %v", err)
+	}
+	if got, _ := s.GetDevice(ctx, "m-1"); got.Version != 2 {
+		t.Fatalf("version %d", got.Version)
+	}
+}

@@ -21,7 +21,7 @@ func isUnique(err error) bool {
 // collect runs a query and scans every row with scan.
 func collect[T any](ctx context.Context, s *Store, scan func(pgx.Rows) (T, error), sql string, args ...any) ([]T, error) {
 	var out []T
-	err := s.pool.with(ctx, func(c *pgx.Conn) error {
+	err := s.pool.with(ctx, true, func(c *pgx.Conn) error {
 		rows, err := c.Query(ctx, sql, args...)
 		if err != nil {
 			return err
@@ -44,22 +44,29 @@ func collect[T any](ctx context.Context, s *Store, scan func(pgx.Rows) (T, error
 
 // lazyRow runs its query when scanned, on a connection held only for the scan.
 type lazyRow struct {
-	s    *Store
-	ctx  context.Context
-	sql  string
-	args []any
+	s          *Store
+	idempotent bool
+	ctx        context.Context
+	sql        string
+	args       []any
 }
 
 func (r lazyRow) Scan(dest ...any) error {
-	return r.s.pool.with(r.ctx, func(c *pgx.Conn) error { return c.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...) })
+	return r.s.pool.with(r.ctx, r.idempotent, func(c *pgx.Conn) error { return c.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...) })
 }
 
 func (s *Store) queryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return lazyRow{s, ctx, sql, args}
+	return lazyRow{s: s, idempotent: true, ctx: ctx, sql: sql, args: args}
+}
+
+// writeRow is queryRow for a statement that writes: not run again on a new connection
+// unless nothing reached the server.
+func (s *Store) writeRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return lazyRow{s: s, ctx: ctx, sql: sql, args: args}
 }
 
 func (s *Store) exec(ctx context.Context, sql string, args ...any) (tag pgconn.CommandTag, err error) {
-	err = s.pool.with(ctx, func(c *pgx.Conn) error {
+	err = s.pool.with(ctx, false, func(c *pgx.Conn) error {
 		tag, err = c.Exec(ctx, sql, args...)
 		return err
 	})
@@ -204,7 +211,7 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) error {
 	// One statement: whether the alert exists is read in the same snapshot as the update.
 	var exists, updated bool
-	err := s.queryRow(ctx, `WITH u AS (UPDATE alerts SET acked_at = $1, acked_by = $2 WHERE id = $3 AND acked_at IS NULL RETURNING 1)
+	err := s.writeRow(ctx, `WITH u AS (UPDATE alerts SET acked_at = $1, acked_by = $2 WHERE id = $3 AND acked_at IS NULL RETURNING 1)
 SELECT EXISTS (SELECT 1 FROM alerts WHERE id = $3), EXISTS (SELECT 1 FROM u)`, ts(at), by, id).Scan(&exists, &updated)
 	switch {
 	case err != nil:
