@@ -402,3 +402,39 @@ func TestExternalBrokerShared(t *testing.T) {
 		t.Fatal("no ack through the shared subscription")
 	}
 }
+
+// A device cache smaller than the fleet drops idle devices and reloads them: nothing is
+// lost and nothing is verified twice.
+func TestSmallDeviceCache(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.DeviceCache = 4 })
+	var devs []*device
+	for i := 0; i < 30; i++ {
+		devs = append(devs, e.provision(fmt.Sprintf("c-%d", i), "watermeter"))
+	}
+	for round := 0; round < 3; round++ {
+		for _, d := range devs {
+			d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(round)})
+			e.mustSend(d)
+		}
+	}
+	for _, d := range devs {
+		if got := e.device(d.b.Device); got.LastRSeq != 3 || got.AnchorN != 3 || got.State != store.StateTrusted {
+			t.Fatalf("%s: %+v", d.b.Device, got)
+		}
+	}
+}
+
+// A flood of garbage is counted; only a bounded number of audit records is written.
+func TestGarbageFloodBounded(t *testing.T) {
+	e := newEnv(t)
+	for i := 0; i < 1000; i++ {
+		e.s.HandleReport(context.Background(), []byte{0xff, byte(i)})
+	}
+	audits := e.audits("")
+	if len(audits) > 450 {
+		t.Fatalf("%d audit records for 1000 garbage reports", len(audits))
+	}
+	if got := e.metric("fieldseal_rejections_unrecorded_total"); got == "" || got == "0" {
+		t.Fatalf("unrecorded counter %q", got)
+	}
+}

@@ -13,10 +13,14 @@ import (
 // store stays the authority: every write is compare-and-set on the row version, and a
 // lost compare-and-set (another replica) reloads the row.
 type deviceCache struct {
-	st store.Store
-	mu sync.Mutex
-	m  map[string]*devState
+	st  store.Store
+	mu  sync.Mutex
+	m   map[string]*devState
+	max int // entries kept; beyond it idle ones are dropped (they reload on their next report)
 }
+
+// defaultCacheSize keeps a million-meter fleet's hot set without holding every row.
+const defaultCacheSize = 200_000
 
 type devState struct {
 	mu     sync.Mutex
@@ -26,7 +30,7 @@ type devState struct {
 }
 
 func newDeviceCache(st store.Store) *deviceCache {
-	return &deviceCache{st: st, m: make(map[string]*devState)}
+	return &deviceCache{st: st, m: make(map[string]*devState), max: defaultCacheSize}
 }
 
 // lock returns the device's state locked; the caller unlocks ds.mu. ds.d is nil when the
@@ -35,6 +39,9 @@ func (c *deviceCache) lock(ctx context.Context, id string, s *Server) (*devState
 	c.mu.Lock()
 	ds, ok := c.m[id]
 	if !ok {
+		if len(c.m) >= c.max {
+			c.evictLocked()
+		}
 		ds = &devState{}
 		c.m[id] = ds
 	}
@@ -74,6 +81,23 @@ func (c *deviceCache) load(ctx context.Context, ds *devState, id string, s *Serv
 	}
 	ds.d, ds.tokens, ds.loaded = d, toks, true
 	return nil
+}
+
+// evictLocked drops about a tenth of the idle entries (map order is random enough). An
+// entry in use is skipped; should a dropped entry and its reloaded twin ever race, the
+// store's compare-and-set lets only one of them win.
+func (c *deviceCache) evictLocked() {
+	n := c.max / 10
+	for id, ds := range c.m {
+		if n <= 0 {
+			return
+		}
+		if ds.mu.TryLock() {
+			delete(c.m, id)
+			ds.mu.Unlock()
+			n--
+		}
+	}
 }
 
 // forget drops a device from the cache (after a lost compare-and-set).

@@ -13,12 +13,13 @@ import (
 // metrics are the server's Prometheus metrics, on their own registry (several servers may
 // live in one test process).
 type metrics struct {
-	reg       *prometheus.Registry
-	accepted  prometheus.Counter
-	rejected  *prometheus.CounterVec
-	latency   prometheus.Histogram
-	verify    prometheus.Histogram
-	batchSize prometheus.Histogram
+	reg        *prometheus.Registry
+	accepted   prometheus.Counter
+	rejected   *prometheus.CounterVec
+	latency    prometheus.Histogram
+	verify     prometheus.Histogram
+	batchSize  prometheus.Histogram
+	unrecorded prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -31,9 +32,10 @@ func newMetrics(s *Server) *metrics {
 		Buckets: prometheus.ExponentialBuckets(0.0002, 1.4, 30)})
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_commit_batch_size", Help: "Changes per group commit.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
+	m.unrecorded = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldseal_rejections_unrecorded_total", Help: "Rejections of unauthenticated input counted but not stored as audit records (flood protection)."})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldseal_commit_queue_depth", Help: "Changes waiting for the group commit."},
 		func() float64 { return float64(s.commit.depth()) })
-	m.reg.MustRegister(m.accepted, m.rejected, m.latency, m.verify, m.batchSize, queue, &stateCollector{s: s},
+	m.reg.MustRegister(m.accepted, m.rejected, m.unrecorded, m.latency, m.verify, m.batchSize, queue, &stateCollector{s: s},
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -180,6 +180,11 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 // rejectUnauth records a rejection of an unauthenticated report: an audit record and a
 // counter, nothing else (S2, S8).
 func (s *Server) rejectUnauth(ctx context.Context, dev string, re *RejectError) error {
+	if !s.recordLimit.Allow() {
+		// A flood of garbage: count it, do not let it fill the disk or the commit queue.
+		s.met.unrecorded.Inc()
+		return re
+	}
 	detail, _ := json.Marshal(map[string]string{"detail": re.Detail})
 	ch := &store.Change{Audits: []store.Audit{{At: s.now(), Actor: "pipeline", Kind: "rejection", Dev: dev, Reason: re.Reason, Detail: string(detail)}}}
 	if err := s.commit.submit(ctx, ch, time.Time{}); err != nil {

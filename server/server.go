@@ -68,6 +68,8 @@ type Config struct {
 
 	// MaxBatch bounds how many changes one group commit writes (default 1024).
 	MaxBatch int
+	// DeviceCache bounds the devices kept in memory (default 200,000).
+	DeviceCache int
 }
 
 // Server is a running fleet server.
@@ -84,6 +86,8 @@ type Server struct {
 	commit *committer
 	met    *metrics
 	alerts *alerter
+
+	recordLimit *rateLimit // audit records of unauthenticated rejections
 
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -146,8 +150,12 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
+	s.recordLimit = newRateLimit(unauthRecordsPerSecond, s.now)
 	s.met = newMetrics(s)
 	s.devs = newDeviceCache(s.st)
+	if cfg.DeviceCache > 0 {
+		s.devs.max = cfg.DeviceCache
+	}
 	s.mans = newManifestCache(s.st)
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
@@ -373,3 +381,36 @@ func (s *Server) PublicKey() ed25519.PublicKey { return s.priv.Public().(ed25519
 
 // DataDir is the data folder.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
+
+// unauthRecordsPerSecond bounds how many rejections of unauthenticated input become audit
+// records (S8): beyond it they are only counted (fieldseal_rejections_unrecorded_total).
+const unauthRecordsPerSecond = 200
+
+// rateLimit is a token bucket of rate tokens per second, burst rate.
+type rateLimit struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+	now    func() time.Time
+}
+
+func newRateLimit(rate float64, _ func() time.Time) *rateLimit {
+	// Real time, not the configured clock: this protects the machine, not the fleet logic.
+	return &rateLimit{rate: rate, tokens: rate, now: time.Now}
+}
+
+func (r *rateLimit) Allow() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if !r.last.IsZero() {
+		r.tokens = min(r.rate, r.tokens+now.Sub(r.last).Seconds()*r.rate)
+	}
+	r.last = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
+}
