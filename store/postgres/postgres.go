@@ -286,8 +286,9 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 	}
 	var errs []error
 	err := s.pool.with(ctx, false, func(conn *pgx.Conn) error {
-		// Nothing is written before BEGIN succeeds, so a connection found dead there is
-		// retried on a new one whatever the error.
+		// Until a BEGIN succeeds nothing of the batch can have been committed (the first
+		// attempt, if any, was rolled back or died with its connection), so a connection
+		// found dead there is replaced and the batch sent again.
 		tx, err := conn.Begin(ctx)
 		if err != nil {
 			return beginError{err}
@@ -295,7 +296,7 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 		var ok bool
 		if errs, ok = commitTx(ctx, tx, changes, false); !ok {
 			if tx, err = conn.Begin(ctx); err != nil {
-				return err
+				return beginError{err}
 			}
 			errs, _ = commitTx(ctx, tx, changes, true)
 		}

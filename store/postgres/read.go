@@ -22,6 +22,7 @@ func isUnique(err error) bool {
 func collect[T any](ctx context.Context, s *Store, scan func(pgx.Rows) (T, error), sql string, args ...any) ([]T, error) {
 	var out []T
 	err := s.pool.with(ctx, true, func(c *pgx.Conn) error {
+		out = nil // a second attempt starts over
 		rows, err := c.Query(ctx, sql, args...)
 		if err != nil {
 			return err
