@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +252,30 @@ func TestReconnect(t *testing.T) {
 	}
 	if got, _ := s.GetDevice(ctx, "m-1"); got.Version != 2 {
 		t.Fatalf("version %d", got.Version)
+	}
+}
+
+// A batch larger than the server's default group (1024) with several entries per report
+// goes through in one pipeline: sending thousands of statements before reading any answer
+// must not stall on full socket buffers.
+func TestLargeBatch(t *testing.T) {
+	s := open(t, pgtest.DSN(t))
+	ctx := context.Background()
+	var batch []*store.Change
+	for i := range 2048 {
+		d := storetest.NewDevice(fmt.Sprintf("m-%04d", i))
+		c := &store.Change{Device: d, Create: true, Audits: []store.Audit{{At: time.Now(), Actor: "test", Kind: "provision", Dev: d.ID, Detail: strings.Repeat("x", 200)}}}
+		for n := uint64(1); n <= 4; n++ {
+			c.Events = append(c.Events, store.Event{Dev: d.ID, Epoch: 1, N: n, Type: 2, Payload: make([]byte, 64), Tag: make([]byte, 16), Head: make([]byte, 32), Received: time.Now()})
+		}
+		batch = append(batch, c)
+	}
+	for i, err := range s.Commit(ctx, batch) {
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	if ev, err := s.ListEvents(ctx, store.Page{Dev: "m-2047"}); err != nil || len(ev) != 4 {
+		t.Fatalf("events %v %v", ev, err)
 	}
 }
