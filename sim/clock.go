@@ -11,7 +11,8 @@ import (
 // compressed time as the devices.
 type Clock struct {
 	mu        sync.Mutex
-	origin    time.Time
+	start     time.Time // origin at creation: Origin() keeps returning it
+	origin    time.Time // virtual time at wallStart
 	speed     float64
 	wallStart time.Time
 	running   bool
@@ -23,7 +24,7 @@ func NewClock(origin time.Time, speed float64) *Clock {
 	if speed <= 0 {
 		speed = 1
 	}
-	return &Clock{origin: origin, speed: speed, wallNow: time.Now}
+	return &Clock{start: origin, origin: origin, speed: speed, wallNow: time.Now}
 }
 
 // Start sets the clock running.
@@ -47,11 +48,27 @@ func (c *Clock) Now() time.Time {
 	return c.origin.Add(time.Duration(float64(el) * c.speed))
 }
 
+// SetSpeed changes the rate from now on; virtual time stays continuous.
+func (c *Clock) SetSpeed(speed float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		w := c.wallNow()
+		c.origin = c.origin.Add(time.Duration(float64(w.Sub(c.wallStart)) * c.speed))
+		c.wallStart = w
+	}
+	c.speed = speed
+}
+
 // Origin is where the clock started.
-func (c *Clock) Origin() time.Time { return c.origin }
+func (c *Clock) Origin() time.Time { return c.start }
 
 // Speed is virtual seconds per wall second.
-func (c *Clock) Speed() float64 { return c.speed }
+func (c *Clock) Speed() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.speed
+}
 
 // Wall converts a virtual duration to the wall time it takes.
-func (c *Clock) Wall(d time.Duration) time.Duration { return time.Duration(float64(d) / c.speed) }
+func (c *Clock) Wall(d time.Duration) time.Duration { return time.Duration(float64(d) / c.Speed()) }

@@ -31,7 +31,7 @@ type Config struct {
 	Manifest       wire.ManifestRef
 	Files          uint32   // files in the manifest: what an honest check reports
 	Scenarios      []string // names to inject (Names()); nil: all; empty non-nil: none
-	OfflineShare   float64  // share of honest meters with one battery-style offline period; default 0.05
+	OfflineShare   float64  // share of honest meters with one battery-style offline period; default 0.05, negative: none
 	Workers        int      // concurrent meter steps; default 64
 
 	// Provision returns the bundle of a new device.
@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Town, error) {
 
 func (t *Town) provision(ctx context.Context) error {
 	now := uint64(t.cfg.Clock.Now().Unix())
-	sem := make(chan struct{}, 16)
+	sem := make(chan struct{}, max(16, t.cfg.Workers))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
@@ -294,6 +294,9 @@ func (m *Meter) Registered(t time.Time) float64 {
 	}
 	return c
 }
+
+// ResetMaxLag starts a new window for Stats().MaxLag.
+func (t *Town) ResetMaxLag() { t.maxLag.Store(0) }
 
 // Stats returns the counters so far.
 func (t *Town) Stats() Stats {
