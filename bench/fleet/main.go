@@ -135,7 +135,9 @@ func run(meters int, levels string, level time.Duration, workers int, dir string
 	town, err := sim.New(ctx, sim.Config{Meters: meters, PerDistrict: 1000, Seed: 7, Clock: clock, Span: 24 * time.Hour, ReportInterval: interval,
 		Manifest: wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root}, Files: 1, Scenarios: []string{},
 		OfflineShare: -1, Workers: workers, HTTPEvery: 1,
-		Provision: func(ctx context.Context, id string) (*wire.Bundle, error) { return srv.ProvisionDevice(ctx, id, m.Product) },
+		Provision: func(ctx context.Context, id string) (*wire.Bundle, error) {
+			return srv.ProvisionDevice(ctx, id, m.Product)
+		},
 		Dial: func(ctx context.Context, b *wire.Bundle, _ bool) (agent.Transport, error) {
 			return agent.Dial(ctx, b.HTTP, b, agent.DialOptions{HTTP: hc, Timeout: 30 * time.Second})
 		},
