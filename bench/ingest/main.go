@@ -92,17 +92,30 @@ func main() {
 	token := strings.TrimSpace(string(tokenB))
 
 	devs := provisionAll(base, token, *nDevices)
+	pid := srv.Process.Pid
+	c0 := cpuTime(pid)
 	mq := mqttPhase(mqttAddr, devs)
+	c1 := cpuTime(pid)
 	lat1 := serverLatency(base, token)
 	hb := httpPhase(base, devs)
+	c2 := cpuTime(pid)
 	lat2 := serverLatency(base, token)
+	mqCPU := (c1 - c0) / time.Duration(max(1, mq.n))
+	hbCPU := (c2 - c1) / time.Duration(max(1, hb.n))
 
 	fmt.Printf("\n%-46s %12s %10s %10s\n", "phase", "reports/s", "p50", "p99")
 	fmt.Printf("%-46s %12.0f %10s %10s\n", "raw broker publish→deliver (mochi, no processing)", raw, "-", "-")
 	fmt.Printf("%-46s %12.0f %10s %10s\n", "MQTT: verified + durably stored", mq.rate, ms(lat1.p50), ms(lat1.p99))
 	fmt.Printf("%-46s %12s %10s %10s\n", "  (client publish→ack on downlink)", "", ms(mq.p50), ms(mq.p99))
 	fmt.Printf("%-46s %12.0f %10s %10s\n", fmt.Sprintf("HTTP batch of %d: verified + durably stored", *batch), hb.rate, ms(lat2.p50), ms(lat2.p99))
-	fmt.Printf("\nlatency p50/p99 of the verified phases: server receive→commit histogram (cumulative after each phase).\n")
+	fmt.Printf("\nserver process CPU per report: MQTT %s (broker included), HTTP batch %s; the load generator shares the machine.\n",
+		mqCPU.Round(time.Microsecond), hbCPU.Round(time.Microsecond))
+	if mqCPU > 0 && hbCPU > 0 {
+		cores := float64(runtime.NumCPU())
+		fmt.Printf("if the server had the %d CPUs to itself: ≈ %.0f reports/s over MQTT, ≈ %.0f over HTTP batch\n",
+			int(cores), cores/mqCPU.Seconds(), cores/hbCPU.Seconds())
+	}
+	fmt.Printf("latency p50/p99 of the verified phases: server receive→commit histogram (cumulative after each phase).\n")
 	fmt.Printf("rejected during the run: %s\n", rejected(base, token))
 }
 
@@ -214,7 +227,23 @@ func provisionAll(base, token string, n int) []*simDevice {
 
 type result struct {
 	rate     float64
+	n        int64
 	p50, p99 time.Duration
+}
+
+// cpuTime is the user+system CPU time of process pid (Linux /proc; 0 elsewhere).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
@@ -288,7 +317,7 @@ func mqttPhase(addr string, devs []*simDevice) result {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	r := result{rate: float64(count.Load()) / el.Seconds(), p50: percentile(lats, 0.5), p99: percentile(lats, 0.99)}
+	r := result{rate: float64(count.Load()) / el.Seconds(), n: count.Load(), p50: percentile(lats, 0.5), p99: percentile(lats, 0.99)}
 	fmt.Printf("MQTT: %d reports acked in %s\n", count.Load(), el.Round(time.Millisecond))
 	return r
 }
@@ -335,7 +364,7 @@ func httpPhase(base string, devs []*simDevice) result {
 	wg.Wait()
 	el := time.Since(start)
 	fmt.Printf("HTTP: %d reports acked in %s (%d gateways)\n", count.Load(), el.Round(time.Millisecond), gateways)
-	return result{rate: float64(count.Load()) / el.Seconds()}
+	return result{rate: float64(count.Load()) / el.Seconds(), n: count.Load()}
 }
 
 // rawBroker measures publish→deliver through a bare mochi broker: publishers send QoS 1
