@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -208,6 +209,22 @@ func (m stmtErr) wrap(pe *pgconn.PgError) error {
 	return fmt.Errorf("%s: %w", m.what, pe)
 }
 
+// ofChange tells an error of one change (a lost compare-and-set, a duplicate key, bad
+// data, a lost race) from one of the database or the session (a statement timeout, a
+// shutdown, a full disk), which fails the whole batch at once: trying the other changes
+// would only meet it again, each after its own timeout.
+func ofChange(pe *pgconn.PgError) bool {
+	switch {
+	case pe.Code == "FS409":
+		return true
+	case strings.HasPrefix(pe.Code, "23"), // integrity constraint violation
+		strings.HasPrefix(pe.Code, "22"), // data exception
+		strings.HasPrefix(pe.Code, "40"): // transaction rollback: deadlock, serialization
+		return true
+	}
+	return false
+}
+
 // queueChange adds change i's statements to b, between SAVEPOINT and RELEASE if savepoint.
 func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time.Time, savepoint bool) []stmtErr {
 	q := func(m stmtErr, sql string, args ...any) {
@@ -354,7 +371,7 @@ func commitTx(ctx context.Context, tx pgx.Tx, changes []*store.Change, savepoint
 		for _, m := range marks {
 			if _, err := br.Exec(); err != nil {
 				var pe *pgconn.PgError
-				if m.change < 0 || !errors.As(err, &pe) {
+				if m.change < 0 || !errors.As(err, &pe) || !ofChange(pe) {
 					br.Close()
 					return fail(err)
 				}

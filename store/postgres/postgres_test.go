@@ -279,3 +279,50 @@ func TestLargeBatch(t *testing.T) {
 		t.Fatalf("events %v %v", ev, err)
 	}
 }
+
+// An error of the database rather than of one change (here a statement timeout while a
+// row is locked elsewhere) fails the whole batch at once: nothing is applied and the
+// other changes do not each wait for their own timeout.
+func TestStatementTimeoutFailsBatch(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn+"&statement_timeout=300ms")
+	ctx := context.Background()
+	tok := make([]byte, 16)
+	if err := s.Commit(ctx, []*store.Change{{Tokens: []store.Token{{ID: tok, Dev: "m-1", Epoch: 1, Action: "clear", Sealed: []byte("x"), Issued: time.Now(), Expires: time.Now().Add(time.Hour)}}}})[0]; err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	tx, err := admin.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM tokens WHERE id = $1 FOR UPDATE`, tok); err != nil {
+		t.Fatal(err)
+	}
+	var batch []*store.Change
+	for i := range 5 {
+		c := &store.Change{Audits: []store.Audit{{At: time.Now(), Actor: "test", Kind: fmt.Sprint(i)}}}
+		if i == 2 {
+			c.UsedTokens = [][]byte{tok}
+		}
+		batch = append(batch, c)
+	}
+	start := time.Now()
+	errs := s.Commit(ctx, batch)
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("batch took %v", d)
+	}
+	for i, err := range errs {
+		if err == nil || errors.Is(err, store.ErrConflict) {
+			t.Errorf("change %d: %v", i, err)
+		}
+	}
+	if au, _ := s.ListAudit(ctx, store.Page{}); len(au) != 0 {
+		t.Fatalf("%d audit records of a failed batch", len(au))
+	}
+}
