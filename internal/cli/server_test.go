@@ -3,9 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -149,4 +159,80 @@ func TestServerPortInUse(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// --config: a TOML file sets what the flags set, plus TLS for HTTP and MQTT.
+func TestServerTOMLConfigWithTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certPath, certPEM, 0o644)
+	os.WriteFile(keyPath, keyPEM, 0o600)
+	httpAddr, mqttAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	data := filepath.Join(dir, "data")
+	conf := fmt.Sprintf(`data = %q
+http = %q
+mqtt = %q
+log_level = "warn"
+silent_after = 5
+[http_tls]
+cert = %q
+key = %q
+[mqtt_tls]
+cert = %q
+key = %q
+`, data, httpAddr, mqttAddr, certPath, keyPath, certPath, keyPath)
+	confPath := filepath.Join(dir, "fieldseal.toml")
+	os.WriteFile(confPath, []byte(conf), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, &Env{Stdout: &out, Stderr: &errOut}, []string{"server", "--config", confPath})
+	}()
+	defer func() { cancel(); <-done }()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	tlsConf := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}, Timeout: 5 * time.Second}
+	var err error
+	for i := 0; i < 200; i++ {
+		var resp *http.Response
+		if resp, err = hc.Get("https://" + httpAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("HTTPS: %v (%s)", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), "https://") || !strings.Contains(out.String(), data) {
+		t.Fatalf("start message: %s", out.String())
+	}
+	c, err := tls.Dial("tcp", mqttAddr, tlsConf)
+	if err != nil {
+		t.Fatalf("MQTT over TLS: %v", err)
+	}
+	c.Close()
+	if _, err := os.Stat(filepath.Join(data, "admin.token")); err != nil {
+		t.Fatal("the data folder from the config file was not used")
+	}
+}
+
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fieldseal test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
