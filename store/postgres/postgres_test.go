@@ -326,3 +326,43 @@ func TestStatementTimeoutFailsBatch(t *testing.T) {
 		t.Fatalf("%d audit records of a failed batch", len(au))
 	}
 }
+
+// PostgreSQL filters overdue devices itself, exactly as DeviceFilter.Overdue decides (the
+// suite accepts a superset).
+func TestOverdueExact(t *testing.T) {
+	s := open(t, pgtest.DSN(t))
+	ctx := context.Background()
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	f := store.DeviceFilter{OverdueAt: at, Missed: 3, DefaultInterval: 15 * time.Minute}
+	var want []string
+	for i, c := range []struct {
+		seen     time.Duration // before at
+		interval uint32
+	}{{0, 60}, {2 * time.Minute, 60}, {3 * time.Minute, 60}, {3*time.Minute + time.Microsecond, 60}, {40 * time.Minute, 0}, {50 * time.Minute, 0}, {30 * 24 * time.Hour, 86400}} {
+		d := storetest.NewDevice(fmt.Sprintf("m-%d", i))
+		d.ReportInterval = c.interval
+		if c.seen > 0 {
+			d.LastSeen = at.Add(-c.seen)
+		}
+		if f.Overdue(d) {
+			want = append(want, d.ID)
+		}
+		if err := s.Commit(ctx, []*store.Change{{Device: d, Create: true}})[0]; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListDevices(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, d.ID)
+	}
+	if fmt.Sprint(ids) != fmt.Sprint(want) || len(want) != 3 {
+		t.Fatalf("overdue %v, want %v", ids, want)
+	}
+	if got, _ := s.ListDevices(ctx, store.DeviceFilter{OverdueAt: at, Missed: 3, DefaultInterval: 15 * time.Minute, Limit: 1}); len(got) != 1 {
+		t.Fatalf("limit: %d devices", len(got))
+	}
+}

@@ -90,11 +90,18 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error)
 }
 
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
-	q := `SELECT ` + deviceCols + ` FROM devices WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2) ORDER BY id`
+	q := `SELECT ` + deviceCols + ` FROM devices WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2)`
 	args := []any{f.State, f.Product}
+	if !f.OverdueAt.IsZero() {
+		// Seen, and last seen more than Missed report intervals (0: the default) before
+		// OverdueAt: exactly DeviceFilter.Overdue, at the store's microseconds.
+		q += ` AND last_seen IS NOT NULL AND last_seen + $3::bigint * (CASE WHEN report_interval > 0 THEN report_interval * 1000000 ELSE $4::bigint END) * interval '1 microsecond' < $5`
+		args = append(args, int64(f.Missed), f.DefaultInterval.Microseconds(), f.OverdueAt)
+	}
+	q += ` ORDER BY id`
 	if f.Limit > 0 {
-		q += ` LIMIT $3`
 		args = append(args, f.Limit)
+		q += fmt.Sprintf(` LIMIT $%d`, len(args))
 	}
 	return collect(ctx, s, func(r pgx.Rows) (*store.Device, error) { return scanDevice(r) }, q, args...)
 }
