@@ -438,3 +438,37 @@ func TestGarbageFloodBounded(t *testing.T) {
 		t.Fatalf("unrecorded counter %q", got)
 	}
 }
+
+// The silence check runs on its own timer.
+func TestSilenceTimer(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) { c.SilentCheck = 20 * time.Millisecond })
+	d := e.provision("meter-1", "watermeter")
+	e.mustSend(d)
+	e.clock.Add(time.Hour) // default interval 900 s × 3
+	deadline := time.Now().Add(5 * time.Second)
+	for e.device("meter-1").State != store.StateSilent {
+		if time.Now().After(deadline) {
+			t.Fatal("the timer did not mark the device silent")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A device clock that runs backwards within one boot is an anomaly: suspect, then a clean
+// report brings the device back.
+func TestClockAnomaly(t *testing.T) {
+	e := newEnv(t)
+	d := e.provision("meter-1", "watermeter")
+	e.mustSend(d)
+	if _, err := e.send(d, func(r *wire.Report) { r.Time -= 7200 }); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.device("meter-1"); st.State != store.StateSuspect || st.StateReason != "clock" {
+		t.Fatalf("%s %s", st.State, st.StateReason)
+	}
+	e.clock.Add(3 * time.Hour)
+	e.mustSend(d)
+	if st := e.device("meter-1").State; st != store.StateTrusted {
+		t.Fatalf("after a clean report: %s", st)
+	}
+}

@@ -48,9 +48,6 @@ func (s *Server) transition(nd *store.Device, state, reason string, now time.Tim
 		ch.Audits = append(ch.Audits, store.Audit{At: now, Actor: "pipeline", Kind: "evidence", Dev: nd.ID, Reason: reason, Detail: string(ev)})
 		return false
 	}
-	if state != store.StateTampered && state != store.StateSuspect && stateRank[nd.State] > stateRank[state] && nd.State != store.StateSilent && nd.State != store.StateService {
-		return false
-	}
 	from := nd.State
 	if evidence == nil {
 		evidence = map[string]any{}
