@@ -322,7 +322,7 @@ func (e *env) metric(name string) string {
 // mqttDevice connects to the embedded broker as dev with password.
 func mqttConnect(t *testing.T, addr, user, password string) (paho.Client, error) {
 	t.Helper()
-	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(user + "-" + time.Now().Format("150405.000000")).
+	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(user + "/" + time.Now().Format("150405.000000")).
 		SetUsername(user).SetPassword(password).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second)
 	c := paho.NewClient(opts)
 	tok := c.Connect()
@@ -340,3 +340,10 @@ type (
 	pahoClient  = paho.Client
 	pahoMessage = paho.Message
 )
+
+func pahoOptions(addr, clientID, user, password string) *paho.ClientOptions {
+	return paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(clientID).SetUsername(user).SetPassword(password).
+		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(5 * time.Second)
+}
+
+func newPaho(o *paho.ClientOptions) paho.Client { return paho.NewClient(o) }

@@ -16,6 +16,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // MQTT topics (docs/PROTOCOL.md, "Transports").
@@ -98,7 +100,12 @@ func (h *brokerHook) Provides(b byte) bool {
 
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	dev := string(pk.Connect.Username)
-	if dev == "" || len(dev) > 64 {
+	if !wire.ValidDeviceID(dev) {
+		return false
+	}
+	// The client id is the device id (or "<dev>/<suffix>"): a device cannot take over
+	// another's session by connecting under its client id.
+	if cid := pk.Connect.ClientIdentifier; cid != dev && !strings.HasPrefix(cid, dev+"/") {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

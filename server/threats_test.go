@@ -651,3 +651,16 @@ func TestManifestUpgrade(t *testing.T) {
 		t.Fatalf("downgrade after upgrade: %v", err)
 	}
 }
+
+// S3 (sessions): a device cannot connect under another device's client id.
+func TestThreatS3_ClientIDTakeover(t *testing.T) {
+	e := newEnv(t)
+	a := e.provision("meter-a", "watermeter")
+	e.provision("meter-b", "watermeter")
+	opts := pahoOptions(e.s.MQTTAddr(), "meter-b", "meter-a", server.MQTTPassword(a.b.UplinkKey))
+	c := newPaho(opts)
+	if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+		c.Disconnect(0)
+		t.Fatal("meter-a connected with meter-b's client id")
+	}
+}
