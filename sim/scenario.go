@@ -44,6 +44,10 @@ func (s *Scenario) Note() string {
 	return s.note
 }
 
+// Mark records the injection (the first call sets the time): for scenarios driven outside
+// the town, such as those on MicroPython meters.
+func (s *Scenario) Mark(t time.Time, note string) { s.mark(t, note) }
+
 func (s *Scenario) mark(t time.Time, note string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

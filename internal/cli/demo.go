@@ -18,7 +18,7 @@ func init() {
 }
 
 func runDemo(ctx context.Context, env *Env, args []string) int {
-	fs := newFlags(env, "demo", "[--meters N] [--for DURATION] [--speed X] [--json] [--open] [--data DIR]")
+	fs := newFlags(env, "demo", "[--meters N] [--for DURATION] [--speed X] [--json] [--open] [--data DIR] [--micropython N]")
 	meters := fs.Int("meters", 500, "household meters to simulate (plus one inlet meter per 100)")
 	dur := fs.Duration("for", 45*time.Second, "wall-clock time the simulation runs")
 	speed := fs.Float64("speed", 0, "virtual seconds per wall second (default: one virtual day in --for)")
@@ -26,6 +26,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	open := fs.Bool("open", false, "open the dashboard in a browser and keep the server running until Ctrl-C")
 	data := fs.String("data", "", "server data folder to keep (default: a temporary folder, removed at the end)")
 	seed := fs.Uint64("seed", 1, "random seed: victims, consumption, offline periods")
+	mp := fs.Int("micropython", 0, "also run N meters as the real MicroPython guard (needs Node.js and mpy-cross)")
 	if _, code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -37,7 +38,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if *asJSON {
 		progress = env.Stderr
 	}
-	o := demo.Options{Meters: *meters, For: *dur, Speed: *speed, DataDir: *data, Seed: *seed,
+	o := demo.Options{Meters: *meters, For: *dur, Speed: *speed, DataDir: *data, Seed: *seed, MicroPython: *mp,
 		Progress: progress, Terminal: isTerminal(progress)}
 	if *open {
 		o.Hold = func(r *demo.Result, _ store.Store) {

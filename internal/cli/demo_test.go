@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fieldseal/fieldseal/internal/testenv"
 )
 
 // TestDemo runs the README's main job as CI does: `fieldseal demo --meters 200 --for 30s
@@ -61,5 +63,49 @@ func TestDemo(t *testing.T) {
 	}
 	if code != ExitOK || !r.OK {
 		t.Errorf("exit code %d, ok %v; want 0 and true", code, r.OK)
+	}
+}
+
+// TestDemoMicroPython adds meters running the real MicroPython guard (WebAssembly port
+// under Node.js) to a short demo: they report to the same server, the honest ones stay
+// trusted and an edit-and-restore on one of them is caught.
+func TestDemoMicroPython(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo runs for 15 s")
+	}
+	testenv.Node(t)
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"demo", "--meters", "50", "--for", "15s", "--micropython", "2", "--json"})
+	var r struct {
+		Scenarios []struct {
+			Name, Device, Reason string
+			OK                   bool
+		}
+		MicroPython string `json:"micropython"`
+		FalseAlarms int    `json:"false_alarms"`
+		OK          bool
+	}
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("exit %d: %v\n%s\n%s", code, err, out.String(), errb.String())
+	}
+	if !strings.HasPrefix(r.MicroPython, "2 meters run the MicroPython guard") {
+		t.Fatalf("micropython: %q", r.MicroPython)
+	}
+	found := false
+	for _, s := range r.Scenarios {
+		if s.Name == "mp-code-edit-restore" {
+			found = true
+			if !s.OK {
+				t.Errorf("edit-and-restore on %s not caught: %s", s.Device, s.Reason)
+			}
+		}
+	}
+	if !found {
+		t.Error("no MicroPython scenario in the verdict")
+	}
+	if code != ExitOK || !r.OK || r.FalseAlarms != 0 {
+		t.Errorf("exit %d, ok %v, false alarms %d", code, r.OK, r.FalseAlarms)
 	}
 }

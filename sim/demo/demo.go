@@ -42,6 +42,10 @@ type Options struct {
 	Seed      uint64        // default 1
 	HTTPEvery int           // every n-th meter reports over HTTP, the rest over MQTT; default 10
 	Workers   int           // concurrent meter steps; default 64
+	// MicroPython adds this many meters running the real MicroPython guard (Node.js and
+	// mpy-cross needed; skipped with a note otherwise); with two or more, the last one is
+	// the victim of an edit-and-restore.
+	MicroPython int
 	// Progress receives the live progress line(s); nil for none. Terminal says whether it
 	// is a terminal (one updating line) or not (a line every few seconds).
 	Progress io.Writer
@@ -87,6 +91,7 @@ type Result struct {
 	WallSeconds float64                 `json:"wall_seconds"`
 	MaxLag      string                  `json:"max_report_lag"`
 	Manifest    string                  `json:"manifest"`
+	MicroPython string                  `json:"micropython,omitempty"`
 	Dashboard   string                  `json:"dashboard,omitempty"`
 	Inspections []*analytics.Inspection `json:"inspections"`
 	OK          bool                    `json:"ok"`
@@ -134,7 +139,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	signed, how, err := demoManifest(ctx, filepath.Join(dir, "build"), vendor, interval, origin)
+	dist := filepath.Join(dir, "build")
+	signed, how, err := demoManifest(ctx, dist, vendor, interval, origin)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
@@ -232,6 +238,26 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	w := newWatcher(srv, town)
 	w.logf = tc.Logf
+	var mps []*mpMeter
+	if o.MicroPython > 0 {
+		mps, err = startMicroPython(ctx, o.MicroPython, dist, tc.Provision, func(ctx context.Context, b *wire.Bundle) (agent.Transport, error) {
+			return agent.Dial(ctx, b.HTTP, b, agent.DialOptions{HTTP: httpClient, Timeout: 60 * time.Second})
+		}, origin, filepath.Join(dir, "micropython"))
+		defer func() { closeMicroPython(mps) }()
+		if err != nil {
+			res.MicroPython = fmt.Sprintf("MicroPython meters skipped: %v", err)
+			closeMicroPython(mps)
+			mps = nil
+		} else {
+			res.MicroPython = fmt.Sprintf("%d meters run the MicroPython guard (WebAssembly port under Node.js)", len(mps))
+			if s := mpScenario(mps, origin.Add(span*42/100)); s != nil {
+				w.extra = append(w.extra, s)
+			}
+		}
+		if o.Progress != nil {
+			fmt.Fprintln(o.Progress, res.MicroPython)
+		}
+	}
 	wall := time.Now()
 	clock.Start()
 	until := origin.Add(span)
@@ -243,6 +269,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer wg.Done()
 		w.loop(runCtx, clock, o.Progress, o.Terminal, until)
 	}()
+	if len(mps) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runMicroPython(runCtx, mps, clock, tc.Logf)
+		}()
+	}
 	runErr := town.Run(runCtx, until)
 	cancel()
 	wg.Wait()

@@ -29,6 +29,11 @@ type watcher struct {
 	insp      map[int]*analytics.Inspection
 	topSince  map[string]time.Time // bypass scenario device → since when it tops its list
 	logf      func(format string, args ...any)
+	extra     []*sim.Scenario // scenarios on meters outside the town (MicroPython)
+}
+
+func (w *watcher) scenarios() []*sim.Scenario {
+	return append(append([]*sim.Scenario(nil), w.town.Scenarios()...), w.extra...)
 }
 
 func newWatcher(srv *server.Server, town *sim.Town) *watcher {
@@ -251,7 +256,7 @@ func (w *watcher) detection(s *sim.Scenario) (ok bool, at time.Time, reason stri
 
 // progress counts the scenarios caught so far among those due.
 func (w *watcher) progress(now time.Time) (done, due int) {
-	for _, s := range w.town.Scenarios() {
+	for _, s := range w.scenarios() {
 		if !s.ExpectAlarm || s.Injected().IsZero() {
 			continue
 		}
@@ -267,7 +272,7 @@ func (w *watcher) verdict(ctx context.Context, res *Result) error {
 	st := w.srv.Store()
 	scen := map[string]bool{}
 	res.OK = true
-	for _, s := range w.town.Scenarios() {
+	for _, s := range w.scenarios() {
 		scen[s.Device] = true
 		r := ScenarioResult{Name: s.Name, Title: s.Title, Threat: s.Threat, Device: s.Device, Expect: "alarm"}
 		if inj := s.Injected(); !inj.IsZero() {
@@ -341,8 +346,11 @@ func PrintTable(out io.Writer, r *Result) {
 	fmt.Fprintf(out, "\n%s\n", r.Manifest)
 	fmt.Fprintf(out, "%d meters + %d district inlet meters (%d over MQTT, %d over HTTP); virtual %s → %s at %.0fx in %.0fs wall\n",
 		r.Meters, r.Inlets, r.OverMQTT, r.OverHTTP, r.Start.Format("2006-01-02 15:04"), r.End.Format("01-02 15:04"), r.Speed, r.WallSeconds)
+	if r.MicroPython != "" {
+		fmt.Fprintln(out, r.MicroPython)
+	}
 	fmt.Fprintf(out, "%d reports sent, %d acknowledged, %d refused by the server; worst report lateness %s (virtual)\n\n", r.Reports, r.Acked, r.Rejected, r.MaxLag)
-	fmt.Fprintf(out, "%-18s %-9s %-12s %-9s %-9s %-7s %-11s %s\n", "SCENARIO", "THREAT", "DEVICE", "INJECTED", "DETECTED", "AFTER", "STATE", "EVIDENCE")
+	fmt.Fprintf(out, "%-20s %-9s %-12s %-9s %-9s %-7s %-11s %s\n", "SCENARIO", "THREAT", "DEVICE", "INJECTED", "DETECTED", "AFTER", "STATE", "EVIDENCE")
 	for _, s := range r.Scenarios {
 		inj, det, after := "-", "-", "-"
 		if s.InjectedAt != nil {
@@ -366,7 +374,7 @@ func PrintTable(out io.Writer, r *Result) {
 		if !s.OK {
 			mark = "FAIL"
 		}
-		fmt.Fprintf(out, "%-18s %-9s %-12s %-9s %-9s %-7s %-11s %s [%s]\n", s.Name, s.Threat, s.Device, inj, det, after, s.State, s.Reason, mark)
+		fmt.Fprintf(out, "%-20s %-9s %-12s %-9s %-9s %-7s %-11s %s [%s]\n", s.Name, s.Threat, s.Device, inj, det, after, s.State, s.Reason, mark)
 	}
 	fmt.Fprintf(out, "\nfalse alarms among honest meters: %d", r.FalseAlarms)
 	if r.FalseAlarms > 0 {
