@@ -181,7 +181,16 @@ func (r *Runner) Check(ctx context.Context) (bad []wire.Finding, err error) {
 		}
 		r.cfg.Logf("%s: check found %d problem(s): %s", r.cfg.Bundle.Device, len(bad), strings.Join(list, ", "))
 	}
-	return bad, r.dev.Check(now, uint32(res.Checked), bad, nil, nil)
+	// The check-fail entry carries the expected digest prefix of each bad file (what the
+	// manifest says), so the evidence names exactly which sealed version was replaced.
+	var expected map[string][]byte
+	if len(bad) > 0 {
+		expected = map[string][]byte{}
+		for _, f := range m.Files {
+			expected[f.Path] = f.SHA256
+		}
+	}
+	return bad, r.dev.Check(now, uint32(res.Checked), bad, expected, nil)
 }
 
 // Cover records the enclosure switch.
