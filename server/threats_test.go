@@ -664,3 +664,34 @@ func TestThreatS3_ClientIDTakeover(t *testing.T) {
 		t.Fatal("meter-a connected with meter-b's client id")
 	}
 }
+
+// A device pinned to a manifest version must run exactly that one.
+func TestPinnedManifest(t *testing.T) {
+	e := newEnv(t)
+	v1, m1 := e.manifest("watermeter", 1, "v1", nil)
+	v2, m2 := e.manifest("watermeter", 2, "v2", nil)
+	for _, m := range [][]byte{v1, v2} {
+		if _, err := e.s.RegisterManifest(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b wire.Bundle
+	if code := e.api("POST", "/api/v1/devices", e.s.AdminToken(), map[string]any{"device": "pinned", "product": "watermeter", "manifest": 1}, &b); code != 201 {
+		t.Fatal(code)
+	}
+	if b.ManifestVersion != 1 {
+		t.Fatalf("bundle version %d", b.ManifestVersion)
+	}
+	d := e.newDevice(&b)
+	d.man = wire.ManifestRef{Product: "watermeter", Version: 1, Root: m1.Root}
+	if a := e.mustSend(d); len(a.Commands) != 0 {
+		t.Fatal("a pinned device was sent a manifest")
+	}
+	d.man = wire.ManifestRef{Product: "watermeter", Version: 2, Root: m2.Root}
+	if _, err := e.send(d, nil); server.Reason(err) != "wrong-manifest" {
+		t.Fatalf("pinned device on another version: %v", err)
+	}
+	if code := e.api("POST", "/api/v1/devices", e.s.AdminToken(), map[string]any{"device": "p2", "product": "watermeter", "manifest": 9}, nil); code != 400 {
+		t.Fatalf("pin to an unknown version: %d", code)
+	}
+}
