@@ -259,11 +259,18 @@ func TestPortInUse(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), e.s.HTTPAddr()) || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("HTTP port in use: %v", err)
 	}
-	s3, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "off", MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
+	httpAddr := testenv.FreeAddr(t)
+	s3, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
 	err = s3.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.MQTTAddr()) || !strings.Contains(err.Error(), "--mqtt") {
 		t.Fatalf("MQTT port in use: %v", err)
 	}
+	// the failed start released its HTTP port
+	s4, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
+	if err := s4.Start(context.Background()); err != nil {
+		t.Fatalf("HTTP port still held after a failed start: %v", err)
+	}
+	s4.Shutdown(context.Background())
 }
 
 // Provisioning over the API returns the bundle once; the API never shows secrets.

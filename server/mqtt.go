@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -54,6 +56,9 @@ func devFromUp(topic string) (string, bool) {
 func (s *Server) startBroker() error {
 	ln, err := listen(s.cfg.MQTTAddr, "--mqtt")
 	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "already in use") {
+			return fmt.Errorf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr)
+		}
 		return err
 	}
 	ln.Close() // probe only: mochi opens its own listener on the same address
@@ -72,7 +77,7 @@ func (s *Server) startBroker() error {
 	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "fieldseal", Address: s.cfg.MQTTAddr, TLSConfig: s.cfg.MQTTTLS})
 	if err := b.AddListener(tcp); err != nil {
 		if strings.Contains(err.Error(), "address already in use") {
-			return fmt.Errorf("port of %s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker", s.cfg.MQTTAddr)
+			return fmt.Errorf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr)
 		}
 		return fmt.Errorf("MQTT listener on %s (--mqtt): %w", s.cfg.MQTTAddr, err)
 	}

@@ -260,13 +260,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.MQTTBroker != "" {
 		ext, err := s.connectExternal(ctx)
 		if err != nil {
-			s.stopAll()
+			s.abortStart()
 			return err
 		}
 		s.ext = ext
 	} else if s.cfg.MQTTAddr != "off" {
 		if err := s.startBroker(); err != nil {
-			s.stopAll()
+			s.abortStart()
 			return err
 		}
 	}
@@ -293,7 +293,7 @@ func listen(addr, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-			return nil, fmt.Errorf("port of %s is already in use (another process listens there): choose another address with %s", addr, flag)
+			return nil, fmt.Errorf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag)
 		}
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
 	}
@@ -329,6 +329,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stopAll()
 	return errors.Join(errs...)
+}
+
+// abortStart undoes a Start that failed half-way.
+func (s *Server) abortStart() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	if s.httpSrv != nil {
+		s.httpSrv.Close()
+	}
+	s.stopAll()
 }
 
 func (s *Server) stopAll() {
