@@ -220,6 +220,10 @@ func (s *Server) CloseVisit(ctx context.Context, visitID, sealNumber, result, ac
 	v.Closed, v.SealNumber, v.Result = now, sealNumber, result
 	detail, _ := json.Marshal(map[string]any{"visit": v.ID, "seal_number": sealNumber, "result": result})
 	ch := &store.Change{Device: nd, CloseVisits: []store.Visit{*v}, Audits: []store.Audit{{At: now, Actor: actor, Kind: "visit-closed", Dev: v.Dev, Reason: "closed", Detail: string(detail)}}}
+	if t, err := s.st.GetToken(ctx, v.TokenID); err == nil && !t.Used {
+		// The visit is over: its token must not open a window later (revoked = used).
+		ch.UsedTokens = append(ch.UsedTokens, v.TokenID)
+	}
 	if nd.State == store.StateService {
 		nd.State, nd.StateReason, nd.StateSince = store.StateTrusted, "visit-closed", now
 		nd.WindowUntil = 0

@@ -695,3 +695,28 @@ func TestPinnedManifest(t *testing.T) {
 		t.Fatalf("pin to an unknown version: %d", code)
 	}
 }
+
+// Closing a visit revokes its token if the device never used it: no window opens later.
+func TestClosedVisitRevokesToken(t *testing.T) {
+	e := newEnv(t)
+	d := e.provision("meter-1", "watermeter")
+	e.mustSend(d)
+	var v store.Visit
+	if code := e.api("POST", "/api/v1/devices/meter-1/visits", e.s.AdminToken(), map[string]any{"work_order": "WO-2"}, &v); code != 201 {
+		t.Fatal(code)
+	}
+	a := e.mustSend(d)
+	tok, _ := wire.OpenToken(a.Commands[0], "meter-1", d.b.DownlinkKey)
+	if code := e.api("POST", "/api/v1/visits/"+v.ID+"/close", e.s.AdminToken(), map[string]any{"result": "cancelled"}, nil); code != 200 {
+		t.Fatal(code)
+	}
+	if a := e.mustSend(d); len(a.Commands) != 0 {
+		t.Fatal("a closed visit's token is still delivered")
+	}
+	d.log(wire.EntryServiceBegin, &wire.ServiceBeginPayload{TokenID: tok.ID})
+	d.log(wire.EntryCoverOpen, &wire.CoverOpenPayload{Source: wire.CoverSourceIRQ})
+	e.mustSend(d)
+	if st := e.device("meter-1").State; st != store.StateTampered {
+		t.Fatalf("cover opened under a revoked token: %s", st)
+	}
+}
