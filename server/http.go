@@ -46,7 +46,10 @@ type Route struct {
 	Method, Path string
 	Roles        []string
 	Open         bool // no bearer token: /healthz, and device ingest (authenticated by the COSE MAC)
-	h            func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
+	// QueryToken also accepts "?token=T" on GET (the dashboard's first visit from a link
+	// that the dashboard then turns into its cookie); API routes never do.
+	QueryToken bool
+	h          func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
 }
 
 //go:embed openapi.json
@@ -90,7 +93,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
 	}
 	if s.cfg.Dashboard != nil {
-		dash := Route{Roles: anyRole, h: func(w http.ResponseWriter, r *http.Request, _ *store.APIToken) { s.cfg.Dashboard.ServeHTTP(w, r) }}
+		dash := Route{Roles: anyRole, QueryToken: true, h: func(w http.ResponseWriter, r *http.Request, _ *store.APIToken) { s.cfg.Dashboard.ServeHTTP(w, r) }}
 		mux.Handle("/ui/", s.guard(dash))
 		mux.Handle("GET /{$}", s.guard(dash))
 	}
@@ -118,6 +121,13 @@ func (s *Server) guard(rt Route) http.Handler {
 			return
 		}
 		who, ok := s.authenticate(r)
+		if !ok && rt.QueryToken && r.Method == http.MethodGet {
+			if tok := r.URL.Query().Get("token"); tok != "" && len(tok) <= 256 {
+				if t, err := s.st.GetAPIToken(r.Context(), hashToken(tok)); err == nil {
+					who, ok = t, true
+				}
+			}
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fieldseal"`)
 			apiError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
