@@ -5,17 +5,18 @@
 # the meter-equivalents (meters × speed), offered and achieved reports/s, report lateness,
 # CPU (cores busy) and resident memory. Method and caveats: bench/fleet/main.go.
 #
-#   bench/fleet.sh                       # METERS=100000 SPEEDS=1,4,16,32,64 LEVEL=20s
+#   bench/fleet.sh                       # METERS=100000 MQTT=5000 SPEEDS=1,8,16,32 LEVEL=20s
 #   METERS=20000 SPEEDS=1,8,64 bench/fleet.sh
 #
 # Bounded: the whole run is killed after LIMIT (default 180 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 METERS=${METERS:-100000}
-SPEEDS=${SPEEDS:-1,4,16,32,64}
+MQTT=${MQTT:-5000}
+SPEEDS=${SPEEDS:-1,8,16,32}
 LEVEL=${LEVEL:-20s}
 LIMIT=${LIMIT:-180}
 BIN=$(mktemp -d)/fleet
 trap 'rm -rf "$(dirname "$BIN")"' EXIT
 go build -o "$BIN" ./bench/fleet
-timeout --foreground "$LIMIT" "$BIN" -meters "$METERS" -speeds "$SPEEDS" -level "$LEVEL"
+timeout --foreground "$LIMIT" "$BIN" -meters "$METERS" -mqtt "$MQTT" -speeds "$SPEEDS" -level "$LEVEL"

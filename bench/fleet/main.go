@@ -7,9 +7,10 @@
 // increasing speeds. At speed s the report rate equals that of meters×s meters reporting
 // every 15 minutes in real time ("meter-equivalents"); each level runs for -level wall
 // seconds and is "kept up" when every report left within one report interval of its slot
-// and the achieved rate is within 5% of the offered one. Reports go over HTTP (a keep-alive
-// pool, as through a gateway): per-device MQTT connections for 100,000 meters in one
-// process would need more file descriptors than this machine allows. CPU is the process's
+// and the achieved rate is within 5% of the offered one. -mqtt N meters hold their own MQTT
+// connection to the embedded broker; the rest report over HTTP (a keep-alive pool, as
+// through a gateway): per-device connections for 100,000 meters in one process would need
+// more file descriptors (two per connection, both ends here) than this machine allows. CPU is the process's
 // user+system time over the level's wall time (2.00 = two cores busy).
 package main
 
@@ -27,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,9 +44,10 @@ func main() {
 	levels := flag.String("speeds", "1,4,16,32,64", "clock speeds to try, in order")
 	level := flag.Duration("level", 20*time.Second, "wall time per speed")
 	workers := flag.Int("workers", 128, "concurrent meter steps")
+	overMQTT := flag.Int("mqtt", 0, "this many meters hold their own MQTT connection to the embedded broker; the rest report over HTTP")
 	dir := flag.String("data", "", "server data folder (default: temporary)")
 	flag.Parse()
-	if err := run(*meters, *levels, *level, *workers, *dir); err != nil {
+	if err := run(*meters, *levels, *level, *workers, *overMQTT, *dir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench fleet:", err)
 		os.Exit(1)
 	}
@@ -88,7 +91,7 @@ func rssMB() float64 {
 	return 0
 }
 
-func run(meters int, levels string, level time.Duration, workers int, dir string) error {
+func run(meters int, levels string, level time.Duration, workers, overMQTT int, dir string) error {
 	ctx := context.Background()
 	if dir == "" {
 		d, err := os.MkdirTemp("", "fieldseal-bench-fleet-")
@@ -113,7 +116,11 @@ func run(meters int, levels string, level time.Duration, workers int, dir string
 	}
 	origin := time.Now().UTC().Truncate(time.Hour)
 	clock := sim.NewClock(origin, 1)
-	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: freeAddr(), MQTTAddr: "off", Now: clock.Now, SilentAfter: 1000,
+	mqttAddr := "off"
+	if overMQTT > 0 {
+		mqttAddr = freeAddr()
+	}
+	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: freeAddr(), MQTTAddr: mqttAddr, Now: clock.Now, SilentAfter: 1000,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err
@@ -132,6 +139,7 @@ func run(meters int, levels string, level time.Duration, workers int, dir string
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: workers, MaxIdleConnsPerHost: workers}}
 	fmt.Fprintf(os.Stderr, "bench fleet: provisioning %d meters on the server and in the town...\n", meters)
 	t0 := now()
+	var dialed atomic.Int64
 	town, err := sim.New(ctx, sim.Config{Meters: meters, PerDistrict: 1000, Seed: 7, Clock: clock, Span: 24 * time.Hour, ReportInterval: interval,
 		Manifest: wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root}, Files: 1, Scenarios: []string{},
 		OfflineShare: -1, Workers: workers, HTTPEvery: 1,
@@ -139,6 +147,9 @@ func run(meters int, levels string, level time.Duration, workers int, dir string
 			return srv.ProvisionDevice(ctx, id, m.Product)
 		},
 		Dial: func(ctx context.Context, b *wire.Bundle, _ bool) (agent.Transport, error) {
+			if dialed.Add(1) <= int64(overMQTT) {
+				return agent.Dial(ctx, b.MQTT, b, agent.DialOptions{Timeout: 30 * time.Second})
+			}
 			return agent.Dial(ctx, b.HTTP, b, agent.DialOptions{HTTP: hc, Timeout: 30 * time.Second})
 		},
 	})
@@ -147,8 +158,10 @@ func run(meters int, levels string, level time.Duration, workers int, dir string
 	}
 	t1 := now()
 	total := len(town.Meters)
-	fmt.Printf("fleet benchmark: %d devices (%d meters + %d inlet meters), report interval 15 min, reports over HTTP, server in-process (SQLite)\n",
+	fmt.Printf("fleet benchmark: %d devices (%d meters + %d inlet meters), report interval 15 min, server in-process (SQLite)\n",
 		total, meters, total-meters)
+	fmt.Printf("transports: %d devices on their own MQTT connection to the embedded broker, %d over HTTP (keep-alive pool of %d)\n",
+		min(overMQTT, total), total-min(overMQTT, total), workers)
 	fmt.Printf("machine: %d CPUs, %s; provisioning took %.1fs (%.0f devices/s), RSS after provisioning %.0f MB\n\n",
 		runtime.NumCPU(), runtime.Version(), t1.wall.Sub(t0.wall).Seconds(), float64(total)/t1.wall.Sub(t0.wall).Seconds(), rssMB())
 	fmt.Printf("%-6s %-17s %-12s %-12s %-10s %-10s %-6s %-7s %s\n", "speed", "meter-equivalents", "offered/s", "achieved/s", "mean lag", "max lag", "CPU", "RSS MB", "kept up")
