@@ -42,7 +42,13 @@ type Device struct {
 	cover  bool // cover open now
 	read   *wire.Reading
 	logger func(format string, args ...any)
+	onMan  func(m *wire.Manifest, signed []byte) error
 }
+
+// OnManifest sets what happens when a manifest token arrives: the caller makes the new
+// manifest the one it checks against (and keeps it for the next boot). A non-nil error
+// refuses the token.
+func (d *Device) OnManifest(f func(m *wire.Manifest, signed []byte) error) { d.onMan = f }
 
 // Errors HandleAck returns. A rejected downlink is also logged as a bad-downlink entry.
 var (
@@ -379,7 +385,7 @@ func (d *Device) HandleAck(data []byte, now uint64) error {
 	}
 	var errs []error
 	for _, c := range a.Commands {
-		if err := d.applyToken(c, now); err != nil {
+		if err := d.applyToken(c, now, true); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -390,10 +396,13 @@ func (d *Device) HandleAck(data []byte, now uint64) error {
 func (d *Device) ApplyToken(data []byte, now uint64) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.applyToken(data, now)
+	return d.applyToken(data, now, false)
 }
 
-func (d *Device) applyToken(data []byte, now uint64) error {
+// applyToken applies one token. inAck says it came inside an authentic ack to the report
+// just sent: the server re-sends a pending token until it sees it used, so a spent one
+// there is a harmless repeat, not a replay; anywhere else it is refused and logged (S6).
+func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 	t, err := wire.OpenToken(data, d.b.Device, d.b.DownlinkKey)
 	if err != nil {
 		return d.badDownlink(now, "token: "+errName(err))
@@ -403,11 +412,19 @@ func (d *Device) applyToken(data []byte, now uint64) error {
 	}
 	for _, id := range d.st.UsedTokens {
 		if bytes.Equal(id, t.ID) {
+			if inAck {
+				return nil
+			}
 			return d.badDownlink(now, fmt.Sprintf("token: %x already used", t.ID))
 		}
 	}
 	if t.UntilRSeq != 0 && d.st.RSeq > t.UntilRSeq {
 		return d.badDownlink(now, fmt.Sprintf("token: %x expired at report %d", t.ID, t.UntilRSeq))
+	}
+	if t.Expires != 0 && now > t.Expires && !inAck {
+		// Device time is untrusted, so only a token that did not come with a fresh ack is
+		// held to it; the server does not send expired tokens.
+		return d.badDownlink(now, fmt.Sprintf("token: %x expired at %d", t.ID, t.Expires))
 	}
 	d.st.UsedTokens = append(d.st.UsedTokens, wire.HexBytes(t.ID))
 	if len(d.st.UsedTokens) > maxUsedTokens {
@@ -443,12 +460,56 @@ func (d *Device) applyToken(data []byte, now uint64) error {
 			d.st.CheckInterval = t.Args.CheckInterval
 		}
 		return d.save()
+	case wire.TokenManifest:
+		m, err := manifestOf(t.Args.Manifest)
+		if err != nil {
+			return d.badDownlink(now, "token: manifest: "+errName(err))
+		}
+		if m.Product != d.man.Product || m.Version <= d.man.Version {
+			return d.badDownlink(now, fmt.Sprintf("token: manifest %s v%d cannot replace %s v%d", m.Product, m.Version, d.man.Product, d.man.Version))
+		}
+		if d.onMan == nil {
+			return d.badDownlink(now, "token: this device cannot install manifests")
+		}
+		if err := d.onMan(m, t.Args.Manifest); err != nil {
+			return fmt.Errorf("installing manifest v%d: %w", m.Version, err)
+		}
+		old := d.man.Version
+		d.man = wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root}
+		if err := d.save(); err != nil {
+			return err
+		}
+		d.logf("%s: manifest v%d installed (was v%d)", d.b.Device, m.Version, old)
+		_, err = d.append(now, wire.EntryManifestUpdate, &wire.ManifestUpdatePayload{Old: old, New: m.Version})
+		return err
 	default:
 		if err := d.save(); err != nil {
 			return err
 		}
 		return d.badDownlink(now, "token: action "+t.Action+" not supported by this agent")
 	}
+}
+
+// manifestOf decodes a vendor-signed manifest carried by a manifest token. The device has
+// no vendor key: the token's MAC under T says the server sent it, and the server checked
+// the vendor signature, product and version when the manifest was registered (S7).
+func manifestOf(signed []byte) (*wire.Manifest, error) {
+	s, err := wire.ParseSign1(signed, wire.MaxManifestSize)
+	if err != nil {
+		return nil, err
+	}
+	var m wire.Manifest
+	if err := wire.Unmarshal(s.Payload, &m); err != nil {
+		return nil, err
+	}
+	return &m, m.Check()
+}
+
+// Manifest is the manifest reference the device enforces.
+func (d *Device) Manifest() wire.ManifestRef {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.man
 }
 
 // Intervals are those set by a config token (0: the manifest policy's).

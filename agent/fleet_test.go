@@ -28,6 +28,7 @@ type fleet struct {
 	man    *wire.Manifest
 	signed []byte
 	app    map[string]string
+	vendor ed25519.PrivateKey
 }
 
 var testApp = map[string]string{
@@ -78,7 +79,7 @@ func newFleet(t *testing.T) *fleet {
 	if _, err := srv.RegisterManifest(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
-	return &fleet{t: t, srv: srv, man: m, signed: signed, app: testApp}
+	return &fleet{t: t, srv: srv, man: m, signed: signed, app: testApp, vendor: vendor}
 }
 
 // device provisions dev and lays out its app tree and data folder.

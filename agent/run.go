@@ -115,6 +115,14 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	if m.Version < b.ManifestVersion {
 		return nil, fmt.Errorf("%w: manifest version %d is below the provisioned %d", wire.ErrDowngrade, m.Version, b.ManifestVersion)
 	}
+	// A manifest installed by a token since provisioning is kept in the data folder and
+	// wins over the one given on the command line when it is newer.
+	if kept, err := os.ReadFile(filepath.Join(cfg.DataDir, keptManifest)); err == nil {
+		if km, err := manifestOf(kept); err == nil && km.Product == m.Product && km.Version > m.Version {
+			cfg.Logf("%s: enforcing manifest v%d installed by token (command line gave v%d)", b.Device, km.Version, m.Version)
+			cfg.Manifest, m = km, km
+		}
+	}
 	chain, err := fschain.NewFileStorage(filepath.Join(cfg.DataDir, "log"))
 	if err != nil {
 		return nil, err
@@ -125,16 +133,59 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 		return nil, err
 	}
 	dev.SetLogger(cfg.Logf)
+	r := &Runner{cfg: cfg, dev: dev, stamp: map[string]fileStamp{}}
+	// Called from HandleAck inside Report, with r.mu held.
+	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {
+		if err := writeFileAtomic(filepath.Join(cfg.DataDir, keptManifest), signed); err != nil {
+			return err
+		}
+		r.cfg.Manifest = nm
+		r.stamp = map[string]fileStamp{}
+		return nil
+	})
 	tr, err := Dial(ctx, cfg.Server, b, cfg.Dial)
 	if err != nil {
 		// Offline at boot is normal for a field device: keep logging, report later.
 		cfg.Logf("%s: server unreachable (%v); reports wait in the log", b.Device, err)
 	}
-	return &Runner{cfg: cfg, dev: dev, tr: tr, stamp: map[string]fileStamp{}}, nil
+	r.tr = tr
+	return r, nil
+}
+
+// keptManifest is where a token-installed manifest is kept in the data folder.
+const keptManifest = "manifest.cose"
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // Device is the engine.
 func (r *Runner) Device() *Device { return r.dev }
+
+// Manifest is the manifest the runner checks against (a token may have replaced it).
+func (r *Runner) Manifest() *wire.Manifest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg.Manifest
+}
+
+func (r *Runner) policy() wire.Policy { return r.Manifest().Policy }
 
 func unixSec(t time.Time) uint64 { return uint64(t.Unix()) }
 
@@ -288,11 +339,12 @@ func Run(ctx context.Context, cfg RunConfig) error {
 	}
 	intervals := func() (time.Duration, time.Duration) {
 		rep, chk := r.dev.Intervals()
+		pol := r.policy()
 		if rep == 0 {
-			rep = cfg.Manifest.Policy.ReportInterval
+			rep = pol.ReportInterval
 		}
 		if chk == 0 {
-			chk = cfg.Manifest.Policy.CheckInterval
+			chk = pol.CheckInterval
 		}
 		return time.Duration(max(rep, 1)) * time.Second, time.Duration(max(chk, 1)) * time.Second
 	}
