@@ -97,3 +97,51 @@ func chart(evs []store.Event) template.HTML {
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
 }
+
+// received draws how many verified entries arrived per hour of server time: when the
+// device reported, and when it went quiet (a silent device's bars stop; a device back from
+// an offline period delivers its stored entries in one taller bar).
+func received(evs []store.Event) template.HTML {
+	const W, H, padL, padR, padT, padB = 1000, 110, 70, 16, 8, 22
+	if len(evs) == 0 {
+		return ""
+	}
+	first, last := evs[0].Received, evs[0].Received
+	for _, e := range evs {
+		if e.Received.Before(first) {
+			first = e.Received
+		}
+		if e.Received.After(last) {
+			last = e.Received
+		}
+	}
+	start := first.Truncate(time.Hour)
+	n := int(last.Sub(start)/time.Hour) + 1
+	if n > 24*31 {
+		start, n = last.Truncate(time.Hour).Add(-24*31*time.Hour+time.Hour), 24*31
+	}
+	bins := make([]int, n)
+	peak := 1
+	for _, e := range evs {
+		i := int(e.Received.Sub(start) / time.Hour)
+		if i < 0 || i >= n {
+			continue
+		}
+		bins[i]++
+		peak = max(peak, bins[i])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%" role="img" aria-label="entries received per hour">`, W, H)
+	bw := float64(W-padL-padR) / float64(n)
+	for i, c := range bins {
+		h := float64(c) / float64(peak) * (H - padT - padB)
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#84adff"><title>%s: %d</title></rect>`,
+			padL+float64(i)*bw+0.5, H-padB-h, max(bw-1, 0.5), h, start.Add(time.Duration(i)*time.Hour).UTC().Format("01-02 15:00"), c)
+	}
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#d0d5dd"/>`, padL, H-padB, W-padR, H-padB)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#667085">%d/h</text>`, padL-6, padT+10, peak)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#667085">%s</text>`, padL, H-6, start.UTC().Format("01-02 15:04"))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" text-anchor="end" fill="#667085">%s</text>`, W-padR, H-6, start.Add(time.Duration(n)*time.Hour).UTC().Format("01-02 15:04"))
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String())
+}

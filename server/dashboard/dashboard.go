@@ -207,6 +207,7 @@ func (d *dash) device(w http.ResponseWriter, r *http.Request) {
 		page
 		D          *store.Device
 		Chart      template.HTML
+		Received   template.HTML
 		History    []store.Audit
 		Events     []store.Event
 		EventCount int
@@ -215,7 +216,7 @@ func (d *dash) device(w http.ResponseWriter, r *http.Request) {
 		Alerts     []store.Alert
 		Visits     []store.Visit
 	}{page: d.page(id, "devices"), D: dev, EventCount: len(evs)}
-	data.Chart = chart(evs)
+	data.Chart, data.Received = chart(evs), received(evs)
 	// Newest first; every tamper-class entry, and the newest routine ones.
 	routine := 0
 	for i := len(evs) - 1; i >= 0; i-- {
