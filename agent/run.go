@@ -155,25 +155,6 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 // keptManifest is where a token-installed manifest is kept in the data folder.
 const keptManifest = "manifest.cose"
 
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
 
 // Device is the engine.
 func (r *Runner) Device() *Device { return r.dev }

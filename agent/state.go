@@ -97,7 +97,13 @@ func (f FileState) Save(st *State) error {
 	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 		return err
 	}
-	tmp := f.path() + ".tmp"
+	return writeFileAtomic(f.path(), data)
+}
+
+// writeFileAtomic replaces path with data so that a power cut leaves either the old or the
+// new content: write a temporary file, fsync it, rename it over path, fsync the folder.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
 	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -113,10 +119,10 @@ func (f FileState) Save(st *State) error {
 	if err := fh.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, f.path()); err != nil {
+	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, err := os.Open(f.Dir); err == nil {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync()
 		d.Close()
 	}
