@@ -155,7 +155,6 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 // keptManifest is where a token-installed manifest is kept in the data folder.
 const keptManifest = "manifest.cose"
 
-
 // Device is the engine.
 func (r *Runner) Device() *Device { return r.dev }
 
