@@ -23,6 +23,9 @@ type alerter struct {
 	ctx   context.Context
 	once  sync.Once
 	cl    *http.Client
+
+	mu     sync.Mutex
+	closed bool
 }
 
 const webhookAttempts = 6
@@ -47,6 +50,12 @@ func (a *alerter) start(ctx context.Context) {
 func (a *alerter) deliver(al store.Alert) {
 	a.log.Warn("ALERT", "dev", al.Dev, "kind", al.Kind, "reason", al.Reason, "detail", al.Detail)
 	if len(a.hooks) == 0 || a.ctx == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		a.log.Error("alert after shutdown: stored, not sent to webhooks", "dev", al.Dev, "kind", al.Kind)
 		return
 	}
 	select {
@@ -86,6 +95,9 @@ func (a *alerter) post(url string, al store.Alert) {
 
 func (a *alerter) stop() {
 	a.once.Do(func() {
+		a.mu.Lock()
+		a.closed = true
+		a.mu.Unlock()
 		close(a.ch)
 		a.wg.Wait()
 	})
