@@ -131,6 +131,9 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	nd.LastSeen, nd.LastDeviceTime, nd.LastBoot = now, r.Time, r.Boot
 	nd.Rejections = 0
 	nd.RunningVersion = r.Man.Version
+	if iv := s.reportInterval(ctx, d.Product, r.Man.Version); iv > 0 {
+		nd.ReportInterval = iv // silence is judged by the policy the device runs
+	}
 	anchorMoved := next.N != d.AnchorN || !bytes.Equal(next.Head[:], d.AnchorHead)
 	nd.AnchorN, nd.AnchorHead, nd.AnchorKey = next.N, append([]byte(nil), next.Head[:]...), append([]byte(nil), next.NextKey[:]...)
 	if anchorMoved || nd.Receipt == nil {
@@ -352,3 +355,15 @@ func (s *Server) afterCommit(ch *store.Change) {
 func hexID(b []byte) string { return hex.EncodeToString(b) }
 
 func errDetail(format string, args ...any) string { return fmt.Sprintf(format, args...) }
+
+// reportInterval is the report interval of a registered manifest's policy (0 if unknown).
+func (s *Server) reportInterval(ctx context.Context, product string, version uint64) uint32 {
+	vs, _, err := s.mans.product(ctx, product)
+	if err != nil {
+		return 0
+	}
+	if m, ok := vs[version]; ok {
+		return m.ReportInterval
+	}
+	return 0
+}
