@@ -48,6 +48,16 @@ func (c *Clock) Now() time.Time {
 	return c.origin.Add(time.Duration(float64(el) * c.speed))
 }
 
+// Stop freezes the clock where it is (Start resumes it).
+func (c *Clock) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		c.origin = c.origin.Add(time.Duration(float64(c.wallNow().Sub(c.wallStart)) * c.speed))
+		c.running = false
+	}
+}
+
 // SetSpeed changes the rate from now on; virtual time stays continuous.
 func (c *Clock) SetSpeed(speed float64) {
 	c.mu.Lock()

@@ -56,4 +56,9 @@ func TestClockSpeedChangeKeepsTimeContinuous(t *testing.T) {
 	if !c.Origin().Equal(o) {
 		t.Fatal("origin moved")
 	}
+	c.Stop()
+	wall = wall.Add(time.Hour)
+	if got := c.Now(); !got.Equal(o.Add(110 * time.Second)) {
+		t.Fatalf("a stopped clock moved to %v", got.Sub(o))
+	}
 }

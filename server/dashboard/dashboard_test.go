@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -24,8 +23,9 @@ const chromium = "/usr/bin/chromium"
 
 // A short demo run, then the dashboard as an operator sees it: the meter whose cover was
 // opened is listed as tampered, its page shows the cover-open entry highlighted and the
-// register chart; headless Chromium renders the page and saves a screenshot (to
-// $FIELDSEAL_ARTIFACTS when set, so CI can keep it).
+// register chart; headless Chromium follows the demo's dashboard link (?token=) through the
+// server's authentication, renders the page and saves a screenshot (to $FIELDSEAL_ARTIFACTS
+// when set, so CI can keep it).
 func TestDashboardShowsTamperedMeter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a 12 s demo")
@@ -74,17 +74,30 @@ func TestDashboardShowsTamperedMeter(t *testing.T) {
 		if !haveChromium {
 			return
 		}
-		// 2. In a browser. Chromium cannot send a bearer header from the command line, so it
-		// loads the page from the dashboard handler on a local test server with the token
-		// landing (?token=) that the server's own guard sits in front of in production.
-		ts := httptest.NewServer(dashboard.New(st, dashboard.Options{}))
-		defer ts.Close()
+		// The first visit from a link: ?token= is admitted once and becomes the cookie.
+		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if resp, err := noRedirect.Get(base + "/ui/devices/" + victim + "?token=" + url.QueryEscape(tok)); err != nil {
+			t.Fatal(err)
+		} else {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 || resp.Cookies()[0].Name != dashboard.TokenCookie {
+				t.Errorf("?token= landing: %s, cookies %v", resp.Status, resp.Cookies())
+			}
+			if loc := resp.Header.Get("Location"); strings.Contains(loc, "token") {
+				t.Errorf("redirect keeps the token in the address: %s", loc)
+			}
+		}
+		if !haveChromium {
+			return
+		}
+		// 2. In a browser, exactly as an operator follows the demo's link: through the
+		// server's authentication, ?token= on the first load, the cookie after the redirect.
 		out := os.Getenv("FIELDSEAL_ARTIFACTS")
 		if out == "" {
 			out = t.TempDir()
 		}
 		png := filepath.Join(out, "dashboard-"+victim+".png")
-		page := ts.URL + "/ui/devices/" + victim
+		page := base + "/ui/devices/" + victim + "?token=" + url.QueryEscape(tok)
 		cctx, ccancel := context.WithTimeout(ctx, 60*time.Second)
 		defer ccancel()
 		args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--hide-scrollbars",

@@ -279,6 +279,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	runErr := town.Run(runCtx, until)
 	cancel()
 	wg.Wait()
+	// Freeze virtual time: the verdict, and a dashboard left open with --open, see the fleet
+	// as it was at the end (a running clock would soon make every meter "silent").
+	clock.Stop()
 	if runErr != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
