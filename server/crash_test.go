@@ -148,7 +148,14 @@ func TestThreatS9_KillMidIngest(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill once the load is well under way (at least 1.5 s and 200 acks), however busy the machine.
+	start := time.Now()
+	for time.Since(start) < 1500*time.Millisecond || acks.Load() < 200 {
+		if time.Since(start) > 60*time.Second {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
