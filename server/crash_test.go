@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/internal/testenv"
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
@@ -38,12 +39,13 @@ func buildFieldseal(t *testing.T) string {
 type proc struct {
 	cmd  *exec.Cmd
 	base string
+	mqtt string
 }
 
 func startServerProc(t *testing.T, bin, data string) *proc {
 	t.Helper()
-	addr := testenv.FreeAddr(t)
-	cmd := exec.Command(bin, "server", "--data", data, "--http", addr, "--mqtt", "off", "--log-level", "error")
+	addr, mqttAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
+	cmd := exec.Command(bin, "server", "--data", data, "--http", addr, "--mqtt", mqttAddr, "--log-level", "error")
 	cmd.Stdout = io.Discard
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -63,7 +65,7 @@ func startServerProc(t *testing.T, bin, data string) *proc {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &proc{cmd: cmd, base: base}
+	return &proc{cmd: cmd, base: base, mqtt: mqttAddr}
 }
 
 // acked is what a device learnt from its latest authentic ack.
@@ -73,7 +75,7 @@ type acked struct {
 	head []byte
 }
 
-// S9: SIGKILL the server while a load generator sends. After restart every acked report
+// S9: SIGKILL the server while a load generator sends (over HTTP and MQTT). After restart every acked report
 // is stored, every anchor is at least where the acks said (same head when equal), and
 // devices carry on without gap or fork — including those whose last ack was lost.
 func TestThreatS9_KillMidIngest(t *testing.T) {
@@ -117,6 +119,31 @@ func TestThreatS9_KillMidIngest(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return b, resp.StatusCode, err
 	}
+	// Odd devices report over MQTT (the ack arrives on the downlink only after the commit),
+	// even ones over HTTP.
+	sendMQTT := make([]func([]byte) ([]byte, bool), nDev)
+	for i, d := range devs {
+		if i%2 == 0 {
+			continue
+		}
+		c, err := mqttConnect(t, p.mqtt, d.b.Device, server.MQTTPassword(d.b.UplinkKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan []byte, 1)
+		if tok := c.Subscribe(server.DownTopic(d.b.Device), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		sendMQTT[i] = func(rep []byte) ([]byte, bool) {
+			c.Publish(server.UpTopic(d.b.Device), 1, false, rep)
+			select {
+			case b := <-ch:
+				return b, true
+			case <-time.After(5 * time.Second):
+				return nil, false // the server died under us
+			}
+		}
+	}
 	for i, d := range devs {
 		wg.Add(1)
 		go func() {
@@ -129,9 +156,18 @@ func TestThreatS9_KillMidIngest(t *testing.T) {
 				}
 				d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(k)})
 				sent.Add(1)
-				body, code, err := post(p.base, d.report(nil))
-				if err != nil {
-					return // the server died under us
+				var body []byte
+				code := 200
+				if send := sendMQTT[i]; send != nil {
+					var ok bool
+					if body, ok = send(d.report(nil)); !ok {
+						return
+					}
+				} else {
+					var err error
+					if body, code, err = post(p.base, d.report(nil)); err != nil {
+						return // the server died under us
+					}
 				}
 				if code != 200 {
 					t.Errorf("device %d: status %d %s", i, code, body)
