@@ -66,8 +66,8 @@ func (s *Store) apply(c *store.Change) error {
 			if ok && cur.Epoch >= d.Epoch {
 				return fmt.Errorf("%w: device %s exists with epoch %d", store.ErrConflict, d.ID, cur.Epoch)
 			}
-		} else if !ok || cur.Version != d.Version {
-			return fmt.Errorf("%w: device %s changed since version %d", store.ErrConflict, d.ID, d.Version)
+		} else if !ok || cur.Version != d.Version || cur.Epoch != d.Epoch {
+			return fmt.Errorf("%w: device %s changed since version %d (epoch %d)", store.ErrConflict, d.ID, d.Version, d.Epoch)
 		}
 	}
 	seen := map[string]bool{}

@@ -134,29 +134,6 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	}
 }
 
-// A writer still holding the previous epoch's row must not overwrite a re-provisioned
-// device, although both rows are at version 1.
-func TestStaleEpochLoses(t *testing.T) {
-	s := open(t, pgtest.DSN(t))
-	ctx := context.Background()
-	if errs := s.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
-		t.Fatal(errs[0])
-	}
-	stale, _ := s.GetDevice(ctx, "m-1")
-	d := storetest.NewDevice("m-1")
-	d.Epoch = 2
-	if errs := s.Commit(ctx, []*store.Change{{Device: d, Create: true}}); errs[0] != nil {
-		t.Fatal(errs[0])
-	}
-	stale.AnchorN = 7
-	if err := s.Commit(ctx, []*store.Change{{Device: stale}})[0]; !errors.Is(err, store.ErrConflict) {
-		t.Fatalf("stale epoch write: %v", err)
-	}
-	if got, _ := s.GetDevice(ctx, "m-1"); got.Epoch != 2 || got.AnchorN != 0 {
-		t.Fatalf("row %+v", got)
-	}
-}
-
 // A large batch with several failures in it: each failing change is skipped alone and
 // every other change, before and after, is applied.
 func TestBatchManyConflicts(t *testing.T) {

@@ -251,7 +251,7 @@ const (
 	qWrite2 = `UPDATE devices SET product=?, epoch=?, version=?, uplink_key=?, downlink_key=?, state=?, state_since=?, state_reason=?,
  pinned_version=?, running_version=?, anchor_n=?, anchor_head=?, anchor_key=?, receipt=?, last_rseq=?, last_report_hash=?,
  last_ack=?, nonce=?, prev_nonce=?, last_seen=?, last_device_time=?, last_boot=?, report_interval=?, rejections=?, window_until=?, created=?
- WHERE id = ? AND version = ?`
+ WHERE id = ? AND version = ? AND epoch = ?`
 	qWrite3 = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
 	qWrite4 = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES (?,?,?,?,?)`
 	qWrite5 = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES (?,?,?,?,?,?,?,?,?,?)`
@@ -311,7 +311,9 @@ func applyChange(ctx context.Context, tx txExec, c *store.Change) error {
 			}
 		} else {
 			args := deviceArgs(d, d.Version+1)
-			args = append(args[1:], d.ID, int64(d.Version))
+			// The guard includes the epoch: re-provisioning restarts the version at 1, and a
+			// writer still holding the old epoch's row at version 1 must not overwrite the new one.
+			args = append(args[1:], d.ID, int64(d.Version), int64(d.Epoch))
 			res, err := tx.ExecContext(ctx, qWrite2, args...)
 			if err != nil {
 				return err
@@ -319,7 +321,7 @@ func applyChange(ctx context.Context, tx txExec, c *store.Change) error {
 			if n, err := res.RowsAffected(); err != nil {
 				return err
 			} else if n != 1 {
-				return fmt.Errorf("%w: device %s changed since version %d", store.ErrConflict, d.ID, d.Version)
+				return fmt.Errorf("%w: device %s changed since version %d (epoch %d)", store.ErrConflict, d.ID, d.Version, d.Epoch)
 			}
 		}
 	}

@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DeviceCompareAndSet", testDeviceCAS},
 		{"OverdueDevices", testOverdue},
 		{"Reprovision", testReprovision},
+		{"StaleEpochLoses", testStaleEpochLoses},
 		{"BatchPartialConflict", testBatchPartialConflict},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"Manifests", testManifests},
@@ -141,6 +142,39 @@ func testReprovision(t *testing.T, s store.Store) {
 	d.Epoch = 2
 	if err := commit1(t, s, &store.Change{Device: d, Create: true}); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("same-epoch reprovision: %v", err)
+	}
+}
+
+// A writer still holding the previous epoch's row must not overwrite a re-provisioned
+// device, although both rows are at version 1.
+func testStaleEpochLoses(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := commit1(t, s, &store.Change{Device: NewDevice("m-1"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := s.GetDevice(ctx, "m-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDevice("m-1")
+	d.Epoch = 2
+	d.UplinkKey = bytes.Repeat([]byte{9}, 32)
+	if err := commit1(t, s, &store.Change{Device: d, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	if stale.Version != 1 {
+		t.Fatalf("stale row at version %d, want 1", stale.Version)
+	}
+	stale.AnchorN = 7
+	if err := commit1(t, s, &store.Change{Device: stale}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale epoch write: %v", err)
+	}
+	got, err := s.GetDevice(ctx, "m-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Epoch != 2 || got.Version != 1 || got.AnchorN != 0 || !bytes.Equal(got.UplinkKey, d.UplinkKey) {
+		t.Fatalf("row %+v", got)
 	}
 }
 
