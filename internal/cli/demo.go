@@ -61,7 +61,10 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		enc.SetIndent("", "  ")
 		enc.Encode(r)
 	} else if !*open {
+		// The server has stopped by now: a dashboard link would lead nowhere.
+		r.Dashboard = ""
 		demo.PrintTable(env.Stdout, r)
+		fmt.Fprintln(env.Stdout, "(run 'fieldseal demo --open' to keep the server running and browse this fleet in the dashboard)")
 	}
 	if !r.OK {
 		return ExitFound
