@@ -3,14 +3,19 @@ package docs
 
 import (
 	"bufio"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/fieldseal/fieldseal/internal/testenv"
 )
+
+var update = flag.Bool("update", false, "rewrite the test index of THREAT_MODEL.md")
 
 // Every row of the threat table names the tests that show its answer; each named test must
 // exist somewhere in the repository, so the threat model cannot claim a test nobody wrote.
@@ -20,7 +25,8 @@ func TestThreatModelNamesRealTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	rowRe := regexp.MustCompile(`(?m)^\| ([DS]\d+)( \*hw\*)? \|.*\| ([^|]*) \|$`)
-	rows := rowRe.FindAllStringSubmatch(string(doc), -1)
+	table, _, _ := strings.Cut(string(doc), indexMarker)
+	rows := rowRe.FindAllStringSubmatch(table, -1)
 	wantRows := 21 + 10
 	if len(rows) != wantRows {
 		t.Fatalf("threat table has %d rows, want %d (D1–D21, S1–S10)", len(rows), wantRows)
@@ -54,14 +60,25 @@ func TestThreatModelNamesRealTests(t *testing.T) {
 // testFuncs maps "area TestThreatXn" for every TestThreat function in the repository. The
 // area is the component the docs speak of: manifest, fschain, guard, agent, server, audit.
 func testFuncs(t *testing.T) map[string]bool {
+	out := map[string]bool{}
+	for _, f := range threatTests(t) {
+		out[f.area+" "+f.row] = true
+	}
+	return out
+}
+
+type threatTest struct{ area, row, name, dir string }
+
+// threatTests lists every TestThreat function with its component and folder.
+func threatTests(t *testing.T) []threatTest {
 	root := testenv.RepoRoot()
 	areas := map[string]string{
 		"manifest": "manifest", "internal/cli": "manifest", "fschain": "fschain",
 		"device/micropython": "guard", "agent": "agent", "sim": "agent", "server": "server",
 		"store": "server", "audit": "audit",
 	}
-	funcRe := regexp.MustCompile(`^func (TestThreat[DS]\d+)_`)
-	out := map[string]bool{}
+	funcRe := regexp.MustCompile(`^func ((TestThreat[DS]\d+)_\w*)`)
+	var out []threatTest
 	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -90,7 +107,7 @@ func testFuncs(t *testing.T) map[string]bool {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			if m := funcRe.FindStringSubmatch(sc.Text()); m != nil {
-				out[area+" "+m[1]] = true
+				out = append(out, threatTest{area: area, row: m[2], name: m[1], dir: filepath.ToSlash(filepath.Dir(rel))})
 			}
 		}
 		return sc.Err()
@@ -99,4 +116,53 @@ func testFuncs(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	return out
+}
+
+const indexMarker = "## Test index"
+
+// The test index at the end of THREAT_MODEL.md lists every TestThreat function, row by row.
+// After adding or renaming one: go test ./docs -run TestThreatIndex -update
+func TestThreatIndexIsCurrent(t *testing.T) {
+	doc, err := os.ReadFile("THREAT_MODEL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := threatTests(t)
+	rowNum := func(r string) (byte, int) {
+		var n int
+		fmt.Sscanf(r[len("TestThreat")+1:], "%d", &n)
+		return r[len("TestThreat")], n
+	}
+	sort.Slice(tests, func(i, j int) bool {
+		ki, ni := rowNum(tests[i].row)
+		kj, nj := rowNum(tests[j].row)
+		if ki != kj {
+			return ki < kj
+		}
+		if ni != nj {
+			return ni < nj
+		}
+		return tests[i].dir+tests[i].name < tests[j].dir+tests[j].name
+	})
+	var b strings.Builder
+	b.WriteString(indexMarker + "\n\nEvery threat test in the repository (kept current by `docs/docs_test.go`; regenerate\nwith `go test ./docs -run TestThreatIndex -update`). Run one with\n`go test ./FOLDER -run NAME`.\n\n| row | test | folder |\n|---|---|---|\n")
+	for _, f := range tests {
+		fmt.Fprintf(&b, "| %s | `%s` | `%s` |\n", strings.TrimPrefix(f.row, "TestThreat"), f.name, f.dir)
+	}
+	text := string(doc)
+	head := text
+	if i := strings.Index(text, indexMarker); i >= 0 {
+		head = text[:i]
+	}
+	want := strings.TrimRight(head, "\n") + "\n\n" + b.String()
+	if want == text {
+		return
+	}
+	if *update {
+		if err := os.WriteFile("THREAT_MODEL.md", []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatal("THREAT_MODEL.md's test index is stale: go test ./docs -run TestThreatIndex -update")
 }
