@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -252,7 +251,7 @@ func verdict(x *fschain.Export, res *fschain.CheckResult, opt fschain.CheckOptio
 }
 
 func readExport(path string) (*fschain.Export, error) {
-	b, err := readLogFile(path, fschain.MaxExportSize)
+	b, err := readLimited(path, fschain.MaxExportSize)
 	if err != nil {
 		return nil, err
 	}
@@ -263,21 +262,6 @@ func readExport(path string) (*fschain.Export, error) {
 	return x, nil
 }
 
-func readLogFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
-	}
-	return b, nil
-}
 
 // parseChainKey accepts K_1 as 64 hex digits, a file holding them, or a device bundle
 // (JSON with chain_key).
@@ -285,7 +269,7 @@ func parseChainKey(s string) (fschain.Key, error) {
 	var k fschain.Key
 	text := strings.TrimSpace(s)
 	if len(text) != 64 {
-		b, err := readLogFile(s, 1<<20)
+		b, err := readLimited(s, 1<<20)
 		if err != nil {
 			return k, err
 		}
@@ -310,7 +294,7 @@ func parseChainKey(s string) (fschain.Key, error) {
 
 // readReceipts reads one COSE_Sign1 receipt, a CBOR array of them, or hex, one per line.
 func readReceipts(path string) ([][]byte, error) {
-	b, err := readLogFile(path, wire.MaxManifestSize)
+	b, err := readLimited(path, wire.MaxManifestSize)
 	if err != nil {
 		return nil, err
 	}
