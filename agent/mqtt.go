@@ -11,6 +11,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // A minimal MQTT 3.1.1 client: exactly what a device needs (connect with credentials,
@@ -30,8 +32,15 @@ const (
 	pktDisconnect = 14
 )
 
-// maxPacket bounds what the client reads: an ack is far below 16 KiB.
-const maxPacket = 64 << 10
+// maxPacket bounds the remaining length of a packet the client reads: the largest packet a
+// fieldseal server sends a device is a PUBLISH of one message (at most wire.MaxMessageSize,
+// 16 KiB) plus its topic (at most 2+82 bytes for a 64-character device id) and packet id.
+// readPacket allocates the body only after checking the declared length against it, so a
+// broker (or anyone on the path) announcing a 256 MiB packet costs the device nothing.
+const maxPacket = wire.MaxMessageSize + 512
+
+// errPacketTooLarge is returned for a declared remaining length over maxPacket.
+var errPacketTooLarge = errors.New("mqtt: packet too large")
 
 type mqttConn struct {
 	conn    net.Conn
@@ -87,13 +96,9 @@ func mqttDial(ctx context.Context, p mqttParams, onMsg func(string, []byte)) (*m
 		conn.Close()
 		return nil, fmt.Errorf("mqtt connack: %w", err)
 	}
-	if typ>>4 != pktConnack || len(body) != 2 {
+	if err := parseConnack(typ, body); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("mqtt: expected CONNACK, got packet type %d", typ>>4)
-	}
-	if body[1] != 0 {
-		conn.Close()
-		return nil, fmt.Errorf("mqtt: connection refused, return code %d (%s)", body[1], connackReason(body[1]))
+		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
 	go c.readLoop(br)
@@ -101,6 +106,17 @@ func mqttDial(ctx context.Context, p mqttParams, onMsg func(string, []byte)) (*m
 		go c.pingLoop(p.keepAlive)
 	}
 	return c, nil
+}
+
+// parseConnack checks that a packet is a CONNACK accepting the connection.
+func parseConnack(h byte, body []byte) error {
+	if h>>4 != pktConnack || len(body) != 2 {
+		return fmt.Errorf("mqtt: expected CONNACK, got packet type %d", h>>4)
+	}
+	if body[1] != 0 {
+		return fmt.Errorf("mqtt: connection refused, return code %d (%s)", body[1], connackReason(body[1]))
+	}
+	return nil
 }
 
 func connackReason(code byte) string {
@@ -127,24 +143,37 @@ func appendStr(b []byte, s string) []byte {
 func (c *mqttConn) write(header byte, body []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.bw.WriteByte(header)
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		c.bw.WriteByte(b)
-		if n == 0 {
-			break
-		}
-	}
+	var hdr [5]byte
+	c.bw.Write(appendFixedHeader(hdr[:0], header, len(body)))
 	c.bw.Write(body)
 	return c.bw.Flush()
 }
 
-func readPacket(r *bufio.Reader) (byte, []byte, error) {
+// appendFixedHeader appends the header byte and the remaining length n in MQTT's
+// variable-length encoding (7 bits per byte, least significant first, at most 4 bytes).
+func appendFixedHeader(b []byte, header byte, n int) []byte {
+	b = append(b, header)
+	for {
+		d := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			d |= 0x80
+		}
+		b = append(b, d)
+		if n == 0 {
+			return b
+		}
+	}
+}
+
+// encodePacket is a whole packet as write sends it.
+func encodePacket(header byte, body []byte) []byte {
+	return append(appendFixedHeader(make([]byte, 0, 5+len(body)), header, len(body)), body...)
+}
+
+// readPacket reads one packet: its header byte and body. The declared remaining length is
+// checked against maxPacket before anything is allocated for the body.
+func readPacket(r packetReader) (byte, []byte, error) {
 	h, err := r.ReadByte()
 	if err != nil {
 		return 0, nil, err
@@ -153,7 +182,7 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 	for i := 0; ; i++ {
 		b, err := r.ReadByte()
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, noEOF(err)
 		}
 		n += int(b&0x7f) * mul
 		if b&0x80 == 0 {
@@ -165,11 +194,97 @@ func readPacket(r *bufio.Reader) (byte, []byte, error) {
 		}
 	}
 	if n > maxPacket {
-		return 0, nil, fmt.Errorf("mqtt: %d-byte packet over the %d limit", n, maxPacket)
+		return 0, nil, fmt.Errorf("%w: remaining length %d over the %d-byte limit", errPacketTooLarge, n, maxPacket)
 	}
 	body := make([]byte, n)
-	_, err = io.ReadFull(r, body)
-	return h, body, err
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, nil, noEOF(err)
+	}
+	return h, body, nil
+}
+
+// packetReader is what readPacket reads from: a *bufio.Reader on a connection.
+type packetReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+// noEOF turns an end of stream inside a packet into io.ErrUnexpectedEOF: only a stream
+// ending between packets is a clean io.EOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// mqttPublish is a decoded PUBLISH packet.
+type mqttPublish struct {
+	dup, retain bool
+	qos         byte
+	topic       string
+	id          uint16 // only for qos > 0
+	payload     []byte
+}
+
+var errShortPublish = errors.New("mqtt: short publish")
+
+// parsePublish decodes a PUBLISH packet's header byte and body. The payload aliases body.
+func parsePublish(h byte, body []byte) (mqttPublish, error) {
+	p := mqttPublish{dup: h&8 != 0, qos: (h >> 1) & 3, retain: h&1 != 0}
+	if h>>4 != pktPublish {
+		return p, fmt.Errorf("mqtt: packet type %d is not PUBLISH", h>>4)
+	}
+	if p.qos == 3 {
+		return p, errors.New("mqtt: publish with QoS 3")
+	}
+	if len(body) < 2 {
+		return p, errShortPublish
+	}
+	tl := int(binary.BigEndian.Uint16(body))
+	if len(body) < 2+tl {
+		return p, errShortPublish
+	}
+	p.topic = string(body[2 : 2+tl])
+	rest := body[2+tl:]
+	if p.qos > 0 {
+		if len(rest) < 2 {
+			return p, errShortPublish
+		}
+		p.id = binary.BigEndian.Uint16(rest)
+		rest = rest[2:]
+	}
+	p.payload = rest
+	return p, nil
+}
+
+// encode returns the header byte and body of the PUBLISH packet p.
+func (p mqttPublish) encode() (byte, []byte) {
+	h := byte(pktPublish<<4) | p.qos<<1
+	if p.dup {
+		h |= 8
+	}
+	if p.retain {
+		h |= 1
+	}
+	body := appendStr(make([]byte, 0, 2+len(p.topic)+2+len(p.payload)), p.topic)
+	if p.qos > 0 {
+		body = binary.BigEndian.AppendUint16(body, p.id)
+	}
+	return h, append(body, p.payload...)
+}
+
+// parseAck decodes a PUBACK or SUBACK: the packet id, and for a SUBACK the first return
+// code (0x80: refused). ok is false for any other packet or one too short to carry an id.
+func parseAck(h byte, body []byte) (id uint16, code byte, ok bool) {
+	if t := h >> 4; (t != pktPuback && t != pktSuback) || len(body) < 2 {
+		return 0, 0, false
+	}
+	id = binary.BigEndian.Uint16(body)
+	if h>>4 == pktSuback && len(body) > 2 {
+		code = body[2]
+	}
+	return id, code, true
 }
 
 func (c *mqttConn) fail(err error) {
@@ -180,7 +295,7 @@ func (c *mqttConn) fail(err error) {
 	})
 }
 
-func (c *mqttConn) readLoop(r *bufio.Reader) {
+func (c *mqttConn) readLoop(r packetReader) {
 	for {
 		h, body, err := readPacket(r)
 		if err != nil {
@@ -189,40 +304,24 @@ func (c *mqttConn) readLoop(r *bufio.Reader) {
 		}
 		switch h >> 4 {
 		case pktPublish:
-			if len(body) < 2 {
-				c.fail(errors.New("mqtt: short publish"))
+			p, err := parsePublish(h, body)
+			if err != nil {
+				c.fail(err)
 				return
 			}
-			tl := int(binary.BigEndian.Uint16(body))
-			if len(body) < 2+tl {
-				c.fail(errors.New("mqtt: short publish"))
-				return
-			}
-			topic := string(body[2 : 2+tl])
-			rest := body[2+tl:]
-			if qos := (h >> 1) & 3; qos > 0 {
-				if len(rest) < 2 {
-					c.fail(errors.New("mqtt: short publish"))
-					return
-				}
-				id := rest[:2]
-				rest = rest[2:]
-				if err := c.write(pktPuback<<4, append([]byte(nil), id...)); err != nil {
+			if p.qos > 0 {
+				if err := c.write(pktPuback<<4, binary.BigEndian.AppendUint16(nil, p.id)); err != nil {
 					c.fail(err)
 					return
 				}
 			}
 			if c.onMsg != nil {
-				c.onMsg(topic, rest)
+				c.onMsg(p.topic, p.payload)
 			}
 		case pktPuback, pktSuback:
-			if len(body) < 2 {
+			id, code, ok := parseAck(h, body)
+			if !ok {
 				continue
-			}
-			id := binary.BigEndian.Uint16(body)
-			code := byte(0)
-			if h>>4 == pktSuback && len(body) > 2 {
-				code = body[2]
 			}
 			c.idmu.Lock()
 			ch := c.waiters[id]
@@ -308,10 +407,7 @@ func (c *mqttConn) subscribe(ctx context.Context, topic string) error {
 // publish sends at QoS 1 and waits for the PUBACK: the broker has taken the message.
 func (c *mqttConn) publish(ctx context.Context, topic string, payload []byte) error {
 	id, ch := c.newID()
-	body := appendStr(make([]byte, 0, 2+len(topic)+2+len(payload)), topic)
-	body = binary.BigEndian.AppendUint16(body, id)
-	body = append(body, payload...)
-	if err := c.write(pktPublish<<4|2, body); err != nil {
+	if err := c.write(mqttPublish{qos: 1, topic: topic, id: id, payload: payload}.encode()); err != nil {
 		c.forget(id)
 		return err
 	}
