@@ -81,7 +81,12 @@ func (s *Server) provision(ctx context.Context, dev, product string, pin uint64,
 	}
 	version, interval := cur, uint32(defaultReportInterval)
 	if pin != 0 {
-		if _, ok := vs[pin]; !ok {
+		m, all, _, err := s.mans.lookup(ctx, product, pin) // may have been registered on another replica
+		if err != nil {
+			return nil, err
+		}
+		vs = all
+		if m == nil {
 			return nil, fmt.Errorf("%w: %s has no manifest version %d", ErrInput, product, pin)
 		}
 		version = pin

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // deviceCache keeps each device's row in memory behind a per-device lock, so the hot path
@@ -27,6 +30,38 @@ type devState struct {
 	d      *store.Device // nil: not loaded or does not exist
 	tokens []store.Token // pending command tokens (nil slice + loaded: none)
 	loaded bool
+
+	// The stored receipt's n and server time, decoded once per receipt (receiptInfo).
+	rcpt         []byte
+	rcptN, rcptT uint64
+}
+
+// receiptInfo returns n and the server time of receipt b (the device's stored receipt,
+// signed by this server: the signature is not checked again).
+func (ds *devState) receiptInfo(b []byte) (n, t uint64, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	if !bytes.Equal(ds.rcpt, b) {
+		m, err := wire.ParseSign1(b, wire.MaxMessageSize)
+		if err != nil {
+			return 0, 0, false
+		}
+		var r wire.Receipt
+		if err := wire.Unmarshal(m.Payload, &r); err != nil {
+			return 0, 0, false
+		}
+		ds.rcpt, ds.rcptN, ds.rcptT = b, r.N, r.Time
+	}
+	return ds.rcptN, ds.rcptT, true
+}
+
+// receiptFor returns d's stored receipt if it is about d's anchor, else nil.
+func (ds *devState) receiptFor(d *store.Device) []byte {
+	if n, _, ok := ds.receiptInfo(d.Receipt); ok && n == d.AnchorN {
+		return d.Receipt
+	}
+	return nil
 }
 
 func newDeviceCache(st store.Store) *deviceCache {
@@ -103,33 +138,61 @@ func (c *deviceCache) evictLocked() {
 // forget drops a device from the cache (after a lost compare-and-set).
 func (c *deviceCache) forget(ds *devState) { ds.loaded = false }
 
-// manifestCache keeps registered manifests by product and version.
+// manifestCache keeps registered manifests by product and version. Another replica may
+// register a manifest at any time, so a miss (a version the cache does not know, or one
+// above the current one) reloads the product from the store before the caller rejects;
+// such reloads happen at most once per minReload per product.
 type manifestCache struct {
-	st  store.Store
-	mu  sync.RWMutex
-	m   map[string]map[uint64]*store.Manifest // product → version → manifest
-	cur map[string]uint64
+	st        store.Store
+	minReload time.Duration
+	mu        sync.RWMutex
+	m         map[string]map[uint64]*store.Manifest // product → version → manifest
+	cur       map[string]uint64
+	at        map[string]time.Time // product → when loaded
+
+	reloadMu sync.Mutex           // serialises miss reloads: concurrent misses wait for one
+	reloaded map[string]time.Time // product → last miss reload (monotonic wall clock)
 }
+
+// defaultManifestReload bounds the store reads misses can cause (per product).
+const defaultManifestReload = time.Second
+
+// manifestMaxAge bounds how long a replica may go on without seeing a newer current
+// version registered elsewhere (its devices then get their manifest token late).
+const manifestMaxAge = time.Minute
 
 func newManifestCache(st store.Store) *manifestCache {
-	return &manifestCache{st: st, m: map[string]map[uint64]*store.Manifest{}, cur: map[string]uint64{}}
+	return &manifestCache{st: st, minReload: defaultManifestReload, m: map[string]map[uint64]*store.Manifest{}, cur: map[string]uint64{},
+		at: map[string]time.Time{}, reloaded: map[string]time.Time{}}
 }
 
-// product returns the product's manifests and current version, loading them once.
+// product returns the product's manifests and current version, loading them once and
+// again when older than manifestMaxAge.
 func (c *manifestCache) product(ctx context.Context, product string) (map[uint64]*store.Manifest, uint64, error) {
-	c.mu.RLock()
-	vs, ok := c.m[product]
-	cur := c.cur[product]
-	c.mu.RUnlock()
-	if ok {
-		return vs, cur, nil
+	vs, cur, at, ok := c.cached(product)
+	if !ok {
+		return c.load(ctx, product)
 	}
+	if time.Since(at) >= manifestMaxAge {
+		return c.miss(ctx, product)
+	}
+	return vs, cur, nil
+}
+
+func (c *manifestCache) cached(product string) (map[uint64]*store.Manifest, uint64, time.Time, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	vs, ok := c.m[product]
+	return vs, c.cur[product], c.at[product], ok
+}
+
+func (c *manifestCache) load(ctx context.Context, product string) (map[uint64]*store.Manifest, uint64, error) {
 	all, err := c.st.ListManifests(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	vs = map[uint64]*store.Manifest{}
-	cur = 0
+	vs := map[uint64]*store.Manifest{}
+	cur := uint64(0)
 	for _, m := range all {
 		if m.Product == product {
 			vs[m.Version] = m
@@ -137,14 +200,47 @@ func (c *manifestCache) product(ctx context.Context, product string) (map[uint64
 		}
 	}
 	c.mu.Lock()
-	c.m[product], c.cur[product] = vs, cur
+	c.m[product], c.cur[product], c.at[product] = vs, cur, time.Now()
 	c.mu.Unlock()
 	return vs, cur, nil
+}
+
+// miss is called when the cached manifests of product do not know what a caller looks
+// for. It reloads them from the store unless a miss reload of product ran less than
+// minReload ago (then it returns the cached ones, which that reload refreshed).
+func (c *manifestCache) miss(ctx context.Context, product string) (map[uint64]*store.Manifest, uint64, error) {
+	c.reloadMu.Lock()
+	defer c.reloadMu.Unlock()
+	if last, ok := c.reloaded[product]; ok && time.Since(last) < c.minReload {
+		if vs, cur, _, ok := c.cached(product); ok {
+			return vs, cur, nil
+		}
+	}
+	c.reloaded[product] = time.Now()
+	return c.load(ctx, product)
+}
+
+// lookup returns the manifest of product at version, and the product's manifests and
+// current version; a version the cache does not know, or one above the current one,
+// reloads first (rate-limited, see miss).
+func (c *manifestCache) lookup(ctx context.Context, product string, version uint64) (*store.Manifest, map[uint64]*store.Manifest, uint64, error) {
+	vs, cur, err := c.product(ctx, product)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if m, ok := vs[version]; ok && version <= cur {
+		return m, vs, cur, nil
+	}
+	if vs, cur, err = c.miss(ctx, product); err != nil {
+		return nil, nil, 0, err
+	}
+	return vs[version], vs, cur, nil
 }
 
 func (c *manifestCache) invalidate(product string) {
 	c.mu.Lock()
 	delete(c.m, product)
 	delete(c.cur, product)
+	delete(c.at, product)
 	c.mu.Unlock()
 }

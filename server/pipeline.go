@@ -136,8 +136,15 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	}
 	anchorMoved := next.N != d.AnchorN || !bytes.Equal(next.Head[:], d.AnchorHead)
 	nd.AnchorN, nd.AnchorHead, nd.AnchorKey = next.N, append([]byte(nil), next.Head[:]...), append([]byte(nil), next.NextKey[:]...)
-	if anchorMoved || nd.Receipt == nil {
+	// The ack carries a receipt only for the anchor it names (devices check that): a fresh
+	// one when due, else the stored one if it is about this anchor, else none (the device
+	// keeps its latest, which covers an earlier entry; see receiptDue).
+	var receipt []byte
+	if (anchorMoved || nd.Receipt == nil) && s.receiptDue(ds, d, r, ch, ev, now) {
 		nd.Receipt = wire.SignReceipt(&wire.Receipt{Dev: d.ID, Epoch: d.Epoch, N: next.N, Head: nd.AnchorHead, Time: uint64(now.Unix())}, s.priv)
+		receipt = nd.Receipt
+	} else if n, _, ok := ds.receiptInfo(nd.Receipt); ok && n == next.N {
+		receipt = nd.Receipt
 	}
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
@@ -156,7 +163,7 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	}
 	tokens := pendingSealed(ds, ch, now)
 	a := &wire.Ack{Dev: d.ID, Epoch: d.Epoch, AckedRSeq: r.RSeq, Nonce: nonce,
-		Anchor: wire.Anchor{N: next.N, Head: nd.AnchorHead}, Receipt: nd.Receipt, Commands: tokens}
+		Anchor: wire.Anchor{N: next.N, Head: nd.AnchorHead}, Receipt: receipt, Commands: tokens}
 	ackBytes, err := wire.SealAck(a, d.DownlinkKey)
 	if err != nil {
 		return nil, reject(ReasonUnavailable, "seal ack: %v", err)
@@ -178,6 +185,25 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 		s.log.Info("device state", "dev", d.ID, "from", d.State, "to", nd.State, "reason", nd.StateReason)
 	}
 	return ackBytes, nil
+}
+
+// receiptDue says whether an accepted report that moves the anchor gets a freshly signed
+// receipt (an Ed25519 signature, the largest CPU cost of a report). A receipt over a later
+// head covers every earlier entry, because the head chain is unkeyed, so the server signs
+// only when the device has none, the segment holds a tamper-class entry or changes the
+// device's state, the report is the first of a boot, or the device's latest receipt is
+// older than Config.ReceiptInterval of server time.
+func (s *Server) receiptDue(ds *devState, d *store.Device, r *wire.Report, ch *store.Change, ev evaluation, now time.Time) bool {
+	if d.Receipt == nil || r.Boot != d.LastBoot || ev.transitioned || s.cfg.ReceiptInterval < 0 {
+		return true
+	}
+	for _, e := range ch.Events {
+		if e.Tamper {
+			return true
+		}
+	}
+	_, t, ok := ds.receiptInfo(d.Receipt)
+	return !ok || now.Unix()-int64(t) >= int64(s.cfg.ReceiptInterval/time.Second)
 }
 
 // rejectUnauth records a rejection of an unauthenticated report: an audit record and a
@@ -221,7 +247,7 @@ func (s *Server) rejectAuth(ctx context.Context, ds *devState, r *wire.Report, n
 	}
 	if r.Epoch == d.Epoch {
 		a := &wire.Ack{Dev: d.ID, Epoch: d.Epoch, AckedRSeq: r.RSeq, Nonce: d.Nonce,
-			Anchor: wire.Anchor{N: d.AnchorN, Head: d.AnchorHead}, Receipt: d.Receipt, Reject: re.Reason}
+			Anchor: wire.Anchor{N: d.AnchorN, Head: d.AnchorHead}, Receipt: ds.receiptFor(d), Reject: re.Reason}
 		if b, err := wire.SealAck(a, d.DownlinkKey); err == nil {
 			re.ack = b
 		}
@@ -246,25 +272,23 @@ func (s *Server) rejectAuth(ctx context.Context, ds *devState, r *wire.Report, n
 // current manifest, or its pinned version. A device still on the version it last ran
 // while a newer one waits to be installed is accepted and sent a manifest token.
 func (s *Server) checkManifest(ctx context.Context, d *store.Device, r *wire.Report) (upgrade *store.Manifest, err error) {
-	vs, cur, err := s.mans.product(ctx, d.Product)
+	if r.Man.Product != d.Product {
+		return nil, reject(ReasonWrongManifest, "device runs product %q, registered as %q", r.Man.Product, d.Product)
+	}
+	// A version this replica does not know (or above its current one) may have been
+	// registered on another replica: lookup reloads from the store before we reject.
+	m, vs, cur, err := s.mans.lookup(ctx, d.Product, r.Man.Version)
 	if err != nil {
 		return nil, reject(ReasonUnavailable, "manifests: %v", err)
 	}
 	if len(vs) == 0 {
-		if r.Man.Product != d.Product {
-			return nil, reject(ReasonWrongManifest, "device runs product %q, registered as %q", r.Man.Product, d.Product)
-		}
 		return nil, nil // nothing registered for the product yet: nothing to compare with
 	}
 	want := cur
 	if d.PinnedVersion != 0 {
 		want = d.PinnedVersion
 	}
-	if r.Man.Product != d.Product {
-		return nil, reject(ReasonWrongManifest, "device runs product %q, registered as %q", r.Man.Product, d.Product)
-	}
-	m, ok := vs[r.Man.Version]
-	if !ok {
+	if m == nil {
 		return nil, reject(ReasonWrongManifest, "version %d of %s is not registered", r.Man.Version, d.Product)
 	}
 	if !bytes.Equal(m.Root, r.Man.Root) {
@@ -275,7 +299,13 @@ func (s *Server) checkManifest(ctx context.Context, d *store.Device, r *wire.Rep
 		return nil, nil
 	case r.Man.Version < want && (d.RunningVersion == 0 || r.Man.Version >= d.RunningVersion):
 		// Not yet upgraded (never a downgrade below what it ran): accept, send the manifest.
-		return vs[want], nil
+		up := vs[want]
+		if up == nil { // pinned (on another replica) to a version this one has not seen
+			if up, _, _, err = s.mans.lookup(ctx, d.Product, want); err != nil {
+				return nil, reject(ReasonUnavailable, "manifests: %v", err)
+			}
+		}
+		return up, nil
 	default:
 		return nil, reject(ReasonWrongManifest, "device runs version %d, must run %d", r.Man.Version, want)
 	}

@@ -59,9 +59,14 @@ type Config struct {
 	SilentAfter int
 	// SilentCheck is how often the silence timer runs (default 1 minute; 0 keeps the default).
 	SilentCheck time.Duration
-	Logger      *slog.Logger
-	Webhooks    []string     // alert webhooks: POST JSON, retried with backoff
-	Dashboard   http.Handler // optional, mounted at / and /ui/ behind the same auth
+	// ReceiptInterval is how old (server time) a device's latest anchor receipt may get
+	// before an accepted report that moves its anchor gets a fresh one; tamper evidence,
+	// a state change or a new boot always get one (docs/PROTOCOL.md, "Anchor receipt").
+	// Default 1 hour; negative signs a receipt whenever the anchor moves.
+	ReceiptInterval time.Duration
+	Logger          *slog.Logger
+	Webhooks        []string     // alert webhooks: POST JSON, retried with backoff
+	Dashboard       http.Handler // optional, mounted at / and /ui/ behind the same auth
 
 	HTTPTLS *tls.Config // optional TLS for the HTTP listener
 	MQTTTLS *tls.Config // optional TLS for the embedded MQTT listener
@@ -116,6 +121,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SilentAfter <= 0 {
 		cfg.SilentAfter = 3
+	}
+	if cfg.ReceiptInterval == 0 {
+		cfg.ReceiptInterval = time.Hour
 	}
 	if cfg.SilentCheck <= 0 {
 		cfg.SilentCheck = time.Minute
