@@ -204,8 +204,22 @@ func scanDevice(r scanner) (*store.Device, error) {
 
 // Commit applies every change in one transaction. A change whose compare-and-set fails is
 // skipped whole (a savepoint undoes its partial writes) and reported as ErrConflict.
+//
+// Failures are rare, so the batch first runs without savepoints (two statements fewer
+// per change); should any change fail, that transaction is rolled back and the batch
+// runs again with a savepoint around each change.
 func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
-	errs := make([]error, len(changes))
+	errs, retry := s.commit(ctx, changes, false)
+	if retry {
+		errs, _ = s.commit(ctx, changes, true)
+	}
+	return errs
+}
+
+// commit runs one transaction. Without savepoints it stops at the first failing change,
+// rolls back and returns retry = true.
+func (s *Store) commit(ctx context.Context, changes []*store.Change, savepoints bool) (errs []error, retry bool) {
+	errs = make([]error, len(changes))
 	fail := func(err error) []error {
 		for i := range errs {
 			if errs[i] == nil {
@@ -216,32 +230,39 @@ func (s *Store) Commit(ctx context.Context, changes []*store.Change) []error {
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fail(err)
+		return fail(err), false
 	}
 	for i, c := range changes {
+		if !savepoints {
+			if err := applyChange(ctx, txExec{s, tx}, c); err != nil {
+				tx.Rollback()
+				return errs, true
+			}
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT c`); err != nil {
 			tx.Rollback()
-			return fail(err)
+			return fail(err), false
 		}
 		if err := applyChange(ctx, txExec{s, tx}, c); err != nil {
 			errs[i] = err
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO c`); err != nil {
 				tx.Rollback()
-				return fail(err)
+				return fail(err), false
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `RELEASE c`); err != nil {
 			tx.Rollback()
-			return fail(err)
+			return fail(err), false
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
-		return errs
+		return errs, false
 	}
-	return errs
+	return errs, false
 }
 
 // Write statements of Commit, prepared once at Open.

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Reprovision", testReprovision},
 		{"StaleEpochLoses", testStaleEpochLoses},
 		{"BatchPartialConflict", testBatchPartialConflict},
+		{"BatchManyConflicts", testBatchManyConflicts},
 		{"ConcurrentCommits", testConcurrentCommits},
 		{"Manifests", testManifests},
 		{"Events", testEvents},
@@ -210,6 +211,48 @@ func testBatchPartialConflict(t *testing.T, s store.Store) {
 	}
 }
 
+// A large batch with several failures in it: each failing change is skipped alone and
+// every other change, before and after, is applied.
+func testBatchManyConflicts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var creates []*store.Change
+	for i := range 300 {
+		creates = append(creates, &store.Change{Device: NewDevice(fmt.Sprintf("m-%03d", i)), Create: true})
+	}
+	for i, err := range s.Commit(ctx, creates) {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	bad := map[int]bool{0: true, 7: true, 8: true, 150: true, 299: true}
+	var batch []*store.Change
+	for i := range 300 {
+		d := creates[i].Device.Clone()
+		d.Version = 1
+		d.AnchorN = 1
+		c := &store.Change{Device: d, Events: []store.Event{{Dev: d.ID, Epoch: 1, N: 1, Type: 2, Payload: []byte{1}, Tag: []byte{2}, Head: []byte{3}, Received: time.Now()}}}
+		switch {
+		case i == 8: // a duplicate event, not a stale version
+			c.Events = append(c.Events, c.Events[0])
+		case bad[i]:
+			d.Version = 5
+		}
+		batch = append(batch, c)
+	}
+	errs := s.Commit(ctx, batch)
+	for i, err := range errs {
+		if bad[i] != errors.Is(err, store.ErrConflict) || (!bad[i] && err != nil) {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		ev, _ := s.ListEvents(ctx, store.Page{Dev: batch[i].Device.ID})
+		d, _ := s.GetDevice(ctx, batch[i].Device.ID)
+		if bad[i] != (len(ev) == 0) || bad[i] != (d.Version == 1) {
+			t.Fatalf("change %d: %d events, version %d", i, len(ev), d.Version)
+		}
+	}
+}
+
+// Times come back in UTC at microsecond precision; the zero time stays zero.
 func testConcurrentCommits(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	if err := commit1(t, s, &store.Change{Device: NewDevice("m-1"), Create: true}); err != nil {
