@@ -232,9 +232,10 @@ func (s *Store) commit(ctx context.Context, changes []*store.Change, savepoints 
 	if err != nil {
 		return fail(err), false
 	}
+	x := &txExec{s: s, tx: tx}
 	for i, c := range changes {
 		if !savepoints {
-			if err := applyChange(ctx, txExec{s, tx}, c); err != nil {
+			if err := applyChange(ctx, x, c); err != nil {
 				tx.Rollback()
 				return errs, true
 			}
@@ -244,7 +245,7 @@ func (s *Store) commit(ctx context.Context, changes []*store.Change, savepoints 
 			tx.Rollback()
 			return fail(err), false
 		}
-		if err := applyChange(ctx, txExec{s, tx}, c); err != nil {
+		if err := applyChange(ctx, x, c); err != nil {
 			errs[i] = err
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO c`); err != nil {
 				tx.Rollback()
@@ -287,20 +288,30 @@ const qAudit = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES 
 var writeQueries = []string{qAudit, qWrite0, qWrite1, qWrite2, qWrite3, qWrite4, qWrite5, qWrite6, qWrite7, qWrite8}
 
 // txExec runs a statement of the write path inside tx, prepared once per query on the
-// writer connection (parsing SQL was a sixth of the ingest CPU).
+// writer connection (parsing SQL was a sixth of the ingest CPU); the transaction's handle
+// of each statement is made once per transaction.
 type txExec struct {
-	s  *Store
-	tx *sql.Tx
+	s     *Store
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
 }
 
-func (x txExec) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (x *txExec) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st, ok := x.stmts[query]; ok {
+		return st.ExecContext(ctx, args...)
+	}
 	if st := x.s.stmt(query); st != nil {
-		return x.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		ts := x.tx.StmtContext(ctx, st)
+		if x.stmts == nil {
+			x.stmts = make(map[string]*sql.Stmt, 4)
+		}
+		x.stmts[query] = ts
+		return ts.ExecContext(ctx, args...)
 	}
 	return x.tx.ExecContext(ctx, query, args...)
 }
 
-func (x txExec) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+func (x *txExec) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return x.tx.QueryRowContext(ctx, query, args...)
 }
 
@@ -310,7 +321,7 @@ func (s *Store) stmt(query string) *sql.Stmt {
 	return s.stmts[query]
 }
 
-func applyChange(ctx context.Context, tx txExec, c *store.Change) error {
+func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 	if d := c.Device; d != nil {
 		if c.Create {
 			// Re-provisioning replaces the row only with a higher epoch.
