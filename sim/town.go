@@ -295,6 +295,24 @@ func (m *Meter) Registered(t time.Time) float64 {
 	return c
 }
 
+// Behind is how far the simulation runs behind the virtual clock: the age of the oldest
+// step that is due and not yet done. A loaded machine stalls the simulation, and a server
+// on the same virtual clock would take the stalled meters for silent ones.
+func (t *Town) Behind(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var oldest time.Time
+	for _, m := range t.Meters {
+		if !m.due.IsZero() && (oldest.IsZero() || m.due.Before(oldest)) {
+			oldest = m.due
+		}
+	}
+	if oldest.IsZero() || !oldest.Before(now) {
+		return 0
+	}
+	return now.Sub(oldest)
+}
+
 // ResetMaxLag starts a new window for Stats().MaxLag.
 func (t *Town) ResetMaxLag() { t.maxLag.Store(0) }
 
@@ -310,11 +328,13 @@ func (t *Town) Stats() Stats {
 // meter's transport.
 func (t *Town) Run(ctx context.Context, until time.Time) error {
 	defer t.Close()
+	t.mu.Lock()
 	for _, m := range t.Meters {
 		m.due = m.nextDue()
 		heap.Push(&t.q, m)
 		m.queued = true
 	}
+	t.mu.Unlock()
 	work := make(chan *Meter)
 	var wg sync.WaitGroup
 	for i := 0; i < t.cfg.Workers; i++ {

@@ -238,6 +238,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 	w := newWatcher(srv, town)
 	w.logf = tc.Logf
+	w.maxBehind = interval
 	var mps []*mpMeter
 	if o.MicroPython > 0 {
 		mps, err = startMicroPython(ctx, o.MicroPython, dist, tc.Provision, func(ctx context.Context, b *wire.Bundle) (agent.Transport, error) {
@@ -253,6 +254,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if s := mpScenario(mps, origin.Add(span*42/100)); s != nil {
 				w.extra = append(w.extra, s)
 			}
+			w.behind = func(now time.Time) time.Duration { return max(town.Behind(now), mpBehind(mps, now)) }
 		}
 		if o.Progress != nil {
 			fmt.Fprintln(o.Progress, res.MicroPython)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldseal/fieldseal/agent"
@@ -25,7 +26,7 @@ type mpMeter struct {
 	b    *wire.Bundle
 	d    *mpharness.Device
 	tr   agent.Transport
-	now  int64 // device clock, unix seconds
+	now  atomic.Int64 // device clock, unix seconds; read by the watcher
 	scen *sim.Scenario
 }
 
@@ -60,7 +61,8 @@ func startMicroPython(ctx context.Context, n int, dist string, provision func(co
 		if err != nil {
 			return out, err
 		}
-		m := &mpMeter{id: id, b: b, d: d, now: origin.Unix()}
+		m := &mpMeter{id: id, b: b, d: d}
+		m.now.Store(origin.Unix())
 		out = append(out, m)
 		if _, err := d.Boot(); err != nil {
 			return out, fmt.Errorf("%s: boot: %w", id, err)
@@ -91,6 +93,17 @@ func mpScenario(ms []*mpMeter, at time.Time) *sim.Scenario {
 	m.scen = &sim.Scenario{Name: "mp-code-edit-restore", Title: "edit and restore on a meter running the MicroPython guard",
 		Threat: "D1, D2", Device: m.id, At: at, ExpectAlarm: true}
 	return m.scen
+}
+
+// mpBehind is how far the slowest MicroPython meter's clock trails now.
+func mpBehind(ms []*mpMeter, now time.Time) time.Duration {
+	var worst time.Duration
+	for _, m := range ms {
+		if d := now.Sub(time.Unix(m.now.Load(), 0)); d > worst {
+			worst = d
+		}
+	}
+	return worst
 }
 
 // runMicroPython drives every MicroPython meter until ctx ends: on each tick of the
@@ -142,14 +155,15 @@ func (m *mpMeter) step(ctx context.Context, now time.Time) error {
 
 // advance ticks the guard's clock to t and delivers the reports it emits.
 func (m *mpMeter) advance(ctx context.Context, t int64) error {
-	if t <= m.now {
+	cur := m.now.Load()
+	if t <= cur {
 		return nil
 	}
-	r, err := m.d.Tick(int(t - m.now))
+	r, err := m.d.Tick(int(t - cur))
 	if err != nil {
 		return err
 	}
-	m.now = t
+	m.now.Store(t)
 	for _, b64 := range r.Reports {
 		ack, err := m.tr.Send(ctx, mpharness.Bytes(b64))
 		if err != nil {
