@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/fieldseal/fieldseal/fschain"
@@ -124,16 +125,7 @@ func (s *Server) provision(ctx context.Context, dev, product string, pin uint64,
 	d.Version = 1
 	ds.d, ds.tokens, ds.loaded = d, nil, true
 	b := &wire.Bundle{Device: dev, Epoch: epoch, ChainKey: k1[:], UplinkKey: r, DownlinkKey: t, ServerPub: wire.HexBytes(s.PublicKey()), Product: product, ManifestVersion: version}
-	if addr := s.MQTTAddr(); addr != "" {
-		if s.cfg.MQTTBroker != "" {
-			b.MQTT = addr
-		} else {
-			b.MQTT = "mqtt://" + addr
-		}
-	}
-	if addr := s.HTTPAddr(); addr != "" {
-		b.HTTP = "http://" + addr
-	}
+	b.MQTT, b.HTTP = s.deviceURLs()
 	s.log.Info("device provisioned", "dev", dev, "product", product, "epoch", epoch)
 	return b, nil
 }
@@ -319,4 +311,32 @@ func (s *Server) markSilent(ctx context.Context, dev string, now time.Time, inte
 	ch.Audits[len(ch.Audits)-1].Actor = "timer"
 	s.log.Warn("device silent", "dev", dev, "last_seen", d.LastSeen)
 	return s.commitDevice(ctx, ds, ch)
+}
+
+// deviceURLs are the addresses a bundle tells a device to report to. An external broker's
+// URL loses its user info (the server's own broker credentials must never reach a device)
+// and takes the scheme devices understand: mqtt:// or mqtts://.
+func (s *Server) deviceURLs() (mqttURL, httpURL string) {
+	if s.cfg.MQTTBroker != "" {
+		if u, err := url.Parse(s.cfg.MQTTBroker); err == nil && u.Host != "" {
+			scheme := "mqtt"
+			switch u.Scheme {
+			case "ssl", "tls", "mqtts", "tcps":
+				scheme = "mqtts"
+			}
+			mqttURL = scheme + "://" + u.Host
+		}
+	} else if addr := s.MQTTAddr(); addr != "" {
+		mqttURL = "mqtt://" + addr
+		if s.cfg.MQTTTLS != nil {
+			mqttURL = "mqtts://" + addr
+		}
+	}
+	if addr := s.HTTPAddr(); addr != "" {
+		httpURL = "http://" + addr
+		if s.cfg.HTTPTLS != nil {
+			httpURL = "https://" + addr
+		}
+	}
+	return mqttURL, httpURL
 }

@@ -37,6 +37,7 @@ type serverFile struct {
 	VendorKeys  []string `toml:"vendor_keys"`
 	Webhooks    []string `toml:"webhooks"`
 	SilentAfter int      `toml:"silent_after"`
+	ReceiptInt  string   `toml:"receipt_interval"`
 	LogLevel    string   `toml:"log_level"`
 	HTTPTLS     tlsFile  `toml:"http_tls"`
 	MQTTTLS     tlsFile  `toml:"mqtt_tls"`
@@ -74,6 +75,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	config := fs.String("config", "", "TOML configuration file (flags given here win)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	silentAfter := fs.Int("silent-after", 3, "report intervals a device may miss before it is silent")
+	receiptInterval := fs.Duration("receipt-interval", time.Hour, "how old a device's anchor receipt may get before an accepted report earns a fresh one (tamper evidence, a state change or a new boot always do; negative: sign on every report that moves the anchor)")
 	var vendorKeys, webhooks multiFlag
 	fs.Var(&vendorKeys, "vendor-key", "vendor public key allowed to sign manifests (repeatable)")
 	fs.Var(&webhooks, "webhook", "URL that receives alerts as JSON POSTs (repeatable)")
@@ -88,8 +90,13 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var file serverFile
 	if *config != "" {
-		if _, err := toml.DecodeFile(*config, &file); err != nil {
+		md, err := toml.DecodeFile(*config, &file)
+		if err != nil {
 			return fail(env, "server", fmt.Errorf("config %s: %w", *config, err))
+		}
+		// A misspelt key would otherwise be ignored and its setting silently left at the default.
+		if unknown := md.Undecoded(); len(unknown) > 0 {
+			return fail(env, "server", fmt.Errorf("config %s: unknown key %q (see docs/OPERATIONS.md for the keys)", *config, unknown[0].String()))
 		}
 		pick := func(flagName string, dst *string, v string) {
 			if !set[flagName] && v != "" {
@@ -106,6 +113,13 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		if !set["silent-after"] && file.SilentAfter > 0 {
 			*silentAfter = file.SilentAfter
 		}
+		if !set["receipt-interval"] && file.ReceiptInt != "" {
+			d, err := time.ParseDuration(file.ReceiptInt)
+			if err != nil {
+				return fail(env, "server", fmt.Errorf("config %s: receipt_interval: %w", *config, err))
+			}
+			*receiptInterval = d
+		}
 		if !set["vendor-key"] {
 			vendorKeys = file.VendorKeys
 		}
@@ -119,7 +133,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := server.Config{DataDir: *data, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTBroker: *broker,
-		SilentAfter: *silentAfter, Logger: log, Webhooks: webhooks, MQTTShareGroup: *shared}
+		SilentAfter: *silentAfter, ReceiptInterval: *receiptInterval, Logger: log, Webhooks: webhooks, MQTTShareGroup: *shared}
 	if *broker != "" && !set["mqtt"] {
 		cfg.MQTTAddr = "off"
 	}

@@ -236,3 +236,25 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 	kder, _ := x509.MarshalECPrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
+
+// A misspelt or malformed config key is an error that names it, not a silent default.
+func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
+	for name, c := range map[string]struct{ toml, want string }{
+		"misspelt":     {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
+		"bad duration": {"receipt_interval = \"soon\"\n", "receipt_interval"},
+	} {
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "fieldseal.toml")
+		if err := os.WriteFile(cfg, []byte(c.toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var e bytes.Buffer
+		code := Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &e}, []string{"server", "--config", cfg, "--data", dir, "--http", "off", "--mqtt", "off"})
+		if code != ExitError || !strings.Contains(e.String(), c.want) {
+			t.Errorf("%s: exit %d, %q; want exit 2 naming %s", name, code, e.String(), c.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "server.key")); err == nil {
+			t.Errorf("%s: the server started (created server.key) despite the bad config", name)
+		}
+	}
+}
