@@ -34,6 +34,15 @@ func SealAck(a *Ack, downlinkKey []byte) ([]byte, error) {
 	return Mac0(downlinkKey, []byte(a.Dev), payload), nil
 }
 
+// SealAckWith is SealAck under a prepared downlink key.
+func SealAckWith(a *Ack, downlink *MACKey) ([]byte, error) {
+	payload, err := Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	return downlink.Mac0([]byte(a.Dev), payload), nil
+}
+
 // OpenAck verifies and decodes an ack for device dev.
 func OpenAck(data []byte, dev string, downlinkKey []byte) (*Ack, error) {
 	m, err := ParseMac0(data, MaxMessageSize)

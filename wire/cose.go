@@ -5,6 +5,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
+	"hash"
+	"io"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -51,7 +53,63 @@ type Maced struct {
 
 func protectedFor(alg int) []byte { return MustMarshal(map[int]int{hdrAlg: alg}) }
 
+// The two protected headers fieldseal accepts, {1: -8} and {1: 5}, encoded (equal to
+// protectedFor: tested).
+var (
+	protectedEdDSA = []byte{0xa1, 0x01, 0x27}
+	protectedHMAC  = []byte{0xa1, 0x01, 0x05}
+)
+
+func protectedBytes(alg int) []byte {
+	switch alg {
+	case AlgEdDSA:
+		return protectedEdDSA
+	case AlgHMAC256256:
+		return protectedHMAC
+	}
+	return protectedFor(alg)
+}
+
+// appendBstr appends b as a CBOR byte string in core deterministic form (shortest head);
+// a nil slice encodes as null, as the reflective encoder does.
+func appendBstr(dst, b []byte) []byte {
+	if b == nil {
+		return append(dst, 0xf6)
+	}
+	return append(appendHead(dst, 0x40, uint64(len(b))), b...)
+}
+
+// appendHead appends a CBOR head of major type mt (already shifted) with argument n, shortest form.
+func appendHead(dst []byte, mt byte, n uint64) []byte {
+	switch {
+	case n < 24:
+		return append(dst, mt|byte(n))
+	case n <= 0xff:
+		return append(dst, mt|24, byte(n))
+	case n <= 0xffff:
+		return append(dst, mt|25, byte(n>>8), byte(n))
+	case n <= 0xffffffff:
+		return append(dst, mt|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, mt|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// encodeCose writes tag(tag, [protected, {4: kid}, payload, sigOrMac]) directly; it is
+// byte-identical to encodeCoseReflect (tested), without reflection or maps.
 func encodeCose(tag uint64, alg int, kid, payload, sigOrMac []byte) []byte {
+	prot := protectedBytes(alg)
+	out := make([]byte, 0, 2+9+len(prot)+2+9+len(kid)+9+len(payload)+9+len(sigOrMac))
+	out = appendHead(out, 0xc0, tag)
+	out = append(out, 0x84)
+	out = appendBstr(out, prot)
+	out = append(out, 0xa1, hdrKid)
+	out = appendBstr(out, kid)
+	out = appendBstr(out, payload)
+	return appendBstr(out, sigOrMac)
+}
+
+// encodeCoseReflect is the reference encoding through the CBOR library.
+func encodeCoseReflect(tag uint64, alg int, kid, payload, sigOrMac []byte) []byte {
 	msg := coseMessage{
 		Protected:   protectedFor(alg),
 		Unprotected: map[int]cbor.RawMessage{hdrKid: MustMarshal(kid)},
@@ -78,14 +136,142 @@ func Mac0(key, kid, payload []byte) []byte {
 
 func macStructure(key, protected, payload []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	m.Write(toBeSigned("MAC0", protected, payload))
+	writeMacStructure(m, protected, payload)
 	return m.Sum(nil)
+}
+
+// writeMacStructure writes ["MAC0", protected, h”, payload] (RFC 9052 MAC_structure) in
+// core deterministic CBOR to w without building it: byte-identical to
+// toBeSigned("MAC0", protected, payload) (tested).
+func writeMacStructure(w io.Writer, protected, payload []byte) {
+	var hdr [32]byte
+	b := append(hdr[:0], 0x84, 0x64, 'M', 'A', 'C', '0')
+	if protected == nil {
+		b = append(b, 0xf6)
+	} else {
+		b = appendHead(b, 0x40, uint64(len(protected)))
+		if len(b)+len(protected)+10 <= len(hdr) {
+			b = append(b, protected...)
+		} else {
+			w.Write(b)
+			w.Write(protected)
+			b = hdr[:0]
+		}
+	}
+	b = append(b, 0x40)
+	if payload == nil {
+		w.Write(append(b, 0xf6))
+		return
+	}
+	w.Write(appendHead(b, 0x40, uint64(len(payload))))
+	w.Write(payload)
+}
+
+// MACKey is an HMAC-SHA-256 key with its precomputed state, reused across messages:
+// it saves hashing the padded key for every MAC. A MACKey is for one goroutine at a time.
+type MACKey struct {
+	key []byte
+	h   hash.Hash
+}
+
+// NewMACKey prepares key for repeated use.
+func NewMACKey(key []byte) *MACKey {
+	return &MACKey{key: append([]byte(nil), key...), h: hmac.New(sha256.New, key)}
+}
+
+// Is reports whether k was made from key.
+func (k *MACKey) Is(key []byte) bool { return k != nil && hmac.Equal(k.key, key) }
+
+// sum computes the COSE_Mac0 tag of payload under k into out.
+func (k *MACKey) sum(out *[sha256.Size]byte, protected, payload []byte) []byte {
+	k.h.Reset()
+	writeMacStructure(k.h, protected, payload)
+	return k.h.Sum(out[:0])
+}
+
+// Mac0 is Mac0 under k.
+func (k *MACKey) Mac0(kid, payload []byte) []byte {
+	var t [sha256.Size]byte
+	return encodeCose(tagMac0, AlgHMAC256256, kid, payload, k.sum(&t, protectedHMAC, payload))
 }
 
 func decodeCose(data []byte, wantTag uint64, wantAlg int, limit int) (kid, protected, payload, tag []byte, err error) {
 	if len(data) > limit {
 		return nil, nil, nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrOversize, len(data), limit)
 	}
+	if kid, protected, payload, tag, ok := decodeCoseFast(data, wantTag, wantAlg); ok {
+		return kid, protected, payload, tag, nil
+	}
+	return decodeCoseSlow(data, wantTag, wantAlg)
+}
+
+// decodeCoseFast parses the one form fieldseal encodes, tag([protected, {4: kid}, payload,
+// tag]) with the expected protected header bytes, by hand. Anything else (including every
+// error) returns ok = false and goes through decodeCoseSlow, which decides exactly as before;
+// whatever the fast path accepts, the slow path accepts with the same result.
+func decodeCoseFast(data []byte, wantTag uint64, wantAlg int) (kid, protected, payload, tag []byte, ok bool) {
+	if wantTag >= 24 || len(data) < 2 || data[0] != 0xc0|byte(wantTag) || data[1] != 0x84 {
+		return nil, nil, nil, nil, false
+	}
+	prot, i, ok := readBstr(data, 2)
+	want := protectedBytes(wantAlg)
+	if !ok || string(prot) != string(want) || i+2 > len(data) || data[i] != 0xa1 || data[i+1] != hdrKid {
+		return nil, nil, nil, nil, false
+	}
+	k, i, ok := readBstr(data, i+2)
+	if !ok {
+		return nil, nil, nil, nil, false
+	}
+	p, i, ok := readBstr(data, i)
+	if !ok {
+		return nil, nil, nil, nil, false
+	}
+	t, i, ok := readBstr(data, i)
+	if !ok || i != len(data) {
+		return nil, nil, nil, nil, false
+	}
+	// Copy out of data (callers may reuse it), as the CBOR decoder does, in one allocation.
+	buf := make([]byte, len(k)+len(p)+len(t))
+	n := copy(buf, k)
+	n += copy(buf[n:], p)
+	copy(buf[n:], t)
+	kid = buf[:len(k):len(k)]
+	payload = buf[len(k) : len(k)+len(p) : len(k)+len(p)]
+	tag = buf[len(k)+len(p):]
+	return kid, want, payload, tag, true
+}
+
+// readBstr reads a definite-length CBOR byte string at data[i:], returning it and the
+// offset after it.
+func readBstr(data []byte, i int) (b []byte, next int, ok bool) {
+	if i >= len(data) || data[i]>>5 != 2 {
+		return nil, 0, false
+	}
+	ai := data[i] & 0x1f
+	i++
+	var n uint64
+	switch {
+	case ai < 24:
+		n = uint64(ai)
+	case ai == 24 && i+1 <= len(data):
+		n = uint64(data[i])
+		i++
+	case ai == 25 && i+2 <= len(data):
+		n = uint64(data[i])<<8 | uint64(data[i+1])
+		i += 2
+	case ai == 26 && i+4 <= len(data):
+		n = uint64(data[i])<<24 | uint64(data[i+1])<<16 | uint64(data[i+2])<<8 | uint64(data[i+3])
+		i += 4
+	default:
+		return nil, 0, false
+	}
+	if n > uint64(len(data)-i) {
+		return nil, 0, false
+	}
+	return data[i : i+int(n)], i + int(n), true
+}
+
+func decodeCoseSlow(data []byte, wantTag uint64, wantAlg int) (kid, protected, payload, tag []byte, err error) {
 	var raw cbor.RawTag
 	if err := Unmarshal(data, &raw); err != nil {
 		return nil, nil, nil, nil, err
@@ -155,6 +341,15 @@ func ParseMac0(data []byte, limit int) (*Maced, error) {
 // Verify checks the MAC under key in constant time.
 func (m *Maced) Verify(key []byte) error {
 	if !hmac.Equal(macStructure(key, m.protected, m.Payload), m.tag) {
+		return ErrBadMAC
+	}
+	return nil
+}
+
+// VerifyWith is Verify under a prepared key.
+func (m *Maced) VerifyWith(k *MACKey) error {
+	var t [sha256.Size]byte
+	if !hmac.Equal(k.sum(&t, m.protected, m.Payload), m.tag) {
 		return ErrBadMAC
 	}
 	return nil

@@ -102,6 +102,18 @@ func OpenReport(m *Maced, uplinkKey []byte) (*Report, error) {
 	if err := m.Verify(uplinkKey); err != nil {
 		return nil, err
 	}
+	return decodeReport(m)
+}
+
+// OpenReportWith is OpenReport under a prepared uplink key.
+func OpenReportWith(m *Maced, uplink *MACKey) (*Report, error) {
+	if err := m.VerifyWith(uplink); err != nil {
+		return nil, err
+	}
+	return decodeReport(m)
+}
+
+func decodeReport(m *Maced) (*Report, error) {
 	var r Report
 	if err := Unmarshal(m.Payload, &r); err != nil {
 		return nil, err
