@@ -34,6 +34,26 @@ type devState struct {
 	// The stored receipt's n and server time, decoded once per receipt (receiptInfo).
 	rcpt         []byte
 	rcptN, rcptT uint64
+
+	// Prepared HMAC states for the device's uplink and downlink keys (used under mu only);
+	// remade when the row's key differs (re-keying, reload).
+	up, down *wire.MACKey
+}
+
+// uplink returns the prepared MAC state for key, the device's uplink key.
+func (ds *devState) uplink(key []byte) *wire.MACKey {
+	if !ds.up.Is(key) {
+		ds.up = wire.NewMACKey(key)
+	}
+	return ds.up
+}
+
+// downlink returns the prepared MAC state for key, the device's downlink key.
+func (ds *devState) downlink(key []byte) *wire.MACKey {
+	if !ds.down.Is(key) {
+		ds.down = wire.NewMACKey(key)
+	}
+	return ds.down
 }
 
 // receiptInfo returns n and the server time of receipt b (the device's stored receipt,

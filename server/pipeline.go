@@ -76,7 +76,7 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 		return nil, s.rejectUnauth(ctx, dev, reject(ReasonUnknownDevice, "no device %q", dev))
 	}
 	d := ds.d
-	r, err := wire.OpenReport(m, d.UplinkKey)
+	r, err := wire.OpenReportWith(m, ds.uplink(d.UplinkKey))
 	if err != nil {
 		// Not authentic: record it, change nothing (S2).
 		return nil, s.rejectUnauth(ctx, dev, wireReject(err))
@@ -164,7 +164,7 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	tokens := pendingSealed(ds, ch, now)
 	a := &wire.Ack{Dev: d.ID, Epoch: d.Epoch, AckedRSeq: r.RSeq, Nonce: nonce,
 		Anchor: wire.Anchor{N: next.N, Head: nd.AnchorHead}, Receipt: receipt, Commands: tokens}
-	ackBytes, err := wire.SealAck(a, d.DownlinkKey)
+	ackBytes, err := wire.SealAckWith(a, ds.downlink(d.DownlinkKey))
 	if err != nil {
 		return nil, reject(ReasonUnavailable, "seal ack: %v", err)
 	}
@@ -248,7 +248,7 @@ func (s *Server) rejectAuth(ctx context.Context, ds *devState, r *wire.Report, n
 	if r.Epoch == d.Epoch {
 		a := &wire.Ack{Dev: d.ID, Epoch: d.Epoch, AckedRSeq: r.RSeq, Nonce: d.Nonce,
 			Anchor: wire.Anchor{N: d.AnchorN, Head: d.AnchorHead}, Receipt: ds.receiptFor(d), Reject: re.Reason}
-		if b, err := wire.SealAck(a, d.DownlinkKey); err == nil {
+		if b, err := wire.SealAckWith(a, ds.downlink(d.DownlinkKey)); err == nil {
 			re.ack = b
 		}
 	}
