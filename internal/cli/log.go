@@ -262,7 +262,6 @@ func readExport(path string) (*fschain.Export, error) {
 	return x, nil
 }
 
-
 // parseChainKey accepts K_1 as 64 hex digits, a file holding them, or a device bundle
 // (JSON with chain_key).
 func parseChainKey(s string) (fschain.Key, error) {

@@ -1,1 +1,1 @@
-# placeholder block device module for the fixture
+# the board's frozen block-device module: the audit only needs it to exist
