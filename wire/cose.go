@@ -4,9 +4,11 @@ import (
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding"
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -136,26 +138,26 @@ func Mac0(key, kid, payload []byte) []byte {
 
 func macStructure(key, protected, payload []byte) []byte {
 	m := hmac.New(sha256.New, key)
-	writeMacStructure(m, protected, payload)
+	var scratch [32]byte
+	writeMacStructure(m, &scratch, protected, payload)
 	return m.Sum(nil)
 }
 
-// writeMacStructure writes ["MAC0", protected, h”, payload] (RFC 9052 MAC_structure) in
-// core deterministic CBOR to w without building it: byte-identical to
-// toBeSigned("MAC0", protected, payload) (tested).
-func writeMacStructure(w io.Writer, protected, payload []byte) {
-	var hdr [32]byte
-	b := append(hdr[:0], 0x84, 0x64, 'M', 'A', 'C', '0')
+// writeMacStructure writes the RFC 9052 MAC_structure ["MAC0", protected, empty bstr,
+// payload] in core deterministic CBOR to w without building it, using scratch for the
+// heads: byte-identical to toBeSigned("MAC0", protected, payload) (tested).
+func writeMacStructure(w io.Writer, scratch *[32]byte, protected, payload []byte) {
+	b := append(scratch[:0], 0x84, 0x64, 'M', 'A', 'C', '0')
 	if protected == nil {
 		b = append(b, 0xf6)
 	} else {
 		b = appendHead(b, 0x40, uint64(len(protected)))
-		if len(b)+len(protected)+10 <= len(hdr) {
+		if len(b)+len(protected)+10 <= len(scratch) {
 			b = append(b, protected...)
 		} else {
 			w.Write(b)
 			w.Write(protected)
-			b = hdr[:0]
+			b = scratch[:0]
 		}
 	}
 	b = append(b, 0x40)
@@ -167,32 +169,75 @@ func writeMacStructure(w io.Writer, protected, payload []byte) {
 	w.Write(payload)
 }
 
-// MACKey is an HMAC-SHA-256 key with its precomputed state, reused across messages:
-// it saves hashing the padded key for every MAC. A MACKey is for one goroutine at a time.
+// MACKey is an HMAC-SHA-256 key prepared for repeated use: it keeps the SHA-256 states
+// after the padded key blocks (what crypto/hmac computes on every New), about 300 bytes,
+// and borrows hashers from a pool. A MACKey is for one goroutine at a time.
 type MACKey struct {
-	key []byte
-	h   hash.Hash
+	key          []byte
+	inner, outer []byte // marshaled SHA-256 states after key⊕ipad and key⊕opad
+	scratch      [32]byte
+	out          [sha256.Size]byte
 }
 
-// NewMACKey prepares key for repeated use.
+var sha256Pool = sync.Pool{New: func() any { return sha256.New() }}
+
+// NewMACKey prepares key (any length, as crypto/hmac) for repeated use.
 func NewMACKey(key []byte) *MACKey {
-	return &MACKey{key: append([]byte(nil), key...), h: hmac.New(sha256.New, key)}
+	k := &MACKey{key: append([]byte(nil), key...)}
+	var pad [sha256.BlockSize]byte
+	if len(key) > len(pad) {
+		sum := sha256.Sum256(key)
+		copy(pad[:], sum[:])
+	} else {
+		copy(pad[:], key)
+	}
+	h := sha256.New()
+	for i := range pad {
+		pad[i] ^= 0x36
+	}
+	h.Write(pad[:])
+	k.inner = mustMarshalState(h)
+	for i := range pad {
+		pad[i] ^= 0x36 ^ 0x5c
+	}
+	h.Reset()
+	h.Write(pad[:])
+	k.outer = mustMarshalState(h)
+	return k
+}
+
+func mustMarshalState(h hash.Hash) []byte {
+	b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // Is reports whether k was made from key.
 func (k *MACKey) Is(key []byte) bool { return k != nil && hmac.Equal(k.key, key) }
 
-// sum computes the COSE_Mac0 tag of payload under k into out.
-func (k *MACKey) sum(out *[sha256.Size]byte, protected, payload []byte) []byte {
-	k.h.Reset()
-	writeMacStructure(k.h, protected, payload)
-	return k.h.Sum(out[:0])
+// sum computes HMAC-SHA-256 under k of the MAC_structure of protected and payload. The
+// result is k.out: valid until the next use of k.
+func (k *MACKey) sum(protected, payload []byte) []byte {
+	h := sha256Pool.Get().(hash.Hash)
+	defer sha256Pool.Put(h)
+	u := h.(encoding.BinaryUnmarshaler)
+	if err := u.UnmarshalBinary(k.inner); err != nil {
+		panic(err)
+	}
+	writeMacStructure(h, &k.scratch, protected, payload)
+	in := h.Sum(k.out[:0])
+	if err := u.UnmarshalBinary(k.outer); err != nil {
+		panic(err)
+	}
+	h.Write(in)
+	return h.Sum(k.out[:0])
 }
 
 // Mac0 is Mac0 under k.
 func (k *MACKey) Mac0(kid, payload []byte) []byte {
-	var t [sha256.Size]byte
-	return encodeCose(tagMac0, AlgHMAC256256, kid, payload, k.sum(&t, protectedHMAC, payload))
+	return encodeCose(tagMac0, AlgHMAC256256, kid, payload, k.sum(protectedHMAC, payload))
 }
 
 func decodeCose(data []byte, wantTag uint64, wantAlg int, limit int) (kid, protected, payload, tag []byte, err error) {
@@ -348,8 +393,7 @@ func (m *Maced) Verify(key []byte) error {
 
 // VerifyWith is Verify under a prepared key.
 func (m *Maced) VerifyWith(k *MACKey) error {
-	var t [sha256.Size]byte
-	if !hmac.Equal(k.sum(&t, m.protected, m.Payload), m.tag) {
+	if !hmac.Equal(k.sum(m.protected, m.Payload), m.tag) {
 		return ErrBadMAC
 	}
 	return nil

@@ -96,16 +96,24 @@ func TestMacStructureMatchesReflect(t *testing.T) {
 				payload = bytes.Repeat([]byte{0x5a}, n)
 			}
 			var got bytes.Buffer
-			writeMacStructure(&got, prot, payload)
+			var scratch [32]byte
+			writeMacStructure(&got, &scratch, prot, payload)
 			if want := toBeSigned("MAC0", prot, payload); !bytes.Equal(got.Bytes(), want) {
 				t.Fatalf("protected %d bytes, payload %d: direct % x..., reflective % x...", len(prot), n, head(got.Bytes()), head(want))
 			}
-			key := []byte("k")
-			m := hmac.New(sha256.New, key)
-			m.Write(toBeSigned("MAC0", prot, payload))
-			var out [32]byte
-			if !bytes.Equal(NewMACKey(key).sum(&out, prot, payload), m.Sum(nil)) || !bytes.Equal(macStructure(key, prot, payload), m.Sum(nil)) {
-				t.Fatalf("MAC differs for payload %d", n)
+			for _, key := range [][]byte{nil, []byte("k"), bytes.Repeat([]byte{3}, 32), bytes.Repeat([]byte{4}, 64), bytes.Repeat([]byte{5}, 65), bytes.Repeat([]byte{6}, 200)} {
+				m := hmac.New(sha256.New, key)
+				m.Write(toBeSigned("MAC0", prot, payload))
+				want := m.Sum(nil)
+				k := NewMACKey(key)
+				for range 2 { // a reused state gives the same MAC
+					if !bytes.Equal(k.sum(prot, payload), want) || !bytes.Equal(macStructure(key, prot, payload), want) {
+						t.Fatalf("MAC differs for key %d bytes, payload %d", len(key), n)
+					}
+				}
+				if !k.Is(key) || k.Is(append([]byte{1}, key...)) {
+					t.Fatalf("MACKey.Is wrong for key %d bytes", len(key))
+				}
 			}
 		}
 	}
