@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -214,8 +215,9 @@ func mustMarshalState(h hash.Hash) []byte {
 	return b
 }
 
-// Is reports whether k was made from key.
-func (k *MACKey) Is(key []byte) bool { return k != nil && hmac.Equal(k.key, key) }
+// Is reports whether k was made from key (not constant time: for cache checks between
+// keys the caller holds, never for comparing against attacker input).
+func (k *MACKey) Is(key []byte) bool { return k != nil && bytes.Equal(k.key, key) }
 
 // sum computes HMAC-SHA-256 under k of the MAC_structure of protected and payload. The
 // result is k.out: valid until the next use of k.
