@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,15 +36,6 @@ var testApp = map[string]string{
 	"calibration.json": "{\"k\": 0.5}\n",
 }
 
-func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
 	_, vendor, _ := ed25519.GenerateKey(rand.Reader)
@@ -62,7 +52,7 @@ func newFleet(t *testing.T) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: freeAddr(t), MQTTAddr: freeAddr(t),
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fieldseal/fieldseal/fschain"
-	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -59,7 +58,7 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 	t.Helper()
 	vendor := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, 32))
 	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	cfg := server.Config{DataDir: t.TempDir(), HTTPAddr: testenv.FreeAddr(t), MQTTAddr: testenv.FreeAddr(t),
+	cfg := server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Now: c.Now, Logger: quietLogger()}
 	for _, m := range mod {
 		m(&cfg)

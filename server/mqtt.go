@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -60,7 +61,12 @@ func (s *Server) startBroker() error {
 		}
 		return err
 	}
-	ln.Close() // probe only: mochi opens its own listener on the same address
+	// mochi serves on our listener: no window between probing the port and listening on it,
+	// and "127.0.0.1:0" works (tests and the demo take whatever port is free).
+	addr := ln.Addr().String()
+	if s.cfg.MQTTTLS != nil {
+		ln = tls.NewListener(ln, s.cfg.MQTTTLS)
+	}
 	opts := &mqtt.Options{InlineClient: true, Logger: s.log.With("component", "mqtt")}
 	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -71,20 +77,18 @@ func (s *Server) startBroker() error {
 	opts.Capabilities = caps
 	b := mqtt.New(opts)
 	if err := b.AddHook(&brokerHook{s: s}, nil); err != nil {
+		ln.Close()
 		return err
 	}
-	tcp := listeners.NewTCP(listeners.Config{Type: "tcp", ID: "fieldseal", Address: s.cfg.MQTTAddr, TLSConfig: s.cfg.MQTTTLS})
-	if err := b.AddListener(tcp); err != nil {
-		if strings.Contains(err.Error(), "address already in use") {
-			return fmt.Errorf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr)
-		}
+	if err := b.AddListener(listeners.NewNet("fieldseal", ln)); err != nil {
+		ln.Close()
 		return fmt.Errorf("MQTT listener on %s (--mqtt): %w", s.cfg.MQTTAddr, err)
 	}
 	if err := b.Serve(); err != nil {
 		return err
 	}
 	s.broker = b
-	s.mqttAddr = tcp.Address()
+	s.mqttAddr = addr
 	s.log.Info("MQTT broker listening", "addr", s.mqttAddr)
 	return nil
 }

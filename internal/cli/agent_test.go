@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -37,7 +36,7 @@ func TestAgentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "manifest.cose"), signed, 0o644)
-	srv, err := server.New(server.Config{DataDir: filepath.Join(dir, "srv"), HTTPAddr: testenv.FreeAddr(t), MQTTAddr: testenv.FreeAddr(t),
+	srv, err := server.New(server.Config{DataDir: filepath.Join(dir, "srv"), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 		VendorKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -154,15 +153,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	mqttAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	cfg := server.Config{DataDir: dir, HTTPAddr: httpAddr, MQTTAddr: mqttAddr, VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
+	// Port 0: the server takes free loopback ports and reports them (HTTPAddr, MQTTAddr).
+	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	// The dashboard reads the server's store, which exists only once New has opened it.
 	dash := &lateHandler{}
@@ -327,15 +319,6 @@ func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.ServeHTTP(w, r)
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // demoManifest seals the example water-meter app: compiled with mpy-cross when one is
