@@ -185,6 +185,24 @@ func deviceArgs(d *store.Device, version uint64) []any {
 
 type scanner interface{ Scan(...any) error }
 
+// queryAll runs a read query and collects one value per row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func scanDevice(r scanner) (*store.Device, error) {
 	var d store.Device
 	var epoch, version, pinned, running, an, rseq, ldt, lboot, ri, rej, wu int64
@@ -450,20 +468,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 	if f.Limit > 0 {
 		q += fmt.Sprintf(` LIMIT %d`, f.Limit)
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*store.Device
-	for rows.Next() {
-		d, err := scanDevice(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, scanDevice, q, args...)
 }
 
 func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
@@ -522,20 +527,7 @@ func (s *Store) CurrentManifest(ctx context.Context, product string) (*store.Man
 }
 
 func (s *Store) ListManifests(ctx context.Context) ([]*store.Manifest, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+manifestCols+` FROM manifests ORDER BY product, version`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*store.Manifest
-	for rows.Next() {
-		m, err := scanManifest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.r, scanManifest, `SELECT `+manifestCols+` FROM manifests ORDER BY product, version`)
 }
 
 func limit(n int) int {
@@ -546,24 +538,17 @@ func limit(n int) int {
 }
 
 func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
- WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`, p.Dev, p.After, limit(p.Limit))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Event
-	for rows.Next() {
+	return queryAll(ctx, s.r, func(rows scanner) (store.Event, error) {
 		var e store.Event
 		var epoch, n, t, typ, tamper, rec int64
 		if err := rows.Scan(&e.Dev, &epoch, &n, &t, &typ, &tamper, &e.Payload, &e.Decoded, &e.Tag, &e.Head, &rec); err != nil {
-			return nil, err
+			return store.Event{}, err
 		}
 		e.Epoch, e.N, e.T, e.Type, e.Tamper, e.Received = uint32(epoch), uint64(n), uint64(t), uint16(typ), tamper != 0, fromNanos(rec)
 		e.TypeName = wire.EntryName(e.Type)
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, nil
+	}, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
+ WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`, p.Dev, p.After, limit(p.Limit))
 }
 
 func (s *Store) EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error) {
@@ -590,22 +575,15 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit(p.Limit))
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Audit
-	for rows.Next() {
+	return queryAll(ctx, s.r, func(rows scanner) (store.Audit, error) {
 		var a store.Audit
 		var at int64
 		if err := rows.Scan(&a.ID, &at, &a.Actor, &a.Kind, &a.Dev, &a.Reason, &a.Detail); err != nil {
-			return nil, err
+			return store.Audit{}, err
 		}
 		a.At = fromNanos(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, nil
+	}, q, args...)
 }
 
 func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) ([]store.Alert, error) {
@@ -624,22 +602,15 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit(p.Limit))
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Alert
-	for rows.Next() {
+	return queryAll(ctx, s.r, func(rows scanner) (store.Alert, error) {
 		var a store.Alert
 		var at, acked int64
 		if err := rows.Scan(&a.ID, &at, &a.Dev, &a.Kind, &a.Reason, &a.Detail, &acked, &a.AckedBy); err != nil {
-			return nil, err
+			return store.Alert{}, err
 		}
 		a.At, a.AckedAt = fromNanos(at), fromNanos(acked)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, nil
+	}, q, args...)
 }
 
 func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) error {
@@ -678,20 +649,13 @@ func (s *Store) GetToken(ctx context.Context, id []byte) (*store.Token, error) {
 }
 
 func (s *Store) PendingTokens(ctx context.Context, dev string, epoch uint32, now time.Time) ([]store.Token, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE dev = ? AND epoch = ? AND used = 0 AND expires > ? ORDER BY issued`, dev, int64(epoch), nanos(now))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Token
-	for rows.Next() {
+	return queryAll(ctx, s.r, func(rows scanner) (store.Token, error) {
 		t, err := scanToken(rows)
 		if err != nil {
-			return nil, err
+			return store.Token{}, err
 		}
-		out = append(out, *t)
-	}
-	return out, rows.Err()
+		return *t, nil
+	}, `SELECT `+tokenCols+` FROM tokens WHERE dev = ? AND epoch = ? AND used = 0 AND expires > ? ORDER BY issued`, dev, int64(epoch), nanos(now))
 }
 
 const visitCols = `id, dev, work_order, technician, token_id, opened, closed, seal_number, result`
@@ -715,20 +679,13 @@ func (s *Store) GetVisit(ctx context.Context, id string) (*store.Visit, error) {
 }
 
 func (s *Store) ListVisits(ctx context.Context, dev string) ([]store.Visit, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+visitCols+` FROM visits WHERE dev = ? OR ? = '' ORDER BY opened DESC`, dev, dev)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Visit
-	for rows.Next() {
+	return queryAll(ctx, s.r, func(rows scanner) (store.Visit, error) {
 		v, err := scanVisit(rows)
 		if err != nil {
-			return nil, err
+			return store.Visit{}, err
 		}
-		out = append(out, *v)
-	}
-	return out, rows.Err()
+		return *v, nil
+	}, `SELECT `+visitCols+` FROM visits WHERE dev = ? OR ? = '' ORDER BY opened DESC`, dev, dev)
 }
 
 func (s *Store) PutAPIToken(ctx context.Context, t store.APIToken) error {
@@ -751,22 +708,15 @@ func (s *Store) GetAPIToken(ctx context.Context, hash []byte) (*store.APIToken, 
 }
 
 func (s *Store) ListAPITokens(ctx context.Context) ([]store.APIToken, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT hash, name, role, created FROM api_tokens ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.APIToken
-	for rows.Next() {
+	return queryAll(ctx, s.r, func(rows scanner) (store.APIToken, error) {
 		var t store.APIToken
 		var c int64
 		if err := rows.Scan(&t.Hash, &t.Name, &t.Role, &c); err != nil {
-			return nil, err
+			return store.APIToken{}, err
 		}
 		t.Created = fromNanos(c)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+		return t, nil
+	}, `SELECT hash, name, role, created FROM api_tokens ORDER BY name`)
 }
 
 func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
