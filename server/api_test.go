@@ -156,6 +156,68 @@ func TestMQTTIngest(t *testing.T) {
 	}
 }
 
+// The ack reaches whichever connection of the device listens on its downlink: the
+// reporting connection itself (sent with the PUBACK), a sibling connection when the
+// reporter is not subscribed, and the reporter again when it published at QoS 0 (no PUBACK
+// to ride on). Each ack must answer its own report.
+func TestMQTTAckDelivery(t *testing.T) {
+	e := newEnv(t)
+	d := e.provision("meter-1", "watermeter")
+	pass := server.MQTTPassword(d.b.UplinkKey)
+	connect := func(suffix string) pahoClient {
+		c := newPaho(pahoOptions(e.s.MQTTAddr(), "meter-1/"+suffix, "meter-1", pass))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("connect %s: %v", suffix, tok.Error())
+		}
+		t.Cleanup(func() { c.Disconnect(100) })
+		return c
+	}
+	subscribe := func(c pahoClient) chan []byte {
+		ch := make(chan []byte, 4)
+		if tok := c.Subscribe(server.DownTopic("meter-1"), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		return ch
+	}
+	expect := func(ch chan []byte, rseq uint64, how string) {
+		t.Helper()
+		select {
+		case b := <-ch:
+			if a := d.accept(b); a.Reject != "" || a.AckedRSeq != rseq {
+				t.Fatalf("%s: ack %+v, want rseq %d accepted", how, a, rseq)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no ack", how)
+		}
+	}
+	reporter, sibling := connect("reporter"), connect("listener")
+	siblingAcks := subscribe(sibling)
+	publish := func(c pahoClient, qos byte) {
+		t.Helper()
+		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: d.rseq})
+		if tok := c.Publish(server.UpTopic("meter-1"), qos, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	publish(reporter, 1)
+	expect(siblingAcks, 1, "reporter not subscribed, sibling is")
+
+	sibling.Unsubscribe(server.DownTopic("meter-1")).WaitTimeout(5 * time.Second)
+	own := subscribe(reporter)
+	publish(reporter, 1)
+	expect(own, 2, "reporter subscribed, QoS 1")
+	publish(reporter, 0)
+	expect(own, 3, "reporter subscribed, QoS 0")
+	select {
+	case b := <-siblingAcks:
+		t.Fatalf("the unsubscribed sibling got an ack (%d bytes)", len(b))
+	default:
+	}
+	if got := e.device("meter-1"); got.LastRSeq != 3 {
+		t.Fatalf("device last rseq %d, want 3", got.LastRSeq)
+	}
+}
+
 // Gateways post batches over HTTP: one ack or reason per report, in order.
 func TestHTTPBatch(t *testing.T) {
 	e := newEnv(t)

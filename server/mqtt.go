@@ -6,11 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,7 +84,7 @@ func (s *Server) startBroker() error {
 		ln.Close()
 		return err
 	}
-	if err := b.AddListener(listeners.NewNet("fieldseal", ln)); err != nil {
+	if err := b.AddListener(listeners.NewNet("fieldseal", ackListener{ln})); err != nil {
 		ln.Close()
 		return fmt.Errorf("MQTT listener on %s (--mqtt): %w", s.cfg.MQTTAddr, err)
 	}
@@ -156,7 +160,7 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	// Runs before the broker sends PUBACK: the MQTT-level ack follows the durable commit.
 	ack, err := h.s.HandleReport(context.Background(), pk.Payload)
-	if ack != nil {
+	if ack != nil && !h.stashAck(cl, pk, dev, ack) {
 		if perr := h.s.broker.Publish(DownTopic(dev), ack, false, 1); perr != nil {
 			h.s.log.Warn("publishing ack", "dev", dev, "err", perr)
 		}
@@ -165,6 +169,112 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		h.s.log.Debug("mqtt report rejected", "dev", dev, "reason", Reason(err))
 	}
 	return pk, packets.CodeSuccessIgnore // handled: not forwarded to subscribers
+}
+
+// stashAck hands the ack to the reporting connection itself, to go out in the same write
+// as the PUBACK the broker sends when this hook returns: one TCP segment and one wakeup
+// on the device instead of two, and no trip through the broker's topic index and write
+// queue. It applies only where that is exactly what the broker would have done: an MQTT
+// 3.1.1 connection that is subscribed to its downlink and sent the report at QoS 1 (so a
+// PUBACK follows). Anything else is published the ordinary way. The ack is registered as
+// in flight under a fresh packet id, so the device's PUBACK for it is matched as usual.
+// (Other connections of the same device, "<dev>/<suffix>", then do not get a copy: the
+// ack answers the connection that sent the report.)
+func (h *brokerHook) stashAck(cl *mqtt.Client, pk packets.Packet, dev string, ack []byte) bool {
+	conn, ok := cl.Net.Conn.(*ackConn)
+	if !ok || pk.FixedHeader.Qos != 1 || cl.Properties.ProtocolVersion >= 5 || cl.Closed() {
+		return false
+	}
+	topic := DownTopic(dev)
+	sub, ok := cl.State.Subscriptions.Get(topic)
+	if !ok || cl.State.Inflight.Len() >= int(h.s.broker.Options.Capabilities.MaximumInflight) {
+		return false
+	}
+	out := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(sub.Qos, 1)},
+		TopicName: topic, Payload: ack, Created: time.Now().Unix(), ProtocolVersion: cl.Properties.ProtocolVersion}
+	if out.FixedHeader.Qos > 0 {
+		id, err := cl.NextPacketID()
+		if err == nil && uint16(id) == pk.PacketID {
+			// The broker parks its PUBACK under the report's id while sending it: keep clear.
+			id, err = cl.NextPacketID()
+		}
+		if err != nil {
+			return false
+		}
+		out.PacketID = uint16(id)
+		if cl.State.Inflight.Set(out) {
+			atomic.AddInt64(&h.s.broker.Info.Inflight, 1)
+			cl.State.Inflight.DecreaseSendQuota()
+		}
+	}
+	conn.stash(appendPublish311(conn.scratch[:0], out.FixedHeader.Qos, out.PacketID, topic, ack))
+	return true
+}
+
+// appendPublish311 appends an MQTT 3.1.1 PUBLISH packet.
+func appendPublish311(b []byte, qos byte, id uint16, topic string, payload []byte) []byte {
+	n := 2 + len(topic) + len(payload)
+	if qos > 0 {
+		n += 2
+	}
+	b = append(b, 0x30|qos<<1)
+	for { // remaining length, 7 bits at a time
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n > 0 {
+			c |= 0x80
+		}
+		b = append(b, c)
+		if n == 0 {
+			break
+		}
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(topic)))
+	b = append(b, topic...)
+	if qos > 0 {
+		b = binary.BigEndian.AppendUint16(b, id)
+	}
+	return append(b, payload...)
+}
+
+// ackListener hands the broker ackConns.
+type ackListener struct{ net.Listener }
+
+func (l ackListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &ackConn{Conn: c}, nil
+}
+
+// ackConn is a device connection that can hold back one ack until the broker's next
+// write (the PUBACK of the report it answers) and send both in one Write.
+type ackConn struct {
+	net.Conn
+	mu      sync.Mutex // held across writes: whatever is stashed goes out first, in order
+	pending []byte
+	scratch []byte
+}
+
+func (c *ackConn) stash(b []byte) {
+	c.mu.Lock()
+	c.pending = append(c.pending, b...)
+	c.scratch = b
+	c.mu.Unlock()
+}
+
+func (c *ackConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) == 0 {
+		return c.Conn.Write(b)
+	}
+	held := len(c.pending)
+	c.pending = append(c.pending, b...)
+	n, err := c.Conn.Write(c.pending)
+	c.pending = c.pending[:0]
+	return max(0, n-held), err
 }
 
 // externalBroker consumes uplinks from an external broker with paho (MQTT 3.1.1).

@@ -16,6 +16,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -29,6 +30,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +44,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/wire"
@@ -53,11 +57,18 @@ var (
 	batch    = flag.Int("batch", 100, "reports per HTTP batch")
 	bin      = flag.String("bin", "", "fieldseal binary (default: go build ./cmd/fieldseal)")
 	keep     = flag.Bool("keep", false, "keep the data folder")
+	srvFlags = flag.String("server-flags", "", "extra flags for fieldseal server, space-separated (e.g. \"--commit-linger 5ms\")")
+	cpuProf  = flag.String("cpuprofile", "", "write the load generator's CPU profile of the MQTT phase to this file")
 )
 
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if os.Getenv("GOGC") == "" {
+		// The generator allocates short-lived reports at a high rate, as the server does (it
+		// sets 300): a larger heap target keeps GC from taking CPU the server would use.
+		debug.SetGCPercent(400)
+	}
 	tmp, err := os.MkdirTemp("", "fieldseal-bench-")
 	if err != nil {
 		log.Fatal(err)
@@ -80,7 +91,8 @@ func main() {
 
 	data := filepath.Join(tmp, "data")
 	httpAddr, mqttAddr := freeAddr(), freeAddr()
-	srv := exec.Command(*bin, "server", "--data", data, "--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "error")
+	srv := exec.Command(*bin, append([]string{"server", "--data", data, "--http", httpAddr, "--mqtt", mqttAddr, "--log-level", "error"},
+		strings.Fields(*srvFlags)...)...)
 	srv.Stdout, srv.Stderr = io.Discard, os.Stderr
 	if err := srv.Start(); err != nil {
 		log.Fatal(err)
@@ -93,12 +105,12 @@ func main() {
 
 	devs := provisionAll(base, token, *nDevices)
 	pid := srv.Process.Pid
-	c0 := cpuTime(pid)
+	c0, b0 := cpuTime(pid), batchStats(base, token)
 	mq := mqttPhase(mqttAddr, devs)
-	c1 := cpuTime(pid)
+	c1, b1 := cpuTime(pid), batchStats(base, token)
 	lat1 := serverLatency(base, token)
 	hb := httpPhase(base, devs)
-	c2 := cpuTime(pid)
+	c2, b2 := cpuTime(pid), batchStats(base, token)
 	lat2 := serverLatency(base, token)
 	mqCPU := (c1 - c0) / time.Duration(max(1, mq.n))
 	hbCPU := (c2 - c1) / time.Duration(max(1, hb.n))
@@ -110,11 +122,14 @@ func main() {
 	fmt.Printf("%-46s %12.0f %10s %10s\n", fmt.Sprintf("HTTP batch of %d: verified + durably stored", *batch), hb.rate, ms(lat2.p50), ms(lat2.p99))
 	fmt.Printf("\nserver process CPU per report: MQTT %s (broker included), HTTP batch %s; the load generator shares the machine.\n",
 		mqCPU.Round(time.Microsecond), hbCPU.Round(time.Microsecond))
+	fmt.Printf("load generator CPU per report: MQTT %s, HTTP batch %s (building, sealing and checking reports; its clients).\n",
+		(mq.selfCPU / time.Duration(max(1, mq.n))).Round(time.Microsecond), (hb.selfCPU / time.Duration(max(1, hb.n))).Round(time.Microsecond))
 	if mqCPU > 0 && hbCPU > 0 {
 		cores := float64(runtime.NumCPU())
 		fmt.Printf("if the server had the %d CPUs to itself: ≈ %.0f reports/s over MQTT, ≈ %.0f over HTTP batch\n",
 			int(cores), cores/mqCPU.Seconds(), cores/hbCPU.Seconds())
 	}
+	fmt.Printf("mean group-commit batch: MQTT %.0f reports, HTTP batch %.0f reports.\n", b1.sub(b0), b2.sub(b1))
 	fmt.Printf("latency p50/p99 of the verified phases: server receive→commit histogram (cumulative after each phase).\n")
 	fmt.Printf("rejected during the run: %s\n", rejected(base, token))
 }
@@ -229,6 +244,7 @@ type result struct {
 	rate     float64
 	n        int64
 	p50, p99 time.Duration
+	selfCPU  time.Duration // the load generator's own CPU time during the phase
 }
 
 // cpuTime is the user+system CPU time of process pid (Linux /proc; 0 elsewhere).
@@ -254,35 +270,28 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(len(ds)-1, int(math.Ceil(p*float64(len(ds))))-1)]
 }
 
-// mqttPhase: every device connects with its own credentials and loops report → ack.
+// mqttPhase: every device connects with its own credentials (through the agent's MQTT
+// transport, the client a Linux-class device runs) and loops report → ack.
 func mqttPhase(addr string, devs []*simDevice) result {
-	clients := make([]paho.Client, len(devs))
-	acks := make([]chan []byte, len(devs))
+	trs := make([]agent.Transport, len(devs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for i, d := range devs {
-		acks[i] = make(chan []byte, 1)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(d.b.Device).SetUsername(d.b.Device).
-				SetPassword(server.MQTTPassword(d.b.UplinkKey)).SetAutoReconnect(false).SetCleanSession(true).SetOrderMatters(false)
-			c := paho.NewClient(opts)
-			if t := c.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
-				log.Fatalf("connect %s: %v", d.b.Device, t.Error())
+			t, err := agent.Dial(context.Background(), "mqtt://"+addr, &d.b, agent.DialOptions{Timeout: 30 * time.Second})
+			if err != nil {
+				log.Fatalf("connect %s: %v", d.b.Device, err)
 			}
-			ch := acks[i]
-			if t := c.Subscribe(server.DownTopic(d.b.Device), 1, func(_ paho.Client, m paho.Message) { ch <- m.Payload() }); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
-				log.Fatalf("subscribe %s: %v", d.b.Device, t.Error())
-			}
-			clients[i] = c
+			trs[i] = t
 		}()
 	}
 	wg.Wait()
 	defer func() {
-		for _, c := range clients {
-			c.Disconnect(0)
+		for _, t := range trs {
+			t.Close()
 		}
 	}()
 	var count atomic.Int64
@@ -290,6 +299,15 @@ func mqttPhase(addr string, devs []*simDevice) result {
 	var lats []time.Duration
 	stop := time.Now().Add(*duration)
 	start := time.Now()
+	self0 := cpuTime(os.Getpid())
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	for i, d := range devs {
 		wg.Add(1)
 		go func() {
@@ -298,17 +316,15 @@ func mqttPhase(addr string, devs []*simDevice) result {
 			for time.Now().Before(stop) {
 				data := d.next()
 				t0 := time.Now()
-				clients[i].Publish(server.UpTopic(d.b.Device), 1, false, data)
-				select {
-				case ack := <-acks[i]:
-					local = append(local, time.Since(t0))
-					if err := d.accept(ack); err != nil {
-						log.Fatalf("%s: %v", d.b.Device, err)
-					}
-					count.Add(1)
-				case <-time.After(30 * time.Second):
-					log.Fatalf("%s: no ack in 30 s", d.b.Device)
+				ack, err := trs[i].Send(context.Background(), data)
+				if err != nil {
+					log.Fatalf("%s: %v", d.b.Device, err)
 				}
+				local = append(local, time.Since(t0))
+				if err := d.accept(ack); err != nil {
+					log.Fatalf("%s: %v", d.b.Device, err)
+				}
+				count.Add(1)
 			}
 			mu.Lock()
 			lats = append(lats, local...)
@@ -317,7 +333,8 @@ func mqttPhase(addr string, devs []*simDevice) result {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	r := result{rate: float64(count.Load()) / el.Seconds(), n: count.Load(), p50: percentile(lats, 0.5), p99: percentile(lats, 0.99)}
+	r := result{rate: float64(count.Load()) / el.Seconds(), n: count.Load(), p50: percentile(lats, 0.5), p99: percentile(lats, 0.99),
+		selfCPU: cpuTime(os.Getpid()) - self0}
 	fmt.Printf("MQTT: %d reports acked in %s\n", count.Load(), el.Round(time.Millisecond))
 	return r
 }
@@ -329,6 +346,7 @@ func httpPhase(base string, devs []*simDevice) result {
 	var wg sync.WaitGroup
 	stop := time.Now().Add(*duration)
 	start := time.Now()
+	self0 := cpuTime(os.Getpid())
 	for g := 0; g < gateways; g++ {
 		mine := devs[g*len(devs)/gateways : (g+1)*len(devs)/gateways]
 		wg.Add(1)
@@ -364,7 +382,7 @@ func httpPhase(base string, devs []*simDevice) result {
 	wg.Wait()
 	el := time.Since(start)
 	fmt.Printf("HTTP: %d reports acked in %s (%d gateways)\n", count.Load(), el.Round(time.Millisecond), gateways)
-	return result{rate: float64(count.Load()) / el.Seconds(), n: count.Load()}
+	return result{rate: float64(count.Load()) / el.Seconds(), n: count.Load(), selfCPU: cpuTime(os.Getpid()) - self0}
 }
 
 // rawBroker measures publish→deliver through a bare mochi broker: publishers send QoS 1
@@ -472,6 +490,35 @@ func scrape(base, token string) []string {
 		lines = append(lines, sc.Text())
 	}
 	return lines
+}
+
+// commitBatches is the server's group-commit histogram totals (sum of batch sizes, batches).
+type commitBatches struct{ sum, count float64 }
+
+// sub is the mean batch size between two scrapes.
+func (b commitBatches) sub(a commitBatches) float64 {
+	if b.count <= a.count {
+		return 0
+	}
+	return (b.sum - a.sum) / (b.count - a.count)
+}
+
+func batchStats(base, token string) commitBatches {
+	var b commitBatches
+	for _, l := range scrape(base, token) {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "fieldseal_commit_batch_size_sum":
+			b.sum = v
+		case "fieldseal_commit_batch_size_count":
+			b.count = v
+		}
+	}
+	return b
 }
 
 func rejected(base, token string) string {

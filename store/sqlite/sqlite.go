@@ -50,8 +50,11 @@ func Open(path string) (*Store, error) {
 		f.Close()
 	}
 	dsn := "file:" + abs + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
-	// The writer touches every device row: give it a large page cache (64 MiB).
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-65536)")
+	// The writer touches every device row: give it a large page cache (64 MiB). It also
+	// checkpoints the WAL only every 16384 pages (64 MiB) instead of 1000: a device row's
+	// page is rewritten by every batch, and a checkpoint copies each page once however often
+	// it changed, so rarer checkpoints copy far less (BenchmarkCommit: 43 → 34 µs/report).
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)")
 	if err != nil {
 		return nil, err
 	}
