@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fieldseal/fieldseal/store"
@@ -15,11 +16,20 @@ import (
 // reads nothing from the store and reports of one device are handled one at a time. The
 // store stays the authority: every write is compare-and-set on the row version, and a
 // lost compare-and-set (another replica) reloads the row.
+//
+// It holds at most max entries and evicts the least recently used one that is idle. An
+// entry is in use from the moment lock finds it (pins, taken under mu) until its holder
+// unlocks ds.mu; such an entry is never evicted, so two goroutines never hold different
+// states of one device through this cache. The recency order is an intrusive doubly
+// linked list through the entries (no allocation per access): lock moves the entry to
+// the front under mu, which is a few pointer writes.
 type deviceCache struct {
 	st  store.Store
 	mu  sync.Mutex
 	m   map[string]*devState
-	max int // entries kept; beyond it idle ones are dropped (they reload on their next report)
+	max int // entries kept; beyond it the least recently used idle ones are dropped (they reload on their next use)
+
+	head, tail *devState // recency list under mu: head most, tail least recently used
 }
 
 // defaultCacheSize keeps a million-meter fleet's hot set without holding every row.
@@ -38,6 +48,14 @@ type devState struct {
 	// Prepared HMAC states for the device's uplink and downlink keys (used under mu only);
 	// remade when the row's key differs (re-keying, reload).
 	up, down *wire.MACKey
+
+	// Cache bookkeeping. id, prev, next and cached belong to deviceCache.mu; pins counts
+	// the goroutines that took the entry from the cache and have not yet locked mu (it is
+	// raised only under deviceCache.mu, so an evictor holding that lock sees every one).
+	id         string
+	prev, next *devState
+	cached     bool
+	pins       atomic.Int32
 }
 
 // uplink returns the prepared MAC state for key, the device's uplink key.
@@ -92,32 +110,51 @@ func newDeviceCache(st store.Store) *deviceCache {
 // device does not exist.
 func (c *deviceCache) lock(ctx context.Context, id string, s *Server) (*devState, error) {
 	c.mu.Lock()
-	ds, ok := c.m[id]
-	if !ok {
-		if len(c.m) >= c.max {
-			c.evictLocked()
-		}
-		ds = &devState{}
+	ds := c.m[id]
+	if ds == nil {
+		ds = &devState{id: id, cached: true}
 		c.m[id] = ds
+		c.pushFrontLocked(ds)
+	} else if c.head != ds {
+		c.unlinkLocked(ds)
+		c.pushFrontLocked(ds)
 	}
+	ds.pins.Add(1) // in use from here: not evictable until unlocked
 	c.mu.Unlock()
 	ds.mu.Lock()
+	ds.pins.Add(-1) // ds.mu now marks it in use
 	if !ds.loaded {
 		if err := c.load(ctx, ds, id, s); err != nil {
+			c.dropIdle(ds)
 			ds.mu.Unlock()
 			return nil, err
 		}
 		if ds.d == nil {
-			// Never keep entries for unknown ids: garbage with random kids must not grow memory.
+			// Never keep entries for unknown ids: garbage with random kids must not grow
+			// memory. (A goroutine waiting for this entry drops it after its own load.)
+			c.dropIdle(ds)
+			ds.loaded = false
+		} else {
+			// Room is made only for devices that exist, so garbage with random kids does
+			// not push real devices out either.
 			c.mu.Lock()
-			if c.m[id] == ds {
-				delete(c.m, id)
+			if len(c.m) > c.max {
+				c.evictLocked()
 			}
 			c.mu.Unlock()
-			ds.loaded = false
 		}
 	}
 	return ds, nil
+}
+
+// dropIdle removes ds, which the caller holds locked and which holds no device, from the
+// cache unless another goroutine is waiting for it.
+func (c *deviceCache) dropIdle(ds *devState) {
+	c.mu.Lock()
+	if ds.pins.Load() == 0 {
+		c.removeLocked(ds)
+	}
+	c.mu.Unlock()
 }
 
 // load fills ds from the store (device row and pending tokens).
@@ -138,21 +175,59 @@ func (c *deviceCache) load(ctx context.Context, ds *devState, id string, s *Serv
 	return nil
 }
 
-// evictLocked drops about a tenth of the idle entries (map order is random enough). An
-// entry in use is skipped; should a dropped entry and its reloaded twin ever race, the
-// store's compare-and-set lets only one of them win.
+// evictLocked drops least recently used idle entries until the cache is back within max.
+// An entry in use (pinned by a lock call on its way to ds.mu, or ds.mu held) is skipped
+// and moved to the front: it is being used right now, and later evictions then do not
+// walk over it again. If every entry is in use the cache stays over max for a while
+// rather than drop one.
 func (c *deviceCache) evictLocked() {
-	n := c.max / 10
-	for id, ds := range c.m {
-		if n <= 0 {
-			return
-		}
-		if ds.mu.TryLock() {
-			delete(c.m, id)
+	ds := c.tail
+	for n := len(c.m); ds != nil && n > 0 && len(c.m) > c.max; n-- {
+		prev := ds.prev
+		if ds.pins.Load() == 0 && ds.mu.TryLock() {
+			// Idle, and no lock call can reach it any more: we hold c.mu.
+			c.removeLocked(ds)
 			ds.mu.Unlock()
-			n--
+		} else {
+			c.unlinkLocked(ds)
+			c.pushFrontLocked(ds)
 		}
+		ds = prev
 	}
+}
+
+// removeLocked drops ds from the map and the recency list (if it is still cached).
+func (c *deviceCache) removeLocked(ds *devState) {
+	if !ds.cached {
+		return
+	}
+	ds.cached = false
+	delete(c.m, ds.id)
+	c.unlinkLocked(ds)
+}
+
+func (c *deviceCache) pushFrontLocked(ds *devState) {
+	ds.prev, ds.next = nil, c.head
+	if c.head != nil {
+		c.head.prev = ds
+	} else {
+		c.tail = ds
+	}
+	c.head = ds
+}
+
+func (c *deviceCache) unlinkLocked(ds *devState) {
+	if ds.prev != nil {
+		ds.prev.next = ds.next
+	} else if c.head == ds {
+		c.head = ds.next
+	}
+	if ds.next != nil {
+		ds.next.prev = ds.prev
+	} else if c.tail == ds {
+		c.tail = ds.prev
+	}
+	ds.prev, ds.next = nil, nil
 }
 
 // forget drops a device from the cache (after a lost compare-and-set).
