@@ -52,14 +52,18 @@ func OpenAck(data []byte, dev string, downlinkKey []byte) (*Ack, error) {
 	if err := m.Verify(downlinkKey); err != nil {
 		return nil, err
 	}
-	var a Ack
-	if err := Unmarshal(m.Payload, &a); err != nil {
-		return nil, err
+	// Fast path for canonical payloads, Unmarshal for the rest (fastdecode.go).
+	a, ok := decodeAckFast(m.Payload, dev)
+	if !ok {
+		a = new(Ack)
+		if err := Unmarshal(m.Payload, a); err != nil {
+			return nil, err
+		}
 	}
 	if a.Dev != dev || string(m.Kid) != dev {
 		return nil, fmt.Errorf("%w: ack for device %q, not %q", ErrMalformed, a.Dev, dev)
 	}
-	return &a, nil
+	return a, nil
 }
 
 // Token is a single-use command from the server, a COSE_Mac0 under T with kid = device id.

@@ -79,6 +79,85 @@ func BenchmarkSealAckMACKey(b *testing.B) {
 	}
 }
 
+// vectorPayload is the payload of the first wire vector of kind: the report carries a
+// finding, an entry and a reading; the ack a receipt and a command.
+func vectorPayload(kind string) []byte {
+	for _, v := range GenerateVectors() {
+		if v.Kind == kind {
+			return mustHex(v.Payload)
+		}
+	}
+	panic("no vector of kind " + kind)
+}
+
+// Payload decoding, before and after in one run: "fxamacker" is Unmarshal (all decoding
+// did before fastdecode.go, and non-canonical input still does), "fast" the hand-written
+// path decodeReport now takes.
+func BenchmarkDecodeReport(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		payload []byte
+	}{{"routine", MustMarshal(benchReport())}, {"vector", vectorPayload("report")}} {
+		b.Run(c.name+"/fxamacker", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var r Report
+				if err := Unmarshal(c.payload, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := decodeReportFast(c.payload); !ok {
+					b.Fatal("not handled")
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDecodeAck(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		payload []byte
+	}{{"routine", MustMarshal(benchAck())}, {"vector", vectorPayload("ack")}} {
+		b.Run(c.name+"/fxamacker", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var a Ack
+				if err := Unmarshal(c.payload, &a); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(c.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := decodeAckFast(c.payload, "meter-0001"); !ok {
+					b.Fatal("not handled")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpenAck is the device's whole path: parse, verify the MAC, decode.
+func BenchmarkOpenAck(b *testing.B) {
+	key := bytes.Repeat([]byte{8}, 32)
+	data, err := SealAck(benchAck(), key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := OpenAck(data, "meter-0001", key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 var encSizes = []int{0, 1, 23, 24, 255, 256, 65535, 65536}
 
 func TestProtectedConstants(t *testing.T) {

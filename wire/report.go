@@ -114,12 +114,17 @@ func OpenReportWith(m *Maced, uplink *MACKey) (*Report, error) {
 }
 
 func decodeReport(m *Maced) (*Report, error) {
-	var r Report
-	if err := Unmarshal(m.Payload, &r); err != nil {
-		return nil, err
+	// Canonical payloads (all our encoder makes) take the hand-written path; anything
+	// else is decided by Unmarshal exactly as before (fastdecode.go).
+	r, ok := decodeReportFast(m.Payload)
+	if !ok {
+		r = new(Report)
+		if err := Unmarshal(m.Payload, r); err != nil {
+			return nil, err
+		}
 	}
 	if r.Dev != string(m.Kid) {
 		return nil, fmt.Errorf("%w: report names device %q under kid %q", ErrMalformed, r.Dev, m.Kid)
 	}
-	return &r, nil
+	return r, nil
 }
