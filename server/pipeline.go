@@ -125,7 +125,7 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 
 	// Accepted: build the new row, the records and the ack.
 	nd := d.Clone()
-	ch := &store.Change{Device: nd}
+	ch := &store.Change{Device: nd, Was: d} // d is the stored row at nd.Version: write only what changes
 	ev := s.evaluate(ctx, ds, nd, r, fresh, anchor, now, ch)
 	nd.LastRSeq, nd.LastReportHash = r.RSeq, sum[:]
 	nd.LastSeen, nd.LastDeviceTime, nd.LastBoot = now, r.Time, r.Boot
@@ -233,7 +233,7 @@ func (s *Server) rejectAuth(ctx context.Context, ds *devState, r *wire.Report, n
 	nd := d.Clone()
 	nd.Rejections++
 	detail, _ := json.Marshal(map[string]any{"detail": re.Detail, "rseq": r.RSeq, "epoch": r.Epoch})
-	ch := &store.Change{Device: nd, Audits: []store.Audit{{At: now, Actor: "pipeline", Kind: "rejection", Dev: d.ID, Reason: re.Reason, Detail: string(detail)}}}
+	ch := &store.Change{Device: nd, Was: d, Audits: []store.Audit{{At: now, Actor: "pipeline", Kind: "rejection", Dev: d.ID, Reason: re.Reason, Detail: string(detail)}}}
 	switch {
 	case tamperReasons[re.Reason]:
 		s.transition(nd, store.StateTampered, re.Reason, now, map[string]any{"rejection": re.Reason, "detail": re.Detail}, ch)

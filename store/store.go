@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"time"
@@ -71,6 +72,137 @@ type Device struct {
 func (d *Device) Clone() *Device {
 	c := *d
 	return &c
+}
+
+// DeviceFields is a set of a Device's stored fields: bit i-1 stands for the struct's i-th
+// field in declaration order, which is also the order of the backends' device columns
+// (FieldProduct is bit 0, FieldCreated bit 25). ID, field 0, is the row's key and is in
+// no set.
+type DeviceFields uint32
+
+// The fields of a Device, as DeviceFields bits.
+const (
+	FieldProduct DeviceFields = 1 << iota
+	FieldEpoch
+	FieldVersion
+	FieldUplinkKey
+	FieldDownlinkKey
+	FieldState
+	FieldStateSince
+	FieldStateReason
+	FieldPinnedVersion
+	FieldRunningVersion
+	FieldAnchorN
+	FieldAnchorHead
+	FieldAnchorKey
+	FieldReceipt
+	FieldLastRSeq
+	FieldLastReportHash
+	FieldLastAck
+	FieldNonce
+	FieldPrevNonce
+	FieldLastSeen
+	FieldLastDeviceTime
+	FieldLastBoot
+	FieldReportInterval
+	FieldRejections
+	FieldWindowUntil
+	FieldCreated
+
+	// NumDeviceFields is the number of fields in a DeviceFields set (all but ID).
+	NumDeviceFields = 26
+	// AllDeviceFields is every field but ID.
+	AllDeviceFields DeviceFields = 1<<NumDeviceFields - 1
+)
+
+// Diff returns the fields in which d differs from was as a backend stores them: byte
+// slices by content and by nil-ness (nil and empty may be stored differently), times
+// with Equal (backends keep the instant, not the location or monotonic reading).
+func (d *Device) Diff(was *Device) DeviceFields {
+	var f DeviceFields
+	if d.Product != was.Product {
+		f |= FieldProduct
+	}
+	if d.Epoch != was.Epoch {
+		f |= FieldEpoch
+	}
+	if d.Version != was.Version {
+		f |= FieldVersion
+	}
+	if bytesDiffer(d.UplinkKey, was.UplinkKey) {
+		f |= FieldUplinkKey
+	}
+	if bytesDiffer(d.DownlinkKey, was.DownlinkKey) {
+		f |= FieldDownlinkKey
+	}
+	if d.State != was.State {
+		f |= FieldState
+	}
+	if !d.StateSince.Equal(was.StateSince) {
+		f |= FieldStateSince
+	}
+	if d.StateReason != was.StateReason {
+		f |= FieldStateReason
+	}
+	if d.PinnedVersion != was.PinnedVersion {
+		f |= FieldPinnedVersion
+	}
+	if d.RunningVersion != was.RunningVersion {
+		f |= FieldRunningVersion
+	}
+	if d.AnchorN != was.AnchorN {
+		f |= FieldAnchorN
+	}
+	if bytesDiffer(d.AnchorHead, was.AnchorHead) {
+		f |= FieldAnchorHead
+	}
+	if bytesDiffer(d.AnchorKey, was.AnchorKey) {
+		f |= FieldAnchorKey
+	}
+	if bytesDiffer(d.Receipt, was.Receipt) {
+		f |= FieldReceipt
+	}
+	if d.LastRSeq != was.LastRSeq {
+		f |= FieldLastRSeq
+	}
+	if bytesDiffer(d.LastReportHash, was.LastReportHash) {
+		f |= FieldLastReportHash
+	}
+	if bytesDiffer(d.LastAck, was.LastAck) {
+		f |= FieldLastAck
+	}
+	if bytesDiffer(d.Nonce, was.Nonce) {
+		f |= FieldNonce
+	}
+	if bytesDiffer(d.PrevNonce, was.PrevNonce) {
+		f |= FieldPrevNonce
+	}
+	if !d.LastSeen.Equal(was.LastSeen) {
+		f |= FieldLastSeen
+	}
+	if d.LastDeviceTime != was.LastDeviceTime {
+		f |= FieldLastDeviceTime
+	}
+	if d.LastBoot != was.LastBoot {
+		f |= FieldLastBoot
+	}
+	if d.ReportInterval != was.ReportInterval {
+		f |= FieldReportInterval
+	}
+	if d.Rejections != was.Rejections {
+		f |= FieldRejections
+	}
+	if d.WindowUntil != was.WindowUntil {
+		f |= FieldWindowUntil
+	}
+	if !d.Created.Equal(was.Created) {
+		f |= FieldCreated
+	}
+	return f
+}
+
+func bytesDiffer(a, b []byte) bool {
+	return (a == nil) != (b == nil) || !bytes.Equal(a, b)
 }
 
 // Manifest is a registered, vendor-signed manifest.
@@ -163,8 +295,18 @@ type APIToken struct {
 // device's Version (the version the caller read), plus the records that go with it.
 // A nil Device records only the rest (rejections of unknown devices).
 type Change struct {
-	Device      *Device // new row; Device.Version must be the version read
-	Create      bool    // insert (or replace on re-provisioning, which must raise Epoch)
+	Device *Device // new row; Device.Version must be the version read
+	Create bool    // insert (or replace on re-provisioning, which must raise Epoch)
+	// Was, optional, is the row this change was computed from: the device exactly as the
+	// writer last read or committed it, at version Device.Version and epoch Device.Epoch.
+	// When set, backends may write only the fields that differ (WriteFields), which saves
+	// most of an update's cost. The compare-and-set is unchanged and is what makes the
+	// hint safe: the update applies only if the stored row is still at that version and
+	// epoch, that is, is the row Was describes. So Was must be an unmodified copy of that
+	// row; if it disagrees with the stored row in a field Device does not change, the
+	// stored value stays, and that is the caller's bug (memstore reports it, the durable
+	// backends cannot see it). Ignored with Create; nil writes every field.
+	Was         *Device
 	Events      []Event
 	Audits      []Audit
 	Alerts      []Alert
@@ -172,6 +314,17 @@ type Change struct {
 	UsedTokens  [][]byte // marked used
 	Visits      []Visit  // inserted
 	CloseVisits []Visit  // closed: Closed, SealNumber, Result by ID
+}
+
+// WriteFields returns the device fields an update (not Create) must write: those in which
+// Device differs from Was, plus Version, which every commit bumps; every field when Was
+// is nil or is not a row of the same device, version and epoch.
+func (c *Change) WriteFields() DeviceFields {
+	d, w := c.Device, c.Was
+	if w == nil || w.ID != d.ID || w.Version != d.Version || w.Epoch != d.Epoch {
+		return AllDeviceFields
+	}
+	return d.Diff(w) | FieldVersion
 }
 
 // DeviceFilter selects devices.

@@ -68,6 +68,12 @@ func (s *Store) apply(c *store.Change) error {
 			}
 		} else if !ok || cur.Version != d.Version || cur.Epoch != d.Epoch {
 			return fmt.Errorf("%w: device %s changed since version %d (epoch %d)", store.ErrConflict, d.ID, d.Version, d.Epoch)
+		} else if c.Was != nil {
+			// The durable backends may write only the fields that differ from Was, so a
+			// Was that is not the stored row would lose writes there: report it here.
+			if f := cur.Diff(c.Was); f != 0 {
+				return fmt.Errorf("memstore: device %s: Change.Was is not the stored row at version %d (fields %#x differ): a caller's bug", d.ID, d.Version, uint32(f))
+			}
 		}
 	}
 	seen := map[string]bool{}

@@ -18,8 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -146,10 +148,116 @@ const deviceCols = `id, product, epoch, version, uplink_key, downlink_key, state
  pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
  last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
 
+// deviceColumns are the columns of deviceCols after id: column i holds store.DeviceFields
+// bit i.
+var deviceColumns = strings.Fields(strings.ReplaceAll(deviceCols, ",", " "))[1:]
+
 func deviceArgs(d *store.Device, version uint64) []any {
-	return []any{d.ID, d.Product, int64(d.Epoch), int64(version), d.UplinkKey, d.DownlinkKey, d.State, ts(d.StateSince), d.StateReason,
-		int64(d.PinnedVersion), int64(d.RunningVersion), int64(d.AnchorN), d.AnchorHead, d.AnchorKey, d.Receipt, int64(d.LastRSeq), d.LastReportHash,
-		d.LastAck, d.Nonce, d.PrevNonce, ts(d.LastSeen), int64(d.LastDeviceTime), int64(d.LastBoot), int64(d.ReportInterval), int64(d.Rejections), int64(d.WindowUntil), ts(d.Created)}
+	args := make([]any, 1, 1+store.NumDeviceFields+2) // room for sqlCAS's last two
+	args[0] = d.ID
+	for i := range store.NumDeviceFields {
+		args = append(args, deviceField(d, i, version))
+	}
+	return args
+}
+
+// deviceField is the value of column deviceColumns[i] (field bit i) of d, with version
+// for the version column.
+func deviceField(d *store.Device, i int, version uint64) any {
+	switch store.DeviceFields(1) << i {
+	case store.FieldProduct:
+		return d.Product
+	case store.FieldEpoch:
+		return int64(d.Epoch)
+	case store.FieldVersion:
+		return int64(version)
+	case store.FieldUplinkKey:
+		return d.UplinkKey
+	case store.FieldDownlinkKey:
+		return d.DownlinkKey
+	case store.FieldState:
+		return d.State
+	case store.FieldStateSince:
+		return ts(d.StateSince)
+	case store.FieldStateReason:
+		return d.StateReason
+	case store.FieldPinnedVersion:
+		return int64(d.PinnedVersion)
+	case store.FieldRunningVersion:
+		return int64(d.RunningVersion)
+	case store.FieldAnchorN:
+		return int64(d.AnchorN)
+	case store.FieldAnchorHead:
+		return d.AnchorHead
+	case store.FieldAnchorKey:
+		return d.AnchorKey
+	case store.FieldReceipt:
+		return d.Receipt
+	case store.FieldLastRSeq:
+		return int64(d.LastRSeq)
+	case store.FieldLastReportHash:
+		return d.LastReportHash
+	case store.FieldLastAck:
+		return d.LastAck
+	case store.FieldNonce:
+		return d.Nonce
+	case store.FieldPrevNonce:
+		return d.PrevNonce
+	case store.FieldLastSeen:
+		return ts(d.LastSeen)
+	case store.FieldLastDeviceTime:
+		return int64(d.LastDeviceTime)
+	case store.FieldLastBoot:
+		return int64(d.LastBoot)
+	case store.FieldReportInterval:
+		return int64(d.ReportInterval)
+	case store.FieldRejections:
+		return int64(d.Rejections)
+	case store.FieldWindowUntil:
+		return int64(d.WindowUntil)
+	case store.FieldCreated:
+		return ts(d.Created)
+	}
+	panic(fmt.Sprintf("postgres: no device field %d", i))
+}
+
+// maxUpdates bounds the cached device UPDATEs of some columns (store.Change.Was): one per
+// set of columns met, and a server meets a handful. A set met when the cache is full
+// writes every column (sqlCAS). pgx prepares each statement text once per connection.
+const maxUpdates = 64
+
+var updates = struct {
+	sync.Mutex
+	m map[store.DeviceFields]string
+}{m: map[store.DeviceFields]string{}}
+
+// updateSQL returns the compare-and-set UPDATE of the columns in fields (as sqlCAS: $1 is
+// the id, then a value per column in column order, then the version read, the epoch and
+// the conflict message), or "" when maxUpdates other sets are cached.
+func updateSQL(fields store.DeviceFields) string {
+	updates.Lock()
+	defer updates.Unlock()
+	if q, ok := updates.m[fields]; ok {
+		return q
+	}
+	if len(updates.m) >= maxUpdates {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(`WITH u AS (UPDATE devices SET `)
+	n := 1
+	for m := fields; m != 0; m &= m - 1 {
+		if n > 1 {
+			b.WriteString(", ")
+		}
+		n++
+		fmt.Fprintf(&b, "%s=$%d", deviceColumns[bits.TrailingZeros32(uint32(m))], n)
+	}
+	fmt.Fprintf(&b, ` WHERE id = $1 AND version = $%d AND epoch = $%d RETURNING 1)
+SELECT fieldseal_conflict($%d) WHERE NOT EXISTS (SELECT FROM u)`, n+1, n+2, n+3)
+	q := b.String()
+	updates.m[fields] = q
+	return q
 }
 
 func scanDevice(r pgx.Row) (*store.Device, error) {
@@ -242,9 +350,26 @@ func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time
 			q(stmtErr{what: "replace device " + d.ID}, sqlReplace, d.ID, int64(d.Epoch))
 			q(stmtErr{what: fmt.Sprintf("device %s exists with epoch %d or higher", d.ID, d.Epoch)}, sqlInsert, deviceArgs(d, 1)...)
 		} else {
-			args := append(deviceArgs(d, d.Version+1), int64(d.Version),
-				fmt.Sprintf("device %s changed since version %d (epoch %d)", d.ID, d.Version, d.Epoch))
-			q(stmtErr{what: "update device " + d.ID}, sqlCAS, args...)
+			msg := fmt.Sprintf("device %s changed since version %d (epoch %d)", d.ID, d.Version, d.Epoch)
+			var sql string
+			fields := c.WriteFields()
+			if fields != store.AllDeviceFields {
+				sql = updateSQL(fields)
+			}
+			if sql != "" {
+				// Only the columns that changed since c.Was, which the guard proves is the
+				// stored row: fewer bytes to encode, send and decode per update.
+				args := make([]any, 1, bits.OnesCount32(uint32(fields))+4)
+				args[0] = d.ID
+				for m := fields; m != 0; m &= m - 1 {
+					args = append(args, deviceField(d, bits.TrailingZeros32(uint32(m)), d.Version+1))
+				}
+				args = append(args, int64(d.Version), int64(d.Epoch), msg)
+				q(stmtErr{what: "update device " + d.ID}, sql, args...)
+			} else {
+				args := append(deviceArgs(d, d.Version+1), int64(d.Version), msg)
+				q(stmtErr{what: "update device " + d.ID}, sqlCAS, args...)
+			}
 		}
 	}
 	for _, e := range c.Events {

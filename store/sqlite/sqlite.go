@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
@@ -32,9 +33,15 @@ type Store struct {
 	w *sql.DB // the one writer connection
 	r *sql.DB // readers (WAL lets them run beside the writer)
 
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt // prepared write statements
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt             // prepared write statements
+	updates map[store.DeviceFields]*sql.Stmt // device UPDATEs of some columns (store.Change.Was), at most maxUpdates
 }
+
+// maxUpdates bounds the prepared device UPDATEs of some columns: one per set of columns
+// met, and a server meets a handful (a routine report, one that signs a receipt, one
+// that changes state...). A set met when the cache is full writes every column.
+const maxUpdates = 64
 
 var _ store.Store = (*Store)(nil)
 
@@ -75,7 +82,7 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(4)
-	st := &Store{w: w, r: r, stmts: map[string]*sql.Stmt{}}
+	st := &Store{w: w, r: r, stmts: map[string]*sql.Stmt{}, updates: map[store.DeviceFields]*sql.Stmt{}}
 	for _, q := range writeQueries {
 		p, err := w.Prepare(q)
 		if err != nil {
@@ -149,6 +156,9 @@ func (s *Store) Close() error {
 	for _, st := range s.stmts {
 		st.Close()
 	}
+	for _, st := range s.updates {
+		st.Close()
+	}
 	s.mu.Unlock()
 	err1 := s.r.Close()
 	err2 := s.w.Close()
@@ -180,10 +190,77 @@ const deviceCols = `id, product, epoch, version, uplink_key, downlink_key, state
  pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
  last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
 
+// deviceColumns are the columns of deviceCols after id: column i holds store.DeviceFields
+// bit i.
+var deviceColumns = strings.Fields(strings.ReplaceAll(deviceCols, ",", " "))[1:]
+
 func deviceArgs(d *store.Device, version uint64) []any {
-	return []any{d.ID, d.Product, int64(d.Epoch), int64(version), d.UplinkKey, d.DownlinkKey, d.State, nanos(d.StateSince), d.StateReason,
-		int64(d.PinnedVersion), int64(d.RunningVersion), int64(d.AnchorN), d.AnchorHead, d.AnchorKey, d.Receipt, int64(d.LastRSeq), d.LastReportHash,
-		d.LastAck, d.Nonce, d.PrevNonce, nanos(d.LastSeen), int64(d.LastDeviceTime), int64(d.LastBoot), int64(d.ReportInterval), int64(d.Rejections), int64(d.WindowUntil), nanos(d.Created)}
+	args := make([]any, 1, 1+store.NumDeviceFields+3) // room for the guard's arguments
+	args[0] = d.ID
+	for i := range store.NumDeviceFields {
+		args = append(args, deviceField(d, i, version))
+	}
+	return args
+}
+
+// deviceField is the value of column deviceColumns[i] (field bit i) of d, with version
+// for the version column.
+func deviceField(d *store.Device, i int, version uint64) any {
+	switch store.DeviceFields(1) << i {
+	case store.FieldProduct:
+		return d.Product
+	case store.FieldEpoch:
+		return int64(d.Epoch)
+	case store.FieldVersion:
+		return int64(version)
+	case store.FieldUplinkKey:
+		return d.UplinkKey
+	case store.FieldDownlinkKey:
+		return d.DownlinkKey
+	case store.FieldState:
+		return d.State
+	case store.FieldStateSince:
+		return nanos(d.StateSince)
+	case store.FieldStateReason:
+		return d.StateReason
+	case store.FieldPinnedVersion:
+		return int64(d.PinnedVersion)
+	case store.FieldRunningVersion:
+		return int64(d.RunningVersion)
+	case store.FieldAnchorN:
+		return int64(d.AnchorN)
+	case store.FieldAnchorHead:
+		return d.AnchorHead
+	case store.FieldAnchorKey:
+		return d.AnchorKey
+	case store.FieldReceipt:
+		return d.Receipt
+	case store.FieldLastRSeq:
+		return int64(d.LastRSeq)
+	case store.FieldLastReportHash:
+		return d.LastReportHash
+	case store.FieldLastAck:
+		return d.LastAck
+	case store.FieldNonce:
+		return d.Nonce
+	case store.FieldPrevNonce:
+		return d.PrevNonce
+	case store.FieldLastSeen:
+		return nanos(d.LastSeen)
+	case store.FieldLastDeviceTime:
+		return int64(d.LastDeviceTime)
+	case store.FieldLastBoot:
+		return int64(d.LastBoot)
+	case store.FieldReportInterval:
+		return int64(d.ReportInterval)
+	case store.FieldRejections:
+		return int64(d.Rejections)
+	case store.FieldWindowUntil:
+		return int64(d.WindowUntil)
+	case store.FieldCreated:
+		return nanos(d.Created)
+	}
+	panic(fmt.Sprintf("sqlite: no device field %d", i))
 }
 
 type scanner interface{ Scan(...any) error }
@@ -254,6 +331,7 @@ func (s *Store) commit(ctx context.Context, changes []*store.Change, savepoints 
 		return fail(err), false
 	}
 	x := &txExec{s: s, tx: tx}
+	defer func() { s.keepUpdates(ctx, x.fresh) }() // the transaction is over by then
 	for i, c := range changes {
 		if !savepoints {
 			if err := applyChange(ctx, x, c); err != nil {
@@ -312,9 +390,84 @@ var writeQueries = []string{qAudit, qWrite0, qWrite1, qWrite2, qWrite3, qWrite4,
 // writer connection (parsing SQL was a sixth of the ingest CPU); the transaction's handle
 // of each statement is made once per transaction.
 type txExec struct {
-	s     *Store
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	s       *Store
+	tx      *sql.Tx
+	stmts   map[string]*sql.Stmt
+	updates map[store.DeviceFields]*sql.Stmt
+	fresh   []store.DeviceFields // column sets first prepared in this transaction
+}
+
+// updateSQL is the compare-and-set UPDATE of the columns in fields.
+func updateSQL(fields store.DeviceFields) string {
+	var b strings.Builder
+	b.WriteString(`UPDATE devices SET `)
+	sep := ""
+	for m := fields; m != 0; m &= m - 1 {
+		b.WriteString(sep)
+		b.WriteString(deviceColumns[bits.TrailingZeros32(uint32(m))])
+		b.WriteString(`=?`)
+		sep = ", "
+	}
+	b.WriteString(` WHERE id = ? AND version = ? AND epoch = ?`)
+	return b.String()
+}
+
+// updateStmt returns this transaction's statement updating the columns in fields, or nil
+// when the store holds maxUpdates others already (the caller then writes every column).
+// A set not met before is prepared inside the transaction, which holds the one writer
+// connection, and for the store once the transaction is over (keepUpdates).
+func (x *txExec) updateStmt(ctx context.Context, fields store.DeviceFields) (*sql.Stmt, error) {
+	if st, ok := x.updates[fields]; ok {
+		return st, nil
+	}
+	x.s.mu.Lock()
+	shared, ok := x.s.updates[fields]
+	room := len(x.s.updates)+len(x.fresh) < maxUpdates
+	x.s.mu.Unlock()
+	var st *sql.Stmt
+	switch {
+	case ok:
+		st = x.tx.StmtContext(ctx, shared)
+	case !room:
+		return nil, nil
+	default:
+		var err error
+		if st, err = x.tx.PrepareContext(ctx, updateSQL(fields)); err != nil {
+			return nil, err
+		}
+		x.fresh = append(x.fresh, fields)
+	}
+	if x.updates == nil {
+		x.updates = make(map[store.DeviceFields]*sql.Stmt, 4)
+	}
+	x.updates[fields] = st
+	return st, nil
+}
+
+// keepUpdates prepares, on the writer connection, the UPDATEs a transaction met first.
+func (s *Store) keepUpdates(ctx context.Context, fresh []store.DeviceFields) {
+	for _, f := range fresh {
+		s.mu.Lock()
+		_, ok := s.updates[f]
+		full := len(s.updates) >= maxUpdates
+		s.mu.Unlock()
+		if ok || full {
+			continue
+		}
+		// Not under s.mu: preparing waits for the writer connection, whose holder may
+		// want s.mu.
+		st, err := s.w.PrepareContext(ctx, updateSQL(f))
+		if err != nil {
+			continue // prepared again when next met
+		}
+		s.mu.Lock()
+		if _, ok := s.updates[f]; ok || len(s.updates) >= maxUpdates {
+			st.Close()
+		} else {
+			s.updates[f] = st
+		}
+		s.mu.Unlock()
+	}
 }
 
 func (x *txExec) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -363,11 +516,31 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 				return err
 			}
 		} else {
-			args := deviceArgs(d, d.Version+1)
-			// The guard includes the epoch: re-provisioning restarts the version at 1, and a
-			// writer still holding the old epoch's row at version 1 must not overwrite the new one.
-			args = append(args[1:], d.ID, int64(d.Version), int64(d.Epoch))
-			res, err := tx.ExecContext(ctx, qWrite2, args...)
+			var res sql.Result
+			var st *sql.Stmt
+			var err error
+			fields := c.WriteFields()
+			if fields != store.AllDeviceFields {
+				if st, err = tx.updateStmt(ctx, fields); err != nil {
+					return err
+				}
+			}
+			if st != nil {
+				// Only the columns that changed since c.Was (which the guard proves is the
+				// stored row): binding is a large part of an update's cost.
+				args := make([]any, 0, bits.OnesCount32(uint32(fields))+3)
+				for m := fields; m != 0; m &= m - 1 {
+					args = append(args, deviceField(d, bits.TrailingZeros32(uint32(m)), d.Version+1))
+				}
+				args = append(args, d.ID, int64(d.Version), int64(d.Epoch))
+				res, err = st.ExecContext(ctx, args...)
+			} else {
+				args := deviceArgs(d, d.Version+1)
+				// The guard includes the epoch: re-provisioning restarts the version at 1, and a
+				// writer still holding the old epoch's row at version 1 must not overwrite the new one.
+				args = append(args[1:], d.ID, int64(d.Version), int64(d.Epoch))
+				res, err = tx.ExecContext(ctx, qWrite2, args...)
+			}
 			if err != nil {
 				return err
 			}

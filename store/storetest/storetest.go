@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}{
 		{"DeviceCreateGet", testDeviceCreateGet},
 		{"DeviceCompareAndSet", testDeviceCAS},
+		{"WasHintSameRow", testWasHintSameRow},
+		{"WasHintBatch", testWasHintBatch},
+		{"WasHintCompareAndSet", testWasHintCAS},
 		{"OverdueDevices", testOverdue},
 		{"Reprovision", testReprovision},
 		{"StaleEpochLoses", testStaleEpochLoses},
@@ -480,5 +484,263 @@ func testOverdue(t *testing.T, s store.Store) {
 	}
 	if fmt.Sprint(ids) != "[default-late late]" {
 		t.Fatalf("overdue devices %v, want [default-late late]", ids)
+	}
+}
+
+// sameRow fails unless a and b hold the same values in every field but ID: times as
+// instants, byte slices by content and nil-ness.
+func sameRow(t *testing.T, what string, a, b *store.Device) {
+	t.Helper()
+	va, vb := reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem()
+	for i := 1; i < va.NumField(); i++ {
+		name := va.Type().Field(i).Name
+		fa, fb := va.Field(i).Interface(), vb.Field(i).Interface()
+		if ta, ok := fa.(time.Time); ok {
+			if !ta.Equal(fb.(time.Time)) {
+				t.Errorf("%s: %s %v, want %v", what, name, ta, fb)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(fa, fb) {
+			t.Errorf("%s: %s %#v, want %#v", what, name, fa, fb)
+		}
+	}
+}
+
+// wasSteps are successive edits of a device row: routine reports (the hot columns), and
+// each of the cold columns on its own.
+var wasSteps = []struct {
+	name string
+	edit func(d *store.Device, i int)
+}{
+	{"report", func(d *store.Device, i int) {
+		d.AnchorN += 3
+		d.AnchorHead, d.AnchorKey = bytes.Repeat([]byte{byte(i)}, 32), bytes.Repeat([]byte{byte(i + 1)}, 32)
+		d.LastRSeq++
+		d.LastReportHash, d.LastAck = bytes.Repeat([]byte{byte(i + 2)}, 32), bytes.Repeat([]byte{byte(i + 3)}, 150)
+		d.PrevNonce, d.Nonce = d.Nonce, bytes.Repeat([]byte{byte(i + 4)}, 16)
+		d.LastSeen, d.LastDeviceTime = t0.Add(time.Duration(i)*time.Minute+1234567), uint64(1000+i)
+	}},
+	{"report with receipt and boot", func(d *store.Device, i int) {
+		d.AnchorN++
+		d.Receipt = bytes.Repeat([]byte{byte(i)}, 120)
+		d.LastRSeq++
+		d.LastBoot, d.RunningVersion, d.Rejections = d.LastBoot+1, 2, 0
+	}},
+	{"nothing but the version", func(d *store.Device, i int) {}},
+	{"state", func(d *store.Device, i int) {
+		d.State, d.StateSince, d.StateReason = store.StateTampered, t0.Add(time.Hour), "cover-open"
+	}},
+	{"product", func(d *store.Device, i int) { d.Product = "gasmeter" }},
+	{"keys", func(d *store.Device, i int) {
+		d.UplinkKey, d.DownlinkKey = bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{8}, 32)
+	}},
+	{"pinned version", func(d *store.Device, i int) { d.PinnedVersion = 5 }},
+	{"policy and window", func(d *store.Device, i int) {
+		d.ReportInterval, d.WindowUntil, d.Rejections = 60, 99999, 4
+	}},
+	{"created", func(d *store.Device, i int) { d.Created = t0.Add(-time.Hour) }},
+	{"bytes to nil and empty", func(d *store.Device, i int) {
+		d.Receipt, d.LastAck, d.PrevNonce = nil, []byte{}, nil
+	}},
+	{"zero times", func(d *store.Device, i int) { d.LastSeen, d.StateSince = time.Time{}, time.Time{} }},
+	{"everything", func(d *store.Device, i int) {
+		d.Product, d.State, d.StateSince, d.StateReason = "watermeter", store.StateTrusted, t0.Add(2*time.Hour), "cleared"
+		d.UplinkKey, d.DownlinkKey, d.PinnedVersion, d.RunningVersion = []byte{1}, []byte{2}, 0, 3
+		d.AnchorN, d.AnchorHead, d.AnchorKey, d.Receipt = d.AnchorN+1, []byte{3}, []byte{4}, []byte{5}
+		d.LastRSeq, d.LastReportHash, d.LastAck, d.Nonce, d.PrevNonce = d.LastRSeq+1, []byte{6}, []byte{7}, []byte{8}, []byte{9}
+		d.LastSeen, d.LastDeviceTime, d.LastBoot, d.ReportInterval, d.Rejections, d.WindowUntil = t0.Add(3*time.Hour), 5, 6, 7, 8, 9
+		d.Created = t0
+	}},
+	{"report again", func(d *store.Device, i int) {
+		d.AnchorN++
+		d.LastSeen = t0.Add(4 * time.Hour)
+		d.Nonce, d.PrevNonce = []byte{10}, d.Nonce
+	}},
+}
+
+// A change carrying Was stores exactly the row a change without it stores, whichever
+// columns it changes, whether Was is the row as committed (the server's cache, with
+// times finer than the backend keeps) or as read back.
+func testWasHintSameRow(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	// plain: no Was; cached: Was is the row as committed; read: Was is the row as read.
+	ids := []string{"plain", "cached", "read"}
+	rows := map[string]*store.Device{}
+	for _, id := range ids {
+		d := NewDevice(id)
+		if err := commit1(t, s, &store.Change{Device: d, Create: true}); err != nil {
+			t.Fatal(err)
+		}
+		d = d.Clone()
+		d.Version = 1
+		rows[id] = d
+	}
+	for i, step := range wasSteps {
+		for _, id := range ids {
+			was := rows[id]
+			if id == "read" {
+				var err error
+				if was, err = s.GetDevice(ctx, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			nd := was.Clone()
+			step.edit(nd, i)
+			c := &store.Change{Device: nd}
+			if id != "plain" {
+				c.Was = was
+			}
+			if err := commit1(t, s, c); err != nil {
+				t.Fatalf("%s: %s: %v", step.name, id, err)
+			}
+			nd = nd.Clone()
+			nd.Version++
+			rows[id] = nd
+		}
+		want, err := s.GetDevice(ctx, "plain")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want.Version != uint64(i)+2 {
+			t.Fatalf("%s: version %d, want %d", step.name, want.Version, i+2)
+		}
+		for _, id := range ids[1:] {
+			got, err := s.GetDevice(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameRow(t, fmt.Sprintf("%s: device %s", step.name, id), got, want)
+		}
+		// And the written values did arrive (times at the backend's precision).
+		if want.AnchorN != rows["plain"].AnchorN || want.Product != rows["plain"].Product || want.State != rows["plain"].State ||
+			!bytes.Equal(want.UplinkKey, rows["plain"].UplinkKey) || !want.Created.Equal(rows["plain"].Created) {
+			t.Fatalf("%s: stored %+v, wrote %+v", step.name, want, rows["plain"])
+		}
+	}
+}
+
+// A batch of changes with Was, each writing a different set of columns, and one in the
+// middle that lost its compare-and-set: the others store exactly what the same changes
+// without Was store, that one nothing.
+func testWasHintBatch(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	n := len(wasSteps)
+	var creates []*store.Change
+	for i := range 2 * n {
+		creates = append(creates, &store.Change{Device: NewDevice(fmt.Sprintf("m-%02d", i)), Create: true})
+	}
+	for i, err := range s.Commit(ctx, creates) {
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+	}
+	var batch []*store.Change
+	for i := range 2 * n {
+		was := creates[i].Device.Clone()
+		was.Version = 1
+		nd := was.Clone()
+		wasSteps[i%n].edit(nd, i%n)
+		c := &store.Change{Device: nd, Events: []store.Event{{Dev: nd.ID, Epoch: 1, N: 1, Type: 2, Payload: []byte{1}, Tag: []byte{2}, Head: []byte{3}, Received: t0}}}
+		if i < n {
+			c.Was = was // the second half is the same edits without the hint
+		}
+		if i == 3 {
+			nd.Version, was.Version = 9, 9 // stale, hint and all
+		}
+		batch = append(batch, c)
+	}
+	errs := s.Commit(ctx, batch)
+	for i, err := range errs {
+		if (i == 3) != errors.Is(err, store.ErrConflict) || (i != 3 && err != nil) {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		got, err := s.GetDevice(ctx, fmt.Sprintf("m-%02d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			want := creates[3].Device.Clone()
+			want.Version = 1
+			sameRow(t, "device that lost its compare-and-set", got, want)
+			continue
+		}
+		want, err := s.GetDevice(ctx, fmt.Sprintf("m-%02d", i+n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRow(t, fmt.Sprintf("%s in a batch", wasSteps[i].name), got, want)
+	}
+}
+
+// Was changes nothing of the compare-and-set: a stale version or epoch still loses, and
+// the loser leaves nothing behind.
+func testWasHintCAS(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := commit1(t, s, &store.Change{Device: NewDevice("m-1"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := s.GetDevice(ctx, "m-1")
+	b, _ := s.GetDevice(ctx, "m-1")
+	na := a.Clone()
+	na.AnchorN, na.LastRSeq = 5, 1
+	if err := commit1(t, s, &store.Change{Device: na, Was: a}); err != nil {
+		t.Fatal(err)
+	}
+	// b read the same version: its change, hint and all, is stale now.
+	nb := b.Clone()
+	nb.AnchorN, nb.State = 3, store.StateSuspect
+	if err := commit1(t, s, &store.Change{Device: nb, Was: b, Audits: []store.Audit{{At: t0, Actor: "x", Kind: "must-not-exist", Dev: "m-1"}}}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale CAS with Was: %v", err)
+	}
+	got, _ := s.GetDevice(ctx, "m-1")
+	if got.AnchorN != 5 || got.Version != 2 || got.State != store.StateProvisioned {
+		t.Fatalf("after stale CAS with Was: %+v", got)
+	}
+	if audits, _ := s.ListAudit(ctx, store.Page{Dev: "m-1"}); len(audits) != 0 {
+		t.Fatalf("a change that lost its compare-and-set left %d audit records", len(audits))
+	}
+	// A re-provisioned device restarts at version 1: a writer holding the old epoch's
+	// row at version 1 loses too.
+	if err := commit1(t, s, &store.Change{Device: NewDevice("m-2"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	stale, _ := s.GetDevice(ctx, "m-2")
+	re := NewDevice("m-2")
+	re.Epoch = 2
+	if err := commit1(t, s, &store.Change{Device: re, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	ns := stale.Clone()
+	ns.AnchorN = 7
+	if err := commit1(t, s, &store.Change{Device: ns, Was: stale}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale epoch with Was: %v", err)
+	}
+	if got, _ := s.GetDevice(ctx, "m-2"); got.Epoch != 2 || got.Version != 1 || got.AnchorN != 0 {
+		t.Fatalf("re-provisioned row %+v", got)
+	}
+	// Racing writers with the hint: exactly one wins.
+	d, _ := s.GetDevice(ctx, "m-2")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wins := 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := d.Clone()
+			c.AnchorN = uint64(i + 1)
+			if errs := s.Commit(ctx, []*store.Change{{Device: c, Was: d}}); errs[0] == nil {
+				mu.Lock()
+				wins++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 {
+		t.Fatalf("%d writers with Was won the same compare-and-set", wins)
 	}
 }
