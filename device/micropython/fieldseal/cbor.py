@@ -35,6 +35,11 @@ def _head(mt, n, out):
         raise CBORError("int too large")
 
 
+def hlen(n):
+    """Bytes of the head _head writes for argument n (0 <= n < 2**64): a size, not an encoding."""
+    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5 if n < 0x100000000 else 9
+
+
 def _enc(v, out):
     # out is one bytearray for the whole item: few allocations (the guard runs in small heaps)
     if v is None:

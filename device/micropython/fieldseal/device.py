@@ -45,6 +45,7 @@ class Device:
         self.seen_ev = 0
         self.next_check = 0
         self.next_report = 0
+        self.partial = False  # the last report carried only the oldest part of the backlog
         self.reading = None  # the application may set {1: litres, 2: flags}
 
     @property
@@ -283,21 +284,36 @@ class Device:
         return f
 
     # -- uplink -----------------------------------------------------------------------
-    def report(self):
+    def report(self, limit=cose.MAX):
+        """The sealed report (COSE_Mac0 bytes), at most limit bytes: a backlog that does not
+        fit goes out in parts, oldest entries first (Chain.segment). limit=None: the whole
+        backlog whatever its size."""
         x = self.x
         s = self.chain.s
         x["rseq"] += 1
         self.chain.save()  # persisted before sending
         status = 2 if not self.checked else (1 if self.bad else 0)
+        kid = s["d"].encode()
         pl = {1: s["d"], 2: s["e"], 3: x["rseq"], 4: x["boot"], 5: self.port.time(),
               6: [self.man.product, self.man.version, self.man.root],
               7: [status, self.files, x["lc"], [[b[0], b[1]] for b in self.bad[:MAX_BAD]]],
-              8: self.flags(), 9: self.chain.segment()}
+              8: self.flags(), 9: None}
         if x["nonce"]:
             pl[10] = x["nonce"]
         if self.reading:
             pl[11] = self.reading
-        return cose.mac0(x["R"], s["d"].encode(), cbor.enc(pl))
+        room = None
+        if limit:
+            # what is left for the segment: limit less the COSE_Mac0 around the payload
+            # (tag 17, array head, protected {1: 5}, {4: kid}, a 3-byte payload head, the
+            # 34-byte MAC) and less the rest of the payload (the map as it is now, whose
+            # null at key 9 the segment replaces). Only the small fixed part is encoded;
+            # the payload head is 3 bytes whenever the room is tight, so this is exact.
+            room = limit - (6 + len(cbor.enc({4: kid})) + 3 + 34) - (len(cbor.enc(pl)) - 1)
+        seg = self.chain.segment(room)
+        self.partial = bool(seg[1]) and seg[1][-1][0] < s["n"]
+        pl[9] = seg
+        return cose.mac0(x["R"], kid, cbor.enc(pl))
 
     # -- downlink ---------------------------------------------------------------------
     def _bad(self, why):
@@ -362,6 +378,13 @@ class Device:
             x["nonce"] = nonce
         if ha is not None and n > c.s["bn"]:
             c.prune(n, ha)
+            if self.partial and n < c.s["n"]:
+                # The last report carried only the oldest part of a backlog too big for one
+                # message, and this ack moved the anchor forward: the next part is due now
+                # (at the next pass of the loop), not a whole report interval later. Each
+                # such ack prunes something, so this ends when the backlog is drained; an
+                # ack that does not advance the anchor leaves the schedule as it was.
+                self.next_report = self.port.time()
         else:
             c.save()
         if isinstance(a.get(13), bytes):

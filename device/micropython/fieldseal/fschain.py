@@ -261,11 +261,32 @@ class Chain:
             if e[0] > bn:
                 yield e
 
-    def segment(self):
-        """[first, entries, n, h_n, seal_n] of wire.Segment, entries unacknowledged so far."""
+    def segment(self, room=None):
+        """[first, entries, n, h_n, seal_n] of wire.Segment, entries unacknowledged so far.
+
+        room (bytes) bounds the segment's CBOR encoding: only the oldest entries that fit go
+        in, and always at least one when there is any (a record is at most ~1.1 KiB). n, h_n
+        and seal_n stay the current ones: the device can seal only its n. A segment cut short
+        is the prefix extension of docs/PROTOCOL.md (fschain.VerifyPrefix); the server's ack
+        then anchors at its last entry and the next report carries the next part. The size is
+        a running sum of each entry's encoded length, nothing is encoded to measure it, and
+        the entries past the cut are never copied. room=None, or a backlog that fits: every
+        unacknowledged entry, exactly the segment of fschain.md."""
         s = self.s
-        # an empty payload is CBOR null, as Go's encoder writes a nil []byte
-        es = [[e[0], e[1], e[2], e[3] or None, e[4]] for e in self.entries()]
+        es = []
+        # array head, n, h_n and seal_n (bstr of 32: 2 + 32 each); first and the entries'
+        # array head are added below, as they depend on the entries taken
+        size = 69 + cbor.hlen(s["n"])
+        for n, t, typ, payload, tag in self.entries():
+            if room is not None:
+                # [n, t, type, payload or null, tag]
+                size += (1 + cbor.hlen(n) + cbor.hlen(t) + cbor.hlen(typ)
+                         + (cbor.hlen(len(payload)) + len(payload) if payload else 1)
+                         + cbor.hlen(len(tag)) + len(tag))
+                if es and size + cbor.hlen(es[0][0]) + cbor.hlen(len(es) + 1) > room:
+                    break
+            # an empty payload is CBOR null, as Go's encoder writes a nil []byte
+            es.append([n, t, typ, payload or None, tag])
         first = es[0][0] if es else s["n"] + 1
         return [first, es, s["n"], s["h"], s["sl"]]
 
