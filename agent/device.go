@@ -43,6 +43,8 @@ type Device struct {
 	read   *wire.Reading
 	logger func(format string, args ...any)
 	onMan  func(m *wire.Manifest, signed []byte) error
+	// chunked: the last report carried only the oldest part of the backlog.
+	chunked bool
 }
 
 // OnManifest sets what happens when a manifest token arrives: the caller makes the new
@@ -292,7 +294,37 @@ func (d *Device) Report(now uint64) ([]byte, error) {
 	}
 	r := &wire.Report{Dev: d.b.Device, Epoch: d.b.Epoch, RSeq: d.st.RSeq, Boot: d.st.Boot, Time: now,
 		Man: d.man, Meas: d.meas, State: d.flags(), Log: d.w.Segment(), Nonce: d.st.Nonce, Reading: d.read}
+	data, err := wire.SealReport(r, d.b.UplinkKey)
+	d.chunked = false
+	if err != nil || len(data) <= wire.MaxMessageSize {
+		return data, err
+	}
+	// The backlog is bigger than one message (a long outage): send the oldest entries that
+	// fit, still claiming the current n, head and seal; the server verifies them and acks
+	// up to the last one (docs/PROTOCOL.md, "Backlog in chunks"), and Behind asks for the
+	// next chunk at once.
+	all := r.Log.Entries
+	lo, hi := 1, len(all)-1 // the most entries that fit: at least one, fewer than all
+	for lo < hi {
+		mid := (lo + hi + 1) / 2
+		r.Log.Entries = all[:mid]
+		if b, err := wire.SealReport(r, d.b.UplinkKey); err == nil && len(b) <= wire.MaxMessageSize {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	r.Log.Entries = all[:lo]
+	d.chunked = true
 	return wire.SealReport(r, d.b.UplinkKey)
+}
+
+// Behind reports whether the last report carried only part of the backlog: send the next
+// one as soon as it is acknowledged.
+func (d *Device) Behind() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.chunked
 }
 
 // RSeq is the last report counter used.

@@ -362,6 +362,8 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			err := r.Report(ctx)
 			repIv, chkIv = intervals()
 			switch {
+			case err == nil && r.dev.Behind():
+				nextReport = time.Now() // the rest of a backlog too big for one report
 			case err == nil || errors.Is(err, ErrStaleAck):
 				nextReport = time.Now().Add(repIv)
 			case errors.Is(err, ErrRejected), errors.Is(err, ErrBadDownlink):

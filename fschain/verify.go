@@ -106,7 +106,10 @@ func VerifyHeads(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool))
 // the claimed head nor the seal can be checked (they are about n). Tail truncation is
 // therefore caught only by the segment that ends at the claimed n: a server using this
 // must treat a device that never sends it as incomplete. A segment that does reach the
-// claimed n is checked exactly as by Verify.
+// claimed n is checked exactly as by Verify. A prefix holding only entries at or below the
+// anchor (resent because the ack of the chunk that carried them was lost) is accepted as
+// one that moves nothing, once its entries reproduce the verified heads: the device learns
+// the anchor from the answer and goes on from there.
 func VerifyPrefix(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
 	return verify(a, seg, headAt, true, true)
 }
@@ -142,7 +145,7 @@ func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keye
 		}
 	}
 	// count: the claimed n must be the last entry (or the anchor when nothing is new).
-	partial := prefix && seg.N > last && last > a.N
+	partial := prefix && seg.N > last && len(es) > 0 && last >= a.N
 	if seg.N > last && !partial {
 		return a, nil, verr(NameGap, last+1, "device claims n=%d but sent entries only up to %d", seg.N, last)
 	}

@@ -139,11 +139,34 @@ func TestVerifyPrefix(t *testing.T) {
 	if n, h, _ := w.State(); a.N != n || a.Head != h {
 		t.Fatal("prefixes did not reach the device's head")
 	}
+	// A chunk resent after its ack was lost moves nothing and is not an error; a resent
+	// chunk that differs from what was verified is a fork; an empty one claiming more is a gap.
+	mid := NewAnchor(testDev, 1, testK1())
+	seg3 := cloneSeg(full)
+	seg3.Entries = seg3.Entries[:3]
+	mid, _, _ = VerifyPrefix(mid, seg3, nil)
+	heads := map[uint64]Hash{}
+	for n := uint64(1); n <= 3; n++ {
+		heads[n], _ = w.HeadAt(n)
+	}
+	headAt := func(n uint64) (Hash, bool) { h, ok := heads[n]; return h, ok }
+	again, fresh, err := VerifyPrefix(mid, seg3, headAt)
+	if err != nil || len(fresh) != 0 || again != mid {
+		t.Fatalf("resent chunk: %v, %d fresh, anchor moved %v", err, len(fresh), again != mid)
+	}
+	forked := cloneSeg(seg3)
+	forked.Entries[1].T++
+	_, _, err = VerifyPrefix(mid, forked, headAt)
+	wantVerifyErr(t, err, NameFork, 2)
+	empty := cloneSeg(full)
+	empty.First, empty.Entries = 4, nil
+	_, _, err = VerifyPrefix(mid, empty, headAt)
+	wantVerifyErr(t, err, NameGap, 4)
 	// Prefix tags are still checked; the final chunk's seal is too.
 	seg := cloneSeg(full)
 	seg.Entries = seg.Entries[:4]
 	seg.Entries[2].T++
-	_, _, err := VerifyPrefix(NewAnchor(testDev, 1, testK1()), seg, nil)
+	_, _, err = VerifyPrefix(NewAnchor(testDev, 1, testK1()), seg, nil)
 	wantVerifyErr(t, err, NameForgedEntry, 3)
 	seg = cloneSeg(full)
 	seg.Seal[3] ^= 1

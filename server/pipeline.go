@@ -114,7 +114,9 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 		copy(h[:], b)
 		return h, true
 	}
-	next, fresh, err := fschain.Verify(anchor, r.Log, headAt)
+	// VerifyPrefix is Verify, plus chunks: a backlog bigger than one message arrives as
+	// segments that stop short of the claimed n (docs/PROTOCOL.md, "Backlog in chunks").
+	next, fresh, err := fschain.VerifyPrefix(anchor, r.Log, headAt)
 	if err != nil {
 		var ve *fschain.VerifyError
 		if !errors.As(err, &ve) {
@@ -126,10 +128,14 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	// Accepted: build the new row, the records and the ack.
 	nd := d.Clone()
 	ch := &store.Change{Device: nd, Was: d} // d is the stored row at nd.Version: write only what changes
-	ev := s.evaluate(ctx, ds, nd, r, fresh, anchor, now, ch)
+	partial := next.N < r.Log.N
+	ev := s.evaluate(ctx, ds, nd, r, fresh, anchor, partial, now, ch)
 	nd.LastRSeq, nd.LastReportHash = r.RSeq, sum[:]
 	nd.LastSeen, nd.LastDeviceTime, nd.LastBoot = now, r.Time, r.Boot
 	nd.Rejections = 0
+	if partial {
+		s.catchUp(nd, r, d.Rejections, anchor.N, next.N, len(fresh), now, ch)
+	}
 	nd.RunningVersion = r.Man.Version
 	if iv := s.reportInterval(ctx, d.Product, r.Man.Version); iv > 0 {
 		nd.ReportInterval = iv // silence is judged by the policy the device runs
@@ -204,6 +210,22 @@ func (s *Server) receiptDue(ds *devState, d *store.Device, r *wire.Report, ch *s
 	}
 	_, t, ok := ds.receiptInfo(d.Receipt)
 	return !ok || now.Unix()-int64(t) >= int64(s.cfg.ReceiptInterval/time.Second)
+}
+
+// catchUp records a chunk of a backlog: verified up to to, the device claims r.Log.N. A
+// chunk that moved nothing (resent after a lost ack) is fine once; several in a row mean
+// the device is not sending the rest of its log, which is how a truncated tail would
+// look, so they count as rejections do and end in suspect.
+func (s *Server) catchUp(nd *store.Device, r *wire.Report, stalled uint32, from, to uint64, fresh int, now time.Time, ch *store.Change) {
+	detail, _ := json.Marshal(map[string]any{"rseq": r.RSeq, "from": from, "to": to, "claimed": r.Log.N, "entries": fresh})
+	ch.Audits = append(ch.Audits, store.Audit{At: now, Actor: "pipeline", Kind: "catch-up", Dev: nd.ID, Reason: "partial-segment", Detail: string(detail)})
+	if fresh > 0 {
+		return
+	}
+	nd.Rejections = stalled + 1 // reports in a row that moved nothing (or were rejected)
+	if nd.Rejections >= maxRejections {
+		s.transition(nd, store.StateSuspect, "catch-up-stalled", now, map[string]any{"anchor": to, "claimed": r.Log.N, "chunks": nd.Rejections}, ch)
+	}
 }
 
 // rejectUnauth records a rejection of an unauthenticated report: an audit record and a

@@ -66,7 +66,10 @@ type evaluation struct{ transitioned bool }
 
 // evaluate stores the newly verified entries and applies what they and the report's
 // flags say to the device's state.
-func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r *wire.Report, fresh []wire.Entry, from fschain.Anchor, now time.Time, ch *store.Change) evaluation {
+// partial: the report is a chunk of a larger backlog, verified only up to its last entry;
+// its tamper entries count, but promotions (to trusted) wait for the chunk that reaches
+// the claimed n, the only one whose head and seal are checked.
+func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r *wire.Report, fresh []wire.Entry, from fschain.Anchor, partial bool, now time.Time, ch *store.Change) evaluation {
 	var ev evaluation
 	prev := from.Head
 	tampered, suspect := "", ""
@@ -143,6 +146,7 @@ func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r
 		ev.transitioned = s.transition(nd, store.StateTampered, tampered, now, evidence, ch) || ev.transitioned
 	case suspect != "":
 		ev.transitioned = s.transition(nd, store.StateSuspect, suspect, now, evidence, ch) || ev.transitioned
+	case partial:
 	default:
 		switch nd.State {
 		case store.StateProvisioned:
