@@ -25,23 +25,12 @@ type Anchor struct {
 	Head []byte
 }
 
-// SealAck encodes and MACs an ack under the downlink key.
-func SealAck(a *Ack, downlinkKey []byte) ([]byte, error) {
-	payload, err := Marshal(a)
-	if err != nil {
-		return nil, err
-	}
-	return Mac0(downlinkKey, []byte(a.Dev), payload), nil
-}
+// SealAck encodes and MACs an ack under the downlink key. The payload is Marshal(a),
+// written by the hand-written encoder (fastencode.go).
+func SealAck(a *Ack, downlinkKey []byte) ([]byte, error) { return sealAck(a, downlinkKey, nil) }
 
 // SealAckWith is SealAck under a prepared downlink key.
-func SealAckWith(a *Ack, downlink *MACKey) ([]byte, error) {
-	payload, err := Marshal(a)
-	if err != nil {
-		return nil, err
-	}
-	return downlink.Mac0([]byte(a.Dev), payload), nil
-}
+func SealAckWith(a *Ack, downlink *MACKey) ([]byte, error) { return sealAck(a, nil, downlink) }
 
 // OpenAck verifies and decodes an ack for device dev.
 func OpenAck(data []byte, dev string, downlinkKey []byte) (*Ack, error) {
@@ -52,6 +41,22 @@ func OpenAck(data []byte, dev string, downlinkKey []byte) (*Ack, error) {
 	if err := m.Verify(downlinkKey); err != nil {
 		return nil, err
 	}
+	return decodeAck(m, dev)
+}
+
+// OpenAckWith is OpenAck under a prepared downlink key: a device keeps one for all its acks.
+func OpenAckWith(data []byte, dev string, downlink *MACKey) (*Ack, error) {
+	m, err := ParseMac0(data, MaxMessageSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.VerifyWith(downlink); err != nil {
+		return nil, err
+	}
+	return decodeAck(m, dev)
+}
+
+func decodeAck(m *Maced, dev string) (*Ack, error) {
 	// Fast path for canonical payloads, Unmarshal for the rest (fastdecode.go).
 	a, ok := decodeAckFast(m.Payload, dev)
 	if !ok {

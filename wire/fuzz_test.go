@@ -36,9 +36,15 @@ func FuzzOpenAck(f *testing.F) {
 	for _, v := range GenerateVectors() {
 		f.Add(mustHex(v.Cose))
 	}
+	k := NewMACKey(key)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if a, err := OpenAck(data, "meter-0001", key); err == nil && a.Dev != "meter-0001" {
+		a, err := OpenAck(data, "meter-0001", key)
+		if err == nil && a.Dev != "meter-0001" {
 			t.Fatal("ack for another device accepted")
+		}
+		// The prepared key decides exactly as the key.
+		if a2, err2 := OpenAckWith(data, "meter-0001", k); !sameOpen(a2, err2, a, err) {
+			t.Fatalf("OpenAckWith %#v, %v; OpenAck %#v, %v", a2, err2, a, err)
 		}
 		_, _ = OpenToken(data, "meter-0001", key)
 	})

@@ -83,14 +83,13 @@ const (
 	StateTamperLatched uint32 = 128
 )
 
-// SealReport encodes r and MACs it under the uplink key.
-func SealReport(r *Report, uplinkKey []byte) ([]byte, error) {
-	payload, err := Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	return Mac0(uplinkKey, []byte(r.Dev), payload), nil
-}
+// SealReport encodes r and MACs it under the uplink key. The payload is Marshal(r),
+// written by the hand-written encoder (fastencode.go).
+func SealReport(r *Report, uplinkKey []byte) ([]byte, error) { return sealReport(r, uplinkKey, nil) }
+
+// SealReportWith is SealReport under a prepared uplink key: a device sealing many reports
+// does not rebuild the HMAC state for each.
+func SealReportWith(r *Report, uplink *MACKey) ([]byte, error) { return sealReport(r, nil, uplink) }
 
 // ParseReport decodes a report without verifying its MAC; the caller looks up the key by
 // m.Kid, then calls OpenReport. Splitting the two keeps key lookup out of this package.
