@@ -184,11 +184,12 @@ func waitUp(base string) {
 
 // simDevice is a device with a real FS-chain log, as the agent or guard would run it.
 type simDevice struct {
-	b     wire.Bundle
-	w     *fschain.Writer
-	rseq  uint64
-	nonce []byte
-	k     uint64
+	b        wire.Bundle
+	up, down *wire.MACKey // prepared R and T, as the agent keeps them
+	w        *fschain.Writer
+	rseq     uint64
+	nonce    []byte
+	k        uint64
 }
 
 func (d *simDevice) next() []byte {
@@ -206,7 +207,7 @@ func (d *simDevice) next() []byte {
 	r := &wire.Report{Dev: d.b.Device, Epoch: d.b.Epoch, RSeq: d.rseq, Boot: 1, Time: now,
 		Man:  wire.ManifestRef{Product: d.b.Product, Version: d.b.ManifestVersion, Root: make([]byte, 32)},
 		Meas: wire.Measurement{Status: wire.MeasOK, FilesChecked: 12, LastCheck: now, Bad: []wire.Finding{}}, Log: seg, Nonce: d.nonce}
-	data, err := wire.SealReport(r, d.b.UplinkKey)
+	data, err := wire.SealReportWith(r, d.up)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func (d *simDevice) next() []byte {
 
 // accept checks an ack like the device does and prunes what it covers.
 func (d *simDevice) accept(ack []byte) error {
-	a, err := wire.OpenAck(ack, d.b.Device, d.b.DownlinkKey)
+	a, err := wire.OpenAckWith(ack, d.b.Device, d.down)
 	if err != nil {
 		return err
 	}
@@ -258,6 +259,7 @@ func provisionAll(base, token string, n int) []*simDevice {
 			if d.w, err = fschain.Create(fschain.NewMemStorage(), d.b.Device, d.b.Epoch, k1); err != nil {
 				log.Fatal(err)
 			}
+			d.up, d.down = wire.NewMACKey(d.b.UplinkKey), wire.NewMACKey(d.b.DownlinkKey)
 			devs[i] = d
 		}()
 	}
