@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -400,4 +401,65 @@ type Store interface {
 	DeleteAPIToken(ctx context.Context, name string) error
 
 	Close() error
+}
+
+// Field is the value of column i (field bit i: FieldProduct is 0, …) of d's row, with
+// version for the version column and times as t makes them (each backend stores them its
+// own way), for backends that write rows column by column.
+func (d *Device) Field(i int, version uint64, t func(time.Time) any) any {
+	switch DeviceFields(1) << i {
+	case FieldProduct:
+		return d.Product
+	case FieldEpoch:
+		return int64(d.Epoch)
+	case FieldVersion:
+		return int64(version)
+	case FieldUplinkKey:
+		return d.UplinkKey
+	case FieldDownlinkKey:
+		return d.DownlinkKey
+	case FieldState:
+		return d.State
+	case FieldStateSince:
+		return t(d.StateSince)
+	case FieldStateReason:
+		return d.StateReason
+	case FieldPinnedVersion:
+		return int64(d.PinnedVersion)
+	case FieldRunningVersion:
+		return int64(d.RunningVersion)
+	case FieldAnchorN:
+		return int64(d.AnchorN)
+	case FieldAnchorHead:
+		return d.AnchorHead
+	case FieldAnchorKey:
+		return d.AnchorKey
+	case FieldReceipt:
+		return d.Receipt
+	case FieldLastRSeq:
+		return int64(d.LastRSeq)
+	case FieldLastReportHash:
+		return d.LastReportHash
+	case FieldLastAck:
+		return d.LastAck
+	case FieldNonce:
+		return d.Nonce
+	case FieldPrevNonce:
+		return d.PrevNonce
+	case FieldLastSeen:
+		return t(d.LastSeen)
+	case FieldLastDeviceTime:
+		return int64(d.LastDeviceTime)
+	case FieldLastBoot:
+		return int64(d.LastBoot)
+	case FieldReportInterval:
+		return int64(d.ReportInterval)
+	case FieldRejections:
+		return int64(d.Rejections)
+	case FieldWindowUntil:
+		return int64(d.WindowUntil)
+	case FieldCreated:
+		return t(d.Created)
+	}
+	panic(fmt.Sprintf("store: no device field %d", i))
 }

@@ -203,65 +203,10 @@ func deviceArgs(d *store.Device, version uint64) []any {
 	return args
 }
 
-// deviceField is the value of column deviceColumns[i] (field bit i) of d, with version
-// for the version column.
-func deviceField(d *store.Device, i int, version uint64) any {
-	switch store.DeviceFields(1) << i {
-	case store.FieldProduct:
-		return d.Product
-	case store.FieldEpoch:
-		return int64(d.Epoch)
-	case store.FieldVersion:
-		return int64(version)
-	case store.FieldUplinkKey:
-		return d.UplinkKey
-	case store.FieldDownlinkKey:
-		return d.DownlinkKey
-	case store.FieldState:
-		return d.State
-	case store.FieldStateSince:
-		return nanos(d.StateSince)
-	case store.FieldStateReason:
-		return d.StateReason
-	case store.FieldPinnedVersion:
-		return int64(d.PinnedVersion)
-	case store.FieldRunningVersion:
-		return int64(d.RunningVersion)
-	case store.FieldAnchorN:
-		return int64(d.AnchorN)
-	case store.FieldAnchorHead:
-		return d.AnchorHead
-	case store.FieldAnchorKey:
-		return d.AnchorKey
-	case store.FieldReceipt:
-		return d.Receipt
-	case store.FieldLastRSeq:
-		return int64(d.LastRSeq)
-	case store.FieldLastReportHash:
-		return d.LastReportHash
-	case store.FieldLastAck:
-		return d.LastAck
-	case store.FieldNonce:
-		return d.Nonce
-	case store.FieldPrevNonce:
-		return d.PrevNonce
-	case store.FieldLastSeen:
-		return nanos(d.LastSeen)
-	case store.FieldLastDeviceTime:
-		return int64(d.LastDeviceTime)
-	case store.FieldLastBoot:
-		return int64(d.LastBoot)
-	case store.FieldReportInterval:
-		return int64(d.ReportInterval)
-	case store.FieldRejections:
-		return int64(d.Rejections)
-	case store.FieldWindowUntil:
-		return int64(d.WindowUntil)
-	case store.FieldCreated:
-		return nanos(d.Created)
-	}
-	panic(fmt.Sprintf("sqlite: no device field %d", i))
-}
+// deviceField is column i of d's row as SQLite stores it (times as unix nanoseconds).
+func deviceField(d *store.Device, i int, version uint64) any { return d.Field(i, version, nanosAny) }
+
+func nanosAny(t time.Time) any { return nanos(t) }
 
 type scanner interface{ Scan(...any) error }
 
