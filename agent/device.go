@@ -47,7 +47,13 @@ type Device struct {
 	chunked bool
 	// Prepared HMAC states of R and T: a report and an ack cost one MAC each, not a key setup.
 	up, down *wire.MACKey
+	created  bool // New created the evidence log from the bundle's K_1
 }
+
+// Created reports whether New created the evidence log (first start) from the bundle's
+// K_1. From then on the log holds only evolved keys, and any copy of K_1 on the device
+// should be erased: whoever reads it could re-tag every entry not yet reported.
+func (d *Device) Created() bool { return d.created }
 
 // OnManifest sets what happens when a manifest token arrives: the caller makes the new
 // manifest the one it checks against (and keeps it for the next boot). A non-nil error
@@ -77,9 +83,13 @@ func New(cfg Config) (*Device, error) {
 	// Open completes or discards a write torn by a power cut and logs a recovered entry.
 	d.w, _, err = fschain.Open(cfg.Chain)
 	if errors.Is(err, fschain.ErrNoState) {
+		if len(cfg.Bundle.ChainKey) != len(fschain.Key{}) {
+			return nil, fmt.Errorf("evidence log: there is none yet and the bundle holds no chain key (K_1 is erased from the device's copy once its log exists): restore the device's data folder, or re-provision it")
+		}
 		var k1 fschain.Key
 		copy(k1[:], cfg.Bundle.ChainKey)
 		d.w, err = fschain.Create(cfg.Chain, cfg.Bundle.Device, cfg.Bundle.Epoch, k1)
+		d.created = err == nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("evidence log: %w", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/fieldseal/fieldseal/fschain"
@@ -198,5 +199,28 @@ func TestRebootKeepsCounters(t *testing.T) {
 	r, err := roundTrip(t, d2, s, 1004)
 	if err != nil || r.RSeq != 2 || r.Boot != 2 {
 		t.Fatalf("report after reboot: err %v rseq %d boot %d", err, r.RSeq, r.Boot)
+	}
+}
+
+// K_1 is needed only to create the log: a device whose log exists starts without it, and
+// one whose log is gone cannot start a new one (it would fork the log the server holds)
+// and says what to do.
+func TestThreatD11_ChainKeyOnlyCreatesTheLog(t *testing.T) {
+	b, _ := newBundle(t, "meter-1")
+	st, ms := fschain.NewMemStorage(), &MemState{}
+	cfg := Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: 1, Root: make([]byte, 32)}, Chain: st, State: ms, Now: 1000}
+	d, err := New(cfg)
+	if err != nil || !d.Created() {
+		t.Fatalf("first start: %v, created %v", err, d != nil && d.Created())
+	}
+	erased := *b
+	erased.ChainKey = nil
+	cfg.Bundle = &erased
+	if d, err := New(cfg); err != nil || d.Created() {
+		t.Fatalf("restart with the log and without K_1: %v", err)
+	}
+	cfg.Chain = fschain.NewMemStorage()
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "re-provision") {
+		t.Fatalf("no log and no K_1: %v", err)
 	}
 }

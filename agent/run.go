@@ -85,6 +85,9 @@ type RunConfig struct {
 	// RetryAfter is how soon a failed report is retried (default 30 s); the entries wait
 	// in the log meanwhile.
 	RetryAfter time.Duration
+	// EraseChainKey, if set, is called once the evidence log has been created from the
+	// bundle's K_1 (first start), to erase K_1 wherever the caller keeps the bundle.
+	EraseChainKey func() error
 }
 
 // Runner is a running agent: one real device around the Device engine.
@@ -133,6 +136,12 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 		return nil, err
 	}
 	dev.SetLogger(cfg.Logf)
+	if dev.Created() && cfg.EraseChainKey != nil {
+		// Forward security holds only if no copy of K_1 outlives the log's creation.
+		if err := cfg.EraseChainKey(); err != nil {
+			cfg.Logf("%s: could not erase K_1 from the bundle (%v): remove its chain_key by hand", b.Device, err)
+		}
+	}
 	r := &Runner{cfg: cfg, dev: dev, stamp: map[string]fileStamp{}}
 	// Called from HandleAck inside Report, with r.mu held.
 	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {

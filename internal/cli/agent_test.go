@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,17 @@ func TestAgentOnce(t *testing.T) {
 	if code := run(); code != ExitOK {
 		t.Fatalf("first --once: exit %d", code)
 	}
+	// D11: the log now holds only evolved keys, so the device's copy of K_1 is gone.
+	var erased wire.Bundle
+	if raw, err := os.ReadFile(filepath.Join(dir, "bundle.json")); err != nil || json.Unmarshal(raw, &erased) != nil {
+		t.Fatalf("bundle after the first start: %v", err)
+	}
+	if len(erased.ChainKey) != 0 || !bytes.Equal(erased.UplinkKey, b.UplinkKey) || erased.Device != b.Device {
+		t.Fatalf("after the first start the bundle holds chain_key %x (want it erased, the rest kept)", erased.ChainKey)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "bundle.json")); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("rewritten bundle has mode %v", fi.Mode().Perm())
+	}
 	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "trusted" {
 		t.Fatalf("after a clean --once the device is %s", d.State)
 	}
@@ -78,5 +90,35 @@ func TestAgentOnce(t *testing.T) {
 	}
 	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "tampered" {
 		t.Fatalf("after an edit the device is %s (%s)", d.State, d.StateReason)
+	}
+}
+
+// The agent's copy of the bundle loses K_1 once the log exists (TestAgentOnce checks that
+// the agent does it on its first start): the rest of the bundle still loads, owner-only, and
+// `log verify --chain-key` pointed at it says to use the operator's copy.
+func TestAgentErasesChainKeyFromBundle(t *testing.T) {
+	dir := t.TempDir()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	rnd := func() wire.HexBytes { k := make([]byte, 32); rand.Read(k); return k }
+	b := wire.Bundle{Device: "linux-1", Epoch: 1, ChainKey: rnd(), UplinkKey: rnd(), DownlinkKey: rnd(), ServerPub: wire.HexBytes(pub), Product: "watermeter", ManifestVersion: 1}
+	path := filepath.Join(dir, "bundle.json")
+	raw, _ := json.Marshal(&b)
+	os.WriteFile(path, raw, 0o644)
+	if err := eraseChainKey(path, b); err != nil {
+		t.Fatal(err)
+	}
+	var got wire.Bundle
+	raw, _ = os.ReadFile(path)
+	if err := json.Unmarshal(raw, &got); err != nil || got.Check() != nil {
+		t.Fatalf("erased bundle does not load: %v %v", err, got.Check())
+	}
+	if len(got.ChainKey) != 0 || !bytes.Equal(got.DownlinkKey, b.DownlinkKey) {
+		t.Fatalf("erased bundle: chain_key %x", got.ChainKey)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("erased bundle has mode %v", fi.Mode().Perm())
+	}
+	if _, err := parseChainKey(path); err == nil || !strings.Contains(err.Error(), "operator's copy") {
+		t.Fatalf("log verify --chain-key with the device's erased bundle: %v", err)
 	}
 }

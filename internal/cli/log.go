@@ -267,7 +267,7 @@ func readExport(path string) (*fschain.Export, error) {
 func parseChainKey(s string) (fschain.Key, error) {
 	var k fschain.Key
 	text := strings.TrimSpace(s)
-	if len(text) != 64 {
+	if _, err := hex.DecodeString(text); len(text) != 64 || err != nil { // else a file (a 64-character path too)
 		b, err := readLimited(s, 1<<20)
 		if err != nil {
 			return k, err
@@ -277,6 +277,9 @@ func parseChainKey(s string) (fschain.Key, error) {
 			var bundle wire.Bundle
 			if err := json.Unmarshal(b, &bundle); err != nil {
 				return k, fmt.Errorf("device bundle: %w", err)
+			}
+			if len(bundle.ChainKey) == 0 {
+				return k, errors.New("device bundle holds no chain_key: the agent erases K_1 from the device's copy once its log exists; use the operator's copy of the bundle")
 			}
 			if len(bundle.ChainKey) != 32 {
 				return k, errors.New("device bundle has no 32-byte chain_key")
