@@ -147,6 +147,7 @@ func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r
 	case suspect != "":
 		ev.transitioned = s.transition(nd, store.StateSuspect, suspect, now, evidence, ch) || ev.transitioned
 	case partial:
+		// no promotion on part of a log: the chunk reaching the claimed n decides
 	default:
 		switch nd.State {
 		case store.StateProvisioned:
