@@ -160,9 +160,13 @@ const pubackDelay = 20 * time.Millisecond
 func (c *mqttConn) ackLater(id uint16) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	first := c.bw.Buffered() == 0 // every other write flushes: nothing else is held
 	var b [4]byte
 	if _, err := c.bw.Write(append(appendFixedHeader(b[:0], pktPuback<<4, 2), byte(id>>8), byte(id))); err != nil {
 		return err
+	}
+	if !first {
+		return nil // the timer armed for the first held PUBACK carries this one too
 	}
 	if c.ackSoon == nil {
 		c.ackSoon = time.AfterFunc(pubackDelay, c.flushHeld)

@@ -93,4 +93,22 @@ func TestPubackHeldUntilNextWriteOrDelay(t *testing.T) {
 	if p := next(); p.h>>4 != pktPublish {
 		t.Fatalf("want the report after the PUBACK, got type %d", p.h>>4)
 	}
+	// 3. Messages arriving faster than the delay do not push their PUBACKs back forever:
+	// the first one's deadline carries them all.
+	sent = time.Now()
+	for id := uint16(20); id < 40; id++ {
+		h, body = mqttPublish{qos: 1, topic: "down", id: id, payload: []byte("ack")}.encode()
+		broker.Write(encodePacket(h, body))
+		<-msgs
+		time.Sleep(pubackDelay / 4)
+	}
+	for id := uint16(20); id < 40; id++ {
+		p := next()
+		if got, _, ok := parseAck(p.h, p.body); !ok || got != id {
+			t.Fatalf("want PUBACK %d, got type %d id %d", id, p.h>>4, got)
+		}
+		if id == 20 && p.at.Sub(sent) > 3*pubackDelay {
+			t.Errorf("the first PUBACK of a stream came after %s: later messages postponed it", p.at.Sub(sent))
+		}
+	}
 }
