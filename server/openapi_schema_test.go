@@ -201,7 +201,7 @@ func (d *apiDoc) validate(v any, schema any, ptr, at string) []string {
 				errs = bad("%q is not base64", str)
 			}
 		default:
-			errs = bad("string format %q is not implemented", f)
+			errs = bad("string format %q: this validator does not check it", f)
 		}
 		if p, ok := s["pattern"].(string); ok {
 			re, err := regexp.Compile(p)
@@ -234,7 +234,7 @@ func (d *apiDoc) validate(v any, schema any, ptr, at string) []string {
 			return bad("%s, want a boolean", jsonKind(v))
 		}
 	default:
-		return bad("type %q is not implemented (every schema must have a type or be a $ref)", typ)
+		return bad("type %q: this validator does not know it (every schema must have a type or be a $ref)", typ)
 	}
 	if enum, ok := s["enum"].([]any); ok {
 		if !slices.ContainsFunc(enum, func(e any) bool { return reflect.DeepEqual(e, v) }) {
