@@ -100,6 +100,19 @@ func (f FileState) Save(st *State) error {
 	return writeFileAtomic(f.path(), data)
 }
 
+// EraseChainKeyFile rewrites the device's bundle file at path without K_1 (atomically,
+// owner-only): once the evidence log exists it holds only evolved keys, and a K_1 left on
+// the device would let whoever reads it re-tag every entry not yet reported. The operator
+// keeps the original bundle for audits (`fieldseal log verify --chain-key`).
+func EraseChainKeyFile(path string, b wire.Bundle) error {
+	b.ChainKey = nil
+	raw, err := json.MarshalIndent(&b, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(raw, '\n'))
+}
+
 // writeFileAtomic replaces path with data so that a power cut leaves either the old or the
 // new content: write a temporary file, fsync it, rename it over path, fsync the folder.
 func writeFileAtomic(path string, data []byte) error {

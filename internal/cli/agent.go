@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/internal/keys"
@@ -73,7 +72,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 		return fail(env, "agent", errors.New("no --server and the bundle names none"))
 	}
 	cfg := agent.RunConfig{Bundle: &b, Manifest: m, AppDir: *dir, DataDir: *data, Server: url, Once: *once,
-		EraseChainKey: func() error { return eraseChainKey(*bundlePath, b) },
+		EraseChainKey: func() error { return agent.EraseChainKeyFile(*bundlePath, b) },
 		Logf: func(format string, a ...any) {
 			if !*quiet {
 				fmt.Fprintf(env.Stderr, "fieldseal agent: "+format+"\n", a...)
@@ -119,37 +118,4 @@ func openAgentManifest(signed []byte, vendorKey string) (*wire.Manifest, error) 
 		return nil, err
 	}
 	return &m, m.Check()
-}
-
-// eraseChainKey rewrites the device's bundle file without K_1 (atomically, owner-only):
-// the evidence log now holds only evolved keys, and a K_1 left on the device would let
-// whoever reads it re-tag every entry not yet reported. The operator keeps the original
-// bundle for audits (`fieldseal log verify --chain-key`).
-func eraseChainKey(path string, b wire.Bundle) error {
-	b.ChainKey = nil
-	raw, err := json.MarshalIndent(&b, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".bundle-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -104,7 +105,7 @@ func TestAgentErasesChainKeyFromBundle(t *testing.T) {
 	path := filepath.Join(dir, "bundle.json")
 	raw, _ := json.Marshal(&b)
 	os.WriteFile(path, raw, 0o644)
-	if err := eraseChainKey(path, b); err != nil {
+	if err := agent.EraseChainKeyFile(path, b); err != nil {
 		t.Fatal(err)
 	}
 	var got wire.Bundle
