@@ -42,7 +42,8 @@ type env struct {
 	s      *server.Server
 	clock  *clock
 	vendor ed25519.PrivateKey
-	base   string // http://addr
+	base   string         // http://addr
+	man    *wire.Manifest // registered by registerManifest: the manifest devices report
 }
 
 func quietLogger() *slog.Logger {

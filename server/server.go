@@ -65,8 +65,7 @@ type Config struct {
 	// Default 1 hour; negative signs a receipt whenever the anchor moves.
 	ReceiptInterval time.Duration
 	Logger          *slog.Logger
-	Webhooks        []string     // alert webhooks: POST JSON, retried with backoff
-	Dashboard       http.Handler // optional, mounted at / and /ui/ behind the same auth
+	Webhooks        []string // alert webhooks: POST JSON, retried with backoff
 
 	HTTPTLS *tls.Config // optional TLS for the HTTP listener
 	MQTTTLS *tls.Config // optional TLS for the embedded MQTT listener
@@ -99,6 +98,9 @@ type Server struct {
 	broker   *mqtt.Server
 	mqttAddr string
 	ext      *externalBroker
+
+	consoleOnce sync.Once
+	con         *console
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex

@@ -25,7 +25,6 @@ import (
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
-	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/sim"
 	"github.com/fieldseal/fieldseal/store"
 	mpycross "github.com/fieldseal/fieldseal/tools/mpy-cross"
@@ -156,14 +155,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// Port 0: the server takes free loopback ports and reports them (HTTPAddr, MQTTAddr).
 	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	// The dashboard reads the server's store, which exists only once New has opened it.
-	dash := &lateHandler{}
-	cfg.Dashboard = dash
 	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	dash.set(dashboard.New(srv.Store(), dashboard.Options{Now: clock.Now}))
 	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -180,7 +175,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer httpClient.CloseIdleConnections()
 	res := &Result{Meters: o.Meters, Start: origin, Speed: o.Speed, Manifest: how, States: map[string]int{}}
 	if srv.HTTPAddr() != "" {
-		res.Dashboard = "http://" + srv.HTTPAddr() + "/?token=" + srv.AdminToken()
+		// A one-time sign-in link: the console's session cookie replaces it on first use.
+		res.Dashboard = "http://" + srv.HTTPAddr() + srv.ConsoleLink()
 	}
 	tc := sim.Config{
 		Meters: o.Meters, Seed: o.Seed, Clock: clock, Span: span, ReportInterval: interval,
@@ -296,29 +292,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Hold(res, srv.Store())
 	}
 	return res, nil
-}
-
-// lateHandler is an http.Handler set after the server is made.
-type lateHandler struct {
-	mu sync.RWMutex
-	h  http.Handler
-}
-
-func (l *lateHandler) set(h http.Handler) {
-	l.mu.Lock()
-	l.h = h
-	l.mu.Unlock()
-}
-
-func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	l.mu.RLock()
-	h := l.h
-	l.mu.RUnlock()
-	if h == nil {
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-		return
-	}
-	h.ServeHTTP(w, r)
 }
 
 // demoManifest seals the example water-meter app: compiled with mpy-cross when one is
