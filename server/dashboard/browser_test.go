@@ -55,10 +55,21 @@ type tab struct {
 	ctx context.Context
 }
 
+// do runs steps; a step that lost its node to a page still settling after the last
+// navigation (the driver's node ids went stale before anything happened) is tried again.
 func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
-		b.t.Fatalf("%s: %v", what, err)
+	for _, step := range steps {
+		var err error
+		for try := 0; try < 5; try++ {
+			if _, err = chromedp.Run(b.ctx, step); err == nil || !strings.Contains(err.Error(), "Could not find node") {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
+			b.t.Fatalf("%s: %v", what, err)
+		}
 	}
 }
 
@@ -85,7 +96,7 @@ func (b *tab) waitText(want string) {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		var s string
-		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.readyState === "complete" && document.body ? document.body.innerText : ""`))
 		if err == nil {
 			s = v
 		}
@@ -106,7 +117,7 @@ func (b *tab) shot(dir, name string, width int64) {
 	if over.Scroll > over.Client {
 		b.t.Errorf("%s at %d px scrolls sideways: content %d px wide", name, width, over.Scroll)
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil || len(png) < 5000 {
 		b.t.Fatalf("screenshot %s: %d bytes, %v", name, len(png), err)
 	}
@@ -228,7 +239,7 @@ func TestConsoleInChromium(t *testing.T) {
 		op.axe(axeJS, "device")
 		op.do("viewport", chromedp.EmulateViewport(1280, 900))
 
-		op.do("acknowledge", chromedp.Click(chromedp.CSS(`form[action$="/ack"] button`)))
+		op.do("acknowledge", chromedp.WaitVisible(chromedp.CSS(`form[action$="/ack"] button`)), chromedp.Click(chromedp.CSS(`form[action$="/ack"] button`)))
 		op.waitText("acknowledged.")
 		op.do("book a visit", chromedp.SendKeys(chromedp.CSS("#wo"), "WO-7781"), chromedp.SendKeys(chromedp.CSS("#tech"), "Tomasz"),
 			chromedp.Click(chromedp.CSS(`form[action$="/visits"] button`)))

@@ -64,6 +64,9 @@ func init() {
 		{"service-window-over", "the service window ended", "", false},
 		{"visit-closed", "the service visit was closed with a new physical seal", "", false},
 		{"inspected", "an operator inspected the device and cleared its tamper state", "D10", false},
+		{"issued", "a service token was issued for a booked visit", "", false},
+		{"closed", "a service visit was closed", "", false},
+		{"partial-segment", "part of a backlog too large for one message was verified; the device sends the rest next", "", false},
 		{"tamper-cleared", "an operator cleared the tamper state with a written reason (a clear token goes to the device)", "D10", false},
 	} {
 		Reasons[r.Name] = r
