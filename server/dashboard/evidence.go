@@ -45,13 +45,12 @@ func prefix(b []byte) string {
 
 // entrySentence says what a verified log entry records.
 func entrySentence(e store.Event) string {
-	p := e.Payload
-	switch e.Type {
-	case wire.EntryCheckFail:
-		var x wire.CheckFailPayload
-		if wire.Unmarshal(p, &x) != nil {
-			break
-		}
+	v, err := wire.DecodePayload(e.Type, e.Payload)
+	if err != nil {
+		return wire.EntryName(e.Type) + " entry (payload not readable: " + err.Error() + ")."
+	}
+	switch x := v.(type) {
+	case *wire.CheckFailPayload:
 		var parts []string
 		for _, b := range x.Bad {
 			switch b.Kind {
@@ -66,72 +65,41 @@ func entrySentence(e store.Event) string {
 			}
 		}
 		return fmt.Sprintf("File check failed (%d files checked): %s.", x.Files, strings.Join(parts, "; "))
-	case wire.EntryCoverOpen:
-		var x wire.CoverOpenPayload
-		wire.Unmarshal(p, &x)
+	case *wire.CoverOpenPayload:
 		how := map[string]string{wire.CoverSourceIRQ: "the switch fired while powered", wire.CoverSourceLevel: "found open at boot or on a poll", wire.CoverSourceLatch: "the hardware latch shows it was opened while unpowered"}[x.Source]
 		if how == "" {
 			how = x.Source
 		}
 		return "Cover opened — " + how + "."
-	case wire.EntryCoverClose:
-		return "Cover closed."
-	case wire.EntryMagnet:
-		var x wire.MagnetPayload
-		wire.Unmarshal(p, &x)
+	case *wire.MagnetPayload:
 		return fmt.Sprintf("Magnet detected at the meter (strength %d).", x.Strength)
-	case wire.EntryRefused:
-		var x wire.RefusedPayload
-		wire.Unmarshal(p, &x)
+	case *wire.RefusedPayload:
 		return fmt.Sprintf("The guard refused to load %s (%s).", x.Path, x.Reason)
-	case wire.EntryErased:
-		var x wire.ErasedPayload
-		wire.Unmarshal(p, &x)
+	case *wire.ErasedPayload:
 		return "The erase policy deleted " + strings.Join(x.Paths, ", ") + "."
-	case wire.EntryOverflow:
-		var x wire.OverflowPayload
-		wire.Unmarshal(p, &x)
+	case *wire.OverflowPayload:
 		return fmt.Sprintf("The log was full: %d routine entries were counted but not kept (tamper entries are never dropped).", x.Dropped)
-	case wire.EntryBadDownlink:
-		var x wire.BadDownlinkPayload
-		wire.Unmarshal(p, &x)
+	case *wire.BadDownlinkPayload:
 		return "The device rejected a downlink message: " + x.Why + "."
-	case wire.EntryServiceBegin:
-		var x wire.ServiceBeginPayload
-		wire.Unmarshal(p, &x)
+	case *wire.ServiceBeginPayload:
 		return fmt.Sprintf("Service window opened on the device (work order %s, technician %s, token %s).", orDash(x.WorkOrder), orDash(x.Technician), prefix(x.TokenID))
-	case wire.EntryServiceEnd:
-		var x wire.ServiceEndPayload
-		wire.Unmarshal(p, &x)
+	case *wire.ServiceEndPayload:
 		return "Service window closed on the device; seal " + orDash(x.SealNumber) + " fitted."
-	case wire.EntryTamperCleared:
-		var x wire.TamperClearedPayload
-		wire.Unmarshal(p, &x)
+	case *wire.TamperClearedPayload:
 		return "The device applied clear token " + prefix(x.TokenID) + " and cleared its latched tamper state."
-	case wire.EntryManifestUpdate:
-		var x wire.ManifestUpdatePayload
-		wire.Unmarshal(p, &x)
+	case *wire.ManifestUpdatePayload:
 		return fmt.Sprintf("Manifest updated from version %d to %d.", x.Old, x.New)
-	case wire.EntryBoot:
-		var x wire.BootPayload
-		if wire.Unmarshal(p, &x) == nil {
-			return fmt.Sprintf("Boot %d (%s), manifest version %d, code check %s.", x.BootCount, orDash(x.ResetCause), x.ManifestVersion, orDash(x.Result))
-		}
-	case wire.EntryCheckOK:
-		var x wire.CheckOKPayload
-		if wire.Unmarshal(p, &x) == nil {
-			return fmt.Sprintf("%d files verified against the seal.", x.Files)
-		}
-	case wire.EntryRegister:
-		var x wire.RegisterPayload
-		if wire.Unmarshal(p, &x) == nil {
-			return fmt.Sprintf("Register %d L.", x.Litres)
-		}
-	case wire.EntryRecovered:
-		var x wire.RecoveredPayload
-		if wire.Unmarshal(p, &x) == nil {
-			return "Crash recovery at boot: " + x.What + "."
-		}
+	case *wire.BootPayload:
+		return fmt.Sprintf("Boot %d (%s), manifest version %d, code check %s.", x.BootCount, orDash(x.ResetCause), x.ManifestVersion, orDash(x.Result))
+	case *wire.CheckOKPayload:
+		return fmt.Sprintf("%d files verified against the seal.", x.Files)
+	case *wire.RegisterPayload:
+		return fmt.Sprintf("Register %d L.", x.Litres)
+	case *wire.RecoveredPayload:
+		return "Crash recovery at boot: " + x.What + "."
+	}
+	if e.Type == wire.EntryCoverClose {
+		return "Cover closed."
 	}
 	return wire.EntryName(e.Type) + " entry."
 }
