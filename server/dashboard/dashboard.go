@@ -79,6 +79,7 @@ type dash struct {
 	pub     ed25519.PublicKey
 	threats string
 	tmpl    *template.Template
+	counts  countCache
 }
 
 // New returns the console's handler for "/" and "/ui/...".
