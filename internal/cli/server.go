@@ -191,6 +191,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 			scheme = "https"
 		}
 		fmt.Fprintf(env.Stdout, "  HTTP        %s://%s  (API /api/v1, reports /v1/reports, metrics /metrics, health /healthz)\n", scheme, a)
+		fmt.Fprintf(env.Stdout, "  console     %s://%s/  (sign in with an API token: the admin token above, or one per person)\n", scheme, a)
 	}
 	if a := s.MQTTAddr(); a != "" {
 		fmt.Fprintf(env.Stdout, "  MQTT        %s  (devices: fieldseal/v1/<id>/up, acks on fieldseal/v1/<id>/down)\n", a)

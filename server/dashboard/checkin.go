@@ -24,6 +24,7 @@ type logSide struct {
 	Dev      string
 	Epoch    uint32
 	From, N  uint64
+	Range    string
 	Head     string
 	Lines    []string
 	Agrees   string // how the log relates to the server's anchor
@@ -88,6 +89,10 @@ func (d *dash) checkin(w http.ResponseWriter, r *http.Request) {
 // server's anchor.
 func compareLog(dev *store.Device, x *fschain.Export, res *fschain.CheckResult) *logSide {
 	s := &logSide{Dev: x.Dev, Epoch: x.Epoch, From: x.BaseN + 1, N: x.N, Head: hex.EncodeToString(x.Head)}
+	s.Range = fmt.Sprintf("%d–%d", s.From, s.N)
+	if s.N < s.From {
+		s.Range = fmt.Sprintf("none kept after entry %d", s.N)
+	}
 	switch {
 	case res.Err != nil:
 		s.Verdict = "failed"
@@ -98,6 +103,12 @@ func compareLog(dev *store.Device, x *fschain.Export, res *fschain.CheckResult) 
 	default:
 		s.Verdict = "clean"
 		s.Summary = fmt.Sprintf("The log verifies: %d entries, no tamper events.", res.Entries)
+	}
+	if x.BaseN > 0 {
+		s.Lines = append(s.Lines, fmt.Sprintf("Entries 1–%d were pruned on the device after the server acknowledged them; the server's record holds them.", x.BaseN))
+	}
+	if s.Verdict == "clean" && (dev.State == store.StateTampered || dev.State == store.StateSuspect) {
+		s.Lines = append(s.Lines, "The server holds tamper evidence from entries the device has since pruned: the server's side of this report is the record.")
 	}
 	for _, t := range res.Tamper {
 		l := fmt.Sprintf("Entry %d: %s", t.Entry.N, t.Summary)
