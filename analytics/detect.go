@@ -335,7 +335,9 @@ func (d *Detector) riseAlarm(i int) Alarm {
 	}
 	pm := 1.96 * d.sigma / math.Sqrt(float64(n)) * 24
 	a := Alarm{Kind: AlarmLossRise, At: d.hist[i].to, Start: d.hist[d.start].from,
-		StartEarliest: d.hist[early].from, StartLatest: d.hist[late].from,
+		// The start may lie anywhere in the latest window, and a tank's smoothed level
+		// (Series.Smoothed, ±1 h) lets a change show up to an hour early.
+		StartEarliest: d.hist[early].from, StartLatest: d.hist[late].to.Add(time.Hour),
 		SizeM3PerDay: size * 24, SizePM95: pm, SizePct: 100 * size / d.meanInput}
 	a.Reason = fmt.Sprintf("losses rose by %.1f ± %.1f m³/day (%.1f %% of input) since about %s (between %s and %s)",
 		a.SizeM3PerDay, a.SizePM95, a.SizePct, a.Start.Format("01-02 15:04"), a.StartEarliest.Format("01-02 15:04"), a.StartLatest.Format("01-02 15:04"))

@@ -45,7 +45,7 @@ type Candidate struct {
 	Rank         int       `json:"rank"`
 	Score        float64   `json:"score"`    // log odds that it under-registers by a bypass's size, seal included: the list's order
 	Evidence     float64   `json:"evidence"` // CUSUM log-likelihood ratio of under-registration, nats
-	Flagged      bool      `json:"flagged"`  // evidence ≥ FlagNats, or tamper evidence with any shortfall
+	Flagged      bool      `json:"flagged"`  // worth a visit (see List)
 	Since        time.Time `json:"since,omitzero"`
 	ShortfallPct float64   `json:"shortfall_pct"` // % of its expected use not registered since Since
 	ShortPM95Pct float64   `json:"shortfall_pm95_pct"`
@@ -249,7 +249,10 @@ func (in *Inspector) List(district string, seals map[string]Seal) []Candidate {
 		} else {
 			why = append(why, "registers its usual share of the district")
 		}
-		c.Flagged = c.Evidence >= in.cfg.FlagNats || (sealBad && c.ShortfallPct > 0)
+		// Flagged: the CUSUM's evidence is past FlagNats and a bypass-sized shortfall is
+		// more likely than not (seal included); or the seal is broken and the meter
+		// registers less than its share.
+		c.Flagged = (c.Evidence >= in.cfg.FlagNats && c.Score >= 0) || (sealBad && c.Evidence > 0)
 		if sealBad {
 			s := "seal: " + c.Seal.State
 			if len(c.Seal.Tamper) > 0 {

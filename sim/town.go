@@ -538,3 +538,6 @@ func (h *meterHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return m
 }
+
+// Origin is the start of the town's virtual time: consumption counts from it.
+func (t *Town) Origin() time.Time { return t.cfg.Clock.Origin() }
