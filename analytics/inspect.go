@@ -43,7 +43,7 @@ type Candidate struct {
 	Device       string    `json:"device"`
 	District     string    `json:"district"`
 	Rank         int       `json:"rank"`
-	Score        float64   `json:"score"`    // log odds that it under-registers by a bypass's size, seal included: the list's order
+	Score        float64   `json:"score"`    // nats for a bypass-sized shortfall, seal included: the list's order
 	Evidence     float64   `json:"evidence"` // CUSUM log-likelihood ratio of under-registration, nats
 	Flagged      bool      `json:"flagged"`  // worth a visit (see List)
 	Since        time.Time `json:"since,omitzero"`
@@ -249,10 +249,10 @@ func (in *Inspector) List(district string, seals map[string]Seal) []Candidate {
 		} else {
 			why = append(why, "registers its usual share of the district")
 		}
-		// Flagged: the CUSUM's evidence is past FlagNats and a bypass-sized shortfall is
-		// more likely than not (seal included); or the seal is broken and the meter
+		// Flagged: the CUSUM's evidence is past FlagNats and the score favours a
+		// bypass-sized shortfall by e:1 or more (seal included); or the seal is broken and the meter
 		// registers less than its share.
-		c.Flagged = (c.Evidence >= in.cfg.FlagNats && c.Score >= 0) || (sealBad && c.Evidence > 0)
+		c.Flagged = (c.Evidence >= in.cfg.FlagNats && c.Score >= 1) || (sealBad && c.Evidence > 0)
 		if sealBad {
 			s := "seal: " + c.Seal.State
 			if len(c.Seal.Tamper) > 0 {
@@ -275,20 +275,24 @@ func (in *Inspector) List(district string, seals map[string]Seal) []Candidate {
 	return out
 }
 
-// logOdds is the log odds that meter i's shortfall since its CUSUM's start is at least
-// DesignShortfall: its estimated shortfall x̄ against that size, over the estimate's
-// standard error widened by the share's drift, z = (x̄ − f₀)/√(drift² + φ/E), and the
-// odds Φ(z)/(1 − Φ(z)). A long, steady, bypass-sized shortfall tops the list; a
-// household using a fifth less this week, however steadily, does not; one odd hour
-// carries little weight.
+// logOdds is the evidence, in nats, that meter i's shortfall since its CUSUM's start is
+// of a bypass's size (at least DesignShortfall f₀) rather than none: the generalised
+// likelihood ratio of its estimated shortfall x̄ under a variance widened by the share's
+// drift, V = drift² + φ/E (E the expected use since the start):
+// x̄²/(2V) when x̄ ≥ f₀, f₀(2x̄ − f₀)/(2V) below. A long, steady, bypass-sized shortfall
+// tops the list; a household using a fifth less this week, however steadily, stays
+// below it (the drift caps its evidence); one odd hour carries little weight (E small).
 func (in *Inspector) logOdds(i int) float64 {
 	f0, tau := in.cfg.DesignShortfall, in.cfg.ShareDrift
-	z := -f0 / tau
-	if in.s[i] > 0 && in.exp[i] > 0 {
-		z = (in.short[i]/in.exp[i] - f0) / math.Sqrt(tau*tau+in.phi[i]/in.exp[i])
+	if in.s[i] <= 0 || in.exp[i] <= 0 {
+		return -f0 * f0 / (2 * tau * tau)
 	}
-	// log Φ(z) − log Φ(−z), with Φ(z) = erfc(−z/√2)/2.
-	return math.Log(math.Erfc(-z/math.Sqrt2)) - math.Log(math.Erfc(z/math.Sqrt2))
+	x := in.short[i] / in.exp[i]
+	v := tau*tau + in.phi[i]/in.exp[i]
+	if x >= f0 {
+		return x * x / (2 * v)
+	}
+	return f0 * (2*x - f0) / (2 * v)
 }
 
 func (in *Inspector) recentEnd() time.Time {
