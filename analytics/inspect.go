@@ -70,6 +70,7 @@ type Inspector struct {
 
 	ready               bool
 	share, phi, inShare []float64
+	baseE               []float64 // expected use over the baseline: how well the share is known
 	s, short, exp       []float64
 	since               []time.Time
 	recent              []Window // last 7 days, for the share of the system input
@@ -195,6 +196,7 @@ func (in *Inspector) learn() {
 		}
 	}
 	flushDay()
+	in.baseE = sumE
 	var phis []float64
 	for i := range in.ids {
 		if sumE[i] <= 0 {
@@ -250,9 +252,9 @@ func (in *Inspector) List(district string, seals map[string]Seal) []Candidate {
 			why = append(why, "registers its usual share of the district")
 		}
 		// Flagged: the CUSUM's evidence is past FlagNats and the score favours a
-		// bypass-sized shortfall by e:1 or more (seal included); or the seal is broken and the meter
+		// bypass-sized shortfall by 10:1 or more (seal included); or the seal is broken and the meter
 		// registers less than its share.
-		c.Flagged = (c.Evidence >= in.cfg.FlagNats && c.Score >= 1) || (sealBad && c.Evidence > 0)
+		c.Flagged = (c.Evidence >= in.cfg.FlagNats && c.Score >= math.Log(10)) || (sealBad && c.Evidence > 0)
 		if sealBad {
 			s := "seal: " + c.Seal.State
 			if len(c.Seal.Tamper) > 0 {
@@ -278,7 +280,8 @@ func (in *Inspector) List(district string, seals map[string]Seal) []Candidate {
 // logOdds is the evidence, in nats, that meter i's shortfall since its CUSUM's start is
 // of a bypass's size (at least DesignShortfall f₀) rather than none: the generalised
 // likelihood ratio of its estimated shortfall x̄ under a variance widened by the share's
-// drift, V = drift² + φ/E (E the expected use since the start):
+// drift and by the baseline's own sampling error, V = drift² + φ/E + φ/E₀ (E the expected
+// use since the start, E₀ over the baseline):
 // x̄²/(2V) when x̄ ≥ f₀, f₀(2x̄ − f₀)/(2V) below. A long, steady, bypass-sized shortfall
 // tops the list; a household using a fifth less this week, however steadily, stays
 // below it (the drift caps its evidence); one odd hour carries little weight (E small).
@@ -289,6 +292,9 @@ func (in *Inspector) logOdds(i int) float64 {
 	}
 	x := in.short[i] / in.exp[i]
 	v := tau*tau + in.phi[i]/in.exp[i]
+	if in.baseE[i] > 0 {
+		v += in.phi[i] / in.baseE[i] // the share itself is an estimate
+	}
 	if x >= f0 {
 		return x * x / (2 * v)
 	}
