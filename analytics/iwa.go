@@ -41,6 +41,10 @@ type DistrictConfig struct {
 	// Legitimate night use that no customer meter sees (unmetered connections at night).
 	NightAllowanceM3PerH float64 `json:"night_allowance_m3_per_h,omitempty"`
 
+	// Windows leave out hours where a bulk meter's or level sensor's reads are further
+	// apart than this: interpolation would invent the hours' pattern [3].
+	MaxBulkGapHours float64 `json:"max_bulk_gap_hours,omitempty"`
+
 	// Standing-loss targets: zero disables the rule.
 	NRWTargetPct          float64 `json:"nrw_target_pct,omitempty"`
 	NightFlowTargetM3PerH float64 `json:"night_flow_target_m3_per_h,omitempty"`
@@ -163,6 +167,10 @@ func Balance(cfg DistrictConfig, data Data, from, to time.Time) (*WaterBalance, 
 	b.SystemInputM3 -= b.StorageIncreaseM3
 	for _, id := range cfg.Customers {
 		l, est, ok := data.Registers[id].UsageEstimated(from, to)
+		if l < 0 {
+			b.Notes = append(b.Notes, fmt.Sprintf("customer meter %s: register went back %.0f L over the period (meter replaced or reset?): counted as 0", id, -l))
+			l, est = 0, true
+		}
 		if est {
 			b.CustomersEstimated = append(b.CustomersEstimated, id)
 		} else {

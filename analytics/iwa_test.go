@@ -148,6 +148,7 @@ func TestNightFlowNetOfMeteredUse(t *testing.T) {
 
 func TestWindowsProrateAndEstimate(t *testing.T) {
 	cfg, d := handDistrict()
+	cfg.MaxBulkGapHours = 24 // the hand district's bulk meters are read once a day
 	ws := Windows(cfg, d, at(0), at(24), 6*time.Hour)
 	if len(ws) != 4 {
 		t.Fatalf("%d windows, want 4", len(ws))
@@ -167,5 +168,38 @@ func TestWindowsProrateAndEstimate(t *testing.T) {
 	}
 	if math.Abs(met-20) > 1.5 {
 		t.Errorf("windows' metered %.3f, want about 20", met)
+	}
+}
+
+// A bulk meter silent for ten hours: the windows inside the gap are left out, not
+// invented by interpolation, and the windows after it are kept; the day's balance still
+// prorates across the gap.
+func TestWindowsSkipBulkGap(t *testing.T) {
+	cfg := DistrictConfig{Name: "g", Inlets: []string{"in"}, Customers: []string{"a"}}
+	var in, a Series
+	for m := 0; m <= 24*60; m += 15 {
+		h := float64(m) / 60
+		a = append(a, Read{at(h), 100 * h})
+		if h > 6 && h < 16 {
+			continue
+		}
+		in = append(in, Read{at(h), 150 * h})
+	}
+	d := Data{Registers: map[string]Series{"in": in, "a": a}}
+	ws := Windows(cfg, d, at(0), at(24), time.Hour)
+	if len(ws) != 14 {
+		t.Errorf("%d windows, want 14 (24 less the 10 in the gap)", len(ws))
+	}
+	for _, w := range ws {
+		if w.From.After(at(5.5)) && w.To.Before(at(16.5)) {
+			t.Errorf("window %v–%v inside the gap", w.From, w.To)
+		}
+		if math.Abs(w.LossM3-0.05) > 1e-9 {
+			t.Errorf("window %v: loss %.4f, want 0.05", w.From, w.LossM3)
+		}
+	}
+	b, err := Balance(cfg, d, at(0), at(24))
+	if err != nil || math.Abs(b.WaterLossesM3-1.2) > 1e-9 {
+		t.Errorf("balance %+v, %v: want losses 1.2 m³", b, err)
 	}
 }

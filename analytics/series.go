@@ -52,6 +52,19 @@ func (s Series) Usage(from, to time.Time) (float64, bool) {
 	return b - a, ok1 && ok2
 }
 
+// Gap is the time between the reads either side of t (zero on a read; false outside the
+// series): how much of an interpolated value at t is guesswork.
+func (s Series) Gap(t time.Time) (time.Duration, bool) {
+	if len(s) == 0 || t.Before(s[0].T) || t.After(s[len(s)-1].T) {
+		return 0, false
+	}
+	i := sort.Search(len(s), func(i int) bool { return !s[i].T.Before(t) })
+	if s[i].T.Equal(t) || i == 0 {
+		return 0, true
+	}
+	return s[i].T.Sub(s[i-1].T), true
+}
+
 // Covers reports whether the series has reads at or before from and at or after to.
 func (s Series) Covers(from, to time.Time) bool {
 	return len(s) > 0 && !s[0].T.After(from) && !s[len(s)-1].T.Before(to)

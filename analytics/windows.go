@@ -54,7 +54,8 @@ func ReadyUntil(cfg DistrictConfig, data Data) time.Time {
 
 // Windows splits [from, to) into windows of length step (aligned to step from the Unix
 // epoch) and balances each. Windows start where the bulk meters and tanks first cover
-// them and stop where one stops.
+// them and stop where one stops; windows in a gap of a bulk meter's reads longer than
+// DistrictConfig.MaxBulkGapHours are left out (the detector and inspector read the windows that remain).
 // A customer not covering a window is estimated from its usual share of the read
 // customers' use, so the estimate follows the hour's pattern; Use keeps NaN for it.
 func Windows(cfg DistrictConfig, data Data, from, to time.Time, step time.Duration) []Window {
@@ -66,6 +67,23 @@ func Windows(cfg DistrictConfig, data Data, from, to time.Time, step time.Durati
 		start = start.Add(step)
 	}
 	allow := cfg.BilledUnmeteredM3PerDay + cfg.UnbilledMeteredM3PerDay + cfg.UnbilledUnmeteredM3PerDay
+	// A bulk meter's window is trusted only where its reads are no further apart than
+	// MaxBulkGapHours: across a longer gap interpolation would invent the hours' pattern.
+	maxGap := 3 * time.Hour
+	if cfg.MaxBulkGapHours > 0 {
+		maxGap = time.Duration(cfg.MaxBulkGapHours * float64(time.Hour))
+	}
+	var bulkEnd time.Time
+	bulkOK := func(s Series, a, b time.Time) bool {
+		ga, ok1 := s.Gap(a)
+		gb, ok2 := s.Gap(b)
+		return ok1 && ok2 && ga <= maxGap && gb <= maxGap
+	}
+	for i, id := range append(append([]string(nil), cfg.Inlets...), cfg.Outlets...) {
+		if l := data.Registers[id].Last(); i == 0 || l.Before(bulkEnd) {
+			bulkEnd = l
+		}
+	}
 	var out []Window
 	for a := start; !a.Add(step).After(to); a = a.Add(step) {
 		b := a.Add(step)
@@ -73,30 +91,30 @@ func Windows(cfg DistrictConfig, data Data, from, to time.Time, step time.Durati
 		ok := true
 		for _, id := range cfg.Inlets {
 			l, c := data.Registers[id].Usage(a, b)
-			ok = ok && c
+			ok = ok && c && bulkOK(data.Registers[id], a, b)
 			w.InputM3 += l / 1000
 		}
 		for _, id := range cfg.Outlets {
 			l, c := data.Registers[id].Usage(a, b)
-			ok = ok && c
+			ok = ok && c && bulkOK(data.Registers[id], a, b)
 			w.InputM3 -= l / 1000
 		}
 		for _, tk := range cfg.Tanks {
 			lv := data.Levels[tk.Level]
 			x, c1 := lv.Smoothed(a, time.Hour)
 			y, c2 := lv.Smoothed(b, time.Hour)
-			ok = ok && c1 && c2
+			ok = ok && c1 && c2 && bulkOK(lv, a, b)
 			w.InputM3 -= (y - x) * tk.AreaM2
 		}
 		if !ok {
-			if len(out) == 0 {
-				continue // before the bulk meters' first reads
+			if b.After(bulkEnd) && len(out) > 0 {
+				break // past the bulk meters' last reads
 			}
-			break
+			continue // before their first reads, or in a gap
 		}
 		for i, id := range cfg.Customers {
 			l, c := data.Registers[id].Usage(a, b)
-			if !c {
+			if !c || l < 0 { // not read, or a register that went back (meter replaced)
 				w.Use[i] = math.NaN()
 				w.Estimated++
 				continue
