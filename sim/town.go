@@ -541,3 +541,6 @@ func (h *meterHeap) Pop() any {
 
 // Origin is the start of the town's virtual time: consumption counts from it.
 func (t *Town) Origin() time.Time { return t.cfg.Clock.Origin() }
+
+// Span is the virtual time the run covers.
+func (t *Town) Span() time.Duration { return t.cfg.Span }
