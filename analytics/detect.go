@@ -22,17 +22,27 @@ type DetectorConfig struct {
 	// losses before watching again [24 h].
 	Relearn time.Duration
 
-	// Standing-loss rules (zero: off), from DistrictConfig.
+	// Standing-loss rules (zero or negative: off), from DistrictConfig by DetectorFor.
 	NRWTargetPct          float64
 	NightFlowTargetM3PerH float64
 	NightFrom, NightTo    int
 	NightAllowanceM3PerH  float64
+	Location              *time.Location // of the night window; nil: the windows' own
 }
+
+// DefaultNRWTargetPct is the NRW target of a district that configures none.
+const DefaultNRWTargetPct = 15
 
 // DetectorFor takes the district's targets and night window into dc.
 func DetectorFor(cfg DistrictConfig, dc DetectorConfig) DetectorConfig {
 	dc.NRWTargetPct, dc.NightFlowTargetM3PerH = cfg.NRWTargetPct, cfg.NightFlowTargetM3PerH
+	if dc.NRWTargetPct == 0 {
+		dc.NRWTargetPct = DefaultNRWTargetPct
+	}
 	dc.NightFrom, dc.NightTo, dc.NightAllowanceM3PerH = cfg.NightFrom, cfg.NightTo, cfg.NightAllowanceM3PerH
+	if loc, err := cfg.Location(); err == nil && loc != nil {
+		dc.Location = loc
+	}
 	return dc
 }
 
@@ -360,7 +370,11 @@ func (d *Detector) standing(x detWin) []Alarm {
 	a.in += x.in * h
 	a.bil += x.bil * h
 	a.h += h
-	if hr := x.from.Hour(); hr >= d.cfg.NightFrom && hr < d.cfg.NightTo && h <= 1 {
+	local := x.from
+	if d.cfg.Location != nil {
+		local = local.In(d.cfg.Location)
+	}
+	if hr := local.Hour(); hr >= d.cfg.NightFrom && hr < d.cfg.NightTo && h <= 1 {
 		a.nightNet += (x.net - d.cfg.NightAllowanceM3PerH) * h
 		a.nightH += h
 	}

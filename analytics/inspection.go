@@ -27,6 +27,9 @@ type Inspection struct {
 // data stops being complete, see ReadyUntil): Detector, Inspector, balances and night
 // flows. seals (may be nil) raise the rank of meters with tamper evidence.
 func Inspect(cfg DistrictConfig, data Data, from, to time.Time, ic InspectConfig, seals map[string]Seal) (*Inspection, error) {
+	if _, err := cfg.Location(); err != nil {
+		return &Inspection{District: cfg.Name, List: []Candidate{}}, err
+	}
 	if r := ReadyUntil(cfg, data); r.Before(to) {
 		to = r
 	}

@@ -35,7 +35,10 @@ type DistrictConfig struct {
 	ServiceLengthM float64 `json:"service_length_m,omitempty"` // mean service pipe from property line to meter
 	AvgPressureM   float64 `json:"avg_pressure_m,omitempty"`   // average operating pressure, metres head
 
-	// Night-flow window [NightFrom, NightTo) in hours of the reads' clock; default 2–4.
+	// TimeZone (IANA name, e.g. "Europe/Lisbon") is the district's local time: the night
+	// window is in it. Default: the location of the times handed in.
+	TimeZone string `json:"time_zone,omitempty"`
+	// Night-flow window [NightFrom, NightTo) in local hours; default 2–4.
 	NightFrom int `json:"night_from,omitempty"`
 	NightTo   int `json:"night_to,omitempty"`
 	// Legitimate night use that no customer meter sees (unmetered connections at night).
@@ -45,7 +48,8 @@ type DistrictConfig struct {
 	// apart than this: interpolation would invent the hours' pattern [3].
 	MaxBulkGapHours float64 `json:"max_bulk_gap_hours,omitempty"`
 
-	// Standing-loss targets: zero disables the rule.
+	// Standing-loss targets. NRW: zero means the default 15 %, negative disables the rule.
+	// Night flow: zero disables the rule (its scale depends on the district).
 	NRWTargetPct          float64 `json:"nrw_target_pct,omitempty"`
 	NightFlowTargetM3PerH float64 `json:"night_flow_target_m3_per_h,omitempty"`
 }
@@ -131,6 +135,9 @@ func Balance(cfg DistrictConfig, data Data, from, to time.Time) (*WaterBalance, 
 	if len(cfg.Inlets) == 0 {
 		return nil, fmt.Errorf("balance %s: no inlet meter configured", cfg.Name)
 	}
+	if _, err := cfg.Location(); err != nil {
+		return nil, err
+	}
 	b := &WaterBalance{District: cfg.Name, From: from, To: to, Days: to.Sub(from).Hours() / 24}
 	bulkAcc := pctOr(cfg.BulkAccuracyPct, 2)
 	var u2 float64 // squared 95 % limits
@@ -213,6 +220,19 @@ func Balance(cfg DistrictConfig, data Data, from, to time.Time) (*WaterBalance, 
 		}
 	}
 	return b, nil
+}
+
+// Location is the district's time zone (nil: the times' own), or an error naming the
+// configured zone.
+func (cfg DistrictConfig) Location() (*time.Location, error) {
+	if cfg.TimeZone == "" {
+		return nil, nil
+	}
+	loc, err := time.LoadLocation(cfg.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("district %s: time_zone %q is not an IANA time zone name (e.g. \"Europe/Lisbon\"): %v", cfg.Name, cfg.TimeZone, err)
+	}
+	return loc, nil
 }
 
 func coverErr(district, id string, s Series, from, to time.Time) error {

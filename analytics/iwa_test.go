@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the time-zone test must not depend on the machine's zoneinfo
 )
 
 var t0 = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
@@ -201,5 +202,37 @@ func TestWindowsSkipBulkGap(t *testing.T) {
 	b, err := Balance(cfg, d, at(0), at(24))
 	if err != nil || math.Abs(b.WaterLossesM3-1.2) > 1e-9 {
 		t.Errorf("balance %+v, %v: want losses 1.2 m³", b, err)
+	}
+}
+
+// The night window is in the district's time zone: 02:00–04:00 in Tokyo is 17:00–19:00
+// UTC, when this district's customers use 300 L/h instead of 200.
+func TestNightFlowInDistrictTimeZone(t *testing.T) {
+	cfg := DistrictConfig{Name: "tz", Inlets: []string{"in"}, Customers: []string{"a"}, TimeZone: "Asia/Tokyo"}
+	var in, a Series
+	var ca float64
+	for m := 0; m <= 48*60; m += 15 {
+		h := float64(m) / 60
+		in = append(in, Read{at(h), 500 * h})
+		a = append(a, Read{at(h), ca})
+		rate := 200.0
+		if hh := math.Mod(h, 24); hh >= 17 && hh < 19 {
+			rate = 300
+		}
+		ca += rate / 4
+	}
+	d := Data{Registers: map[string]Series{"in": in, "a": a}}
+	ns := NightFlows(cfg, d, at(0), at(48))
+	if len(ns) == 0 {
+		t.Fatal("no night")
+	}
+	for _, n := range ns {
+		if math.Abs(n.NetM3PerH-0.2) > 0.01 {
+			t.Errorf("night %v: net %.3f m³/h, want 0.2 (local 02:00–04:00 = 17:00–19:00 UTC)", n.Date, n.NetM3PerH)
+		}
+	}
+	cfg.TimeZone = "Mars/Olympus"
+	if _, err := Balance(cfg, d, at(0), at(24)); err == nil || !strings.Contains(err.Error(), "Mars/Olympus") {
+		t.Errorf("err = %v: want the bad time zone named", err)
 	}
 }

@@ -175,6 +175,9 @@ func NightFlows(cfg DistrictConfig, data Data, from, to time.Time) []Night {
 		nf, nt = 2, 4
 	}
 	var out []Night
+	if loc, err := cfg.Location(); err == nil && loc != nil {
+		from = from.In(loc)
+	}
 	day := time.Date(from.Year(), from.Month(), from.Day(), 0, 0, 0, 0, from.Location())
 	for ; day.Before(to); day = day.AddDate(0, 0, 1) {
 		a, b := day.Add(time.Duration(nf)*time.Hour), day.Add(time.Duration(nt)*time.Hour)
