@@ -169,9 +169,13 @@ func (d *Detector) Add(w Window) []Alarm {
 		d.relearnTo, d.s, d.start, d.floor = time.Time{}, 0, i+1, i+1
 		return out
 	}
-	// Each window's contribution is clipped at k + h/2: no single window, however odd,
-	// raises an alarm on its own (a robust CUSUM); a real rise shows in two.
-	z := math.Min((d.hist[i].raw-d.level)/d.sigma, d.k+d.h/2)
+	// Each hourly window's contribution is clipped at k + h/2: no single hour, however
+	// odd, raises an alarm on its own (a robust CUSUM); a real rise shows in two. A
+	// window of 6 h or more averages its oddities away and may alarm alone.
+	z := (d.hist[i].raw - d.level) / d.sigma
+	if d.step < 6*time.Hour {
+		z = math.Min(z, d.k+d.h/2)
+	}
 	d.s = math.Max(0, d.s+z-d.k)
 	if d.s == 0 {
 		d.start = i + 1

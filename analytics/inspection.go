@@ -23,8 +23,9 @@ type Inspection struct {
 	List             []Candidate   `json:"list"`
 }
 
-// Inspect runs the district's analysis over [from, to) on hourly windows (cut where the
-// data stops being complete, see ReadyUntil): Detector, Inspector, balances and night
+// Inspect runs the district's analysis over [from, to) on windows of StepFor (hourly for
+// customers read hourly or more often; cut where the data stops being complete, see
+// ReadyUntil): Detector, Inspector, balances and night
 // flows. seals (may be nil) raise the rank of meters with tamper evidence.
 func Inspect(cfg DistrictConfig, data Data, from, to time.Time, ic InspectConfig, seals map[string]Seal) (*Inspection, error) {
 	if _, err := cfg.Location(); err != nil {
@@ -33,7 +34,7 @@ func Inspect(cfg DistrictConfig, data Data, from, to time.Time, ic InspectConfig
 	if r := ReadyUntil(cfg, data); r.Before(to) {
 		to = r
 	}
-	ws := Windows(cfg, data, from, to, time.Hour)
+	ws := Windows(cfg, data, from, to, StepFor(cfg, data))
 	out := &Inspection{District: cfg.Name, Windows: len(ws), List: []Candidate{}}
 	if len(ws) == 0 {
 		return out, fmt.Errorf("inspect %s: no complete hour of data between %s and %s", cfg.Name, from.Format(time.RFC3339), to.Format(time.RFC3339))

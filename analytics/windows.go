@@ -155,6 +155,28 @@ func Windows(cfg DistrictConfig, data Data, from, to time.Time, step time.Durati
 	return out
 }
 
+// StepFor is the window length the district's data supports: the shortest of 1, 2, 3, 4,
+// 6, 8, 12 and 24 hours that is at least the customers' median read interval. Hourly
+// losses from customers read once a day would be the inlet's daily pattern against a flat
+// line — noise that hides every leak — so the detector and the inspector work on windows
+// their reads resolve, and cannot detect faster than that.
+func StepFor(cfg DistrictConfig, data Data) time.Duration {
+	var gaps []float64
+	for _, id := range cfg.Customers {
+		s := data.Registers[id]
+		if len(s) >= 2 {
+			gaps = append(gaps, s.Last().Sub(s[0].T).Hours()/float64(len(s)-1))
+		}
+	}
+	med := quantile(gaps, 0.5)
+	for _, h := range []float64{1, 2, 3, 4, 6, 8, 12} {
+		if med <= h*1.05 {
+			return time.Duration(h) * time.Hour
+		}
+	}
+	return 24 * time.Hour
+}
+
 // Night is one night's flow, averaged over the district's night window.
 type Night struct {
 	Date          time.Time `json:"date"`             // midnight starting the night

@@ -34,9 +34,12 @@ import (
 func main() {
 	towns := flag.Int("towns", 20, "seeded districts per scenario")
 	seed := flag.Uint64("seed", 1, "first seed")
+	flag.IntVar(&base.Customers, "customers", 150, "metered customers per district")
+	flag.DurationVar(&base.CustomerReadEvery, "read", time.Hour, "customer meters' read interval")
+	flag.Float64Var(&base.TankAreaM2, "tank", 30, "tank area in m² (negative: no tank)")
 	flag.Parse()
-	if *towns < 1 {
-		fmt.Fprintln(os.Stderr, "balance: -towns must be at least 1")
+	if *towns < 1 || base.Customers < 10 || base.CustomerReadEvery <= 0 {
+		fmt.Fprintln(os.Stderr, "balance: -towns must be at least 1, -customers at least 10, -read positive")
 		os.Exit(2)
 	}
 	t0 := time.Now()
@@ -55,7 +58,18 @@ func main() {
 		}
 		fmt.Printf("%-72s %-11s %-36s %s\n", r.name, r.target, r.result, mark)
 	}
-	fmt.Printf("\n%d districts per scenario (seeds %d..%d), 150 customers each; %.1fs\n", *towns, *seed, *seed+uint64(*towns)-1, time.Since(t0).Seconds())
+	fmt.Printf("\n%d districts per scenario (seeds %d..%d), %d customers each read every %s, tank %.0f m²; %.1fs\n",
+		*towns, *seed, *seed+uint64(*towns)-1, base.Customers, base.CustomerReadEvery, base.TankAreaM2, time.Since(t0).Seconds())
+}
+
+// base is every district's configuration before its seed, days and events.
+var base sim.NetworkConfig
+
+// network builds a district from base.
+func network(seed uint64, days int, start time.Time, ev ...sim.Event) *sim.Network {
+	c := base
+	c.Seed, c.Days, c.Start, c.Events = seed, days, start, ev
+	return sim.NewNetwork(c)
 }
 
 type row struct {
@@ -66,7 +80,7 @@ type row struct {
 // run feeds every window of the network to a detector and an inspector, calling each
 // after every window.
 func run(n *sim.Network, each func(w analytics.Window, alarms []analytics.Alarm, in *analytics.Inspector)) {
-	ws := analytics.Windows(n.Config, n.Data, n.Start, n.End, time.Hour)
+	ws := analytics.Windows(n.Config, n.Data, n.Start, n.End, analytics.StepFor(n.Config, n.Data))
 	det := analytics.NewDetector(analytics.DetectorFor(n.Config, analytics.DetectorConfig{}))
 	in := analytics.NewInspector(n.Config.Customers, analytics.InspectConfig{})
 	for _, w := range ws {
@@ -82,7 +96,7 @@ func quiet(towns int, seed uint64) []row {
 	const days = 37
 	var rise, standing, flagged, customers int
 	for s := seed; s < seed+uint64(towns); s++ {
-		n := sim.NewNetwork(sim.NetworkConfig{Seed: s, Days: days})
+		n := network(s, days, time.Time{})
 		var last *analytics.Inspector
 		run(n, func(w analytics.Window, al []analytics.Alarm, in *analytics.Inspector) {
 			last = in
@@ -120,8 +134,7 @@ func leak(towns int, seed uint64, name, kind string, ramp, target time.Duration,
 		if kind == sim.EventGrowing {
 			pct = 20
 		}
-		n := sim.NewNetwork(sim.NetworkConfig{Seed: s + 1000, Days: days, Start: start,
-			Events: []sim.Event{{Kind: kind, At: at, Pct: pct, Ramp: ramp}}})
+		n := network(s+1000, days, start, sim.Event{Kind: kind, At: at, Pct: pct, Ramp: ramp})
 		var got time.Time
 		run(n, func(w analytics.Window, al []analytics.Alarm, _ *analytics.Inspector) {
 			for _, a := range al {
@@ -157,7 +170,7 @@ func standing(towns int, seed uint64) row {
 	var delays []time.Duration
 	missed := 0
 	for s := seed; s < seed+uint64(towns); s++ {
-		n := sim.NewNetwork(sim.NetworkConfig{Seed: s + 2000, Days: 10, Events: []sim.Event{{Kind: sim.EventStanding, Pct: 20}}})
+		n := network(s+2000, 10, time.Time{}, sim.Event{Kind: sim.EventStanding, Pct: 20})
 		var got time.Time
 		run(n, func(w analytics.Window, al []analytics.Alarm, _ *analytics.Inspector) {
 			for _, a := range al {
@@ -195,7 +208,7 @@ func bypass(towns int, seed uint64, withBurst bool) []row {
 		if withBurst {
 			ev = append(ev, sim.Event{Kind: sim.EventBurst, At: at, Pct: 15})
 		}
-		n := sim.NewNetwork(sim.NetworkConfig{Seed: s + 3000, Days: 18, Start: start, Events: ev})
+		n := network(s+3000, 18, start, ev...)
 		victim := map[string]bool{}
 		for _, v := range n.Victims {
 			victim[v] = true
