@@ -228,6 +228,10 @@ func TestThreatS11_ConsoleCSRF(t *testing.T) {
 	if by := e.alerts("m-1")[0].AckedBy; by != "olga" {
 		t.Fatalf("acked by %q, want olga", by)
 	}
+	// A confirmation shows only as this server wrote it: a link cannot plant text.
+	if _, page, _ := b.get("/ui/devices/m-1?done=Call+0800+to+confirm"); strings.Contains(page, "0800") {
+		t.Error("the device page shows an unsigned confirmation from the URL")
+	}
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"crypto/hmac"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -16,7 +18,22 @@ import (
 // page with a one-line confirmation (post/redirect/get: a reload does not repeat it).
 
 func (d *dash) done(w http.ResponseWriter, r *http.Request, dev, msg string) {
-	http.Redirect(w, r, "/ui/devices/"+url.PathEscape(dev)+"?done="+url.QueryEscape(msg), http.StatusSeeOther)
+	http.Redirect(w, r, "/ui/devices/"+url.PathEscape(dev)+"?done="+url.QueryEscape(msg)+"&ds="+d.flashMAC(msg), http.StatusSeeOther)
+}
+
+// flashMAC binds a confirmation to this server, so a link cannot make the console show
+// text of someone else's choosing.
+func (d *dash) flashMAC(msg string) string {
+	return base64.RawURLEncoding.EncodeToString(d.sess.mac("flash", []byte(msg))[:12])
+}
+
+// flash is the confirmation a redirect carries, if this server wrote it.
+func (d *dash) flash(r *http.Request) string {
+	msg, sig := r.URL.Query().Get("done"), r.URL.Query().Get("ds")
+	if msg == "" || !hmac.Equal([]byte(sig), []byte(d.flashMAC(msg))) {
+		return ""
+	}
+	return msg
 }
 
 // refused answers an action the server refused, in words, with the status the API uses.

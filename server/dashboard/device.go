@@ -49,7 +49,7 @@ func (d *dash) loadDevice(ctx context.Context, r *http.Request, id string) (*dev
 	}
 	data := &deviceData{page: d.page(r, id, "fleet"), D: dev, EventCount: len(evs), Reason: lookupReason(dev.StateReason)}
 	data.Clearable = dev.State == store.StateTampered || dev.State == store.StateSuspect
-	data.Flash = r.URL.Query().Get("done")
+	data.Flash = d.flash(r)
 	if m, err := d.st.GetManifest(ctx, dev.Product, dev.RunningVersion); err == nil {
 		data.Root = hex.EncodeToString(m.Root[:min(len(m.Root), 8)])
 	}
