@@ -192,7 +192,7 @@ func TestThreatS10_ConsoleNeedsSignIn(t *testing.T) {
 
 // A state-changing request needs the session's CSRF token and must come from this site;
 // a refused one changes nothing.
-func TestThreatS11_ConsoleCSRF(t *testing.T) {
+func TestThreatS10_ConsoleCSRF(t *testing.T) {
 	e := newEnv(t)
 	registerManifest(e)
 	e.tampered("m-1")

@@ -19,13 +19,13 @@ import (
 func TestReasonVocabulary(t *testing.T) {
 	names := []string{server.ReasonMalformed, server.ReasonOversize, server.ReasonUnsupported, server.ReasonUnknownDevice, server.ReasonBadMAC,
 		server.ReasonWrongEpoch, server.ReasonReplay, server.ReasonStaleNonce, server.ReasonWrongManifest, server.ReasonConflict, server.ReasonUnavailable,
-		"gap", "reorder", "rollback", "fork", "forged-entry", "head-mismatch", "bad-seal"}
+		server.ReasonEvidenceLost, "gap", "reorder", "rollback", "fork", "forged-entry", "head-mismatch", "bad-seal"}
 	for typ := uint16(1); typ < 32; typ++ {
 		if wire.IsTamper(typ) {
 			names = append(names, wire.EntryName(typ))
 		}
 	}
-	lit := regexp.MustCompile(`(?:transition\(nd, store\.State\w+, |tampered = |suspect = |StateReason = )"([a-z-]+)"|StateReason, nd\.StateSince = store\.State\w+, "([a-z-]+)"|Reason: "([a-z-]+)", Detail`)
+	lit := regexp.MustCompile(`(?:transition\(nd, store\.State\w+, |tampered = |suspect = |StateReason = |const Reason\w+ = )"([a-z-]+)"|StateReason, nd\.StateSince = store\.State\w+, "([a-z-]+)"|Reason: "([a-z-]+)", Detail`)
 	files, _ := filepath.Glob("*.go")
 	found := 0
 	for _, f := range files {

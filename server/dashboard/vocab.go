@@ -48,6 +48,7 @@ func init() {
 		{"erased", "the erase policy deleted application files after tampering", "D16", true},
 		{"overflow", "the log filled while offline; routine entries were counted, not kept", "D15", true},
 		{"bad-downlink", "the device rejected a downlink message that failed its MAC: someone forged server messages", "S5", true},
+		{"evidence-lost", "the report's authenticated flags say the cover opened or a magnet was seen, but the log holds no such entry: the log or its state was put back", "D22", true},
 		{"token-replay", "a service or clear token was used twice or was not issued for this device", "S6", true},
 		{"clock", "the device's clock went backwards by more than an hour within one boot", "", true},
 		{"silent", "the device missed several report intervals", "S4", true},
