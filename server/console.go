@@ -8,41 +8,59 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/store"
 )
 
-// The operator's console (server/dashboard) is mounted at "/" and "/ui/" of every server.
-// It signs people in with their API tokens and acts through the same audited operations
-// as the API routes, with the same roles (consoleRoles must agree with Routes: the test
-// TestConsoleRolesMatchAPI checks).
+// The operator's console (server/dashboard, mounted through Config.Dashboard) signs people
+// in with their API tokens and acts through Console: the same audited operations as the
+// API routes, with the same roles (consoleRoles must agree with Routes: the test
+// TestConsoleRolesMatchAPI checks). The server itself imports no HTML.
+
+// Console actions: what a signed-in person may do, by role.
+const (
+	ActAck        = "acknowledge alerts"
+	ActClear      = "clear a tamper"
+	ActVisitOpen  = "book a service visit"
+	ActVisitClose = "close a service visit"
+	ActCheckIn    = "check in a returned device"
+	ActSignOut    = "sign out"
+)
 
 var consoleRoles = map[string][]string{
-	dashboard.ActAck:        opRoles,     // POST /api/v1/alerts/{id}/ack
-	dashboard.ActClear:      opRoles,     // POST /api/v1/devices/{id}/clear
-	dashboard.ActVisitOpen:  serviceRole, // POST /api/v1/devices/{id}/visits
-	dashboard.ActVisitClose: serviceRole, // POST /api/v1/visits/{id}/close
-	dashboard.ActCheckIn:    anyRole,     // reads only: checks an uploaded log
-	"sign out":              anyRole,
+	ActAck:        opRoles,     // POST /api/v1/alerts/{id}/ack
+	ActClear:      opRoles,     // POST /api/v1/devices/{id}/clear
+	ActVisitOpen:  serviceRole, // POST /api/v1/devices/{id}/visits
+	ActVisitClose: serviceRole, // POST /api/v1/visits/{id}/close
+	ActCheckIn:    anyRole,     // reads only: checks an uploaded log
+	ActSignOut:    anyRole,
 }
 
 // ConsoleActionRoutes maps each console action to the API route it shares its rule with.
 var ConsoleActionRoutes = map[string]string{
-	dashboard.ActAck:        "POST /api/v1/alerts/{id}/ack",
-	dashboard.ActClear:      "POST /api/v1/devices/{id}/clear",
-	dashboard.ActVisitOpen:  "POST /api/v1/devices/{id}/visits",
-	dashboard.ActVisitClose: "POST /api/v1/visits/{id}/close",
+	ActAck:        "POST /api/v1/alerts/{id}/ack",
+	ActClear:      "POST /api/v1/devices/{id}/clear",
+	ActVisitOpen:  "POST /api/v1/devices/{id}/visits",
+	ActVisitClose: "POST /api/v1/visits/{id}/close",
 }
 
-type console struct {
-	s       *Server
-	handler http.Handler
-	mu      sync.Mutex
-	once    map[string]onceCode // one-time sign-in codes (the demo's link)
+// ErrForbidden is a console action the signed-in role may not take.
+var ErrForbidden = errors.New("forbidden")
+
+// ConsoleUser is who a console session belongs to: an API token's name and role.
+type ConsoleUser struct {
+	Name, Role string
+	TokenHash  []byte
+}
+
+// Console is the server's side of the operator's console.
+type Console struct {
+	s    *Server
+	key  []byte
+	mu   sync.Mutex
+	once map[string]onceCode // one-time sign-in codes (the demo's link)
 }
 
 type onceCode struct {
@@ -50,22 +68,29 @@ type onceCode struct {
 	expires time.Time
 }
 
-func (s *Server) consoleHandler() http.Handler {
-	s.consoleOnce.Do(func() {
-		c := &console{s: s, once: map[string]onceCode{}}
-		m := hmac.New(sha256.New, s.priv.Seed())
-		m.Write([]byte("fieldseal console session key v1"))
-		c.handler = dashboard.New(s.st, dashboard.Options{Backend: c, SessionKey: m.Sum(nil), ServerPub: s.PublicKey(), Now: s.now})
-		s.con = c
-	})
-	return s.con.handler
+func newConsole(s *Server) *Console {
+	m := hmac.New(sha256.New, s.priv.Seed())
+	m.Write([]byte("fieldseal console session key v1"))
+	return &Console{s: s, key: m.Sum(nil), once: map[string]onceCode{}}
 }
+
+// Console is the server's console backend.
+func (s *Server) Console() *Console { return s.con }
+
+// SessionKey MACs the console's session cookies and CSRF tokens. It is derived from the
+// server key, so replicas that share server.key share sessions.
+func (c *Console) SessionKey() []byte { return c.key }
+
+// Now is the fleet's clock (the demo's is compressed).
+func (c *Console) Now() time.Time { return c.s.now() }
+
+// SetDashboard mounts the console's handler; call it before Start.
+func (s *Server) SetDashboard(h http.Handler) { s.cfg.Dashboard = h }
 
 // ConsoleLink returns a one-time sign-in path for the admin token ("/ui/login?once=…"),
 // valid for 24 hours or until used: the demo prints it so the browser never carries the
 // token itself.
 func (s *Server) ConsoleLink() string {
-	s.consoleHandler()
 	code := newSecret("")
 	s.con.mu.Lock()
 	s.con.once[code] = onceCode{hash: hashToken(s.admin), expires: time.Now().Add(24 * time.Hour)}
@@ -73,21 +98,21 @@ func (s *Server) ConsoleLink() string {
 	return "/ui/login?once=" + code
 }
 
-func (c *console) Redeem(code string) (dashboard.User, bool) {
+func (c *Console) Redeem(code string) (ConsoleUser, bool) {
 	c.mu.Lock()
 	oc, ok := c.once[code]
 	delete(c.once, code)
 	c.mu.Unlock()
 	if !ok || time.Now().After(oc.expires) {
-		return dashboard.User{}, false
+		return ConsoleUser{}, false
 	}
 	u, err := c.Lookup(context.Background(), oc.hash)
 	return u, err == nil
 }
 
-func (c *console) SignIn(ctx context.Context, secret string) (dashboard.User, error) {
+func (c *Console) SignIn(ctx context.Context, secret string) (ConsoleUser, error) {
 	if secret == "" || len(secret) > 256 {
-		return dashboard.User{}, store.ErrNotFound
+		return ConsoleUser{}, store.ErrNotFound
 	}
 	u, err := c.Lookup(ctx, hashToken(secret))
 	if err != nil {
@@ -98,15 +123,15 @@ func (c *console) SignIn(ctx context.Context, secret string) (dashboard.User, er
 	return u, nil
 }
 
-func (c *console) Lookup(ctx context.Context, hash []byte) (dashboard.User, error) {
+func (c *Console) Lookup(ctx context.Context, hash []byte) (ConsoleUser, error) {
 	t, err := c.s.st.GetAPIToken(ctx, hash)
 	if err != nil {
-		return dashboard.User{}, err
+		return ConsoleUser{}, err
 	}
-	return dashboard.User{Name: t.Name, Role: t.Role, TokenHash: t.Hash}, nil
+	return ConsoleUser{Name: t.Name, Role: t.Role, TokenHash: t.Hash}, nil
 }
 
-func (c *console) Allowed(role, action string) bool { return ConsoleAllowed(role, action) }
+func (c *Console) Allowed(role, action string) bool { return ConsoleAllowed(role, action) }
 
 // ConsoleAllowed reports whether role may take a console action.
 func ConsoleAllowed(role, action string) bool {
@@ -114,45 +139,40 @@ func ConsoleAllowed(role, action string) bool {
 }
 
 // check repeats the role rule inside the operation, whatever the caller checked.
-func (c *console) check(u dashboard.User, action string) error {
+func (c *Console) check(u ConsoleUser, action string) error {
 	if !c.Allowed(u.Role, action) {
-		return fmt.Errorf("%w: role %s may not %s", dashboard.ErrRefused, u.Role, action)
+		return fmt.Errorf("%w: role %s may not %s", ErrForbidden, u.Role, action)
 	}
 	return nil
 }
 
-// consoleErr turns an operator error into the console's refusal (shown as 400).
-func consoleErr(err error) error {
-	if errors.Is(err, ErrInput) {
-		return fmt.Errorf("%w: %s", dashboard.ErrRefused, strings.TrimPrefix(err.Error(), ErrInput.Error()+": "))
-	}
-	return err
-}
+// consoleErr is the identity: the console shows ErrInput's text as a 400.
+func consoleErr(err error) error { return err }
 
-func (c *console) AckAlert(ctx context.Context, u dashboard.User, id int64) error {
-	if err := c.check(u, dashboard.ActAck); err != nil {
+func (c *Console) AckAlert(ctx context.Context, u ConsoleUser, id int64) error {
+	if err := c.check(u, ActAck); err != nil {
 		return err
 	}
 	return consoleErr(c.s.AckAlert(ctx, id, u.Name))
 }
 
-func (c *console) ClearTamper(ctx context.Context, u dashboard.User, dev, result string) error {
-	if err := c.check(u, dashboard.ActClear); err != nil {
+func (c *Console) ClearTamper(ctx context.Context, u ConsoleUser, dev, result string) error {
+	if err := c.check(u, ActClear); err != nil {
 		return err
 	}
 	return consoleErr(c.s.ClearTamper(ctx, dev, result, u.Name))
 }
 
-func (c *console) BookVisit(ctx context.Context, u dashboard.User, dev, workOrder, technician string, window time.Duration) (*store.Visit, error) {
-	if err := c.check(u, dashboard.ActVisitOpen); err != nil {
+func (c *Console) BookVisit(ctx context.Context, u ConsoleUser, dev, workOrder, technician string, window time.Duration) (*store.Visit, error) {
+	if err := c.check(u, ActVisitOpen); err != nil {
 		return nil, err
 	}
 	v, err := c.s.openVisit(ctx, dev, workOrder, technician, window, u.Name)
 	return v, consoleErr(err)
 }
 
-func (c *console) CloseVisit(ctx context.Context, u dashboard.User, visit, sealNumber, result string) (*store.Visit, error) {
-	if err := c.check(u, dashboard.ActVisitClose); err != nil {
+func (c *Console) CloseVisit(ctx context.Context, u ConsoleUser, visit, sealNumber, result string) (*store.Visit, error) {
+	if err := c.check(u, ActVisitClose); err != nil {
 		return nil, err
 	}
 	v, err := c.s.CloseVisit(ctx, visit, sealNumber, result, u.Name)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/store/storetest"
@@ -88,6 +89,7 @@ func consoleServer(b *testing.B, n int) (http.Handler, *http.Cookie) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	s.SetDashboard(dashboard.ForServer(s))
 	h := s.Handler()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/ui/login", strings.NewReader(url.Values{"token": {s.AdminToken()}}.Encode()))

@@ -90,9 +90,10 @@ func (s *Server) Handler() http.Handler {
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
 	}
-	con := s.consoleHandler()
-	mux.Handle("/ui/", con)
-	mux.Handle("GET /{$}", con)
+	if con := s.cfg.Dashboard; con != nil {
+		mux.Handle("/ui/", con)
+		mux.Handle("GET /{$}", con)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.authenticate(r); !ok {
 			apiError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required")

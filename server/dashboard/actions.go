@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 )
 
@@ -43,15 +44,14 @@ func (d *dash) refused(w http.ResponseWriter, r *http.Request, err error) {
 		d.problem(w, r, http.StatusNotFound, "Not found: "+err.Error())
 	case errors.Is(err, store.ErrConflict):
 		d.problem(w, r, http.StatusConflict, "Someone else changed this first: "+err.Error()+". Go back, reload and try again.")
-	case errors.Is(err, ErrRefused):
-		d.problem(w, r, http.StatusBadRequest, err.Error())
+	case errors.Is(err, server.ErrForbidden):
+		d.problem(w, r, http.StatusForbidden, err.Error())
+	case errors.Is(err, server.ErrInput):
+		d.problem(w, r, http.StatusBadRequest, strings.TrimPrefix(err.Error(), server.ErrInput.Error()+": "))
 	default:
 		d.problem(w, r, http.StatusInternalServerError, "The server failed: "+err.Error())
 	}
 }
-
-// ErrRefused marks an operator's mistake a Backend reports (the console answers 400).
-var ErrRefused = errors.New("refused")
 
 func field(r *http.Request, name string, max int) (string, bool) {
 	v := strings.TrimSpace(r.PostFormValue(name))

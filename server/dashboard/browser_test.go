@@ -14,9 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/fieldseal/fieldseal/internal/demo"
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server/dashboard"
-	"github.com/fieldseal/fieldseal/sim/demo"
 	"github.com/fieldseal/fieldseal/store"
 )
 

@@ -3,7 +3,8 @@
 // needing attention first, search, filters, keyset paging, CSV), device pages (evidence
 // in sentences, the register chart, software, visits), alerts and visits, the actions an
 // operator takes (acknowledge, clear a tamper, book and close a service visit) and a
-// printable check-in report. Server-rendered HTML from embedded templates, one small
+// printable check-in report. The composition root mounts it on the server with
+// srv.SetDashboard(dashboard.ForServer(srv)). Server-rendered HTML from embedded templates, one small
 // style sheet and no script. It reads through store.Store and acts through Backend, the
 // server's audited operations, so a click and the matching API call are the same thing.
 package dashboard
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 )
 
@@ -29,22 +31,21 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 // User is who a session belongs to: an API token's name and role.
-type User struct {
-	Name, Role string
-	TokenHash  []byte
-}
+type User = server.ConsoleUser
 
 // Actions the console offers; Backend.Allowed says which role may take them.
 const (
-	ActAck        = "acknowledge alerts"
-	ActClear      = "clear a tamper"
-	ActVisitOpen  = "book a service visit"
-	ActVisitClose = "close a service visit"
-	ActCheckIn    = "check in a returned device"
+	ActAck        = server.ActAck
+	ActClear      = server.ActClear
+	ActVisitOpen  = server.ActVisitOpen
+	ActVisitClose = server.ActVisitClose
+	ActCheckIn    = server.ActCheckIn
+	actSignOut    = server.ActSignOut
 )
 
-// Backend is what the console needs of the server: sign-in, the role rules, and the
-// audited operations behind the API's action routes (the server checks the role again).
+// Backend is what the console needs of the server (*server.Console): sign-in, the role
+// rules, and the audited operations behind the API's action routes (the server checks the
+// role again).
 type Backend interface {
 	SignIn(ctx context.Context, secret string) (User, error)
 	Lookup(ctx context.Context, tokenHash []byte) (User, error)
@@ -66,6 +67,14 @@ type Options struct {
 	Now        func() time.Time  // the fleet's clock (the demo's is compressed); sessions use real time
 	// ThreatModelURL is where reason names link to (their THREAT_MODEL row).
 	ThreatModelURL string
+}
+
+// ForServer is the console of srv, as `fieldseal server` and the demo mount it:
+//
+//	srv.SetDashboard(dashboard.ForServer(srv))
+func ForServer(srv *server.Server) http.Handler {
+	c := srv.Console()
+	return New(srv.Store(), Options{Backend: c, SessionKey: c.SessionKey(), ServerPub: srv.PublicKey(), Now: c.Now})
 }
 
 // DefaultThreatModelURL is the project's published threat model.
@@ -108,7 +117,7 @@ func New(st store.Store, o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ui/login", d.loginPage)
 	mux.HandleFunc("POST /ui/login", d.login)
-	mux.HandleFunc("POST /ui/logout", d.act("sign out", d.logout))
+	mux.HandleFunc("POST /ui/logout", d.act(actSignOut, d.logout))
 	mux.HandleFunc("GET /{$}", d.view(d.fleet))
 	mux.HandleFunc("GET /ui/{$}", d.view(d.fleet))
 	mux.HandleFunc("GET /ui/devices", d.view(d.fleet))

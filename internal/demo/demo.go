@@ -25,8 +25,10 @@ import (
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/sim"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/storeurl"
 	mpycross "github.com/fieldseal/fieldseal/tools/mpy-cross"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -155,10 +157,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// Port 0: the server takes free loopback ports and reports them (HTTPAddr, MQTTAddr).
 	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	// The demo is its own composition root, like `fieldseal server`: it opens the store
+	// and hands it to the server, then mounts the console on the server.
+	storeDB, err := storeurl.Open(ctx, "", dir)
+	if err != nil {
+		return nil, err
+	}
+	defer storeDB.Close() // after the server's shutdown (deferred below)
+	cfg.Store = storeDB
 	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
+	srv.SetDashboard(dashboard.ForServer(srv))
 	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
