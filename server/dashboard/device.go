@@ -106,9 +106,9 @@ func (d *dash) device(w http.ResponseWriter, r *http.Request) {
 // events reads the verified log of the device's current epoch, oldest first.
 func (d *dash) events(ctx context.Context, dev *store.Device) ([]store.Event, error) {
 	var out []store.Event
-	after := int64(0)
+	after := uint64(0)
 	for len(out) < maxEvents {
-		page, err := d.st.ListEvents(ctx, store.Page{Dev: dev.ID, After: after, Limit: 1000})
+		page, err := d.st.ListEvents(ctx, store.Page{Dev: dev.ID, AfterN: after, Limit: 1000})
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +120,7 @@ func (d *dash) events(ctx context.Context, dev *store.Device) ([]store.Event, er
 		if len(page) < 1000 {
 			break
 		}
-		after = int64(page[len(page)-1].N)
+		after = page[len(page)-1].N
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
 	for i := range out {
