@@ -405,6 +405,8 @@ type Store interface {
 	ListAPITokens(ctx context.Context) ([]APIToken, error)
 	DeleteAPIToken(ctx context.Context, name string) error
 
+	Districts // district.go
+
 	Close() error
 }
 

@@ -27,6 +27,8 @@ type Store struct {
 	tokens    map[string]*store.Token
 	visits    map[string]*store.Visit
 	api       map[string]store.APIToken // hash → token
+	districts map[string]store.District
+	members   map[string]map[string]string // district → dev → role
 }
 
 var _ store.Store = (*Store)(nil)
@@ -34,7 +36,8 @@ var _ store.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store {
 	return &Store{devices: map[string]*store.Device{}, manifests: map[string]map[uint64]*store.Manifest{}, events: map[string][]store.Event{},
-		tokens: map[string]*store.Token{}, visits: map[string]*store.Visit{}, api: map[string]store.APIToken{}}
+		tokens: map[string]*store.Token{}, visits: map[string]*store.Visit{}, api: map[string]store.APIToken{},
+		districts: map[string]store.District{}, members: map[string]map[string]string{}}
 }
 
 func (s *Store) Close() error { return nil }

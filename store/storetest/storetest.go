@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Visits", testVisits},
 		{"APITokens", testAPITokens},
 		{"QueryDevices", testQueryDevices},
+		{"Districts", testDistricts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
