@@ -80,6 +80,12 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/api/v1/tokens", Roles: adminOnly, h: s.postToken},
 		{Method: "DELETE", Path: "/api/v1/tokens/{name}", Roles: adminOnly, h: s.deleteToken},
 		{Method: "GET", Path: "/api/v1/whoami", Roles: anyRole, h: s.whoami},
+		{Method: "GET", Path: "/api/v1/districts", Roles: anyRole, h: s.listDistricts},
+		{Method: "GET", Path: "/api/v1/districts/{id}", Roles: anyRole, h: s.getDistrict},
+		{Method: "PUT", Path: "/api/v1/districts/{id}", Roles: adminOnly, h: s.putDistrict},
+		{Method: "POST", Path: "/api/v1/district-members", Roles: adminOnly, h: s.importMembers},
+		{Method: "GET", Path: "/api/v1/districts/{id}/balance", Roles: anyRole, h: s.getBalance},
+		{Method: "GET", Path: "/api/v1/districts/{id}/inspection", Roles: anyRole, h: s.getInspection},
 	}
 }
 

@@ -83,6 +83,9 @@ type Config struct {
 	MaxBatch int
 	// DeviceCache bounds the devices kept in memory (default 200,000).
 	DeviceCache int
+
+	// Balance schedules the districts' water balance and inspection lists (balance.go).
+	Balance BalanceConfig
 }
 
 // Server is a running fleet server.
@@ -109,6 +112,7 @@ type Server struct {
 	topics   wire.Topics
 
 	con *Console
+	bal *balances
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -137,6 +141,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.SilentCheck <= 0 {
 		cfg.SilentCheck = time.Minute
+	}
+	if cfg.Balance.Every == 0 {
+		cfg.Balance.Every = time.Hour
+	}
+	if cfg.Balance.History <= 0 {
+		cfg.Balance.History = 60 * 24 * time.Hour
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1024
@@ -177,6 +187,7 @@ func New(cfg Config) (*Server, error) {
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
 	s.con = newConsole(s)
+	s.bal = newBalances(cfg.Store)
 	return s, nil
 }
 
@@ -288,7 +299,8 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	s.bgDone.Add(1)
+	s.bgDone.Add(2)
+	go s.balanceLoop(bg)
 	go func() {
 		defer s.bgDone.Done()
 		t := time.NewTicker(s.cfg.SilentCheck)
