@@ -36,6 +36,11 @@ func newTown(e *env) *town {
 	for i := range townCustomers {
 		tw.customers = append(tw.customers, e.provision(fmt.Sprintf("cust-%d", i), "watermeter"))
 	}
+	if e.man != nil {
+		for _, d := range append(tw.customers, tw.inlet) {
+			d.man = wire.ManifestRef{Product: "watermeter", Version: e.man.Version, Root: e.man.Root}
+		}
+	}
 	return tw
 }
 

@@ -169,7 +169,7 @@ func ParseMembersCSV(rd io.Reader) (set, remove []store.DistrictMember, err erro
 func (s *Server) importMembers(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMembersCSV))
 	if err != nil {
-		apiError(w, http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("members CSV: larger than %d bytes: split it", maxMembersCSV))
+		apiError(w, http.StatusRequestEntityTooLarge, ReasonOversize, fmt.Sprintf("members CSV: larger than %d bytes: split it", maxMembersCSV))
 		return
 	}
 	set, remove, err := ParseMembersCSV(bytes.NewReader(body))

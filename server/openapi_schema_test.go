@@ -709,6 +709,37 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 	c.do("GET", "/api/v1/audit", tok["viewer"], "", nil, 403)
 	c.do("GET", "/api/v1/audit", "", "", nil, 401)
 
+	// districts: configuration, members import, balance and inspection
+	c.do("GET", "/api/v1/districts", tok["viewer"], "", nil, 200) // none yet
+	c.do("GET", "/api/v1/districts", "", "", nil, 401)
+	c.do("PUT", "/api/v1/districts/north", admin, "", map[string]any{"name": "North", "config": map[string]any{"nrw_target_pct": 20}}, 200)
+	c.do("PUT", "/api/v1/districts/north", admin, "", map[string]any{"config": map[string]any{"tanks": []any{}}, "x": 1}, 400)
+	c.do("PUT", "/api/v1/districts/north", tok["operator"], "", map[string]any{}, 403)
+	c.do("PUT", "/api/v1/districts/north", "", "", map[string]any{}, 401)
+	c.do("PUT", "/api/v1/districts/west", admin, "", map[string]any{"config": map[string]any{}}, 200)
+	c.do("POST", "/api/v1/district-members", admin, "text/csv", membersCSV(), 200)
+	c.do("POST", "/api/v1/district-members", admin, "text/csv", []byte("device,district,role\nc1,west,customer\n"), 200)
+	c.do("POST", "/api/v1/district-members", admin, "text/csv", []byte("device,district\n"), 400)
+	c.do("POST", "/api/v1/district-members", admin, "text/csv", []byte("device,district,role\nc1,east,customer\n"), 404)
+	c.do("POST", "/api/v1/district-members", admin, "text/csv", bytes.Repeat([]byte("x"), 8<<20+1), 413)
+	c.do("POST", "/api/v1/district-members", tok["operator"], "text/csv", membersCSV(), 403)
+	c.do("POST", "/api/v1/district-members", "", "text/csv", membersCSV(), 401)
+	e.man = m1 // the town's meters report the registered manifest
+	newTown(e).run(30, func(int) bool { return false }, 10)
+	c.do("GET", "/api/v1/districts", tok["viewer"], "", nil, 200)
+	c.do("GET", "/api/v1/districts/north", tok["viewer"], "", nil, 200)
+	c.do("GET", "/api/v1/districts/nope", tok["viewer"], "", nil, 404)
+	c.do("GET", "/api/v1/districts/north", "", "", nil, 401)
+	c.do("GET", "/api/v1/districts/north/inspection", tok["viewer"], "", nil, 200)
+	c.do("GET", "/api/v1/districts/west/inspection", tok["viewer"], "", nil, 200) // error: no inlet
+	c.do("GET", "/api/v1/districts/nope/inspection", tok["viewer"], "", nil, 404)
+	c.do("GET", "/api/v1/districts/north/inspection", "", "", nil, 401)
+	c.do("GET", "/api/v1/districts/north/balance", tok["viewer"], "", nil, 200)
+	c.do("GET", "/api/v1/districts/north/balance?format=csv", tok["viewer"], "", nil, 200)
+	c.do("GET", "/api/v1/districts/north/balance?format=xml", tok["viewer"], "", nil, 400)
+	c.do("GET", "/api/v1/districts/nope/balance", tok["viewer"], "", nil, 404)
+	c.do("GET", "/api/v1/districts/north/balance", "", "", nil, 401)
+
 	// What was not driven, and why. Anything else the document declares must have been.
 	notDriven := map[string]string{
 		"GET /healthz 503 application/json":                            "needs a failing store",
@@ -778,6 +809,11 @@ func TestOpenAPISchemasCoverGoTypes(t *testing.T) {
 		{&server.AlertView{}, "Alert", nil},
 		{&server.AuditView{}, "Audit", nil},
 		{&server.ManifestInfo{}, "Manifest", nil},
+		{&server.DistrictView{}, "District", func(v any) {
+			d := v.(*server.DistrictView)
+			d.Config, d.Members = []byte(`{"nrw_target_pct":12}`), []server.MemberView{{Device: "m-1", Role: "inlet"}}
+		}},
+		{&server.BalancePoint{}, "BalancePoint", nil},
 		{&server.APITokenView{}, "APIToken", func(v any) { v.(*server.APITokenView).Role = server.RoleOperator }},
 		{&wire.Bundle{}, "Bundle", func(v any) { v.(*wire.Bundle).Device = "m-1" }},
 	} {
