@@ -233,3 +233,28 @@ func TestDistrictBalanceNeedsInlet(t *testing.T) {
 		t.Fatalf("balance of a district without inlet: %d", code)
 	}
 }
+
+// The server refreshes every district on its schedule, without being asked: the bypassed
+// meter reaches the list the device page and fleet view read.
+func TestDistrictBalanceRefreshedOnSchedule(t *testing.T) {
+	e := newEnv(t, func(c *server.Config) {
+		c.Balance = server.BalanceConfig{Every: 20 * time.Millisecond, Inspect: analytics.InspectConfig{Baseline: 24 * time.Hour}}
+	})
+	admin := e.s.AdminToken()
+	e.api("PUT", "/api/v1/districts/north", admin, map[string]any{"config": map[string]any{}}, nil)
+	e.api("POST", "/api/v1/district-members", admin, membersCSV(), nil)
+	newTown(e).run(72, func(h int) bool { return h >= 40 }, 10)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if c, ok := e.s.OnInspectionList("cust-0"); ok {
+			if c.Rank != 1 {
+				t.Fatalf("cust-0 at rank %d", c.Rank)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled refresh put the bypassed meter on the list within 20 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -30,20 +30,21 @@ func init() {
 
 // serverFile is the TOML configuration (--config). Flags given on the command line win.
 type serverFile struct {
-	Data        string   `toml:"data"`
-	Store       string   `toml:"store"`
-	HTTP        string   `toml:"http"`
-	MQTT        string   `toml:"mqtt"`
-	MQTTBroker  string   `toml:"mqtt_broker"`
-	MQTTShare   string   `toml:"mqtt_share_group"`
-	TopicRoot   string   `toml:"topic_root"`
-	VendorKeys  []string `toml:"vendor_keys"`
-	Webhooks    []string `toml:"webhooks"`
-	SilentAfter int      `toml:"silent_after"`
-	ReceiptInt  string   `toml:"receipt_interval"`
-	LogLevel    string   `toml:"log_level"`
-	HTTPTLS     tlsFile  `toml:"http_tls"`
-	MQTTTLS     tlsFile  `toml:"mqtt_tls"`
+	Data         string   `toml:"data"`
+	Store        string   `toml:"store"`
+	HTTP         string   `toml:"http"`
+	MQTT         string   `toml:"mqtt"`
+	MQTTBroker   string   `toml:"mqtt_broker"`
+	MQTTShare    string   `toml:"mqtt_share_group"`
+	TopicRoot    string   `toml:"topic_root"`
+	VendorKeys   []string `toml:"vendor_keys"`
+	Webhooks     []string `toml:"webhooks"`
+	SilentAfter  int      `toml:"silent_after"`
+	ReceiptInt   string   `toml:"receipt_interval"`
+	BalanceEvery string   `toml:"balance_every"`
+	LogLevel     string   `toml:"log_level"`
+	HTTPTLS      tlsFile  `toml:"http_tls"`
+	MQTTTLS      tlsFile  `toml:"mqtt_tls"`
 }
 
 type tlsFile struct {
@@ -80,6 +81,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	silentAfter := fs.Int("silent-after", 3, "report intervals a device may miss before it is silent")
 	receiptInterval := fs.Duration("receipt-interval", time.Hour, "how old a device's anchor receipt may get before an accepted report earns a fresh one (tamper evidence, a state change or a new boot always do; negative: sign on every report that moves the anchor)")
+	balanceEvery := fs.Duration("balance-every", time.Hour, "how often the districts' water balance and inspection lists are recomputed (also once at start; 0: only at start and on demand)")
 	var vendorKeys, webhooks multiFlag
 	fs.Var(&vendorKeys, "vendor-key", "vendor public key allowed to sign manifests (repeatable)")
 	fs.Var(&webhooks, "webhook", "URL that receives alerts as JSON POSTs (repeatable)")
@@ -125,6 +127,13 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 			}
 			*receiptInterval = d
 		}
+		if !set["balance-every"] && file.BalanceEvery != "" {
+			d, err := time.ParseDuration(file.BalanceEvery)
+			if err != nil {
+				return fail(env, "server", fmt.Errorf("config %s: balance_every: %w", *config, err))
+			}
+			*balanceEvery = d
+		}
 		if !set["vendor-key"] {
 			vendorKeys = file.VendorKeys
 		}
@@ -140,6 +149,14 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	cfg := server.Config{DataDir: *data, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTBroker: *broker,
 		SilentAfter: *silentAfter, ReceiptInterval: *receiptInterval, Logger: log, Webhooks: webhooks, MQTTShareGroup: *shared,
 		TopicRoot: *topicRoot}
+	switch {
+	case *balanceEvery < 0:
+		return fail(env, "server", fmt.Errorf("--balance-every %s: want a positive duration such as 1h, or 0 for only at start", *balanceEvery))
+	case *balanceEvery == 0:
+		cfg.Balance.Every = -1
+	default:
+		cfg.Balance.Every = *balanceEvery
+	}
 	if *broker != "" && !set["mqtt"] {
 		cfg.MQTTAddr = "off"
 	}

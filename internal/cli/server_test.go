@@ -273,8 +273,10 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 // A misspelt or malformed config key is an error that names it, not a silent default.
 func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 	for name, c := range map[string]struct{ toml, want string }{
-		"misspelt":     {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
-		"bad duration": {"receipt_interval = \"soon\"\n", "receipt_interval"},
+		"misspelt":          {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
+		"bad duration":      {"receipt_interval = \"soon\"\n", "receipt_interval"},
+		"bad schedule":      {"balance_every = \"often\"\n", "balance_every"},
+		"negative schedule": {"balance_every = \"-1h\"\n", "--balance-every"},
 	} {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "fieldseal.toml")
