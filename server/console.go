@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/fieldseal/fieldseal/analytics"
 	"net/http"
 	"slices"
 	"sync"
@@ -144,6 +145,16 @@ func (c *Console) check(u ConsoleUser, action string) error {
 		return fmt.Errorf("%w: role %s may not %s", ErrForbidden, u.Role, action)
 	}
 	return nil
+}
+
+// DistrictResult is a district's latest water balance and inspection list (balance.go).
+func (c *Console) DistrictResult(ctx context.Context, id string) (*DistrictResult, error) {
+	return c.s.DistrictResult(ctx, id)
+}
+
+// OnInspectionList says whether dev is flagged on its district's inspection list.
+func (c *Console) OnInspectionList(dev string) (analytics.Candidate, bool) {
+	return c.s.OnInspectionList(dev)
 }
 
 // consoleErr is the identity: the console shows ErrInput's text as a 400.

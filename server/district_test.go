@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -256,5 +257,63 @@ func TestDistrictBalanceRefreshedOnSchedule(t *testing.T) {
 			t.Fatal("no scheduled refresh put the bypassed meter on the list within 20 s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The console's water-balance pages: the district list, the plot and the ranked list; the
+// bypassed meter carries an "inspect" badge in the fleet list and on its device page, an
+// honest one does not.
+func TestConsoleBalancePages(t *testing.T) {
+	e := balanceEnv(t)
+	admin := e.s.AdminToken()
+	e.api("PUT", "/api/v1/districts/north", admin, map[string]any{"name": "North DMA", "config": map[string]any{}}, nil)
+	e.api("POST", "/api/v1/district-members", admin, membersCSV(), nil)
+	newTown(e).run(72, func(h int) bool { return h >= 40 }, 10)
+	if err := e.s.RefreshBalances(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, e.base)
+	b.signIn(e.token("viewer-1", server.RoleViewer))
+	code, body, _ := b.get("/ui/balance")
+	if code != 200 || !strings.Contains(body, `href="/ui/balance/north"`) || !strings.Contains(body, "North DMA") {
+		t.Fatalf("district list: %d\n%s", code, body)
+	}
+	code, body, _ = b.get("/ui/balance/north")
+	if code != 200 {
+		t.Fatalf("balance page: %d", code)
+	}
+	for _, want := range []string{"<svg", "<polyline", "<rect", "non-revenue water", "m³/day", `<a href="/ui/devices/cust-0">cust-0</a>`, "meters, per hour</h2>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("balance page lacks %q", want)
+		}
+	}
+	// cust-0 is the first row of the list, flagged.
+	rows := strings.Split(body, "<tr")
+	var first string
+	for _, r := range rows {
+		if strings.Contains(r, `data-label="rank"`) {
+			first = r
+			break
+		}
+	}
+	if !strings.Contains(first, "cust-0") || !strings.Contains(first, "inspect") {
+		t.Fatalf("first list row is not cust-0 flagged: %s", first)
+	}
+	_, fleet, _ := b.get("/ui/devices?q=cust")
+	if !regexp.MustCompile(`cust-0</a> <a class="badge" href="/ui/balance/north"[^>]*>inspect #1</a>`).MatchString(fleet) {
+		t.Fatalf("fleet list: no inspect badge on cust-0\n%s", fleet)
+	}
+	if strings.Contains(fleet, `cust-1</a> <a class="badge"`) {
+		t.Fatal("fleet list: honest cust-1 has an inspect badge")
+	}
+	_, dev, _ := b.get("/ui/devices/cust-0")
+	if !strings.Contains(dev, "Rank 1 on the inspection list of district") {
+		t.Fatal("device page of cust-0 does not say it is on the inspection list")
+	}
+	if _, dev, _ := b.get("/ui/devices/cust-1"); strings.Contains(dev, "on the inspection list") {
+		t.Fatal("device page of honest cust-1 says it is on the list")
+	}
+	if code, _, _ := b.get("/ui/balance/nope"); code != 404 {
+		t.Fatalf("unknown district page: %d", code)
 	}
 }

@@ -18,8 +18,10 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 )
@@ -57,6 +59,10 @@ type Backend interface {
 	ClearTamper(ctx context.Context, u User, dev, result string) error
 	BookVisit(ctx context.Context, u User, dev, workOrder, technician string, window time.Duration) (*store.Visit, error)
 	CloseVisit(ctx context.Context, u User, visit, sealNumber, result string) (*store.Visit, error)
+
+	// The water balance the server refreshes on its schedule (server/balance.go).
+	DistrictResult(ctx context.Context, id string) (*server.DistrictResult, error)
+	OnInspectionList(dev string) (analytics.Candidate, bool)
 }
 
 // Options configure the console.
@@ -112,6 +118,13 @@ func New(st store.Store, o Options) http.Handler {
 		"short":  short,
 		"reason": func(name string) Reason { return lookupReason(name) },
 		"threat": d.threatURL,
+		"inspect": func(dev string) *analytics.Candidate {
+			if c, ok := d.be.OnInspectionList(dev); ok {
+				return &c
+			}
+			return nil
+		},
+		"f1": func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 	}).ParseFS(templateFS, "templates/*.html"))
 
 	mux := http.NewServeMux()
@@ -132,6 +145,8 @@ func New(st store.Store, o Options) http.Handler {
 	mux.HandleFunc("GET /ui/alerts", d.view(d.alerts))
 	mux.HandleFunc("GET /ui/visits", d.view(d.visits))
 	mux.HandleFunc("GET /ui/reasons", d.view(d.reasons))
+	mux.HandleFunc("GET /ui/balance", d.view(d.districts))
+	mux.HandleFunc("GET /ui/balance/{id}", d.view(d.balance))
 	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/", http.FileServerFS(staticFS)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		d.problem(w, r, http.StatusNotFound, "No such page.")
