@@ -156,7 +156,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer logf.Close()
 	// Port 0: the server takes free loopback ports and reports them (HTTPAddr, MQTTAddr).
 	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
-		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		// The console's water-balance pages: refreshed about 20 times in the run (wall time).
+		Balance: server.BalanceConfig{Every: max(o.For/20, time.Second), Inspect: demoInspect(span)}}
 	// The demo is its own composition root, like `fieldseal server`: it opens the store
 	// and hands it to the server, then mounts the console on the server.
 	storeDB, err := storeurl.Open(ctx, "", dir)
@@ -235,6 +237,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 
+	if err := configureDistricts(ctx, srv.Store(), town); err != nil {
+		return nil, err
+	}
 	w := newWatcher(srv, town)
 	w.logf = tc.Logf
 	w.maxBehind = interval

@@ -477,3 +477,25 @@ func shortDur(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dm", m)
 }
+
+// configureDistricts stores the town's districts and their meters as an operator would
+// through the API (PUT /api/v1/districts/{id}, POST /api/v1/district-members), so the
+// server refreshes their balance on its schedule and the console shows it.
+func configureDistricts(ctx context.Context, st store.Store, town *sim.Town) error {
+	for _, d := range town.Districts {
+		id := fmt.Sprintf("d%02d", d.Index)
+		inlet, meters := districtIDs(d)
+		cfg := fmt.Sprintf(`{"connections":%d,"nrw_target_pct":15}`, len(meters))
+		if err := st.PutDistrict(ctx, store.District{ID: id, Name: fmt.Sprintf("District %d", d.Index), Config: []byte(cfg), Updated: town.Origin()}); err != nil {
+			return err
+		}
+		ms := []store.DistrictMember{{District: id, Dev: inlet, Role: store.RoleInlet}}
+		for _, m := range meters {
+			ms = append(ms, store.DistrictMember{District: id, Dev: m, Role: store.RoleCustomer})
+		}
+		if err := st.SetDistrictMembers(ctx, ms); err != nil {
+			return err
+		}
+	}
+	return nil
+}

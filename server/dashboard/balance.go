@@ -113,8 +113,8 @@ func balancePlot(pts []server.BalancePoint) template.HTML {
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#d0d5dd"/>`, padL, zero, W-padR, zero)
 	for i, v := range []float64{0, vmax / 2, vmax} {
 		class := ""
-		if i == 1 {
-			class = ` class="mid"`
+		if i < 2 {
+			class = ` class="mid"` // hidden on a phone: the larger labels would collide with the loss panel's
 		}
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="13" text-anchor="end" fill="#475467"%s>%.0f m³/d</text>`, padL-8, y(v)+5, class, v)
 	}
