@@ -67,7 +67,9 @@ func (b *board) checks() []Check {
 		c := Check{ID: "repl-usb-jtag", Title: "REPL on USB-Serial/JTAG",
 			Attack: "the USB-Serial/JTAG peripheral carries the REPL and, until DIS_USB_JTAG is burnt, JTAG itself (D17, A1, A8).",
 			Fix:    "#define MICROPY_HW_ESP_USB_SERIAL_JTAG (0) and burn DIS_USB_JTAG (flash encryption release mode does) (reference §2.2, §2.6)."}
-		if !esp32Chips[b.chip].usbSerial {
+		if b.chip == "" {
+			c.Status, c.Evidence = Unknown, "chip unknown: "+b.chipWhere
+		} else if !esp32Chips[b.chip].usbSerial {
 			c.Status, c.Evidence = Closed, b.chip+" has no USB-Serial/JTAG peripheral (chip: "+b.chipWhere+")"
 		} else {
 			c = b.allOff(c, "MICROPY_HW_ESP_USB_SERIAL_JTAG")
@@ -99,6 +101,7 @@ func (b *board) checks() []Check {
 	}
 	add(b.guardFrozen())
 	add(b.guardBoot())
+	add(b.bootPath())
 	add(b.manifestFrozen())
 
 	// D19: USB mass storage.
@@ -135,6 +138,8 @@ func (b *board) checks() []Check {
 		Fix:    "#define MICROPY_PY_MACHINE_MEMX (0) and #define MICROPY_PY_UCTYPES (0) (reference §2.2)."},
 		"MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_UCTYPES"))
 	add(b.webrepl())
+	add(b.romfsWritable())
+	add(b.romfsSealed())
 	add(b.stateSlots())
 	return out
 }

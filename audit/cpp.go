@@ -158,6 +158,10 @@ func (hs *headerSet) preprocess(file, text string, include includeFunc, depth in
 			if live() == triFalse {
 				continue
 			}
+			if strings.HasPrefix(rest, "<") {
+				// A system header (<stdint.h>, <stddef.h>) defines no board setting.
+				continue
+			}
 			name := strings.Trim(rest, "\"<> \t")
 			if depth < 8 && include != nil && live() == triTrue {
 				if t, f, ok := include(name); ok {

@@ -21,6 +21,11 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 	if b.hs.broken != "" {
 		return 0, b.hs.broken, false
 	}
+	if pd, has := b.defaults[name]; has && pd.unknown != "" {
+		if d, own := b.hs.defs[name]; !own || d.undef || name == "MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER" {
+			return 0, pd.unknown, false
+		}
+	}
 	if pd, has := b.defaults[name]; has && pd.force != nil {
 		if v, ev, ok, applies := b.forcedNum(name, pd.force, depth); applies || !ok {
 			return v, ev, ok
