@@ -85,6 +85,9 @@ type Options struct {
 	// when the board sits in a MicroPython tree and they run here; ToolsBuiltin never
 	// does; ToolsRequire fails when they cannot be used.
 	Tools ToolsMode
+	// MicroPythonLib is the micropython-lib checkout manifestfile.py resolves require()
+	// with; default <tree>/lib/micropython-lib.
+	MicroPythonLib string
 }
 
 // ToolsMode selects the resolver (see Options.Tools).
@@ -172,6 +175,9 @@ type board struct {
 	variantTouch map[string][]string // setting -> variant files (not evaluated) that set it
 	warnings     []string
 	resolver     string // how macro values were obtained
+	real         bool   // hs is the real preprocessor's final macro table
+	toolsMode    ToolsMode
+	libDir       string // micropython-lib for manifestfile.py
 
 	otp     map[string]any // rp2350 otp.json, if present
 	otpErr  string

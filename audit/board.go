@@ -193,6 +193,18 @@ func loadBoard(dir string, opt Options, forceChip string) (*board, error) {
 	}
 	// -D flags from the build files come before the header, as on the compiler line.
 	for _, d := range b.bv.defines {
+		if b.port == "stm32" {
+			// make expands $(VAR) in CFLAGS when it compiles, with the final values.
+			raw := d.name
+			d.name, d.value = b.bv.expandMake(d.name), b.bv.expandMake(d.value)
+			if raw != d.name && strings.Contains(raw, "$(") {
+				pat := regexp.QuoteMeta(raw)
+				pat = regexp.MustCompile(`\\\$\\\([A-Za-z_]\w*\\\)`).ReplaceAllString(pat, `\w*`)
+				if re, err := regexp.Compile("^" + pat + "$"); err == nil {
+					b.hs.undefFamilies = append(b.hs.undefFamilies, re)
+				}
+			}
+		}
 		md := &macroDef{value: d.value, where: d.where}
 		if d.cond {
 			md.unknown = d.where + ": defined inside a conditional block of the build file"
@@ -213,9 +225,7 @@ func loadBoard(dir string, opt Options, forceChip string) (*board, error) {
 	}
 	b.defaults = portDefaults(b.port, b.chip)
 	b.resolver = "built-in evaluator (MicroPython " + MicroPythonVersion + " port defaults model)"
-	if err := b.useRealTools(opt); err != nil {
-		return nil, err
-	}
+	b.toolsMode, b.libDir = opt.Tools, opt.MicroPythonLib
 	if err := b.selectManifest(opt); err != nil {
 		return nil, err
 	}
@@ -223,7 +233,14 @@ func loadBoard(dir string, opt Options, forceChip string) (*board, error) {
 		if err := b.loadESP(opt); err != nil {
 			return nil, err
 		}
-		b.refineESP32Defaults()
+	}
+	if err := b.useRealTools(opt); err != nil {
+		return nil, err
+	}
+	if b.port == "esp32" {
+		if !b.real {
+			b.refineESP32Defaults()
+		}
 	} else if opt.Sdkconfig != "" {
 		return nil, usagef("--sdkconfig applies to esp32 boards only (port is %s)", b.port)
 	}

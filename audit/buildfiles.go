@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -83,7 +84,9 @@ func (b *buildVars) parseMk(file, text string) {
 		words := strings.Fields(val)
 		b.assign(name, op, words, where, depth > 0)
 		if strings.HasPrefix(name, "CFLAGS") || name == "COPT" {
-			for _, wd := range words {
+			// The shell splits the compiler line and removes its quotes:
+			// -DX="(A * B)" is one flag with the value (A * B).
+			for _, wd := range shellWords(val) {
 				if strings.HasPrefix(wd, "-D") {
 					b.addDefine(wd[2:], where, depth > 0)
 				}
@@ -198,6 +201,64 @@ func (b *buildVars) parseCmake(file, text string) {
 		}
 	}
 }
+
+// shellWords splits a command line as sh does: whitespace outside quotes separates
+// words, quotes are removed ('…' literal, "…" with \" escapes).
+func shellWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inWord := false
+	var q byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case q == '\'' && c == '\'':
+			q = 0
+		case q == '"' && c == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\'):
+			i++
+			cur.WriteByte(s[i])
+		case q == '"' && c == '"':
+			q = 0
+		case q != 0:
+			cur.WriteByte(c)
+		case c == '\'' || c == '"':
+			q, inWord = c, true
+		case c == ' ' || c == '\t':
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// expandMake substitutes $(VAR) with the variable's final value (make expands
+// recursively-assigned CFLAGS when it compiles); unknown variables stay as they are.
+func (b *buildVars) expandMake(s string) string {
+	for i := 0; i < 8 && strings.Contains(s, "$("); i++ {
+		out := mkRef.ReplaceAllStringFunc(s, func(m string) string {
+			if v, ok := b.vars[m[2:len(m)-1]]; ok {
+				return strings.Join(v, " ")
+			}
+			return m
+		})
+		if out == s {
+			break
+		}
+		s = out
+	}
+	return s
+}
+
+var mkRef = regexp.MustCompile(`\$\([A-Za-z_]\w*\)`)
 
 // spliceLists replaces an argument that is exactly ${VAR} by VAR's list, as CMake does
 // for set(X ${X} more); other references stay for the consumer to expand.

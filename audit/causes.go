@@ -8,14 +8,14 @@ import (
 
 // A fix is easier to act on when it names what caused the finding: the board file and
 // line that set the value ("mpconfigvariant_THREAD.mk:1 sets MICROPY_PY_THREAD=1").
-var causeRef = regexp.MustCompile(`^((?:mpconfig|sdkconfig|manifest|partitions|boards/)[\w./-]*:\d+): (\w+) ?(.*)$`)
+var causeRef = regexp.MustCompile(`^((?:mpconfig|sdkconfig|manifest|partitions|boards/)[\w./-]*:\d+): ([A-Z][A-Z0-9_]+)(?: |=)?(.*)$`)
 
 // annotateCauses prefixes the fix of every check that is not closed with the board
 // file that decided it, and notes the variants that change a setting it read.
 func (b *board) annotateCauses(checks []Check) {
 	for i := range checks {
 		c := &checks[i]
-		if c.Status == Closed {
+		if c.Status != Open {
 			continue
 		}
 		first := c.Evidence

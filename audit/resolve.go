@@ -58,10 +58,13 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 		}
 		return v, ev, true
 	}
-	if !knownNamespace(name) {
+	if !b.hs.knownUndefined(name) {
 		// C would read an undefined name as 0, but a vendor macro may come from a
 		// compiler flag or header the audit did not see: do not guess.
 		return 0, name + " is not defined in the board files the audit read", false
+	}
+	if b.real {
+		return 0, name + " not defined after preprocessing (read as 0)", true
 	}
 	return 0, name + " not defined (port default: undefined, MicroPython " + MicroPythonVersion + ")", true
 }
@@ -143,6 +146,9 @@ func (b *board) isDef(name string) (tri, string) {
 	}
 	if len(b.hs.opaque) > 0 {
 		return triUnknown, b.hs.opaque[0] + " (it may define " + name + ")"
+	}
+	if b.real {
+		return triFalse, name + " not defined after preprocessing"
 	}
 	return triFalse, name + " not defined (port default: undefined, MicroPython " + MicroPythonVersion + ")"
 }
