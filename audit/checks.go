@@ -364,7 +364,7 @@ func (b *board) guardBoot() Check {
 			if u := b.manifestUnresolved(); u != "" {
 				c.Status, c.Evidence = Unknown, ev+"; "+name+" not found among frozen modules the audit could read; "+u
 			} else {
-				c.Status, c.Evidence = Open, ev+"; but the manifest does not freeze "+name+" (the board would boot without the guard)"
+				c.Status, c.Evidence = Open, ev+"; but "+b.manifestNote+" does not freeze "+name+" (the board would boot without the guard)"
 			}
 			return c
 		}
