@@ -497,7 +497,30 @@ func (b *board) manifestEnv() manifestEnv {
 	if b.mpyDir != "" {
 		vars["MPY_LIB_DIR"] = filepath.Join(b.mpyDir, "lib", "micropython-lib")
 	}
+	// MICROPY_MANIFEST_<NAME> build variables become manifest path variables $(NAME)
+	// (py/manifest.mk, py/manifest.cmake), e.g. the Arduino boards' ARDUINO_LIB_DIR.
+	for name, val := range b.manifestPathVars() {
+		vars[name] = val
+	}
 	return manifestEnv{vars: vars, port: b.port, rel: b.rel}
+}
+
+func (b *board) manifestPathVars() map[string]string {
+	out := map[string]string{}
+	for name := range b.bv.vars {
+		short, ok := strings.CutPrefix(name, "MICROPY_MANIFEST_")
+		if !ok || short == "" {
+			continue
+		}
+		v, _ := b.bv.get(name)
+		if b.port == "stm32" {
+			v = b.bv.expandMake(v)
+		}
+		if p, ok := b.expandBuildPath(v); ok {
+			out[short] = p
+		}
+	}
+	return out
 }
 
 // manifestVar is the build variable that selects the frozen manifest.

@@ -298,7 +298,9 @@ def require(self, name, *a, **k):
     reqs.append(name)
     return orig(self, name, *a, **k)
 mf.ManifestFile.require = require
-m = mf.ManifestFile(mf.MODE_FREEZE, {"MPY_DIR": sys.argv[2], "BOARD_DIR": sys.argv[3], "PORT_DIR": sys.argv[4], "MPY_LIB_DIR": sys.argv[5]})
+path_vars = {"MPY_DIR": sys.argv[2], "BOARD_DIR": sys.argv[3], "PORT_DIR": sys.argv[4], "MPY_LIB_DIR": sys.argv[5]}
+path_vars.update(json.loads(sys.argv[7]))
+m = mf.ManifestFile(mf.MODE_FREEZE, path_vars)
 try:
     m.execute(sys.argv[6])
 except mf.ManifestFileError as e:
@@ -327,7 +329,8 @@ func (b *board) realManifest(path string) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), toolTimeout)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, py, "-c", manifestDriver, tools, b.mpyDir, b.dir, b.portDir, lib, path).Output()
+	extra, _ := json.Marshal(b.manifestPathVars())
+	out, err := exec.CommandContext(ctx, py, "-c", manifestDriver, tools, b.mpyDir, b.dir, b.portDir, lib, path, string(extra)).Output()
 	if err != nil {
 		b.warnings = append(b.warnings, "tools/manifestfile.py failed ("+err.Error()+"); the built-in manifest reader was used")
 		return false

@@ -48,11 +48,13 @@ func main() {
 	var all []string
 	for _, port := range strings.Split(*ports, ",") {
 		t := measure(*mpy, *lib, port, *jobs)
+		// Percentages are of the claims that have a ground truth.
 		pct := func(n int) string {
-			if t.claims == 0 {
+			known := t.claims - t.truthUnknown
+			if known == 0 {
 				return "-"
 			}
-			return fmt.Sprintf("%.2f", 100*float64(n)/float64(t.claims))
+			return fmt.Sprintf("%.2f", 100*float64(n)/float64(known))
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t\n", port, t.boards, t.claims, t.right, t.falseClosed, t.falseOpen, t.unknown, pct(t.right), pct(t.unknown), t.truthUnknown, t.errors)
 		all = append(all, t.notes...)

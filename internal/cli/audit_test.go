@@ -34,6 +34,8 @@ func TestAuditExitCodes(t *testing.T) {
 		{[]string{auditFixture("does-not-exist")}, ExitError},
 		{[]string{auditFixture("stm32_hardened"), "--port", "esp32"}, ExitError},
 		{[]string{auditFixture("ambiguous")}, ExitError},
+		{[]string{auditFixture("samd_board")}, ExitError}, // unsupported port: no stm32 verdicts
+		{[]string{auditFixture("stm32_hardened"), "--variant", "NOPE"}, ExitError},
 		{[]string{}, ExitError},
 		{[]string{auditFixture("stm32_hardened"), "--bogus"}, ExitError},
 	} {
