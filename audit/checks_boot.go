@@ -94,66 +94,101 @@ func analyseBootPath(name, src string) (Status, string) {
 	cleared := false
 	for i, raw := range strings.Split(src, "\n") {
 		line := stripPyComment(strings.TrimRight(raw, "\r"))
-		s := strings.TrimSpace(line)
-		if s == "" {
+		if strings.TrimSpace(line) == "" {
 			continue
 		}
 		where := fmt.Sprintf("%s:%d", name, i+1)
 		if line[0] == ' ' || line[0] == '\t' {
 			return Unknown, where + ": indented code before sys.path is trimmed; the audit reads only top-level statements"
 		}
-		if m := importStmt.FindStringSubmatch(s); m != nil {
-			var mods []string
-			if m[1] != "" {
-				for _, part := range strings.Split(m[1], ",") {
-					mods = append(mods, strings.Fields(part)[0])
-				}
-			} else {
-				mods = []string{m[2]}
+		for _, stmt := range splitPyStatements(line) {
+			st, ev, done := bootStatement(stmt, where, &cleared)
+			if done {
+				return st, ev
 			}
-			for _, mod := range mods {
-				if !unshadowable[mod] {
-					if cleared {
-						return Open, where + ": imports " + mod + " while sys.path is empty (the import fails; add \".frozen\" first)"
-					}
-					return Open, where + ": imports " + mod + " before sys.path is trimmed: a " + strings.Split(mod, ".")[0] + ".py or " +
-						strings.Split(mod, ".")[0] + "/ on the filesystem ('' comes first on sys.path) runs instead"
-				}
-			}
-			continue
 		}
-		if m := trimSlice.FindStringSubmatch(s); m != nil {
-			entries, ok := stringLiterals(m[1])
-			if !ok {
-				return Unknown, where + ": sys.path is set to something the audit cannot read"
-			}
-			for _, e := range entries {
-				if e != ".frozen" {
-					return Open, where + ": sys.path keeps " + strconv.Quote(e) + ", which is not frozen code"
-				}
-			}
-			if len(entries) == 0 {
-				cleared = true
-				continue
-			}
-			return Closed, where + ": sys.path restricted to \".frozen\" before any shadowable import"
-		}
-		if trimClear.MatchString(s) {
-			cleared = true
-			continue
-		}
-		if m := pathAppend.FindStringSubmatch(s); m != nil && cleared {
-			if e, err := strconv.Unquote(strings.Replace(m[1], "'", "\"", -1)); err == nil && e == ".frozen" {
-				return Closed, where + ": sys.path cleared, then only \".frozen\" added, before any shadowable import"
-			}
-			return Open, where + ": sys.path gets " + m[1] + ", which is not frozen code"
-		}
-		if strings.HasPrefix(s, `"""`) || strings.HasPrefix(s, `'''`) || strings.HasPrefix(s, `"`) || strings.HasPrefix(s, `'`) {
-			continue // a docstring or bare string: no import
-		}
-		return Unknown, where + ": a statement the audit cannot follow comes before sys.path is trimmed"
 	}
 	return Open, name + " never restricts sys.path to frozen modules"
+}
+
+// bootStatement judges one top-level statement of the boot file; done reports a verdict.
+func bootStatement(s, where string, cleared *bool) (Status, string, bool) {
+	if m := importStmt.FindStringSubmatch(s); m != nil {
+		var mods []string
+		if m[1] != "" {
+			for _, part := range strings.Split(m[1], ",") {
+				mods = append(mods, strings.Fields(part)[0])
+			}
+		} else {
+			mods = []string{m[2]}
+		}
+		for _, mod := range mods {
+			if unshadowable[mod] {
+				continue
+			}
+			if *cleared {
+				return Open, where + ": imports " + mod + " while sys.path is empty (the import fails; add \".frozen\" first)", true
+			}
+			top := strings.Split(mod, ".")[0]
+			return Open, where + ": imports " + mod + " before sys.path is trimmed: a " + top + ".py or " + top +
+				"/ on the filesystem ('' comes first on sys.path) runs instead", true
+		}
+		return "", "", false
+	}
+	if m := trimSlice.FindStringSubmatch(s); m != nil {
+		entries, ok := stringLiterals(m[1])
+		if !ok {
+			return Unknown, where + ": sys.path is set to something the audit cannot read", true
+		}
+		for _, e := range entries {
+			if e != ".frozen" {
+				return Open, where + ": sys.path keeps " + strconv.Quote(e) + ", which is not frozen code", true
+			}
+		}
+		if len(entries) == 0 {
+			*cleared = true
+			return "", "", false
+		}
+		return Closed, where + ": sys.path restricted to \".frozen\" before any shadowable import", true
+	}
+	if trimClear.MatchString(s) {
+		*cleared = true
+		return "", "", false
+	}
+	if m := pathAppend.FindStringSubmatch(s); m != nil && *cleared {
+		if e, err := strconv.Unquote(strings.Replace(m[1], "'", "\"", -1)); err == nil && e == ".frozen" {
+			return Closed, where + ": sys.path cleared, then only \".frozen\" added, before any shadowable import", true
+		}
+		return Open, where + ": sys.path gets " + m[1] + ", which is not frozen code", true
+	}
+	if strings.HasPrefix(s, `"`) || strings.HasPrefix(s, `'`) {
+		return "", "", false // a docstring or bare string: no import
+	}
+	return Unknown, where + ": a statement the audit cannot follow comes before sys.path is trimmed", true
+}
+
+// splitPyStatements splits a line at top-level semicolons (outside strings).
+func splitPyStatements(line string) []string {
+	var out []string
+	var q byte
+	start := 0
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case q != 0 && c == '\\':
+			i++
+		case q != 0 && c == q:
+			q = 0
+		case q == 0 && (c == '"' || c == '\''):
+			q = c
+		case q == 0 && c == ';':
+			out = append(out, strings.TrimSpace(line[start:i]))
+			start = i + 1
+		}
+	}
+	if t := strings.TrimSpace(line[start:]); t != "" {
+		out = append(out, t)
+	}
+	return out
 }
 
 // stringLiterals parses `"a", 'b'` (the inside of a list or tuple display).

@@ -223,6 +223,8 @@ func TestThreatD23_BootFileMustTrimSysPathFirst(t *testing.T) {
 		{"import sys\nsys.path[:] = ['.frozen', '/flash']\nimport fieldseal.boot\n", Open, "\"/flash\""},
 		{"import sys\nimport fieldseal.boot\nsys.path[:] = ['.frozen']\n", Open, "before sys.path is trimmed"},
 		{"import sys\n", Open, "never restricts"},
+		{"import sys; sys.path[:] = [\".frozen\"]  # noqa: E702\nimport vfs\n", Closed, "_boot.py:1: sys.path restricted"},
+		{"import sys; import os; sys.path[:] = [\".frozen\"]\n", Open, "imports os"},
 	} {
 		st, ev := analyseBootPath("_boot.py", tc.src)
 		if st != tc.want || !strings.Contains(ev, tc.ev) {
