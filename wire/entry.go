@@ -74,3 +74,9 @@ func IsTamper(t uint16) bool {
 	}
 	return false
 }
+
+// EntryBootFailed: the guard's boot raised an exception; the device logged it (payload
+// {1: exception type, 2: message}) and reset. Routine: a fault, not evidence by itself.
+const EntryBootFailed uint16 = 19
+
+func init() { entryNames[EntryBootFailed] = "boot-failed" }

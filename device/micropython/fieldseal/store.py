@@ -3,6 +3,25 @@
 # simulator can cut power at any of them (ports/sim.py).
 import uos
 
+FOLDER = ".fieldseal"  # not an identifier: no import can ever resolve to it (D23)
+
+
+def state_folder(parent):
+    """The guard's storage folder under parent (e.g. /flash/.fieldseal), created if needed.
+    Older releases used parent/fieldseal, which shadowed the frozen package on ports whose
+    sys.path starts with the working directory: it is renamed once, keeping log and slots."""
+    new = parent.rstrip("/") + "/" + FOLDER
+    try:
+        uos.stat(new)
+        return new
+    except OSError:
+        pass
+    try:
+        uos.rename(parent.rstrip("/") + "/fieldseal", new)
+    except OSError:
+        uos.mkdir(new)
+    return new
+
 
 class FileStore:
     def __init__(self, root):
