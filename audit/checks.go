@@ -133,10 +133,7 @@ func (b *board) checks() []Check {
 	add(b.nativeCode(Check{ID: "native-code", Title: "Native emitters / native .mpy loading",
 		Attack: "a .mpy with native machine code runs arbitrary instructions with no validation (A7, D7).",
 		Fix:    fixNative(b.port)}, emit))
-	add(b.allOff(Check{ID: "mem-access", Title: "machine.mem*/uctypes raw memory access",
-		Attack: "machine.mem32/uctypes rewrite backup registers, flash controllers and the guard's state from Python (A9).",
-		Fix:    "#define MICROPY_PY_MACHINE_MEMX (0) and #define MICROPY_PY_UCTYPES (0) (reference §2.2)."},
-		"MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_UCTYPES"))
+	add(b.memAccess())
 	add(b.webrepl())
 	add(b.romfsWritable())
 	add(b.romfsSealed())
@@ -420,5 +417,27 @@ func (b *board) webrepl() Check {
 		return c
 	}
 	c.Status, c.Evidence = Closed, "no webrepl, mip or bundle-networking in "+strings.Join(b.ms.files, ", ")
+	return c
+}
+
+// memAccess: raw memory access from Python. On stm32 the stm module exposes the same
+// objects (stm.mem8/16/32 are machine_mem8/16/32, ports/stm32/modstm.c:44-46), so it is
+// a gate too — and with MEMX off but stm on the firmware does not link.
+func (b *board) memAccess() Check {
+	c := Check{ID: "mem-access", Title: "machine.mem*/stm.mem*/uctypes raw memory access",
+		Attack: "machine.mem32, stm.mem32 or uctypes rewrite backup registers, flash controllers and the guard's state from Python (A9).",
+		Fix:    "#define MICROPY_PY_MACHINE_MEMX (0) and #define MICROPY_PY_UCTYPES (0) (reference §2.2)."}
+	if b.port != "stm32" {
+		return b.allOff(c, "MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_UCTYPES")
+	}
+	c.Fix = "#define MICROPY_PY_MACHINE_MEMX (0), MICROPY_PY_STM (0) and MICROPY_PY_UCTYPES (0) (reference §2.2). " +
+		"fieldseal's stm32 adapter reads the RTC backup registers through stm.mem32, so a board running it keeps this open and relies on no Python reaching the device (repl-*, compiler)."
+	c = b.allOff(c, "MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_STM", "MICROPY_PY_UCTYPES")
+	memx, _, ok1 := b.num("MICROPY_PY_MACHINE_MEMX")
+	stm, ev, ok2 := b.num("MICROPY_PY_STM")
+	if ok1 && ok2 && memx == 0 && stm != 0 {
+		c.Status = Open
+		c.Evidence = ev + ": stm.mem8/16/32 give raw memory access, and with MICROPY_PY_MACHINE_MEMX (0) this firmware does not link (ports/stm32/modstm.c:44-46 use machine_mem8/16/32_obj)"
+	}
 	return c
 }

@@ -126,6 +126,7 @@ func portDefaults(port, chip string) map[string]portDefault {
 		p := "ports/stm32/mpconfigport.h"
 		d["MICROPY_CONFIG_ROM_LEVEL"] = def("MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES", p+":34-35")
 		d["MICROPY_HW_ENABLE_USB"] = def("0", c+":135-136")                                  // found (0), #ifndef-guarded
+		d["MICROPY_PY_STM"] = def("1", c+":36-37")                                           // found (1), #ifndef-guarded
 		d["MICROPY_HW_USB_MSC"] = def("MICROPY_HW_ENABLE_USB", c+":281-282")                 // found, #ifndef-guarded
 		d["MICROPY_HW_HAS_SWITCH"] = def("0", c+":145-146")                                  // found (0), #ifndef-guarded
 		d["MICROPY_HW_ENABLE_SDCARD"] = def("0", c+":155-156")                               // found (0), #ifndef-guarded

@@ -38,6 +38,9 @@ var fakePorts = map[string]string{
 #endif
 `,
 	"ports/stm32/mpconfigboard_common.h": `#include STM32_HAL_H
+#ifndef MICROPY_PY_STM
+#define MICROPY_PY_STM (1)
+#endif
 #ifndef MICROPY_HW_ROMFS_ENABLE_INTERNAL_FLASH
 #define MICROPY_HW_ROMFS_ENABLE_INTERNAL_FLASH (0)
 #endif
@@ -114,6 +117,7 @@ var agreeBoards = map[string]string{
 #define MICROPY_ENABLE_COMPILER (0)
 #define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0)
 #define MICROPY_PY_MACHINE_MEMX (0)
+#define MICROPY_PY_STM (0)
 #define MICROPY_BOARD_FROZEN_BOOT_FILE "fieldseal_boot.py"
 #define FIELDSEAL_STATE_BKPSRAM (1)
 #define FIELDSEAL_STM32_RDP_LEVEL (2)
