@@ -41,7 +41,7 @@ func (b *board) annotateCauses(checks []Check) {
 		c := &checks[i]
 		var notes []string
 		for name, files := range b.variantTouch {
-			if strings.Contains(c.Evidence, name) {
+			if regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`).MatchString(c.Evidence) {
 				for _, f := range files {
 					notes = append(notes, f+" sets "+name)
 				}
