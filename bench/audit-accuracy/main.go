@@ -25,6 +25,7 @@ import (
 
 type tally struct {
 	boards, claims, right, falseClosed, falseOpen, unknown, truthUnknown, errors int
+	truthOpen, truthClosed                                                      int
 	notes                                                                        []string
 }
 
@@ -44,7 +45,7 @@ func main() {
 	}
 	fmt.Printf("audit accuracy: built-in evaluator vs MicroPython's tools, tree %s\n\n", *mpy)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "port\tboards\tclaims\tright\twrong: false closed\twrong: false open\tunknown\tright %\tunknown %\ttruth unknown\terrors\t")
+	fmt.Fprintln(tw, "port\tboards\tclaims\tright\twrong: false closed\twrong: false open\tunknown\tright %\tunknown %\ttruth open/closed/unknown\terrors\t")
 	var all []string
 	for _, port := range strings.Split(*ports, ",") {
 		t := measure(*mpy, *lib, port, *jobs)
@@ -56,7 +57,7 @@ func main() {
 			}
 			return fmt.Sprintf("%.2f", 100*float64(n)/float64(known))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t\n", port, t.boards, t.claims, t.right, t.falseClosed, t.falseOpen, t.unknown, pct(t.right), pct(t.unknown), t.truthUnknown, t.errors)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d/%d/%d\t%d\t\n", port, t.boards, t.claims, t.right, t.falseClosed, t.falseOpen, t.unknown, pct(t.right), pct(t.unknown), t.truthOpen, t.truthClosed, t.truthUnknown, t.errors)
 		all = append(all, t.notes...)
 	}
 	tw.Flush()
@@ -126,6 +127,12 @@ func measure(mpy, lib, port string, jobs int) tally {
 					continue
 				}
 				t.claims++
+				switch tc.Status {
+				case audit.Open:
+					t.truthOpen++
+				case audit.Closed:
+					t.truthClosed++
+				}
 				switch {
 				case !manifestTruth && manifestChecks[c.ID]:
 					t.truthUnknown++
