@@ -25,7 +25,7 @@ import (
 
 type tally struct {
 	boards, claims, right, falseClosed, falseOpen, unknown, truthUnknown, errors int
-	truthOpen, truthClosed                                                      int
+	truthOpen, truthClosed                                                       int
 	notes                                                                        []string
 }
 
