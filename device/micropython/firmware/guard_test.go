@@ -1,11 +1,13 @@
 package firmware_test
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,33 +17,61 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// guardImage is the qemu board with the guard frozen the way the stm32 template freezes it
-// (examples/boards/guard.py and stm32/fsboot.py), the board's adapter and a sealed manifest
-// module (fixed content, so every run shares one cached build).
-func guardImage(t *testing.T) *firmware.QEMUFirmware {
+// sealedApp is testdata/guard/app sealed: main.mpy compiled from main.py by the mpy-cross of
+// the same tree (checked here byte for byte) and the frozen manifest module describing it.
+func sealedApp(t *testing.T) (mainMpy []byte, module []byte) {
 	t.Helper()
-	dir := filepath.Join("testdata", "guard")
+	dir := filepath.Join("testdata", "guard", "app")
+	mpy := firmware.MpyCross(t)
+	out := filepath.Join(t.TempDir(), "main.mpy")
+	if b, err := exec.Command(mpy, "-o", out, "-s", "main.py", filepath.Join(dir, "main.py")).CombinedOutput(); err != nil {
+		t.Fatalf("mpy-cross: %v\n%s", err, b)
+	}
+	fresh, _ := os.ReadFile(out)
+	kept, _ := os.ReadFile(filepath.Join(dir, "main.mpy"))
+	if !bytes.Equal(fresh, kept) {
+		t.Fatalf("%s is not main.py compiled by this tree's mpy-cross: copy %s over it", filepath.Join(dir, "main.mpy"), out)
+	}
+	sum := sha256.Sum256(kept)
 	m := wire.Manifest{Product: "watermeter", Version: 1, Created: 1767225600, Mutable: []string{},
-		Files:  []wire.File{{Path: "main.mpy", Size: 100, SHA256: make([]byte, 32)}},
+		Files:  []wire.File{{Path: "main.mpy", Size: uint64(len(kept)), SHA256: sum[:]}},
 		Policy: wire.DefaultPolicy(), Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
 	m.Root = wire.FilesRoot(m.Files)
-	mod := mpharness.FrozenModule(&m)
+	return kept, mpharness.FrozenModule(&m)
+}
+
+// guardImage is the qemu board with the guard frozen the way the stm32 template freezes it
+// (examples/boards/guard.py and stm32/fsboot.py), the board's adapter and the sealed
+// manifest module (committed, so every run shares one cached build).
+func guardImage(t *testing.T) (*firmware.QEMUFirmware, []byte) {
+	t.Helper()
+	dir := filepath.Join("testdata", "guard")
+	mainMpy, mod := sealedApp(t)
 	p := filepath.Join(dir, "_fieldseal_manifest.py")
-	if old, _ := os.ReadFile(p); string(old) != string(mod) {
-		t.Fatalf("%s is stale: it must hold the sealed manifest module this test makes (update the file)", p)
+	if old, _ := os.ReadFile(p); !bytes.Equal(old, mod) {
+		os.WriteFile(p+".new", mod, 0o644)
+		t.Fatalf("%s is stale: it must hold the sealed manifest of testdata/guard/app (see %s.new)", p, p)
 	}
 	root := filepath.Join("..", "..", "..")
-	return firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join(dir, "manifest.py"),
-		Inputs: []string{filepath.Join(root, "device", "micropython", "fieldseal"), filepath.Join(root, "examples", "boards"), filepath.Join("qemu")}})
+	fw := firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join(dir, "manifest.py"),
+		Inputs: []string{filepath.Join(root, "device", "micropython", "fieldseal"), filepath.Join(root, "examples", "boards"), "qemu"}})
+	return fw, mainMpy
 }
 
 // lfsWrite puts files into a littlefs image with the unix port built from the same tree.
 func lfsWrite(t *testing.T, img string, blockSize int, files map[string][]byte) {
 	t.Helper()
 	mp := firmware.Unix(t, firmware.UnixOptions{FrozenManifest: filepath.Join("testdata", "unixfrozen", "manifest.py")})
-	args := []string{filepath.Join("testdata", "lfsimage.py"), img, "4096"}
+	args := []string{filepath.Join("testdata", "lfsimage.py"), img, strconv.Itoa(blockSize)}
+	src := t.TempDir()
+	i := 0
 	for p, b := range files {
-		args = append(args, p+"="+hex.EncodeToString(b))
+		i++
+		f := filepath.Join(src, strconv.Itoa(i))
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, p+"="+f)
 	}
 	if out, err := exec.Command(mp, args...).CombinedOutput(); err != nil {
 		t.Fatalf("writing %s: %v\n%s", img, err, out)
@@ -65,7 +95,7 @@ func hwImage(t *testing.T, dir string, now uint64) {
 // package on that storage, with a boot.py, neither shadows nor replaces the guard: the
 // guard boots from frozen code, finds the application missing and reports it at once.
 func TestThreatD23_StorageCannotDivertFrozenBoot(t *testing.T) {
-	fw := guardImage(t)
+	fw, _ := guardImage(t)
 	dir := t.TempDir()
 	flash, err := firmware.Disk(dir, "flash.img", 256<<10)
 	if err != nil {

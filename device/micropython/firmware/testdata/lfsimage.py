@@ -1,8 +1,9 @@
 # Run by the unix micropython built from the same tree: write files into a littlefs image
-# (a host file used as a block device by the qemu board). argv: image block_size [path=hexdata ...]
+# (a host file used as a block device by the qemu board).
+# argv: image block_size [path_in_image=host_file ...]
+import os
 import sys
 import vfs
-import binascii
 
 
 class BD:
@@ -32,16 +33,16 @@ except OSError:
     fs = vfs.VfsLfs2(bd)
 vfs.mount(fs, "/img")
 for arg in sys.argv[3:]:
-    path, data = arg.split("=", 1)
+    path, src = arg.split("=", 1)
+    with open(src, "rb") as f_in:
+        data = f_in.read()
     parts = path.strip("/").split("/")
     for i in range(1, len(parts)):
         try:
-            vfs.mount  # keep the linter quiet about unused imports
-            import os
             os.mkdir("/img/" + "/".join(parts[:i]))
         except OSError:
             pass
     with open("/img/" + path.strip("/"), "wb") as out:
-        out.write(binascii.unhexlify(data))
+        out.write(data)
 vfs.umount("/img")
 f.close()
