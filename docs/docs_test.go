@@ -27,9 +27,9 @@ func TestThreatModelNamesRealTests(t *testing.T) {
 	rowRe := regexp.MustCompile(`(?m)^\| ([DS]\d+)( \*hw\*)? \|.*\| ([^|]*) \|$`)
 	table, _, _ := strings.Cut(string(doc), indexMarker)
 	rows := rowRe.FindAllStringSubmatch(table, -1)
-	wantRows := 21 + 10
+	wantRows := 23 + 10
 	if len(rows) != wantRows {
-		t.Fatalf("threat table has %d rows, want %d (D1–D21, S1–S10)", len(rows), wantRows)
+		t.Fatalf("threat table has %d rows, want %d (D1–D21, D23, D24, S1–S10)", len(rows), wantRows)
 	}
 	defined := testFuncs(t)
 	for _, r := range rows {
