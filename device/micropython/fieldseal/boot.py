@@ -77,7 +77,10 @@ def failed(d, e):
         if d is not None and d.chain.s is not None:
             from fieldseal.device import BOOT_FAILED
 
-            d.log(BOOT_FAILED, {1: type(e).__name__, 2: str(e)[:120]})
+            p = {1: type(e).__name__}
+            if str(e):
+                p[2] = str(e)[:120]
+            d.log(BOOT_FAILED, p)
     except BaseException:
         pass  # the log itself is what failed: the console line is all there is
 

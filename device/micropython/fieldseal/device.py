@@ -12,7 +12,11 @@ from fieldseal.fscrypto import ct_eq
 BOOT, CHECK_OK, CHECK_FAIL, COVER_OPEN, COVER_CLOSE, MAGNET, REFUSED, ERASED = 1, 2, 3, 4, 5, 6, 7, 8
 SERVICE_BEGIN, SERVICE_END, TAMPER_CLEARED, MANIFEST_UPDATE, REGISTER, OVERFLOW = 9, 10, 11, 12, 13, 14
 RECOVERED, BAD_DOWNLINK = 15, 16
-BOOT_FAILED = 19
+BOOT_FAILED, REPEAT = 19, 20
+# D24: tamper entries of one kind logged one by one between two reports; further ones are
+# counted (count, first and last time) and go out as one repeat entry with the next report,
+# so a flood (a magnet and patience) can neither fill storage nor hide.
+REPEAT_FREE = 8
 
 # report state flags (wire.State*)
 F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLOW, F_LATCHED = (
@@ -20,6 +24,7 @@ F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLO
 LATCHED = F_COVER_WAS | F_MAGNET | F_LATCHED  # cleared only by a clear token (D10)
 # the device's own state, kept in the state slots (as a CBOR array in this order)
 XKEYS = ("boot", "rseq", "ack", "nonce", "fl", "used", "svc", "civ", "riv", "mv", "cv", "lc", "R", "T", "bd")
+XKEYS += ("rp",)  # [logged since the last report, counted, first t, last t] of cover-open (D24)
 MAX_TOKENS = 32
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"  # fschain.md D
 MAX_BAD = 16  # files listed in one check-fail entry (payload ≤ 1024 bytes)
@@ -65,6 +70,8 @@ class Device:
             self._provision(bundle)
             return
         s = self.chain.s
+        if s["x"].get("rp") is None:  # state written before repeat counting existed
+            s["x"]["rp"] = [0, 0, 0, 0]
         if bundle is not None:
             if bundle["epoch"] > s["e"] or bundle["device"] != s["d"]:
                 self._provision(bundle)
@@ -82,7 +89,7 @@ class Device:
                 raise ValueError("bundle: %s is not 32 bytes" % k)
         x = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0,
              "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
-             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0}
+             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0, "rp": [0, 0, 0, 0]}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
         self.st.remove("bundle.json")
         self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
@@ -223,6 +230,29 @@ class Device:
         self.next_check = p.time() + self.check_interval()
         return r
 
+    def _counted(self):
+        """True when this cover opening is one too many to log by itself (D24): it is
+        counted instead, saved every 64 counts (a power cut loses at most those counts,
+        never the fact: the first REPEAT_FREE entries and the latched flag are stored)."""
+        r = self.x["rp"]
+        if r[0] < REPEAT_FREE:
+            r[0] += 1
+            return False
+        now = self.port.time()
+        if not r[1]:
+            r[2] = now
+        r[1] += 1
+        r[3] = now
+        if r[1] % 64 == 1:
+            self.chain.save()
+        return True
+
+    def _flush_repeats(self):
+        r = self.x["rp"]
+        if r[1]:
+            self.log(REPEAT, {1: COVER_OPEN, 2: r[1], 3: r[2], 4: r[3]})
+        self.x["rp"] = [0, 0, 0, 0]
+
     def _cover(self, is_open, src):
         x = self.x
         if is_open and not x["cv"]:
@@ -231,10 +261,12 @@ class Device:
                 self.log(COVER_OPEN, {1: "service"})  # expected: a technician's window
             else:
                 x["fl"] |= F_COVER_WAS | F_LATCHED
-                self.log(COVER_OPEN, {1: src})
+                if not self._counted():
+                    self.log(COVER_OPEN, {1: src})
         elif not is_open and x["cv"]:
             x["cv"] = False
-            self.log(COVER_CLOSE, {})
+            if not x["rp"][1]:  # the closing of a counted opening is counted with it
+                self.log(COVER_CLOSE, {})
 
     def poll(self):
         """One pass of the main loop: drain tamper events, run due checks; returns a report
@@ -291,8 +323,10 @@ class Device:
         backlog whatever its size."""
         x = self.x
         s = self.chain.s
+        self._flush_repeats()
         x["rseq"] += 1
         self.chain.save()  # persisted before sending
+        limit = self._fit(limit)
         status = 2 if not self.checked else (1 if self.bad else 0)
         kid = s["d"].encode()
         pl = {1: s["d"], 2: s["e"], 3: x["rseq"], 4: x["boot"], 5: self.port.time(),
@@ -315,6 +349,23 @@ class Device:
         self.partial = bool(seg[1]) and seg[1][-1][0] < s["n"]
         pl[9] = seg
         return cose.mac0(x["R"], kid, cbor.enc(pl))
+
+    @staticmethod
+    def _fit(limit):
+        # limit None (the whole backlog, tests and tools) is left alone
+        """Cut the report to what the heap can build: the segment, its CBOR and the COSE
+        copy are live at once (about three times the report), so a small heap sends the
+        backlog in smaller parts instead of failing (D24)."""
+        try:
+            import gc
+
+            gc.collect()
+            room = (gc.mem_free() - 6144) // 3
+        except Exception:
+            return limit
+        if limit is not None and room < limit:
+            return max(1024, room)
+        return limit
 
     # -- downlink ---------------------------------------------------------------------
     def _bad(self, why):

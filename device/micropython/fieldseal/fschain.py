@@ -25,7 +25,7 @@ except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32
 LOG = "log"
 SLOTS = ("slot-a", "slot-b")
 MAX_PAYLOAD = 1024
-TAMPER = (3, 4, 6, 7, 8, 14, 16)
+TAMPER = (3, 4, 6, 7, 8, 14, 16, 20)
 
 
 def u16(x):
@@ -131,6 +131,28 @@ def _unslot(b, xkeys=None):
             "dr": g(b[160:164], "big"), "d": b[165:end].decode(), "x": xs}
 
 
+def read_records(f):
+    """Stream the records of an open log file: yields ((n, t, type, payload, tag), end
+    offset) and stops at the first torn or invalid record. Memory is one record at a time,
+    whatever the log holds (D24)."""
+    off = 0
+    while True:
+        hdr = f.read(22)
+        if len(hdr) < 22 or hdr[0] != 0x66 or hdr[1] != 0x72:
+            return
+        n, t, typ, plen = unpack_from(">QQHH", hdr, 2)
+        if plen > MAX_PAYLOAD:
+            return
+        rest = f.read(plen + 20)
+        if len(rest) < plen + 20:
+            return
+        crc = crc32(hdr)
+        if crc32(rest[:plen + 16], crc) & 0xFFFFFFFF != unpack_from(">I", rest, plen + 16)[0]:
+            return
+        off += 42 + plen
+        yield (n, t, typ, rest[:plen], rest[plen:plen + 16]), off
+
+
 class Unprovisioned(Exception):
     pass
 
@@ -178,21 +200,23 @@ class Chain:
         self.st.remove(LOG + ".new")  # an unfinished prune; the old log is still whole
         self._recover()
 
+    def _records(self):
+        """(entry, end offset) of every whole record in the log, streamed."""
+        f = self.st.open(LOG)
+        if f is None:
+            return
+        with f:
+            yield from read_records(f)
+
     def _recover(self):
         s = self.s
         d = s["d"].encode()
-        raw = self.st.read(LOG) or b""
-        buf = memoryview(raw)
-        off = 0
+        size = self.st.size(LOG)
         good = 0
         completed = 0
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                break
-            (n, t, typ, payload, tag), nxt = r
+        for (n, t, typ, payload, tag), nxt in self._records():
             if n <= s["n"]:
-                off = good = nxt
+                good = nxt
                 continue
             if n != s["n"] + 1:
                 break
@@ -205,11 +229,11 @@ class Chain:
             s["n"], s["h"], s["k"], s["sl"] = n, h, k2, seal(k2, d, s["e"], n, h)
             self.save()
             completed += 1
-            off = good = nxt
+            good = nxt
         self.log_size = good
-        if good < len(buf):
+        if good < size:
             self.st.truncate(LOG, good)
-            self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (len(buf) - good, s["n"])
+            self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (size - good, s["n"])
             if completed:
                 self.found = "completed entry %d; %s" % (s["n"], self.found)
         elif completed:
@@ -250,14 +274,8 @@ class Chain:
 
     # -- reading, acks --------------------------------------------------------------
     def entries(self):
-        buf = memoryview(self.st.read(LOG) or b"")
-        off = 0
         bn = self.s["bn"]
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                return
-            e, off = r
+        for e, _ in self._records():
             if e[0] > bn:
                 yield e
 
@@ -310,18 +328,12 @@ class Chain:
         s = self.s
         s["bn"], s["bh"] = a, ha
         self.save()
-        buf = memoryview(self.st.read(LOG) or b"")
-        off = 0
         keep = 0
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                break
-            e, nxt = r
+        off = 0
+        for e, nxt in self._records():
             if e[0] <= a:
                 keep = nxt
             off = nxt
-        rest = bytes(buf[keep:off])
-        self.st.write(LOG + ".new", rest)
+        self.st.copy(LOG, LOG + ".new", keep, off)
         self.st.rename(LOG + ".new", LOG)
-        self.log_size = len(rest)
+        self.log_size = off - keep

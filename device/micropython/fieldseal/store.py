@@ -45,9 +45,40 @@ class FileStore:
         with open(self.path(name), "ab") as f:
             f.write(data)
 
+    def open(self, name):
+        """The file for reading (streamed, so memory does not grow with it), or None."""
+        try:
+            return open(self.path(name), "rb")
+        except OSError:
+            return None
+
+    def size(self, name):
+        try:
+            return uos.stat(self.path(name))[6]
+        except OSError:
+            return 0
+
+    def copy(self, name, dst, start, end):
+        """dst := bytes start..end of name, copied in small pieces (one write, then appends:
+        each is a separate step for a power cut), then nothing else is touched."""
+        self.write(dst, b"")
+        f = self.open(name)
+        if f is None:
+            return
+        buf = bytearray(256)
+        mv = memoryview(buf)
+        with f:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                k = f.readinto(mv[: min(left, len(buf))])
+                if not k:
+                    break
+                self.append(dst, mv[:k])
+                left -= k
+
     def truncate(self, name, n):
-        data = self.read(name) or b""
-        self.write(name + ".tmp", data[:n])
+        self.copy(name, name + ".tmp", 0, n)
         self.rename(name + ".tmp", name)
 
     def rename(self, a, b):
