@@ -11,9 +11,11 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -35,6 +37,7 @@ func main() {
 	ports := flag.String("ports", "stm32,esp32,rp2", "ports to measure")
 	jobs := flag.Int("j", 2, "boards audited in parallel (keep it small on shared machines)")
 	verbose := flag.Bool("v", false, "print every disagreement")
+	baseline := flag.String("baseline", "", "also score another fieldseal binary's `audit --json` claims (e.g. an earlier release) against the same ground truth")
 	flag.Parse()
 	if *mpy == "" {
 		fmt.Fprintln(os.Stderr, "audit-accuracy: -mpy DIR (a MicroPython checkout) is required")
@@ -48,7 +51,7 @@ func main() {
 	fmt.Fprintln(tw, "port\tboards\tclaims\tright\twrong: false closed\twrong: false open\tunknown\tright %\tunknown %\ttruth open/closed/unknown\terrors\t")
 	var all []string
 	for _, port := range strings.Split(*ports, ",") {
-		t := measure(*mpy, *lib, port, *jobs)
+		t := measure(*mpy, *lib, port, *jobs, *baseline)
 		// Percentages are of the claims that have a ground truth.
 		pct := func(n int) string {
 			known := t.claims - t.truthUnknown
@@ -91,7 +94,27 @@ func boardDirs(mpy, port string) []string {
 	return out
 }
 
-func measure(mpy, lib, port string, jobs int) tally {
+// claimsOf returns the claims to score: this build's built-in evaluator, or the JSON
+// report of a baseline binary.
+func claimsOf(d, baseline string) (*audit.Report, error) {
+	if baseline == "" {
+		return audit.Run(d, audit.Options{Tools: audit.ToolsBuiltin})
+	}
+	out, err := exec.Command(baseline, "audit", "--json", d).Output()
+	if len(out) == 0 {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return nil, fmt.Errorf("%s", strings.TrimSpace(string(ee.Stderr)))
+		}
+		return nil, err
+	}
+	var r audit.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func measure(mpy, lib, port string, jobs int, baseline string) tally {
 	dirs := boardDirs(mpy, port)
 	var mu sync.Mutex
 	var t tally
@@ -103,7 +126,7 @@ func measure(mpy, lib, port string, jobs int) tally {
 		go func(d string) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			claim, err1 := audit.Run(d, audit.Options{Tools: audit.ToolsBuiltin})
+			claim, err1 := claimsOf(d, baseline)
 			truth, err2 := audit.Run(d, audit.Options{Tools: audit.ToolsRequire, MicroPythonLib: lib})
 			mu.Lock()
 			defer mu.Unlock()
