@@ -108,4 +108,3 @@ func rp2EitherChip(dir string, opt Options, b *board, checks []Check) ([]Check, 
 	}
 	return out, nil
 }
-
