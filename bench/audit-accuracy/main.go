@@ -37,6 +37,7 @@ func main() {
 	ports := flag.String("ports", "stm32,esp32,rp2", "ports to measure")
 	jobs := flag.Int("j", 2, "boards audited in parallel (keep it small on shared machines)")
 	verbose := flag.Bool("v", false, "print every disagreement")
+	outside := flag.Bool("outside", false, "audit a copy of each board kept outside the tree (with --port), as a vendor keeps it: measures the modelled port defaults")
 	baseline := flag.String("baseline", "", "also score another fieldseal binary's `audit --json` claims (e.g. an earlier release) against the same ground truth")
 	flag.Parse()
 	if *mpy == "" {
@@ -51,7 +52,7 @@ func main() {
 	fmt.Fprintln(tw, "port\tboards\tclaims\tright\twrong: false closed\twrong: false open\tunknown\tright %\tunknown %\ttruth open/closed/unknown\terrors\t")
 	var all []string
 	for _, port := range strings.Split(*ports, ",") {
-		t := measure(*mpy, *lib, port, *jobs, *baseline)
+		t := measure(*mpy, *lib, port, *jobs, *baseline, *outside)
 		// Percentages are of the claims that have a ground truth.
 		pct := func(n int) string {
 			known := t.claims - t.truthUnknown
@@ -96,7 +97,19 @@ func boardDirs(mpy, port string) []string {
 
 // claimsOf returns the claims to score: this build's built-in evaluator, or the JSON
 // report of a baseline binary.
-func claimsOf(d, baseline string) (*audit.Report, error) {
+func claimsOf(d, port, baseline string, outside bool) (*audit.Report, error) {
+	if outside {
+		tmp, err := os.MkdirTemp("", "audit-accuracy-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		copyOut := filepath.Join(tmp, filepath.Base(d))
+		if err := exec.Command("cp", "-r", d, copyOut).Run(); err != nil {
+			return nil, err
+		}
+		return audit.Run(copyOut, audit.Options{Tools: audit.ToolsBuiltin, Port: port})
+	}
 	if baseline == "" {
 		return audit.Run(d, audit.Options{Tools: audit.ToolsBuiltin})
 	}
@@ -114,7 +127,7 @@ func claimsOf(d, baseline string) (*audit.Report, error) {
 	return &r, nil
 }
 
-func measure(mpy, lib, port string, jobs int, baseline string) tally {
+func measure(mpy, lib, port string, jobs int, baseline string, outside bool) tally {
 	dirs := boardDirs(mpy, port)
 	var mu sync.Mutex
 	var t tally
@@ -126,7 +139,7 @@ func measure(mpy, lib, port string, jobs int, baseline string) tally {
 		go func(d string) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			claim, err1 := claimsOf(d, baseline)
+			claim, err1 := claimsOf(d, port, baseline, outside)
 			truth, err2 := audit.Run(d, audit.Options{Tools: audit.ToolsRequire, MicroPythonLib: lib})
 			mu.Lock()
 			defer mu.Unlock()
