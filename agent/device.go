@@ -658,3 +658,22 @@ func errName(err error) string {
 	}
 	return err.Error()
 }
+
+// Summary is the latched tamper summary (nil when nothing is latched): the first tamper
+// entry since the last clear token and a count per type.
+func (d *Device) Summary() *wire.TamperSummary {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.st.Summary == nil {
+		return nil
+	}
+	c := *d.st.Summary
+	return &c
+}
+
+// Receipt is the latest anchor receipt from the server (nil before the first).
+func (d *Device) Receipt() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]byte(nil), d.st.Receipt...)
+}
