@@ -385,7 +385,12 @@ func OpenAt(st Storage, now uint64) (w *Writer, recovered bool, err error) {
 			return nil, false, err
 		}
 		if w.rolledBack == "" {
-			what = append(what, fmt.Sprintf("discarded %d bytes of a torn or invalid record after entry %d", len(data)-end, s.N))
+			torn := fmt.Sprintf("discarded %d bytes of a torn or invalid record after entry %d", len(data)-end, s.N)
+			if completed == 1 {
+				what = []string{fmt.Sprintf("completed entry %d; %s", s.N, torn)}
+			} else {
+				what = append(what, torn)
+			}
 		}
 	}
 	t := now
