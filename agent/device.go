@@ -121,17 +121,22 @@ func New(cfg Config) (*Device, error) {
 		base, _ := d.w.Base()
 		d.st.Seen = base // entries still in the log are accounted for below
 	}
-	if !d.w.ExtAuthentic() {
-		// Whole (its CRC holds) but its tag fails: edited in storage. Keep what it says (the
-		// keys to report are in the bundle) and make the edit evidence.
-		if _, err := d.append(cfg.Now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: "device state in the state slot fails its tag: edited in storage"}); err != nil {
-			return nil, err
-		}
+	forged := !d.w.ExtAuthentic()
+	if forged {
+		d.st.Seen, _ = d.w.Base()
 	}
 	// Entries the state has not accounted for: completed by recovery beyond a copied-back
 	// slot, or logged just before a power cut. Their latches and spent tokens count.
 	for _, e := range d.w.Segment().Entries {
 		d.st.account(e)
+	}
+	if forged {
+		// Whole (its CRC holds) but its tag fails: edited in storage. Keep what it says (the
+		// keys to report are in the bundle), account again for every entry still stored and
+		// make the edit evidence.
+		if _, err := d.append(cfg.Now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: "device state in the state slot fails its tag: edited in storage"}); err != nil {
+			return nil, err
+		}
 	}
 	d.st.Boot++
 	// A window opened before this boot is over unless the monotonic clock says otherwise

@@ -129,7 +129,14 @@ class Device:
             if k not in x:
                 x[k] = XDEFAULTS[k]
         c = self.chain
-        for n, t, typ, payload in c.completed:
+        auth = s.get("xauth", True)
+        if auth:
+            done = c.completed
+        else:
+            # edited in storage: account again for every entry still stored (D26)
+            x["seen"] = s["bn"]
+            done = [e[:4] for e in c.entries()]
+        for n, t, typ, payload in done:
             try:
                 account(x, n, t, typ, cbor.dec(payload) or {})
             except Exception:
@@ -138,7 +145,7 @@ class Device:
             self.log(ROLLBACK_DETECTED, {1: c.rolled_back, 2: c.slot_n, 3: s["n"]})
         elif c.found:
             self.log(RECOVERED, {1: c.found})
-        if not s.get("xauth", True):
+        if not auth:
             self.log(ROLLBACK_DETECTED, {1: "device state in the state slot fails its tag: edited in storage"})
 
     def _provision(self, b):
