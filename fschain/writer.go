@@ -464,5 +464,15 @@ func ReadExport(st Storage) (*Export, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.Export(), nil
+	x := w.Export()
+	// The device's latched tamper summary and its latest receipt (never its keys).
+	var ds wire.DeviceState
+	if len(w.s.Ext) > 0 && wire.Unmarshal(w.s.Ext, &ds) == nil {
+		x.Summary = ds.Summary
+		x.Latched = ds.Latched & (wire.StateCoverWasOpen | wire.StateMagnet | wire.StateTamperLatched)
+		if len(ds.Receipt) > 0 {
+			x.Receipts = append(x.Receipts, ds.Receipt)
+		}
+	}
+	return x, nil
 }
