@@ -682,3 +682,27 @@ func (d *Device) Receipt() []byte {
 	defer d.mu.Unlock()
 	return append([]byte(nil), d.st.Receipt...)
 }
+
+// StampsDigest is the digest of the sealed files' stamps the state vouches for.
+func (d *Device) StampsDigest() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]byte(nil), d.st.StampsDigest...)
+}
+
+// SetStampsDigest records the digest of the stamps just written, durably.
+func (d *Device) SetStampsDigest(digest []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.StampsDigest = append([]byte(nil), digest...)
+	return d.save()
+}
+
+// StateEdited logs that device state kept outside the slots, which the slot state vouches
+// for, was found edited or removed: tamper evidence (rollback-detected).
+func (d *Device) StateEdited(now uint64, what string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.append(now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: what})
+	return err
+}

@@ -83,8 +83,10 @@ func newAgentRig(t *testing.T) *agentRig {
 }
 
 // `fieldseal agent --once` against a real server: exit 0 when acknowledged; the second
-// run after an edit is acknowledged too, and the server has the device as tampered.
-func TestAgentOnce(t *testing.T) {
+// run after an edit is acknowledged too, and the server has the device as tampered. D11:
+// K_1 is erased from the agent's own copy of the bundle in its data folder once the log
+// exists, and the --bundle file (often the operator's only copy) is never modified.
+func TestThreatD11_AgentOnceKeepsOperatorBundle(t *testing.T) {
 	rig := newAgentRig(t)
 	dir, app, srv, b, raw, ctx, run := rig.dir, rig.app, rig.srv, rig.b, rig.raw, rig.ctx, func() int { return rig.run() }
 	if code := run(); code != ExitOK {
@@ -121,7 +123,7 @@ func TestAgentOnce(t *testing.T) {
 	}
 }
 
-// The agent's copy of the bundle loses K_1 once the log exists (TestAgentOnce checks that
+// The agent's own copy of the bundle loses K_1 once the log exists (TestThreatD11_AgentOnceKeepsOperatorBundle checks that
 // the agent does it on its first start): the rest of the bundle still loads, owner-only, and
 // `log verify --chain-key` pointed at it says to use the operator's copy.
 func TestAgentErasesChainKeyFromBundle(t *testing.T) {

@@ -99,3 +99,58 @@ func TestThreatD26_WrongKeyIsNotTamper(t *testing.T) {
 		t.Fatalf("forged entry with the right key: exit %d %s", code, out)
 	}
 }
+
+// D2 with the agent run from cron (--once): the renter edits the sealed file between two
+// runs and puts the original bytes back before the next one. The content hashes right
+// again, but the file's stamps (kept between runs, vouched for by the slot state) changed:
+// the next run records the rewrite and the server ends tampered.
+func TestThreatD2_CronEditAndRestoreBetweenRunsRecorded(t *testing.T) {
+	r := newAgentRig(t)
+	main := filepath.Join(r.app, "main.py")
+	orig, _ := os.ReadFile(main)
+	if r.run() != ExitOK {
+		t.Fatal("first run")
+	}
+	os.WriteFile(main, []byte("print('free water')\n"), 0o644)
+	os.WriteFile(main, orig, 0o644) // restored before the next run
+	if r.run() != ExitOK {
+		t.Fatal("second run")
+	}
+	d, _ := r.srv.Store().GetDevice(r.ctx, r.b.Device)
+	if d.State != store.StateTampered {
+		t.Fatalf("after an edit and restore between cron runs the device is %s (%s)", d.State, d.StateReason)
+	}
+	// A third run with nothing touched adds nothing new.
+	if r.run() != ExitOK {
+		t.Fatal("third run")
+	}
+}
+
+// D26: a mistyped --dir is the operator's mistake: exit 2 with a message naming the flag,
+// before anything is logged or reported (no data folder is created, the server has heard
+// nothing), never a tamper alarm.
+func TestThreatD26_MistypedDirIsUsageError(t *testing.T) {
+	r := newAgentRig(t)
+	var out, errb bytes.Buffer
+	code := Run(r.ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--once", "--bundle", filepath.Join(r.dir, "bundle.json"),
+		"--dir", r.app + "-typo", "--manifest", filepath.Join(r.dir, "manifest.cose"), "--data", filepath.Join(r.dir, "data")})
+	if code != ExitError || !strings.Contains(errb.String(), "--dir") || !strings.Contains(errb.String(), "no such folder") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, "data")); !os.IsNotExist(err) {
+		t.Fatalf("the data folder was created (%v): something was logged", err)
+	}
+	if d, _ := r.srv.Store().GetDevice(r.ctx, r.b.Device); d.State != store.StateProvisioned || d.LastRSeq != 0 {
+		t.Fatalf("server: %s, rseq %d", d.State, d.LastRSeq)
+	}
+	// An unreadable folder (not listable) says so too.
+	if os.Getuid() != 0 {
+		locked := filepath.Join(r.dir, "locked")
+		os.MkdirAll(locked, 0o000)
+		code = Run(r.ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--once", "--bundle", filepath.Join(r.dir, "bundle.json"),
+			"--dir", locked, "--manifest", filepath.Join(r.dir, "manifest.cose"), "--data", filepath.Join(r.dir, "data")})
+		if code != ExitError || !strings.Contains(errb.String(), "cannot list it") {
+			t.Fatalf("unreadable --dir: exit %d: %s", code, errb.String())
+		}
+	}
+}
