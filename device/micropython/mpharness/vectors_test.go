@@ -96,7 +96,7 @@ func TestRawSlotsForwardSecureAndCrashSafe(t *testing.T) {
 // testdata/vectors/fschain/storage: the device-state slot decodes, re-encodes byte for byte
 // and an edited one fails its tag (D26); recovery completes and flags rollbacks as Go's
 // fschain.Open does (D22).
-func TestStorageVectorsInMicroPython(t *testing.T) {
+func TestThreatD26_StorageVectorsInMicroPython(t *testing.T) {
 	dir := filepath.Join(testenv.RepoRoot(), "testdata", "vectors", "fschain", "storage")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	res := runPy(t, "storagevec.py", dir)
