@@ -2,6 +2,7 @@
 # guard's FS-chain storage code; prints one JSON line per vector: {"file", "ok", "why"}.
 #   slot-*     decode the slot (fields, tag), re-encode it byte for byte, edited slot's tag fails
 #   recover-*  open the storage as at boot: records completed, rollback or not, state tag
+import uio
 import ujson
 import uos
 from ubinascii import unhexlify as uh, hexlify
@@ -28,6 +29,17 @@ class Mem:
 
     def truncate(self, name, n):
         self.f[name] = (self.f.get(name) or b"")[:n]
+
+    # the streaming reads of fschain (FileStore.open/size/copy)
+    def open(self, name):
+        b = self.f.get(name)
+        return None if b is None else uio.BytesIO(b)
+
+    def size(self, name):
+        return len(self.f.get(name) or b"")
+
+    def copy(self, name, dst, start, end):
+        self.f[dst] = (self.f.get(name) or b"")[start:end]
 
     def rename(self, a, b):
         self.f[b] = self.f.pop(a)
