@@ -11,6 +11,9 @@ import (
 // NewPayload returns a pointer to the zero payload struct of an entry type (wire/payload.go),
 // or nil for application and unknown types.
 func NewPayload(typ uint16) any {
+	if v := guardPayload(typ); v != nil {
+		return v
+	}
 	switch typ {
 	case wire.EntryBoot:
 		return &wire.BootPayload{}
@@ -83,7 +86,7 @@ func Summary(e wire.Entry) string {
 	if err != nil {
 		return fmt.Sprintf("%s (type %d): undecodable payload %s", name, e.Type, shortHex(e.Payload))
 	}
-	var d string
+	d := guardSummary(v)
 	switch p := v.(type) {
 	case *wire.BootPayload:
 		d = fmt.Sprintf("boot #%d, manifest v%d, %s", p.BootCount, p.ManifestVersion, orDash(p.Result))

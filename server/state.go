@@ -125,6 +125,12 @@ func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r
 				tampered = wire.EntryName(e.Type)
 			}
 			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
+		case wire.EntryRepeat: // a counted flood of one kind (D24): tamper under that kind's name
+			var p wire.RepeatPayload
+			if tampered == "" && wire.Unmarshal(e.Payload, &p) == nil {
+				tampered = wire.EntryName(p.Type)
+			}
+			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
 		case wire.EntryOverflow, wire.EntryBadDownlink:
 			suspect = wire.EntryName(e.Type)
 			evidence["entry"] = e.N
@@ -254,7 +260,9 @@ func decodePayload(typ uint16, payload []byte) any {
 	case wire.EntryLogCorrupt:
 		v = &wire.LogCorruptPayload{}
 	default:
-		return nil
+		if v = fschain.NewPayload(typ); v == nil { // the guard's own types (repeat, boot-failed)
+			return nil
+		}
 	}
 	if wire.Unmarshal(payload, v) != nil {
 		return nil

@@ -12,6 +12,11 @@ from fieldseal.fscrypto import ct_eq
 BOOT, CHECK_OK, CHECK_FAIL, COVER_OPEN, COVER_CLOSE, MAGNET, REFUSED, ERASED = 1, 2, 3, 4, 5, 6, 7, 8
 SERVICE_BEGIN, SERVICE_END, TAMPER_CLEARED, MANIFEST_UPDATE, REGISTER, OVERFLOW = 9, 10, 11, 12, 13, 14
 RECOVERED, BAD_DOWNLINK, ROLLBACK_DETECTED, LOG_CORRUPT = 15, 16, 17, 18
+BOOT_FAILED, REPEAT = 19, 20
+# D24: cover openings logged one by one between two reports; further ones are counted (count,
+# first and last time) and go out as one repeat entry with the next report, so a flood (a
+# magnet and patience) can neither fill storage nor hide.
+REPEAT_FREE = 8
 
 # report state flags (wire.State*)
 F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLOW, F_LATCHED = (
@@ -102,6 +107,7 @@ class Device:
         self.partial = False  # the last report carried only the oldest part of the backlog
         self.svc_ticks = None  # monotonic end of the open service window (this boot only)
         self.reading = None  # the application may set {1: litres, 2: flags}
+        self.rp = [0, 0, 0, 0]  # cover openings: [logged since the last report, counted, first t, last t]
 
     @property
     def x(self):
@@ -304,6 +310,27 @@ class Device:
         self.next_check = p.time() + self.check_interval()
         return r
 
+    def _counted(self):
+        """True when this cover opening is one too many to log by itself (D24): it is
+        counted instead, in RAM (a power cut loses the counts since the last report, never
+        the fact: the first REPEAT_FREE entries and the latched flag are stored)."""
+        r = self.rp
+        if r[0] < REPEAT_FREE:
+            r[0] += 1
+            return False
+        now = self.port.time()
+        if not r[1]:
+            r[2] = now
+        r[1] += 1
+        r[3] = now
+        return True
+
+    def _flush_repeats(self):
+        r = self.rp
+        if r[1]:
+            self.log(REPEAT, {1: COVER_OPEN, 2: r[1], 3: r[2], 4: r[3]})
+        self.rp = [0, 0, 0, 0]
+
     def _service_open(self, now):
         """The open service window still holds: device time before its end and not before
         its opening (a clock set back), the same boot, and the monotonic clock of this boot
@@ -331,10 +358,12 @@ class Device:
                 self.log(COVER_OPEN, {1: "service"})  # expected: a technician's window
             else:
                 x["fl"] |= F_COVER_WAS | F_LATCHED
-                self.log(COVER_OPEN, {1: src})
+                if not self._counted():
+                    self.log(COVER_OPEN, {1: src})
         elif not is_open and x["cv"]:
             x["cv"] = False
-            self.log(COVER_CLOSE, {})
+            if not self.rp[1]:  # the closing of a counted opening is counted with it
+                self.log(COVER_CLOSE, {})
 
     def poll(self):
         """One pass of the main loop: drain tamper events, run due checks; returns a report
@@ -389,8 +418,10 @@ class Device:
         backlog whatever its size."""
         x = self.x
         s = self.chain.s
+        self._flush_repeats()
         x["rseq"] += 1
         self.chain.save()  # persisted before sending
+        limit = self._fit(limit)
         status = 2 if not self.checked else (1 if self.bad else 0)
         kid = s["d"].encode()
         pl = {1: s["d"], 2: s["e"], 3: x["rseq"], 4: x["boot"], 5: self.port.time(),
@@ -413,6 +444,23 @@ class Device:
         self.partial = bool(seg[1]) and seg[1][-1][0] < s["n"]
         pl[9] = seg
         return cose.mac0(x["R"], kid, cbor.enc(pl))
+
+    @staticmethod
+    def _fit(limit):
+        # limit None (the whole backlog, tests and tools) is left alone
+        """Cut the report to what the heap can build: the segment, its CBOR and the COSE
+        copy are live at once (about three times the report), so a small heap sends the
+        backlog in smaller parts instead of failing (D24)."""
+        try:
+            import gc
+
+            gc.collect()
+            room = (gc.mem_free() - 6144) // 3
+        except Exception:
+            return limit
+        if limit is not None and room < limit:
+            return max(1024, room)
+        return limit
 
     # -- downlink ---------------------------------------------------------------------
     def _bad(self, why):

@@ -29,7 +29,7 @@ except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32
 LOG = "log"
 SLOTS = ("slot-a", "slot-b")
 MAX_PAYLOAD = 1024
-TAMPER = (3, 4, 6, 7, 8, 14, 16, 17, 18)
+TAMPER = (3, 4, 6, 7, 8, 14, 16, 17, 18, 20)
 ROLLBACK_DETECTED, LOG_CORRUPT = 17, 18
 
 
@@ -157,6 +157,28 @@ def _unslot(b, xkeys=None):
     return s
 
 
+def read_records(f):
+    """Stream the records of an open log file: yields ((n, t, type, payload, tag), end
+    offset) and stops at the first torn or invalid record. Memory is one record at a time,
+    whatever the log holds (D24)."""
+    off = 0
+    while True:
+        hdr = f.read(22)
+        if len(hdr) < 22 or hdr[0] != 0x66 or hdr[1] != 0x72:
+            return
+        n, t, typ, plen = unpack_from(">QQHH", hdr, 2)
+        if plen > MAX_PAYLOAD:
+            return
+        rest = f.read(plen + 20)
+        if len(rest) < plen + 20:
+            return
+        crc = crc32(hdr)
+        if crc32(rest[:plen + 16], crc) & 0xFFFFFFFF != unpack_from(">I", rest, plen + 16)[0]:
+            return
+        off += 42 + plen
+        yield (n, t, typ, rest[:plen], rest[plen:plen + 16]), off
+
+
 class Unprovisioned(Exception):
     pass
 
@@ -207,6 +229,14 @@ class Chain:
         self.st.remove(LOG + ".new")  # an unfinished prune; the old log is still whole
         self._recover()
 
+    def _records(self):
+        """(entry, end offset) of every whole record in the log, streamed."""
+        f = self.st.open(LOG)
+        if f is None:
+            return
+        with f:
+            yield from read_records(f)
+
     def _recover(self):
         """Complete every whole record whose tag verifies (a slot is never trusted over a
         record that verifies). A power cut leaves at most one beyond the slot and only a
@@ -215,19 +245,14 @@ class Chain:
         s = self.s
         d = s["d"].encode()
         slot_n = self.slot_n = s["n"]
-        raw = self.st.read(LOG) or b""
-        buf = memoryview(raw)
-        off = 0
+        size = self.st.size(LOG)
         good = 0
         whole = 0
         first = None
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                break
-            (n, t, typ, payload, tag), nxt = r
+        records = self._records()
+        for (n, t, typ, payload, tag), nxt in records:
             if n <= s["n"]:
-                off = good = nxt
+                good = nxt
                 continue
             ok = n == s["n"] + 1
             if ok:
@@ -237,16 +262,17 @@ class Chain:
             if not ok:
                 # count the whole records left: none can come from a power cut
                 first = n
-                while r is not None:
+                whole = 1
+                for _ in records:
                     whole += 1
-                    r = parse_record(buf, r[1])
                 break
             h = head(msg, tag)
             k2 = evolve(s["k"])
             s["n"], s["h"], s["k"], s["sl"] = n, h, k2, seal(k2, d, s["e"], n, h)
             self.save()
             self.completed.append((n, t, typ, payload))
-            off = good = nxt
+            good = nxt
+        records.close()  # the log file is closed before it is truncated
         self.log_size = good
         done = len(self.completed)
         rb = []
@@ -254,10 +280,10 @@ class Chain:
             rb.append("state slot at entry %d, but entries %d..%d in the log verify: completed them" % (slot_n, slot_n + 1, s["n"]))
         if whole:
             rb.append("discarded %d whole record(s) after entry %d that do not continue the chain (first: n=%d)" % (whole, s["n"], first))
-        if good < len(buf):
+        if good < size:
             self.st.truncate(LOG, good)
             if not rb:
-                self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (len(buf) - good, s["n"])
+                self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (size - good, s["n"])
         if rb:
             self.rolled_back = "; ".join(rb)
             self.found = None
@@ -300,14 +326,8 @@ class Chain:
 
     # -- reading, acks --------------------------------------------------------------
     def entries(self):
-        buf = memoryview(self.st.read(LOG) or b"")
-        off = 0
         bn = self.s["bn"]
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                return
-            e, off = r
+        for e, _ in self._records():
             if e[0] > bn:
                 yield e
 
@@ -360,18 +380,12 @@ class Chain:
         s = self.s
         s["bn"], s["bh"] = a, ha
         self.save()
-        buf = memoryview(self.st.read(LOG) or b"")
-        off = 0
         keep = 0
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                break
-            e, nxt = r
+        off = 0
+        for e, nxt in self._records():
             if e[0] <= a:
                 keep = nxt
             off = nxt
-        rest = bytes(buf[keep:off])
-        self.st.write(LOG + ".new", rest)
+        self.st.copy(LOG, LOG + ".new", keep, off)
         self.st.rename(LOG + ".new", LOG)
-        self.log_size = len(rest)
+        self.log_size = off - keep

@@ -7,33 +7,28 @@ import uos
 from ubinascii import unhexlify as uh, hexlify
 from fieldseal import fschain as fc
 from fieldseal.device import XKEYS
+from fieldseal.store import FileStore
 
 
 def hx(b):
     return hexlify(b).decode()
 
 
-class Mem:
-    def __init__(self, files):
-        self.f = dict(files)
+ROOT = "/vec"
 
-    def read(self, name):
-        return self.f.get(name)
 
-    def write(self, name, data):
-        self.f[name] = bytes(data)
-
-    def append(self, name, data):
-        self.f[name] = (self.f.get(name) or b"") + bytes(data)
-
-    def truncate(self, name, n):
-        self.f[name] = (self.f.get(name) or b"")[:n]
-
-    def rename(self, a, b):
-        self.f[b] = self.f.pop(a)
-
-    def remove(self, name):
-        self.f.pop(name, None)
+def store_with(files):
+    """A FileStore (the guard's own) holding exactly files."""
+    try:
+        uos.mkdir(ROOT)
+    except OSError:
+        pass
+    for n in uos.listdir(ROOT):
+        uos.remove(ROOT + "/" + n)
+    for n, b in files.items():
+        with open(ROOT + "/" + n, "wb") as f:
+            f.write(b)
+    return FileStore(ROOT)
 
 
 def slot(v):
@@ -64,7 +59,7 @@ def slot(v):
 
 
 def recover(v):
-    st = Mem({"log": uh(v["log"]), "slot-a": uh(v["slot_a"]), "slot-b": uh(v["slot_b"])})
+    st = store_with({"log": uh(v["log"]), "slot-a": uh(v["slot_a"]), "slot-b": uh(v["slot_b"])})
     c = fc.Chain(st, 1 << 20, XKEYS)
     c.load()
     w = v["want"]
