@@ -5,7 +5,7 @@
 import ujson
 import uos
 from ubinascii import unhexlify as uh, hexlify
-from fieldseal import fschain as fc
+from fieldseal import fschain as fc, cbor
 from fieldseal.device import XKEYS
 from fieldseal.store import FileStore
 
@@ -55,6 +55,14 @@ def slot(v):
     e = fc._unslot(uh(v["slot_edited"]), XKEYS)
     if e is None or e["xauth"]:
         return "edited slot: %s" % ("does not decode" if e is None else "tag verifies")
+    # an older guard's slot: "fsx1" | len | CBOR array in XKEYS order | crc(CBOR), no tag
+    raw = uh(v["slot"])
+    i = raw.find(b"fsx2")
+    arr = cbor.enc([x.get(k) for k in XKEYS[:15]])
+    old = raw[:i] + b"fsx1" + fc.u32(len(arr)) + arr + fc.u32(fc.crc32(arr) & 0xFFFFFFFF)
+    o = fc._unslot(old, XKEYS)
+    if o is None or o["xauth"] is not False or o["x"]["rseq"] != f["rseq"]:
+        return "fsx1 slot: %r" % (o and (o["xauth"], o["x"].get("rseq")))
     return None
 
 
