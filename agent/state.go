@@ -114,8 +114,7 @@ func latchFor(typ uint16, payload []byte) uint32 {
 	case wire.EntryCheckFail:
 		return wire.StateCodeMismatch | wire.StateTamperLatched
 	case wire.EntryCoverOpen:
-		var p wire.CoverOpenPayload
-		if wire.Unmarshal(payload, &p) == nil && p.Source == wire.CoverSourceService {
+		if v, err := wire.DecodePayload(typ, payload); err == nil && v.(*wire.CoverOpenPayload).Source == wire.CoverSourceService {
 			return 0 // a technician inside a service window
 		}
 		return wire.StateCoverWasOpen | wire.StateTamperLatched
@@ -146,16 +145,14 @@ func (st *State) account(e wire.Entry) {
 		st.Summary = ds.Summary
 	}
 	var id []byte
-	switch e.Type {
-	case wire.EntryTamperCleared:
-		var p wire.TamperClearedPayload
-		if wire.Unmarshal(e.Payload, &p) == nil {
-			id = p.TokenID
-		}
+	if e.Type == wire.EntryTamperCleared {
 		st.Latched, st.Summary = 0, nil
-	case wire.EntryServiceBegin:
-		var p wire.ServiceBeginPayload
-		if wire.Unmarshal(e.Payload, &p) == nil {
+	}
+	if e.Type == wire.EntryTamperCleared || e.Type == wire.EntryServiceBegin {
+		switch p, _ := wire.DecodePayload(e.Type, e.Payload); p := p.(type) {
+		case *wire.TamperClearedPayload:
+			id = p.TokenID
+		case *wire.ServiceBeginPayload:
 			id = p.TokenID
 		}
 	}
