@@ -576,42 +576,6 @@ func TestClockAnomaly(t *testing.T) {
 	}
 }
 
-// The dashboard is behind the same auth; a GET with ?token= is admitted (the dashboard turns
-// it into its cookie), the API never takes a token from the URL.
-func TestDashboardAuth(t *testing.T) {
-	dash := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("dashboard")) })
-	e := newEnv(t, func(c *server.Config) { c.Dashboard = dash })
-	tok := e.s.AdminToken()
-	get := func(path string, cookie string) int {
-		req, _ := http.NewRequest("GET", e.base+path, nil)
-		if cookie != "" {
-			req.AddCookie(&http.Cookie{Name: "fieldseal_token", Value: cookie})
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	for path, want := range map[string]int{
-		"/":                            401,
-		"/ui/devices":                  401,
-		"/?token=" + tok:               200,
-		"/ui/devices?token=" + tok:     200,
-		"/ui/devices?token=wrong":      401,
-		"/api/v1/devices?token=" + tok: 401,
-		"/metrics?token=" + tok:        401,
-	} {
-		if got := get(path, ""); got != want {
-			t.Errorf("GET %s: %d, want %d", path, got, want)
-		}
-	}
-	if got := get("/ui/devices", tok); got != 200 {
-		t.Errorf("cookie: %d", got)
-	}
-}
-
 // Two fleets on one broker: a server under its own topic root takes reports there and
 // answers there.
 func TestMQTTTopicRoot(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
@@ -44,7 +45,8 @@ type env struct {
 	s      *server.Server
 	clock  *clock
 	vendor ed25519.PrivateKey
-	base   string // http://addr
+	base   string         // http://addr
+	man    *wire.Manifest // registered by registerManifest: the manifest devices report
 }
 
 func quietLogger() *slog.Logger {
@@ -71,6 +73,9 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Dashboard == nil {
+		s.SetDashboard(dashboard.ForServer(s)) // as `fieldseal server` mounts it
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)

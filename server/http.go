@@ -46,10 +46,7 @@ type Route struct {
 	Method, Path string
 	Roles        []string
 	Open         bool // no bearer token: /healthz, and device ingest (authenticated by the COSE MAC)
-	// QueryToken also accepts "?token=T" on GET (the dashboard's first visit from a link
-	// that the dashboard then turns into its cookie); API routes never do.
-	QueryToken bool
-	h          func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
+	h            func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
 }
 
 //go:embed openapi.json
@@ -86,16 +83,16 @@ func (s *Server) Routes() []Route {
 	}
 }
 
-// Handler is the server's HTTP handler: API, ingest, metrics and the optional dashboard.
+// Handler is the server's HTTP handler: API, ingest, metrics and the operator's console
+// (console.go), which has its own sign-in and sessions.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
 	}
-	if s.cfg.Dashboard != nil {
-		dash := Route{Roles: anyRole, QueryToken: true, h: func(w http.ResponseWriter, r *http.Request, _ *store.APIToken) { s.cfg.Dashboard.ServeHTTP(w, r) }}
-		mux.Handle("/ui/", s.guard(dash))
-		mux.Handle("GET /{$}", s.guard(dash))
+	if con := s.cfg.Dashboard; con != nil {
+		mux.Handle("/ui/", con)
+		mux.Handle("GET /{$}", con)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.authenticate(r); !ok {
@@ -121,13 +118,6 @@ func (s *Server) guard(rt Route) http.Handler {
 			return
 		}
 		who, ok := s.authenticate(r)
-		if !ok && rt.QueryToken && r.Method == http.MethodGet {
-			if tok := r.URL.Query().Get("token"); tok != "" && len(tok) <= 256 {
-				if t, err := s.st.GetAPIToken(r.Context(), hashToken(tok)); err == nil {
-					who, ok = t, true
-				}
-			}
-		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fieldseal"`)
 			apiError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
@@ -141,14 +131,13 @@ func (s *Server) guard(rt Route) http.Handler {
 	})
 }
 
-// authenticate reads "Authorization: Bearer T" (or the fieldseal_token cookie, for the
-// dashboard in a browser) and looks the token's hash up.
+// authenticate reads "Authorization: Bearer T" and looks the token's hash up. The API
+// takes no cookie (a browser would send it cross-site) and no token in the URL; the console
+// has its own session cookie with CSRF protection.
 func (s *Server) authenticate(r *http.Request) (*store.APIToken, bool) {
 	tok := ""
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		tok = strings.TrimSpace(h[len("Bearer "):])
-	} else if c, err := r.Cookie("fieldseal_token"); err == nil {
-		tok = c.Value
 	}
 	if tok == "" || len(tok) > 256 {
 		return nil, false
@@ -485,11 +474,10 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.API
 		apiError(w, http.StatusBadRequest, "invalid", "alert id must be a number")
 		return
 	}
-	if err := s.st.AckAlert(r.Context(), id, who.Name, s.now()); err != nil {
+	if err := s.AckAlert(r.Context(), id, who.Name); err != nil {
 		storeError(w, err)
 		return
 	}
-	s.auditAdmin(r.Context(), who.Name, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
 	writeJSON(w, http.StatusOK, map[string]any{"acked": id})
 }
 

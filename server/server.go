@@ -70,8 +70,11 @@ type Config struct {
 	// Default 1 hour; negative signs a receipt whenever the anchor moves.
 	ReceiptInterval time.Duration
 	Logger          *slog.Logger
-	Webhooks        []string     // alert webhooks: POST JSON, retried with backoff
-	Dashboard       http.Handler // optional, mounted at / and /ui/ behind the same auth
+	Webhooks        []string // alert webhooks: POST JSON, retried with backoff
+	// Dashboard is the operator's console (server/dashboard), mounted at / and /ui/; it
+	// signs people in itself. The composition root builds it on the server's Console (it
+	// needs the server, so SetDashboard may set it after New).
+	Dashboard http.Handler
 
 	HTTPTLS *tls.Config // optional TLS for the HTTP listener
 	MQTTTLS *tls.Config // optional TLS for the embedded MQTT listener
@@ -104,6 +107,8 @@ type Server struct {
 	mqttAddr string
 	ext      *externalBroker
 	topics   wire.Topics
+
+	con *Console
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -171,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 	s.mans = newManifestCache(s.st)
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
+	s.con = newConsole(s)
 	return s, nil
 }
 

@@ -454,7 +454,7 @@ func TestThreatS10_UnauthenticatedAccess(t *testing.T) {
 	if code := e.api("GET", "/healthz", "", nil, nil); code != 200 {
 		t.Fatalf("healthz: %d", code)
 	}
-	if code := e.api("GET", "/ui/", "", nil, nil); code != 401 {
+	if code := e.api("GET", "/api/v1/nope", "", nil, nil); code != 401 {
 		t.Fatalf("unknown path without token: %d", code)
 	}
 	if code := e.api("GET", "/nope", e.s.AdminToken(), nil, nil); code != 404 {

@@ -377,6 +377,8 @@ type Store interface {
 	GetDevice(ctx context.Context, id string) (*Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
 	CountDevices(ctx context.Context) (map[string]int, error)
+	// QueryDevices returns one page of the fleet list (devicequery.go).
+	QueryDevices(ctx context.Context, q DeviceQuery) ([]*Device, error)
 
 	PutManifest(ctx context.Context, m *Manifest) error // ErrConflict if product/version exists
 	GetManifest(ctx context.Context, product string, version uint64) (*Manifest, error)

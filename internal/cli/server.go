@@ -161,14 +161,13 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		return fail(env, "server", fmt.Errorf("--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot))
 	}
 	// The composition root: the store the URL names (SQLite in the data folder by
-	// default) and the operator's console, both handed to the server.
+	// default), handed to the server; the console is mounted on the server below.
 	st, err := storeurl.Open(ctx, *storeURL, *data)
 	if err != nil {
 		return fail(env, "server", err)
 	}
 	defer st.Close()
 	cfg.Store = st
-	cfg.Dashboard = dashboard.New(st, dashboard.Options{})
 	if os.Getenv("GOGC") == "" {
 		// Ingest allocates short-lived buffers at a high rate; a larger heap target trades a
 		// little memory for less GC CPU.
@@ -178,6 +177,8 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "server", err)
 	}
+	// The operator's console at / and /ui/ (it needs the server: mounted after New).
+	s.SetDashboard(dashboard.ForServer(s))
 	if err := s.Start(ctx); err != nil {
 		return fail(env, "server", err)
 	}
@@ -200,7 +201,8 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		if cfg.HTTPTLS != nil {
 			scheme = "https"
 		}
-		fmt.Fprintf(env.Stdout, "  HTTP        %s://%s  (console /, API /api/v1, reports /v1/reports, metrics /metrics, health /healthz)\n", scheme, a)
+		fmt.Fprintf(env.Stdout, "  HTTP        %s://%s  (API /api/v1, reports /v1/reports, metrics /metrics, health /healthz)\n", scheme, a)
+		fmt.Fprintf(env.Stdout, "  console     %s://%s/  (sign in with an API token: the admin token above, or one per person)\n", scheme, a)
 	}
 	if a := s.MQTTAddr(); a != "" {
 		topics := wire.Topics{Root: *topicRoot}

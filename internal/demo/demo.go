@@ -158,18 +158,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	// The demo is its own composition root, like `fieldseal server`: it opens the store
-	// and hands it to the server and the dashboard.
+	// and hands it to the server, then mounts the console on the server.
 	storeDB, err := storeurl.Open(ctx, "", dir)
 	if err != nil {
 		return nil, err
 	}
 	defer storeDB.Close() // after the server's shutdown (deferred below)
 	cfg.Store = storeDB
-	cfg.Dashboard = dashboard.New(storeDB, dashboard.Options{Now: clock.Now})
 	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
+	srv.SetDashboard(dashboard.ForServer(srv))
 	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -186,7 +186,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer httpClient.CloseIdleConnections()
 	res := &Result{Meters: o.Meters, Start: origin, Speed: o.Speed, Manifest: how, States: map[string]int{}}
 	if srv.HTTPAddr() != "" {
-		res.Dashboard = "http://" + srv.HTTPAddr() + "/?token=" + srv.AdminToken()
+		// A one-time sign-in link: the console's session cookie replaces it on first use.
+		res.Dashboard = "http://" + srv.HTTPAddr() + srv.ConsoleLink()
 	}
 	tc := sim.Config{
 		Meters: o.Meters, Seed: o.Seed, Clock: clock, Span: span, ReportInterval: interval,

@@ -425,3 +425,31 @@ func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
 	}
 	return fmt.Errorf("%w: API token %q", store.ErrNotFound, name)
 }
+
+func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store.Device, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var visits []store.Visit
+	if q.Search != "" {
+		for _, v := range s.visits {
+			visits = append(visits, *v)
+		}
+	}
+	var out []*store.Device
+	for _, d := range s.devices {
+		if q.Filters(d) && q.SearchMatches(d, visits) && q.IsAfter(store.CursorOf(d)) {
+			out = append(out, d.Clone())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := store.CursorOf(out[i]), store.CursorOf(out[j])
+		if q.Desc {
+			return q.Less(b, a)
+		}
+		return q.Less(a, b)
+	})
+	if n := q.QueryLimit(); len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
