@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -296,16 +295,4 @@ func (s *Server) balanceLoop(bg context.Context) {
 			refresh()
 		}
 	}
-}
-
-// sortedResults lists the cached results by district id (for the console).
-func (s *Server) sortedResults() []*DistrictResult {
-	s.bal.mu.Lock()
-	defer s.bal.mu.Unlock()
-	out := make([]*DistrictResult, 0, len(s.bal.results))
-	for _, r := range s.bal.results {
-		out = append(out, r)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].District < out[j].District })
-	return out
 }
