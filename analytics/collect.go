@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 
@@ -88,4 +89,18 @@ func (c *Collector) Data(devs []string) Data {
 		d.Registers[id] = c.Series(id)
 	}
 	return d
+}
+
+// Forget drops every series' reads before t but the last one, so totals over periods that
+// start at t or later still interpolate at their start: a long-running server keeps only
+// the history it reads.
+func (c *Collector) Forget(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for dev, s := range c.series {
+		i := sort.Search(len(s), func(i int) bool { return !s[i].T.Before(t) })
+		if i > 1 {
+			c.series[dev] = append(Series(nil), s[i-1:]...)
+		}
+	}
 }

@@ -133,6 +133,8 @@ func (s *Server) RefreshBalances(ctx context.Context) error {
 	s.bal.mu.Lock()
 	s.bal.results, s.bal.onList = results, onList
 	s.bal.mu.Unlock()
+	// Keep in memory only what the next refresh reads (a day's margin for its first window).
+	s.bal.coll.Forget(s.now().Add(-s.cfg.Balance.History - 24*time.Hour))
 	return nil
 }
 
