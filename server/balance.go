@@ -16,7 +16,8 @@ import (
 // BalanceConfig sets the server's scheduled water balance (docs/OPERATIONS.md).
 type BalanceConfig struct {
 	// Every is how often each district's balance and inspection list are recomputed
-	// (default 1 h; negative: only at start and on demand). The first run is at Start.
+	// (default 1 h; negative: only at Start, and a district created later when first asked
+	// for). The first run is at Start.
 	Every time.Duration
 	// History is how far back (server time) a refresh reads (default 60 days).
 	History time.Duration

@@ -81,7 +81,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	silentAfter := fs.Int("silent-after", 3, "report intervals a device may miss before it is silent")
 	receiptInterval := fs.Duration("receipt-interval", time.Hour, "how old a device's anchor receipt may get before an accepted report earns a fresh one (tamper evidence, a state change or a new boot always do; negative: sign on every report that moves the anchor)")
-	balanceEvery := fs.Duration("balance-every", time.Hour, "how often the districts' water balance and inspection lists are recomputed (also once at start; 0: only at start and on demand)")
+	balanceEvery := fs.Duration("balance-every", time.Hour, "how often the districts' water balance and inspection lists are recomputed (also once at start; 0: only at start, and a district created later when first asked for)")
 	var vendorKeys, webhooks multiFlag
 	fs.Var(&vendorKeys, "vendor-key", "vendor public key allowed to sign manifests (repeatable)")
 	fs.Var(&webhooks, "webhook", "URL that receives alerts as JSON POSTs (repeatable)")
