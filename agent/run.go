@@ -264,8 +264,32 @@ func (r *Runner) Report(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.dev.HandleAck(ack, now)
+	return takeAnswer(ctx, r.dev, r.tr, ack, now)
 }
+
+// takeAnswer hands the device the answers to the report it just sent until it takes one:
+// only the ack whose acked rseq answers this report is taken (an answer to an earlier
+// report is stale, a forged one is logged), and on MQTT the right one may still come after
+// others on the downlink topic (PROTOCOL.md, "Downlink rules").
+func takeAnswer(ctx context.Context, d *Device, tr Transport, ack []byte, now uint64) error {
+	more, _ := tr.(interface {
+		Next(context.Context) ([]byte, error)
+	})
+	for tries := 0; ; tries++ {
+		err := d.HandleAck(ack, now)
+		taken := !errors.Is(err, ErrStaleAck) && (!errors.Is(err, ErrBadDownlink) || errors.Is(err, ErrTokenRefused))
+		if taken || more == nil || tries >= maxDownlinksPerReport {
+			return err
+		}
+		if ack, err = more.Next(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// maxDownlinksPerReport bounds how many messages Report reads from the downlink while it
+// waits for the answer to its report (a flood of forged ones cannot hold it forever).
+const maxDownlinksPerReport = 64
 
 // Close releases the transport.
 func (r *Runner) Close() {

@@ -30,6 +30,8 @@ type State struct {
 	Receipt        wire.HexBytes `json:"receipt,omitempty"`
 	ReportInterval uint32        `json:"report_interval,omitempty"` // set by a config token
 	CheckInterval  uint32        `json:"check_interval,omitempty"`
+	// BadDownlinks counts rejected downlinks since the last accepted ack (MaxBadDownlinks).
+	BadDownlinks uint32 `json:"bad_downlinks,omitempty"`
 }
 
 // maxUsedTokens bounds the spent-token list. A token older than this many others has long

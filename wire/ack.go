@@ -66,7 +66,7 @@ func decodeAck(m *Maced, dev string) (*Ack, error) {
 		}
 	}
 	if a.Dev != dev || string(m.Kid) != dev {
-		return nil, fmt.Errorf("%w: ack for device %q, not %q", ErrMalformed, a.Dev, dev)
+		return nil, fmt.Errorf("%w (%w): ack for device %q, not %q", ErrWrongDevice, ErrMalformed, a.Dev, dev)
 	}
 	return a, nil
 }
@@ -124,7 +124,7 @@ func OpenToken(data []byte, dev string, downlinkKey []byte) (*Token, error) {
 		return nil, err
 	}
 	if t.Dev != dev || string(m.Kid) != dev {
-		return nil, fmt.Errorf("%w: token for device %q, not %q", ErrMalformed, t.Dev, dev)
+		return nil, fmt.Errorf("%w (%w): token for device %q, not %q", ErrWrongDevice, ErrMalformed, t.Dev, dev)
 	}
 	if len(t.ID) != 16 {
 		return nil, fmt.Errorf("%w: token id is %d bytes", ErrMalformed, len(t.ID))

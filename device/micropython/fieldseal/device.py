@@ -346,8 +346,12 @@ class Device:
         return m
 
     def ack(self, data):
-        """Apply a server ack: verify it (S5), prune what the anchor covers, run its tokens.
-        Returns "ok" or the rejection name (also logged as bad-downlink)."""
+        """Apply a server ack by the downlink rules of docs/PROTOCOL.md (vectors in
+        testdata/vectors/downlink, shared with the Go agent): verify it (S5), take it only
+        if it answers the last report sent (an authentic answer to an earlier one is
+        "stale" and ignored whole, tokens included), prune what the anchor covers, run its
+        tokens. Returns "ok", "stale", "rejected:<reason>" or the rejection name (also
+        logged as bad-downlink)."""
         x = self.x
         c = self.chain
         try:
@@ -355,9 +359,15 @@ class Device:
         except cose.BadMessage as e:
             return self._bad(e.args[0])
         acked = a.get(3)
-        if not isinstance(acked, int) or acked > x["rseq"] or acked < x["ack"]:
-            return self._bad("replay")
+        if not isinstance(acked, int) or acked < 1 or acked > x["rseq"]:
+            return self._bad("unsent-rseq")
+        if acked < x["rseq"]:
+            return "stale"
         if a.get(16):
+            nonce = a.get(10)
+            if isinstance(nonce, bytes) and nonce:
+                x["nonce"] = nonce  # authentic: worth echoing even on a refusal
+                c.save()
             return "rejected:" + str(a[16])
         anc = a.get(12)
         if not isinstance(anc, list) or len(anc) != 2 or not isinstance(anc[0], int) or not isinstance(anc[1], bytes):
@@ -395,13 +405,15 @@ class Device:
             self.log(OVERFLOW, {1: d})
         res = "ok"
         for t in a.get(14) or ():
-            r = self.token(t)
+            r = self.token(t, True)
             if r != "ok":
                 res = "ok; token " + r
         return res
 
-    def token(self, data):
-        """Apply a single-use command token (D10, S6, S7)."""
+    def token(self, data, in_ack=False):
+        """Apply a single-use command token (D10, S6, S7). in_ack: it came inside an
+        accepted ack, where a spent one is a harmless repeat (the server re-sends a pending
+        token until it sees it used) and is ignored; anywhere else it is refused."""
         x = self.x
         p = self.port
         try:
@@ -413,16 +425,18 @@ class Device:
             return self._bad("malformed")
         for u in x["used"]:
             if ct_eq(u[0], tid):
-                return self._bad("replay")
+                return "ok" if in_ack else self._bad("token-replay")
         until = t.get(5, 0)
-        if until < x["rseq"] or (t.get(6, 0) and t[6] < p.time()):
-            return self._bad("expired")
+        if not isinstance(until, int) or until < 1 or until < x["rseq"] or (t.get(6, 0) and t[6] < p.time()):
+            return self._bad("token-expired")
+        act = t.get(4)
+        if act not in ("service", "clear", "manifest", "config"):
+            return self._bad("unknown-action")
         used = [u for u in x["used"] if u[1] >= x["rseq"]]
         if len(used) >= MAX_TOKENS:
             return self._bad("token-store-full")
         used.append([tid, until])
         x["used"] = used  # saved with the entry below: the id is spent with its effect
-        act = t.get(4)
         args = t.get(7) or {}
         if act == "service":
             x["svc"] = p.time() + (args.get(6) or 3600)
@@ -459,6 +473,4 @@ class Device:
             if args.get(5):
                 x["riv"] = args[5]
             self.chain.save()
-        else:
-            return self._bad("unknown-action")
         return "ok"
