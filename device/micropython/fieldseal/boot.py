@@ -22,10 +22,11 @@ def start(port=None):
     return d
 
 
-def run_app(d, mod, samples=None, sleep=None):
+def run_app(d, mod, samples=None, sleep=None, uplink=None):
     """Run the application's run() with the guard in its loop: the app's sleep polls the
     guard once per second (tamper events, checks, reports), and the app's readings go into
-    the reports. An app without run() just leaves the guard's loop running."""
+    the reports. An app without run() just leaves the guard's loop running. Reports go out
+    through uplink (a fieldseal.uplink.Uplink), else the port's send(report) -> answer."""
     p = d.port
     sent = []
 
@@ -34,9 +35,12 @@ def run_app(d, mod, samples=None, sleep=None):
             r = d.poll()
             if r is not None:
                 sent.append(r)
-                down = p.send(r) if hasattr(p, "send") else None
-                if down:
-                    d.ack(down)
+                if uplink is not None:
+                    uplink.deliver(r)
+                elif hasattr(p, "send"):
+                    down = p.send(r)
+                    if down:
+                        d.ack(down)
             (sleep or p.sleep)(1)
 
     def on_reading(state):
@@ -67,16 +71,21 @@ def main(app="main", port=None):
         pass
     try:
         d = start(port)
+        up = None
+        if not hasattr(d.port, "send"):
+            from fieldseal import uplink
+
+            up = uplink.pick(d)  # the port's UPLINK, else the bundle's server URLs
         mod = None
         try:
             mod = __import__(app)
         except ImportError:
             pass  # refused or missing: logged by the verified filesystem; keep reporting
         if mod is None:
-            run_app(d, None)
+            run_app(d, None, uplink=up)
         else:
-            run_app(d, mod)
-            run_app(d, None)
+            run_app(d, mod, uplink=up)
+            run_app(d, None, uplink=up)
     finally:
         try:
             import umachine as machine

@@ -83,6 +83,9 @@ class Device:
              "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
              "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
+        urls = {k: b[k] for k in ("mqtt", "http") if b.get(k)}
+        if urls:
+            self.st.write("uplink.json", ujson.dumps(urls))  # where fieldseal.uplink reports to
         self.st.remove("bundle.json")
         self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
 
