@@ -23,7 +23,7 @@ func TestThreatS11_AckMatchedToItsReport(t *testing.T) {
 	defer cancel()
 	b, priv := newBundle(t, fmt.Sprintf("s11-%d", time.Now().UnixNano()))
 	d, err := New(Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: 1, Root: make([]byte, 32)},
-		Chain: fschain.NewMemStorage(), State: &MemState{}, Now: 1000})
+		Chain: fschain.NewMemStorage(), Now: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

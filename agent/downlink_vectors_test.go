@@ -66,7 +66,7 @@ func TestDownlinkVectors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
-			d, _, _, _ := newDevice(t)
+			d, _, _ := newDevice(t)
 			dlvectors.Run(t, d.Bundle(), &vectorDevice{t: t, d: d, b: d.Bundle(), now: 1000}, c)
 		})
 	}
@@ -75,7 +75,7 @@ func TestDownlinkVectors(t *testing.T) {
 // S13: forged downlinks in bulk cannot fill the log: at most MaxBadDownlinks bad-downlink
 // entries between two accepted acks, the rest counted (vector forged-downlinks-capped).
 func TestThreatS13_ForgedDownlinkFloodCapped(t *testing.T) {
-	d, _, _, _ := newDevice(t)
+	d, _, _ := newDevice(t)
 	dlvectors.Run(t, d.Bundle(), &vectorDevice{t: t, d: d, b: d.Bundle(), now: 1000}, dlvectors.Named(t, "forged-downlinks-capped"))
 }
 
@@ -84,7 +84,7 @@ func TestThreatS13_ForgedDownlinkFloodCapped(t *testing.T) {
 func TestThreatS6_TokenRulesMatchGuard(t *testing.T) {
 	for _, name := range []string{"until-rseq-zero-never-valid", "token-repeated-in-later-ack", "expired-or-revoked-token-in-late-ack", "standalone-token-single-use"} {
 		t.Run(name, func(t *testing.T) {
-			d, _, _, _ := newDevice(t)
+			d, _, _ := newDevice(t)
 			dlvectors.Run(t, d.Bundle(), &vectorDevice{t: t, d: d, b: d.Bundle(), now: 1000}, dlvectors.Named(t, name))
 		})
 	}

@@ -44,6 +44,10 @@ func NewPayload(typ uint16) any {
 		return &wire.RecoveredPayload{}
 	case wire.EntryBadDownlink:
 		return &wire.BadDownlinkPayload{}
+	case wire.EntryRollbackDetected:
+		return &wire.RollbackPayload{}
+	case wire.EntryLogCorrupt:
+		return &wire.LogCorruptPayload{}
 	}
 	return nil
 }
@@ -135,6 +139,10 @@ func Summary(e wire.Entry) string {
 		d = p.What
 	case *wire.BadDownlinkPayload:
 		d = p.Why
+	case *wire.RollbackPayload:
+		d = p.What
+	case *wire.LogCorruptPayload:
+		d = p.What
 	}
 	return name + ": " + d
 }

@@ -128,6 +128,15 @@ func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r
 		case wire.EntryOverflow, wire.EntryBadDownlink:
 			suspect = wire.EntryName(e.Type)
 			evidence["entry"] = e.N
+		default:
+			// Any other tamper-class type (rollback-detected, log-corrupt, and those added
+			// later) is tamper evidence under its own name.
+			if wire.IsTamper(e.Type) {
+				if tampered == "" || tampered == "cover-open" {
+					tampered = wire.EntryName(e.Type)
+				}
+				tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
+			}
 		}
 	}
 	if r.State&wire.StateCodeMismatch != 0 || r.Meas.Status == wire.MeasMismatch {
@@ -240,6 +249,10 @@ func decodePayload(typ uint16, payload []byte) any {
 		v = &wire.RecoveredPayload{}
 	case wire.EntryBadDownlink:
 		v = &wire.BadDownlinkPayload{}
+	case wire.EntryRollbackDetected:
+		v = &wire.RollbackPayload{}
+	case wire.EntryLogCorrupt:
+		v = &wire.LogCorruptPayload{}
 	default:
 		return nil
 	}

@@ -111,5 +111,20 @@ type BadDownlinkPayload struct {
 	Why string `cbor:"1,keyasint"`
 }
 
+// RollbackPayload says what recovery found that only a rolled-back or edited state slot can
+// explain: the slot's n, and the n the verifying records in the log reached.
+type RollbackPayload struct {
+	What  string `cbor:"1,keyasint"`
+	SlotN uint64 `cbor:"2,keyasint,omitempty"`
+	LogN  uint64 `cbor:"3,keyasint,omitempty"`
+}
+
+// LogCorruptPayload says which committed entries the device could not read back and gave up.
+type LogCorruptPayload struct {
+	What  string `cbor:"1,keyasint"`
+	Lost  uint64 `cbor:"2,keyasint,omitempty"` // entries given up
+	BaseN uint64 `cbor:"3,keyasint,omitempty"` // the base before: entries BaseN+1 .. BaseN+Lost
+}
+
 // EmptyPayload is the payload of entries that carry nothing (cover-close): the empty map.
 type EmptyPayload struct{}

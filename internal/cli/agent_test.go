@@ -71,16 +71,24 @@ func TestAgentOnce(t *testing.T) {
 	if code := run(); code != ExitOK {
 		t.Fatalf("first --once: exit %d", code)
 	}
-	// D11: the log now holds only evolved keys, so the device's copy of K_1 is gone.
+	// D11: the log now holds only evolved keys, so the agent's copy of K_1 is gone; the
+	// operator's file given with --bundle is untouched (it may be the only copy).
+	if after, _ := os.ReadFile(filepath.Join(dir, "bundle.json")); !bytes.Equal(after, raw) {
+		t.Fatal("the agent modified the --bundle file")
+	}
 	var erased wire.Bundle
-	if raw, err := os.ReadFile(filepath.Join(dir, "bundle.json")); err != nil || json.Unmarshal(raw, &erased) != nil {
-		t.Fatalf("bundle after the first start: %v", err)
+	own := filepath.Join(dir, "data", "bundle.json")
+	if raw, err := os.ReadFile(own); err != nil || json.Unmarshal(raw, &erased) != nil {
+		t.Fatalf("the agent's bundle copy after the first start: %v", err)
 	}
 	if len(erased.ChainKey) != 0 || !bytes.Equal(erased.UplinkKey, b.UplinkKey) || erased.Device != b.Device {
-		t.Fatalf("after the first start the bundle holds chain_key %x (want it erased, the rest kept)", erased.ChainKey)
+		t.Fatalf("after the first start the agent's copy holds chain_key %x (want it erased, the rest kept)", erased.ChainKey)
 	}
-	if fi, _ := os.Stat(filepath.Join(dir, "bundle.json")); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("rewritten bundle has mode %v", fi.Mode().Perm())
+	if fi, _ := os.Stat(own); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the agent's bundle copy has mode %v", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "state.json")); !os.IsNotExist(err) {
+		t.Fatalf("the agent keeps a plain state.json (%v): the state belongs in the slots", err)
 	}
 	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "trusted" {
 		t.Fatalf("after a clean --once the device is %s", d.State)
