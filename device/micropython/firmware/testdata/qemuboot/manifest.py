@@ -1,0 +1,1 @@
+module("fieldseal_boot.py")
