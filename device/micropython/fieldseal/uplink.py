@@ -12,27 +12,27 @@ SETTINGS = "uplink.json"  # on internal storage: {"mqtt": url, "http": url}, fro
 TAKEN = ("ok", "rejected:")  # outcomes that end the wait for this report's answer
 
 
-def tls_wrapper():
-    """A function (sock, host) -> TLS socket when the port offers ssl/tls, else None."""
+def tls_wrapper(ca):
+    """A function (sock, host) -> TLS socket checking the server against the CA certificate
+    ca (DER bytes), when the port offers TLS (the built-in `tls`, or `ussl` on older
+    MicroPython: names a file on storage cannot shadow); None when it does not."""
     try:
-        import ssl
+        import tls
     except ImportError:
         try:
-            import ussl as ssl
+            import ussl as tls
         except ImportError:
             return None
-    if hasattr(ssl, "SSLContext"):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        try:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-        except AttributeError:
-            pass
+    if not hasattr(tls, "SSLContext"):
+        return None
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca)
 
-        def wrap(sock, host):
-            return ctx.wrap_socket(sock, server_hostname=host)
+    def wrap(sock, host):
+        return ctx.wrap_socket(sock, server_hostname=host)
 
-        return wrap
-    return lambda sock, host: ssl.wrap_socket(sock, server_hostname=host)
+    return wrap
 
 
 def mqtt_password(R):
@@ -55,9 +55,15 @@ class Uplink:
         if self.scheme not in ("mqtt", "mqtts", "http", "https"):
             raise ValueError("uplink URL must be mqtt, mqtts, http or https: %s" % url)
         self.secure = self.scheme in ("mqtts", "https")
-        self.tls = tls if tls is not None else (tls_wrapper() if self.secure else None)
-        if self.secure and self.tls is None:
-            raise ValueError("%s needs TLS, which this port does not offer" % url)
+        if self.secure and tls is None:
+            # the server's CA: the port's TLS_CA (DER), else ca.der on internal storage
+            ca = getattr(device.port, "TLS_CA", None) or device.st.read("ca.der")
+            if not ca:
+                raise ValueError("%s needs the server's CA certificate (ca.der on internal storage)" % url)
+            tls = tls_wrapper(ca)
+            if tls is None:
+                raise ValueError("%s needs TLS, which this port does not offer" % url)
+        self.tls = tls
         self.timeout_ms = timeout_ms
         self.backoff = backoff
         self.fails = 0
@@ -116,7 +122,10 @@ class Uplink:
         """Send one report and apply its answer. Returns the device's outcome ("ok",
         "rejected:<reason>", a downlink rejection name) or None when nothing answered; on
         failure the next report is brought forward (backoff)."""
+        up = getattr(self.d.port, "network_up", None)
         try:
+            if up is not None and not up():
+                raise OSError("network not up")
             if self.scheme.startswith("mqtt"):
                 res = self._send_mqtt(report)
             else:
