@@ -28,7 +28,7 @@ func TestThreatS11_AckMatchedToItsReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newMini(b, priv)
-	up, down := MQTTTopics(b.Device)
+	up, down := wire.DefaultTopics.Up(b.Device), wire.DefaultTopics.Down(b.Device)
 	reports := make(chan []byte, 4)
 	sc, err := mqttDial(ctx, mqttParams{addr: addr, clientID: b.Device + "/server", user: "server", pass: "x", keepAlive: time.Minute},
 		func(topic string, p []byte) { reports <- append([]byte(nil), p...) })

@@ -71,7 +71,7 @@ func TestThreatD26_StateInSlotsWithSummary(t *testing.T) {
 	roundTrip(t, d, s, 1001)
 	d.Check(1002, 3, []wire.Finding{{Path: "app/metrology.mpy", Kind: wire.KindModified}}, nil, nil)
 	d.Check(1003, 3, nil, nil, nil) // restored
-	roundTrip(t, d, s, 1004)         // acknowledged: the check-fail is pruned
+	roundTrip(t, d, s, 1004)        // acknowledged: the check-fail is pruned
 	d2, err := New(Config{Bundle: d.b, Manifest: d.man, Chain: st, Now: 1005})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -155,7 +156,7 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 			// Keep the unreadable log for forensics before it is salvaged.
 			keep := filepath.Join(cfg.DataDir, fmt.Sprintf("log.corrupt-%d", cfg.Now().Unix()))
 			if raw, rerr := os.ReadFile(filepath.Join(cfg.DataDir, "log", "log")); rerr == nil {
-				writeFileAtomic(keep, raw)
+				atomicfile.Write(keep, raw, 0o600)
 			}
 			cfg.Logf("%s: evidence log corrupt (%v): kept a copy in %s, reporting log-corrupt", b.Device, err, keep)
 		}})
@@ -165,7 +166,10 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	dev.SetLogger(cfg.Logf)
 	if legacy != nil {
 		// The state is in the slots now; a plain copy left behind would only mislead.
-		os.Rename(filepath.Join(cfg.DataDir, legacyStateFile), filepath.Join(cfg.DataDir, legacyStateFile+".imported"))
+		old := filepath.Join(cfg.DataDir, legacyStateFile)
+		if raw, err := os.ReadFile(old); err == nil && atomicfile.Write(old+".imported", raw, 0o600) == nil {
+			os.Remove(old)
+		}
 	}
 	// Forward security holds only if no copy of K_1 outlives the log's creation: erase it
 	// from the agent's own copy (never from the operator's file).
@@ -181,7 +185,7 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	r := &Runner{cfg: cfg, dev: dev, stamp: map[string]fileStamp{}}
 	// Called from HandleAck inside Report, with r.mu held.
 	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {
-		if err := writeFileAtomic(filepath.Join(cfg.DataDir, keptManifest), signed); err != nil {
+		if err := atomicfile.Write(filepath.Join(cfg.DataDir, keptManifest), signed, 0o600); err != nil {
 			return err
 		}
 		r.cfg.Manifest = nm

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -113,8 +114,7 @@ func latchFor(typ uint16, payload []byte) uint32 {
 	case wire.EntryCheckFail:
 		return wire.StateCodeMismatch | wire.StateTamperLatched
 	case wire.EntryCoverOpen:
-		var p wire.CoverOpenPayload
-		if wire.Unmarshal(payload, &p) == nil && p.Source == wire.CoverSourceService {
+		if v, err := wire.DecodePayload(typ, payload); err == nil && v.(*wire.CoverOpenPayload).Source == wire.CoverSourceService {
 			return 0 // a technician inside a service window
 		}
 		return wire.StateCoverWasOpen | wire.StateTamperLatched
@@ -145,18 +145,13 @@ func (st *State) account(e wire.Entry) {
 		st.Summary = ds.Summary
 	}
 	var id []byte
-	switch e.Type {
-	case wire.EntryTamperCleared:
-		var p wire.TamperClearedPayload
-		if wire.Unmarshal(e.Payload, &p) == nil {
-			id = p.TokenID
-		}
+	v, _ := wire.DecodePayload(e.Type, e.Payload)
+	switch p := v.(type) {
+	case *wire.TamperClearedPayload:
+		id = p.TokenID
 		st.Latched, st.Summary = 0, nil
-	case wire.EntryServiceBegin:
-		var p wire.ServiceBeginPayload
-		if wire.Unmarshal(e.Payload, &p) == nil {
-			id = p.TokenID
-		}
+	case *wire.ServiceBeginPayload:
+		id = p.TokenID
 	}
 	if len(id) > 0 && !st.spent(id) {
 		st.UsedTokens = append(st.UsedTokens, id)
@@ -183,34 +178,5 @@ func EraseChainKeyFile(path string, b wire.Bundle) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(raw, '\n'))
-}
-
-// writeFileAtomic replaces path with data so that a power cut leaves either the old or the
-// new content: write a temporary file, fsync it, rename it over path, fsync the folder.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(data); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, append(raw, '\n'), 0o600)
 }

@@ -65,7 +65,7 @@ type Device struct {
 	LastBoot       uint32    `json:"last_boot,omitempty"`
 	ReportInterval uint32    `json:"report_interval"`        // seconds
 	Rejections     uint32    `json:"rejections"`             // consecutive authenticated rejections
-	WindowUntil    uint64    `json:"window_until,omitempty"` // device time a service window is open until
+	WindowUntil    uint64    `json:"window_until,omitempty"` // server time (unix s) a service window is open until
 	Created        time.Time `json:"created"`
 }
 

@@ -120,6 +120,7 @@ type runner struct {
 	reports []*wire.Report
 	ids     map[string][]byte
 	sent    [][]byte // bytes delivered by each step (nil for non-downlinks)
+	kinds   []string // what each step delivered: "ack", "token" or ""
 }
 
 // Run plays one case against a fresh device made for bundle b.
@@ -173,6 +174,11 @@ func (r *runner) step(i int, s Step) {
 		t.Fatalf("%s: unknown step", what)
 	}
 	r.sent = append(r.sent, delivered)
+	kind := s.Do
+	if s.Do == "resend" {
+		kind = r.kinds[s.Step]
+	}
+	r.kinds = append(r.kinds, kind)
 	e := s.Expect
 	if e == nil {
 		return
@@ -198,9 +204,8 @@ func (r *runner) step(i int, s Step) {
 			t.Fatalf("%s: added entries %s, want %v", what, describe(added), want)
 		}
 		if len(want[k]) > 1 {
-			var p wire.BadDownlinkPayload
-			if err := wire.Unmarshal(en.Payload, &p); err != nil || p.Why != want[k][1] {
-				t.Fatalf("%s: entry %d why %q (%v), want %q", what, en.N, p.Why, err, want[k][1])
+			if why := badWhy(en); why != want[k][1] {
+				t.Fatalf("%s: entry %d why %q, want %q", what, en.N, why, want[k][1])
 			}
 		}
 	}
@@ -237,12 +242,16 @@ func (r *runner) headN() uint64 {
 }
 
 func (r *runner) isAck(step int) bool {
-	m, err := wire.ParseMac0(r.sent[step], wire.MaxMessageSize)
-	if err != nil {
-		return true
+	return r.kinds[step] != "token"
+}
+
+// badWhy is a bad-downlink entry's why ("" when it does not decode).
+func badWhy(e wire.Entry) string {
+	v, err := wire.DecodePayload(e.Type, e.Payload)
+	if p, ok := v.(*wire.BadDownlinkPayload); ok && err == nil {
+		return p.Why
 	}
-	var tok wire.Token
-	return wire.Unmarshal(m.Payload, &tok) != nil || len(tok.ID) == 0
+	return ""
 }
 
 func (r *runner) key(name string) []byte {
@@ -381,9 +390,7 @@ func describe(es []wire.Entry) string {
 		}
 		b.WriteString(wire.EntryName(e.Type))
 		if e.Type == wire.EntryBadDownlink {
-			var p wire.BadDownlinkPayload
-			wire.Unmarshal(e.Payload, &p)
-			fmt.Fprintf(&b, "(%s)", p.Why)
+			fmt.Fprintf(&b, "(%s)", badWhy(e))
 		}
 	}
 	b.WriteString("]")
