@@ -553,6 +553,12 @@ func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 	if err != nil {
 		return d.badDownlink(now, ackWhy(err), "token: "+err.Error())
 	}
+	return d.applyOpenToken(t, now, inAck)
+}
+
+// applyOpenToken applies an authentic token, however it came (COSE or LPWAN frame).
+func (d *Device) applyOpenToken(t *wire.Token, now uint64, inAck bool) error {
+	var err error
 	if t.Epoch != d.b.Epoch {
 		return d.badDownlink(now, WhyWrongEpoch, fmt.Sprintf("token: epoch %d, want %d", t.Epoch, d.b.Epoch))
 	}

@@ -97,6 +97,7 @@ type Server struct {
 	alerts *alerter
 
 	recordLimit *rateLimit // audit records of unauthenticated rejections
+	lp          lpState    // LPWAN profile: entry fragments being assembled (lpwan.go)
 
 	httpSrv  *http.Server
 	httpLn   net.Listener
