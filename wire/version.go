@@ -5,4 +5,6 @@ package wire
 //
 //	1  2026-11-25  first version: manifest (COSE_Sign1/EdDSA), report and ack (COSE_Mac0/HMAC 256/256),
 //	               tokens, anchor receipts, log entries and segments, device bundle (JSON).
-const ProtocolVersion = 1
+//	2  2026-12-06  LPWAN profile (lpwan.go): status, entry-fragment, ack and token frames of at most
+//	               51 bytes with 8-byte truncated HMACs; the COSE messages are unchanged.
+const ProtocolVersion = 2
