@@ -423,6 +423,12 @@ class Device:
             t = self._open(data)
         except cose.BadMessage as e:
             return self._bad(e.args[0])
+        return self.apply_token(t, in_ack)
+
+    def apply_token(self, t, in_ack=False):
+        """Apply an authentic token (its decoded map), whichever frame carried it."""
+        x = self.x
+        p = self.port
         tid = t.get(3)
         if not isinstance(tid, bytes) or len(tid) != 16:
             return self._bad("malformed")
