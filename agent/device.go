@@ -124,17 +124,22 @@ func New(cfg Config) (*Device, error) {
 		base, _ := d.w.Base()
 		d.st.Seen = base // entries still in the log are accounted for below
 	}
-	if !d.w.ExtAuthentic() {
-		// Whole (its CRC holds) but its tag fails: edited in storage. Keep what it says (the
-		// keys to report are in the bundle) and make the edit evidence.
-		if _, err := d.append(cfg.Now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: "device state in the state slot fails its tag: edited in storage"}); err != nil {
-			return nil, err
-		}
+	forged := !d.w.ExtAuthentic()
+	if forged {
+		d.st.Seen, _ = d.w.Base()
 	}
 	// Entries the state has not accounted for: completed by recovery beyond a copied-back
 	// slot, or logged just before a power cut. Their latches and spent tokens count.
 	for _, e := range d.w.Segment().Entries {
 		d.st.account(e)
+	}
+	if forged {
+		// Whole (its CRC holds) but its tag fails: edited in storage. Keep what it says (the
+		// keys to report are in the bundle), account again for every entry still stored and
+		// make the edit evidence.
+		if _, err := d.append(cfg.Now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: "device state in the state slot fails its tag: edited in storage"}); err != nil {
+			return nil, err
+		}
 	}
 	d.st.Boot++
 	// A window opened before this boot is over unless the monotonic clock says otherwise
@@ -715,4 +720,28 @@ func (d *Device) Receipt() []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return append([]byte(nil), d.st.Receipt...)
+}
+
+// StampsDigest is the digest of the sealed files' stamps the state vouches for.
+func (d *Device) StampsDigest() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]byte(nil), d.st.StampsDigest...)
+}
+
+// SetStampsDigest records the digest of the stamps just written, durably.
+func (d *Device) SetStampsDigest(digest []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.StampsDigest = append([]byte(nil), digest...)
+	return d.save()
+}
+
+// StateEdited logs that device state kept outside the slots, which the slot state vouches
+// for, was found edited or removed: tamper evidence (rollback-detected).
+func (d *Device) StateEdited(now uint64, what string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.append(now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: what})
+	return err
 }

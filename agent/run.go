@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,7 +183,16 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	if dev.Created() && cfg.BundlePath != "" {
 		cfg.Logf("%s: evidence log created; K_1 erased from the agent's copy. %s still holds K_1: keep it off the device (it is the auditor's key for 'fieldseal log verify --chain-key')", b.Device, cfg.BundlePath)
 	}
-	r := &Runner{cfg: cfg, dev: dev, stamp: map[string]fileStamp{}}
+	r := &Runner{cfg: cfg, dev: dev}
+	// The sealed files' stamps of the previous run (cron: --once): an edit and a restore
+	// between two runs still leaves a new change time. A record the state vouches for that
+	// is gone or edited is itself evidence.
+	var ok bool
+	if r.stamp, ok = loadStamps(cfg.DataDir, dev.StampsDigest()); !ok {
+		if err := dev.StateEdited(unixSec(cfg.Now()), "the agent's record of the sealed files' identities ("+stampsFile+") was edited or removed"); err != nil {
+			return nil, err
+		}
+	}
 	// Called from HandleAck inside Report, with r.mu held.
 	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {
 		if err := atomicfile.Write(filepath.Join(cfg.DataDir, keptManifest), signed, 0o600); err != nil {
@@ -240,6 +250,7 @@ func (r *Runner) Check(ctx context.Context) (bad []wire.Finding, err error) {
 	for _, f := range bad {
 		flagged[f.Path] = true
 	}
+	before := stampsDigest(r.stamp)
 	for _, f := range m.Files {
 		if m.IsMutable(f.Path) {
 			continue
@@ -252,6 +263,14 @@ func (r *Runner) Check(ctx context.Context) (bad []wire.Finding, err error) {
 		if had && ok && st != prev && !flagged[f.Path] {
 			bad = append(bad, wire.Finding{Path: f.Path, Kind: wire.KindModified})
 			r.cfg.Logf("%s: %s was rewritten since the last check (content matches again)", r.cfg.Bundle.Device, f.Path)
+		}
+	}
+	if after := stampsDigest(r.stamp); !bytes.Equal(after, before) {
+		if err := saveStamps(r.cfg.DataDir, r.stamp); err != nil {
+			return nil, fmt.Errorf("keeping the sealed files' stamps: %w", err)
+		}
+		if err := r.dev.SetStampsDigest(after); err != nil {
+			return nil, err
 		}
 	}
 	if len(bad) > 0 {

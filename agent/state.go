@@ -44,6 +44,8 @@ type State struct {
 	Summary *wire.TamperSummary `json:"-"`
 	// Seen is the newest log entry this state accounts for.
 	Seen uint64 `json:"-"`
+	// StampsDigest vouches for the sealed files' stamps kept between runs.
+	StampsDigest []byte `json:"-"`
 }
 
 // maxUsedTokens bounds the spent-token list. A token older than this many others has long
@@ -55,7 +57,7 @@ func encodeState(st *State) ([]byte, error) {
 	ds := wire.DeviceState{Boot: st.Boot, RSeq: st.RSeq, AckedRSeq: st.AckedRSeq, Nonce: st.Nonce,
 		Latched: st.Latched, ServiceUntil: st.ServiceUntil, CheckInterval: st.CheckInterval,
 		ReportInterval: st.ReportInterval, Summary: st.Summary, Service: st.Service, Seen: st.Seen,
-		Receipt: st.Receipt, BadDownlinks: st.BadDownlinks}
+		Receipt: st.Receipt, BadDownlinks: st.BadDownlinks, StampsDigest: st.StampsDigest}
 	for _, id := range st.UsedTokens {
 		ds.UsedTokens = append(ds.UsedTokens, wire.UsedToken{ID: id})
 	}
@@ -78,7 +80,7 @@ func decodeState(b []byte) (*State, error) {
 	*st = State{RSeq: ds.RSeq, AckedRSeq: ds.AckedRSeq, Boot: ds.Boot, Nonce: ds.Nonce, Latched: ds.Latched,
 		ServiceUntil: ds.ServiceUntil, Receipt: ds.Receipt, ReportInterval: ds.ReportInterval,
 		CheckInterval: ds.CheckInterval, Service: ds.Service, Summary: ds.Summary, Seen: ds.Seen,
-		BadDownlinks: ds.BadDownlinks}
+		BadDownlinks: ds.BadDownlinks, StampsDigest: ds.StampsDigest}
 	for _, u := range ds.UsedTokens {
 		st.UsedTokens = append(st.UsedTokens, u.ID)
 	}

@@ -385,7 +385,12 @@ func OpenAt(st Storage, now uint64) (w *Writer, recovered bool, err error) {
 			return nil, false, err
 		}
 		if w.rolledBack == "" {
-			what = append(what, fmt.Sprintf("discarded %d bytes of a torn or invalid record after entry %d", len(data)-end, s.N))
+			torn := fmt.Sprintf("discarded %d bytes of a torn or invalid record after entry %d", len(data)-end, s.N)
+			if completed == 1 {
+				what = []string{fmt.Sprintf("completed entry %d; %s", s.N, torn)}
+			} else {
+				what = append(what, torn)
+			}
 		}
 	}
 	t := now
@@ -459,5 +464,15 @@ func ReadExport(st Storage) (*Export, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.Export(), nil
+	x := w.Export()
+	// The device's latched tamper summary and its latest receipt (never its keys).
+	var ds wire.DeviceState
+	if len(w.s.Ext) > 0 && wire.Unmarshal(w.s.Ext, &ds) == nil {
+		x.Summary = ds.Summary
+		x.Latched = ds.Latched & (wire.StateCoverWasOpen | wire.StateMagnet | wire.StateTamperLatched)
+		if len(ds.Receipt) > 0 {
+			x.Receipts = append(x.Receipts, ds.Receipt)
+		}
+	}
+	return x, nil
 }

@@ -144,6 +144,12 @@ func (j *judge) entry(e *wire.Entry, head [32]byte, payload any) {
 		j.tamper("cover-open", e, payload)
 	case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryMagnet:
 		j.tamper(wire.EntryName(e.Type), e, payload)
+	case wire.EntryRepeat: // a counted flood of one kind (D24): tamper under that kind's name
+		name := wire.EntryName(e.Type)
+		if p, ok := payload.(*wire.RepeatPayload); ok && p != nil {
+			name = wire.EntryName(p.Type)
+		}
+		j.tamper(name, e, payload)
 	case wire.EntryOverflow, wire.EntryBadDownlink:
 		j.suspect = wire.EntryName(e.Type)
 		j.evidence["entry"] = e.N

@@ -35,6 +35,9 @@ type DeviceState struct {
 	Seen uint64 `cbor:"18,keyasint,omitempty"`
 	// Receipt is the latest anchor receipt (the agent; the guard keeps its own file).
 	Receipt []byte `cbor:"19,keyasint,omitempty"`
+	// StampsDigest is the SHA-256 of the agent's record of the sealed files' identities
+	// (inode, size, times) kept between runs (the agent only).
+	StampsDigest []byte `cbor:"20,keyasint,omitempty"`
 }
 
 // UsedToken is a spent token: [id, until_rseq].

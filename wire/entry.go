@@ -75,10 +75,26 @@ func EntryName(t uint16) string {
 // IsTamper reports whether an entry type is tamper-class: never dropped on overflow and
 // always surfaced to the owner. Application types are treated as routine.
 func IsTamper(t uint16) bool {
+	if t == EntryRepeat {
+		return true
+	}
 	switch t {
 	case EntryCheckFail, EntryCoverOpen, EntryMagnet, EntryRefused, EntryErased, EntryOverflow, EntryBadDownlink,
 		EntryRollbackDetected, EntryLogCorrupt:
 		return true
 	}
 	return false
+}
+
+// EntryBootFailed: the guard's boot raised an exception; the device logged it (payload
+// {1: exception type, 2: message}) and reset. Routine: a fault, not evidence by itself.
+const EntryBootFailed uint16 = 19
+
+// EntryRepeat: tamper entries of one kind beyond the first few between two reports,
+// counted instead of logged one by one (D24): payload RepeatPayload. Tamper-class.
+const EntryRepeat uint16 = 20
+
+func init() {
+	entryNames[EntryBootFailed] = "boot-failed"
+	entryNames[EntryRepeat] = "repeat"
 }

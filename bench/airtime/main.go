@@ -97,7 +97,7 @@ func mqttExchange(report, ack int) (up, down int) {
 		}
 	}
 	dev := mqttDevIDLength
-	topic := len("fieldseal/v1/") + dev + len("/up")
+	topic := len(wire.DefaultTopics.Up(strings.Repeat("x", dev)))
 	connect := 10 + (2 + dev) + (2 + dev) + (2 + 64) // variable header, client id, user, password
 	subscribe := 2 + (2 + topic + 2) + 1
 	publishUp := 2 + topic + 2 + report

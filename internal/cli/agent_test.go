@@ -20,9 +20,27 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// `fieldseal agent --once` against a real server: exit 0 when acknowledged; the second
-// run after an edit is acknowledged too, and the server has the device as tampered.
-func TestAgentOnce(t *testing.T) {
+// agentRig is a real server with one provisioned Linux device, its app folder, bundle and
+// manifest, and a way to run `fieldseal agent --once` on it.
+type agentRig struct {
+	dir, app string
+	srv      *server.Server
+	b        *wire.Bundle
+	raw      []byte // the bundle file as written
+	ctx      context.Context
+	t        *testing.T
+}
+
+func (r *agentRig) run(extra ...string) int {
+	var out, errb bytes.Buffer
+	args := append([]string{"agent", "--once", "--bundle", filepath.Join(r.dir, "bundle.json"),
+		"--dir", r.app, "--manifest", filepath.Join(r.dir, "manifest.cose"), "--data", filepath.Join(r.dir, "data")}, extra...)
+	code := Run(r.ctx, &Env{Stdout: &out, Stderr: &errb}, args)
+	r.t.Logf("exit %d: %s%s", code, out.String(), errb.String())
+	return code
+}
+
+func newAgentRig(t *testing.T) *agentRig {
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app")
 	os.MkdirAll(app, 0o755)
@@ -47,11 +65,11 @@ func TestAgentOnce(t *testing.T) {
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		srv.Shutdown(c)
-	}()
+	})
 	if _, err := srv.RegisterManifest(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
@@ -61,13 +79,16 @@ func TestAgentOnce(t *testing.T) {
 	}
 	raw, _ := json.Marshal(b)
 	os.WriteFile(filepath.Join(dir, "bundle.json"), raw, 0o600)
-	run := func() int {
-		var out, errb bytes.Buffer
-		code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--once", "--bundle", filepath.Join(dir, "bundle.json"),
-			"--dir", app, "--manifest", filepath.Join(dir, "manifest.cose"), "--data", filepath.Join(dir, "data")})
-		t.Logf("exit %d: %s%s", code, out.String(), errb.String())
-		return code
-	}
+	return &agentRig{dir: dir, app: app, srv: srv, b: b, raw: raw, ctx: ctx, t: t}
+}
+
+// `fieldseal agent --once` against a real server: exit 0 when acknowledged; the second
+// run after an edit is acknowledged too, and the server has the device as tampered. D11:
+// K_1 is erased from the agent's own copy of the bundle in its data folder once the log
+// exists, and the --bundle file (often the operator's only copy) is never modified.
+func TestThreatD11_AgentOnceKeepsOperatorBundle(t *testing.T) {
+	rig := newAgentRig(t)
+	dir, app, srv, b, raw, ctx, run := rig.dir, rig.app, rig.srv, rig.b, rig.raw, rig.ctx, func() int { return rig.run() }
 	if code := run(); code != ExitOK {
 		t.Fatalf("first --once: exit %d", code)
 	}
@@ -102,7 +123,7 @@ func TestAgentOnce(t *testing.T) {
 	}
 }
 
-// The agent's copy of the bundle loses K_1 once the log exists (TestAgentOnce checks that
+// The agent's own copy of the bundle loses K_1 once the log exists (TestThreatD11_AgentOnceKeepsOperatorBundle checks that
 // the agent does it on its first start): the rest of the bundle still loads, owner-only, and
 // `log verify --chain-key` pointed at it says to use the operator's copy.
 func TestAgentErasesChainKeyFromBundle(t *testing.T) {

@@ -100,7 +100,8 @@ type QEMUOptions struct {
 	FrozenManifest string
 	// Inputs are further files or folders the manifest freezes from (cache key).
 	Inputs []string
-	// HeapBytes is the MicroPython heap (default 112 KiB, a PYBv1.1's).
+	// HeapBytes is the MicroPython heap (default 112 KiB, a PYBv1.1's). On the fieldseal
+	// board it is the largest heap: RunOptions.HeapBytes chooses a smaller one per power-on.
 	HeapBytes int
 	// Flags are extra make variables (NAME=VALUE).
 	Flags []string

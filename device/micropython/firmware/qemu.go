@@ -23,6 +23,9 @@ type RunOptions struct {
 	// so time.ticks_us() on the device counts thousands of instructions, the same on every
 	// run whatever the host's load.
 	ICount bool
+	// HeapBytes, when not 0, is the heap for this power-on (at most the image's HeapBytes;
+	// the fieldseal board reads it from the kernel command line).
+	HeapBytes int
 	// Extra are more qemu arguments.
 	Extra []string
 }
@@ -62,6 +65,9 @@ type VM struct {
 func StartVM(fw *QEMUFirmware, o RunOptions) (*VM, error) {
 	args := []string{"-machine", fw.Machine, "-nographic", "-monitor", "none", "-serial", "stdio",
 		"-semihosting-config", "enable=on,target=native", "-kernel", fw.ELF}
+	if o.HeapBytes > 0 {
+		args = append(args, "-append", fmt.Sprintf("heap=%d", o.HeapBytes))
+	}
 	if o.ICount {
 		args = append(args, "-icount", "shift=0")
 	}

@@ -26,6 +26,7 @@
 #define SYS_SEEK (0x0A)
 #define SYS_FLEN (0x0C)
 #define SYS_TIME (0x11)
+#define SYS_GET_CMDLINE (0x15)
 #define MODE_RPLUSB (3) // "r+b": the host file must exist
 
 static uint32_t semihost(uint32_t num, const void *arg) {
@@ -162,11 +163,32 @@ static void mount_flash(void) {
     }
 }
 
+// MICROPY_HEAP_SIZE is the largest heap; qemu's -append "heap=N" picks a smaller one at
+// power-on, so one image serves every heap size a test needs.
 static uint32_t board_heap[MICROPY_HEAP_SIZE / sizeof(uint32_t)];
+
+static size_t heap_bytes(void) {
+    static char cmdline[80];
+    uint32_t args[2] = { (uint32_t)cmdline, sizeof(cmdline) - 1 };
+    if (semihost(SYS_GET_CMDLINE, args) != 0) {
+        return MICROPY_HEAP_SIZE;
+    }
+    cmdline[sizeof(cmdline) - 1] = 0;
+    const char *p = strstr(cmdline, "heap=");
+    if (p == NULL) {
+        return MICROPY_HEAP_SIZE;
+    }
+    size_t n = 0;
+    for (p += 5; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (*p - '0');
+    }
+    return n >= 8192 && n <= MICROPY_HEAP_SIZE ? (n & ~(size_t)7) : MICROPY_HEAP_SIZE;
+}
 
 int main(int argc, char **argv) {
     mp_cstack_init_with_sp_here(MICROPY_STACK_SIZE);
-    gc_init(board_heap, (char *)board_heap + MICROPY_HEAP_SIZE);
+    size_t heap = heap_bytes();
+    gc_init(board_heap, (char *)board_heap + heap);
     for (;;) {
         mp_init();
         mount_flash();

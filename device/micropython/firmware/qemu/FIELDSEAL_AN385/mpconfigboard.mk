@@ -8,7 +8,7 @@ include $(TOP)/ports/qemu/boards/MPS2_AN385/mpconfigboard.mk
 
 MICROPY_VFS_LFS2 = 1
 
-FIELDSEAL_BOOT_FILE ?= fieldseal_boot.py
+FIELDSEAL_BOOT_FILE ?= fsboot.py
 CFLAGS += -DMICROPY_BOARD_FROZEN_BOOT_FILE='"$(FIELDSEAL_BOOT_FILE)"'
 
 # The board's main() (fieldseal_board.c) replaces the port's: rename the port's one only.

@@ -1,1 +1,1 @@
-module("fieldseal_boot.py")
+module("fsboot.py")
