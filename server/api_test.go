@@ -19,6 +19,8 @@ import (
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/memstore"
+	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -299,7 +301,7 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 	}
 	tok, pub := e.s.AdminToken(), e.s.PublicKey()
 	e.s.Shutdown(context.Background())
-	s2, err := server.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
+	s2, err := server.New(server.Config{Store: openStore(t, dir), DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,23 +314,23 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 // A port in use is a clear error naming the port and the flag.
 func TestPortInUse(t *testing.T) {
 	e := newEnv(t)
-	_, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	_, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	s2, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	err = s2.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.HTTPAddr()) || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("HTTP port in use: %v", err)
 	}
 	httpAddr := testenv.FreeAddr(t)
-	s3, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
+	s3, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
 	err = s3.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.MQTTAddr()) || !strings.Contains(err.Error(), "--mqtt") {
 		t.Fatalf("MQTT port in use: %v", err)
 	}
 	// the failed start released its HTTP port
-	s4, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
+	s4, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
 	if err := s4.Start(context.Background()); err != nil {
 		t.Fatalf("HTTP port still held after a failed start: %v", err)
 	}
@@ -358,7 +360,7 @@ func TestProvisionAPI(t *testing.T) {
 			t.Fatal("device API shows a secret")
 		}
 	}
-	var list struct{ Devices []store.Device }
+	var list struct{ Devices []server.DeviceView }
 	e.api("GET", "/api/v1/devices?state=provisioned", e.s.AdminToken(), nil, &list)
 	if len(list.Devices) != 1 {
 		t.Fatalf("list %+v", list)
@@ -371,9 +373,12 @@ func TestProvisionAPI(t *testing.T) {
 	}
 }
 
-// Shutdown drains: reports in flight finish (committed and acked) before the store closes.
+// Shutdown drains: reports in flight finish (committed and acked) before the store closes,
+// and every ack handed out is durable — read back from the database file after the
+// server is gone; a report refused for the shutdown changed nothing.
 func TestGracefulShutdownDrains(t *testing.T) {
-	e := newEnv(t)
+	dir := t.TempDir()
+	e := newEnv(t, func(c *server.Config) { c.DataDir = dir })
 	var devs []*device
 	for i := 0; i < 50; i++ {
 		devs = append(devs, e.provision("m-"+string(rune('A'+i%26))+string(rune('a'+i/26)), "watermeter"))
@@ -381,29 +386,55 @@ func TestGracefulShutdownDrains(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, len(devs))
 	acks := make([][]byte, len(devs))
+	firstAck := make(chan struct{})
+	var once sync.Once
 	for i, d := range devs {
 		data := d.report(nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			acks[i], results[i] = e.s.HandleReport(context.Background(), data)
+			if results[i] == nil {
+				once.Do(func() { close(firstAck) })
+			}
 		}()
 	}
-	time.Sleep(time.Millisecond)
+	<-firstAck // reports are flowing: shut down in the middle of them
 	if err := e.s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	st := e.s.Store()
-	_ = st
+	e.s.Store().Close()
+	st, err := sqlite.Open(filepath.Join(dir, "fieldseal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acked := 0
 	for i, err := range results {
-		if err == nil && acks[i] == nil {
-			t.Fatalf("report %d: no ack and no error", i)
+		got, gerr := st.GetDevice(context.Background(), devs[i].b.Device)
+		if gerr != nil {
+			t.Fatal(gerr)
 		}
-		if err != nil && server.Reason(err) != "unavailable" {
+		switch {
+		case err == nil && acks[i] == nil:
+			t.Fatalf("report %d: no ack and no error", i)
+		case err == nil:
+			acked++
+			a := devs[i].accept(acks[i])
+			if got.LastRSeq != 1 || got.AnchorN != a.Anchor.N || !bytes.Equal(got.LastAck, acks[i]) {
+				t.Fatalf("report %d was acked but is not durable: last rseq %d, anchor %d (ack says %d)", i, got.LastRSeq, got.AnchorN, a.Anchor.N)
+			}
+		case server.Reason(err) != "unavailable":
 			t.Fatalf("report %d: %v", i, err)
+		case got.LastRSeq != 0:
+			t.Fatalf("report %d refused at shutdown, yet stored (rseq %d)", i, got.LastRSeq)
 		}
 	}
+	if acked == 0 {
+		t.Fatal("no report acked")
+	}
+	t.Logf("%d of %d reports acked before the shutdown, all durable", acked, len(devs))
 }
 
 func hexs(b []byte) string {
@@ -578,5 +609,35 @@ func TestDashboardAuth(t *testing.T) {
 	}
 	if got := get("/ui/devices", tok); got != 200 {
 		t.Errorf("cookie: %d", got)
+	}
+}
+
+// Two fleets on one broker: a server under its own topic root takes reports there and
+// answers there.
+func TestMQTTTopicRoot(t *testing.T) {
+	root := wire.Topics{Root: "utility-a/meters"}
+	e := newEnv(t, func(c *server.Config) { c.TopicRoot = root.Root })
+	d := e.provision("meter-1", "watermeter")
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan []byte, 1)
+	if tok := c.Subscribe(root.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if tok := c.Publish(root.Up("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case b := <-acks:
+		if a := d.accept(b); a.Reject != "" || a.AckedRSeq != 1 {
+			t.Fatalf("ack %+v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ack under the topic root")
+	}
+	if _, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), TopicRoot: "a/+/b"}); err == nil || !strings.Contains(err.Error(), "topic root") {
+		t.Fatalf("a wildcard root: %v", err)
 	}
 }

@@ -223,7 +223,7 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *store.APITok
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
-	writeJSON(w, http.StatusOK, who)
+	writeJSON(w, http.StatusOK, apiTokenView(*who))
 }
 
 // --- device ingest over HTTP ---
@@ -332,17 +332,6 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIT
 
 // --- operator API ---
 
-type deviceView struct {
-	*store.Device
-	Pending []tokenView `json:"pending_tokens,omitempty"`
-}
-
-type tokenView struct {
-	ID      string    `json:"id"`
-	Action  string    `json:"action"`
-	Expires time.Time `json:"expires"`
-}
-
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	state := r.URL.Query().Get("state")
 	if state != "" && !slices.Contains(store.States, state) {
@@ -355,10 +344,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.AP
 		storeError(w, err)
 		return
 	}
-	if list == nil {
-		list = []*store.Device{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": list})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": views(list, func(d *store.Device) DeviceView { return deviceView(d, nil) })})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -367,12 +353,8 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIT
 		storeError(w, err)
 		return
 	}
-	v := deviceView{Device: d}
 	toks, _ := s.st.PendingTokens(r.Context(), d.ID, d.Epoch, s.now())
-	for _, t := range toks {
-		v.Pending = append(v.Pending, tokenView{ID: hex.EncodeToString(t.ID), Action: t.Action, Expires: t.Expires})
-	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, deviceView(d, toks))
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -381,9 +363,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, After: after, Limit: lim})
+	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, AfterN: after, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
@@ -391,10 +373,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.API
 	if r.URL.Query().Get("tamper") == "true" {
 		evs = slices.DeleteFunc(evs, func(e store.Event) bool { return !e.Tamper })
 	}
-	if evs == nil {
-		evs = []store.Event{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	writeJSON(w, http.StatusOK, map[string]any{"events": views(evs, eventView)})
 }
 
 type provisionReq struct {
@@ -437,7 +416,7 @@ func (s *Server) postVisit(w http.ResponseWriter, r *http.Request, who *store.AP
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, v)
+	writeJSON(w, http.StatusCreated, visitView(*v))
 }
 
 type closeReq struct {
@@ -455,7 +434,7 @@ func (s *Server) closeVisit(w http.ResponseWriter, r *http.Request, who *store.A
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, visitView(*v))
 }
 
 func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -464,10 +443,7 @@ func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if vs == nil {
-		vs = []store.Visit{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"visits": vs})
+	writeJSON(w, http.StatusOK, map[string]any{"visits": views(vs, visitView)})
 }
 
 type clearReq struct {
@@ -483,23 +459,24 @@ func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.AP
 		storeError(w, err)
 		return
 	}
-	d, _ := s.st.GetDevice(r.Context(), r.PathValue("id"))
-	writeJSON(w, http.StatusOK, d)
-}
-
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-	lim, _ := strconv.Atoi(q.Get("limit"))
-	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim}, q.Get("unacked") == "true")
+	d, err := s.st.GetDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	if al == nil {
-		al = []store.Alert{}
+	writeJSON(w, http.StatusOK, deviceView(d, nil))
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	q := r.URL.Query()
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	lim, _ := strconv.Atoi(q.Get("limit"))
+	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim}, q.Get("unacked") == "true")
+	if err != nil {
+		storeError(w, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": al})
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": views(al, alertView)})
 }
 
 func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -518,17 +495,14 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.API
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	lim, _ := strconv.Atoi(q.Get("limit"))
-	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim})
+	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	if au == nil {
-		au = []store.Audit{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"audit": au})
+	writeJSON(w, http.StatusOK, map[string]any{"audit": views(au, auditView)})
 }
 
 func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -537,10 +511,7 @@ func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.
 		storeError(w, err)
 		return
 	}
-	if ms == nil {
-		ms = []*store.Manifest{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"manifests": ms})
+	writeJSON(w, http.StatusOK, map[string]any{"manifests": views(ms, manifestInfo)})
 }
 
 func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -567,10 +538,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if ts == nil {
-		ts = []store.APIToken{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": views(ts, apiTokenView)})
 }
 
 type tokenReq struct {

@@ -1,4 +1,4 @@
-package cli
+package devicecli
 
 import (
 	"context"
@@ -29,6 +29,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	gpio := fs.String("gpio", "", "cover switch on a GPIO line, CHIP:LINE (e.g. gpiochip0:17), high = open")
 	gpioLow := fs.Bool("gpio-active-low", false, "the GPIO line reads low when the cover is open")
 	quiet := fs.Bool("quiet", false, "log only problems")
+	topicRoot := fs.String("topic-root", wire.DefaultTopicRoot, "root of the MQTT topics, as the server's --topic-root")
 	if _, code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -42,6 +43,9 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	// A typo is a usage error before anything is logged or reported, never a tamper alarm.
 	if err := agent.CheckAppDir(*dir); err != nil {
 		return fail(env, "agent", err)
+	}
+	if !wire.ValidTopicRoot(*topicRoot) {
+		return fail(env, "agent", fmt.Errorf("--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot))
 	}
 	raw, err := os.ReadFile(*bundlePath)
 	if err != nil {
@@ -77,6 +81,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	}
 	cfg := agent.RunConfig{Bundle: &b, Manifest: m, AppDir: *dir, DataDir: *data, Server: url, Once: *once,
 		BundlePath: *bundlePath,
+		Dial:       agent.DialOptions{TopicRoot: *topicRoot},
 		Logf: func(format string, a ...any) {
 			if !*quiet {
 				fmt.Fprintf(env.Stderr, "fieldseal agent: "+format+"\n", a...)
