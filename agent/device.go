@@ -190,12 +190,10 @@ func (d *Device) append(t uint64, typ uint16, payload any) (wire.Entry, error) {
 	if err != nil {
 		return wire.Entry{}, err
 	}
-	// The state as it will be after the entry, staged so that the entry's commit carries
-	// it: n is known only once the writer has placed it (an overflow entry may go first),
-	// so a tamper entry's summary is saved again just after, with its number.
-	if b, err := encodeState(d.st); err == nil {
-		d.w.StageExt(b)
-	}
+	// The entry's slot commit carries the device state as last saved (every change to it is
+	// saved where it is made). What the entry itself changes (latches, the tamper summary,
+	// a spent token) is saved just after, once the writer has given it its number; a power
+	// cut in between is repaired at boot, which accounts again for entries past Seen.
 	e, err := d.w.Append(t, typ, p)
 	if errors.Is(err, fschain.ErrDropped) {
 		// Log full while offline: the writer counts routine entries and logs an overflow

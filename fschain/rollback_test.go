@@ -159,6 +159,15 @@ func TestThreatD26_DeviceStateAuthenticated(t *testing.T) {
 	if w3.ExtAuthentic() {
 		t.Fatal("an edited device state passed as authentic")
 	}
+	// An older guard's trailer ("fsx1", CRC over the CBOR, no tag) is read, as unauthenticated.
+	legacy := append([]byte(nil), forged[:ext]...)
+	legacy = append(legacy, "fsx1"...)
+	legacy = binary.BigEndian.AppendUint32(legacy, 3)
+	legacy = append(legacy, 0xa1, 0x02, 0x05)
+	legacy = binary.BigEndian.AppendUint32(legacy, crc32.ChecksumIEEE([]byte{0xa1, 0x02, 0x05}))
+	if ls, err := decodeState(legacy); err != nil || ls.ExtAuth || !bytes.Equal(ls.Ext, []byte{0xa1, 0x02, 0x05}) {
+		t.Fatalf("fsx1 trailer: %v", err)
+	}
 	// A torn device state makes the slot invalid: the other slot (older generation) is used.
 	st2 := NewMemStorage()
 	w4, _ := Create(st2, testDev, 1, testK1())

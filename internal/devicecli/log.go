@@ -185,7 +185,7 @@ func runLogVerify(env *Env, args []string) int {
 	}
 	if res.KeyMismatch {
 		// An operator's mistake, never a tamper verdict.
-		return fail(env, "log verify", fmt.Errorf("--chain-key: this key does not belong to this log: no entry's tag and not the seal verify under it, while the log's head chain holds; use K_1 of %s epoch %d (the operator's copy of its bundle)", x.Dev, x.Epoch))
+		return fail(env, "log verify", fmt.Errorf("--chain-key: this key does not belong to this log: no entry's tag and not the seal verify under it, while the log's head chain holds; use K_1 of %s epoch %d (the operator's copy of its bundle). If that is the key you gave, every entry and the seal were made without any of the device's keys: check the log against the server's receipts (--server-pub) and its records", x.Dev, x.Epoch))
 	}
 	lines, v := verdict(x, res, opt)
 	if *asJSON {
@@ -246,7 +246,7 @@ func verdict(x *fschain.Export, res *fschain.CheckResult, opt fschain.CheckOptio
 		lines = append(lines, line)
 		v.Tamper = append(v.Tamper, logTamperJSON{N: e.N, T: e.T, Type: wire.EntryName(e.Type), Summary: ev.Summary, LaterOK: ev.LaterOK, Cleared: ev.Cleared})
 	}
-	if m := x.Summary; m != nil && res.Err == nil {
+	if m := x.Summary; m != nil {
 		// The device's latched summary: tamper seen since the last clear token, even when its
 		// entries were acknowledged and pruned (not in this export any more).
 		line := fmt.Sprintf("TAMPER latched since entry %d (%s", m.FirstN, wire.EntryName(m.FirstType))
@@ -266,7 +266,11 @@ func verdict(x *fschain.Export, res *fschain.CheckResult, opt fschain.CheckOptio
 		for _, t := range sortedTypes(m.Counts) {
 			counts = append(counts, fmt.Sprintf("%s ×%d", wire.EntryName(t), m.Counts[t]))
 		}
-		lines = append([]string{line}, lines...)
+		if res.Err == nil {
+			lines = append([]string{line}, lines...)
+		} else {
+			lines = append(lines, "  the device also says: "+line)
+		}
 		if len(counts) > 0 {
 			lines = append(lines, "  latched since then: "+strings.Join(counts, ", ")+" (cleared only by a clear token)")
 		}

@@ -5,35 +5,30 @@
 import ujson
 import uos
 from ubinascii import unhexlify as uh, hexlify
-from fieldseal import fschain as fc
+from fieldseal import fschain as fc, cbor
 from fieldseal.device import XKEYS
+from fieldseal.store import FileStore
 
 
 def hx(b):
     return hexlify(b).decode()
 
 
-class Mem:
-    def __init__(self, files):
-        self.f = dict(files)
+ROOT = "/vec"
 
-    def read(self, name):
-        return self.f.get(name)
 
-    def write(self, name, data):
-        self.f[name] = bytes(data)
-
-    def append(self, name, data):
-        self.f[name] = (self.f.get(name) or b"") + bytes(data)
-
-    def truncate(self, name, n):
-        self.f[name] = (self.f.get(name) or b"")[:n]
-
-    def rename(self, a, b):
-        self.f[b] = self.f.pop(a)
-
-    def remove(self, name):
-        self.f.pop(name, None)
+def store_with(files):
+    """A FileStore (the guard's own) holding exactly files."""
+    try:
+        uos.mkdir(ROOT)
+    except OSError:
+        pass
+    for n in uos.listdir(ROOT):
+        uos.remove(ROOT + "/" + n)
+    for n, b in files.items():
+        with open(ROOT + "/" + n, "wb") as f:
+            f.write(b)
+    return FileStore(ROOT)
 
     # the streaming interface of FileStore (open, size, copy)
     def open(self, name):
@@ -73,11 +68,19 @@ def slot(v):
     e = fc._unslot(uh(v["slot_edited"]), XKEYS)
     if e is None or e["xauth"]:
         return "edited slot: %s" % ("does not decode" if e is None else "tag verifies")
+    # an older guard's slot: "fsx1" | len | CBOR array in XKEYS order | crc(CBOR), no tag
+    raw = uh(v["slot"])
+    i = raw.find(b"fsx2")
+    arr = cbor.enc([x.get(k) for k in XKEYS[:15]])
+    old = raw[:i] + b"fsx1" + fc.u32(len(arr)) + arr + fc.u32(fc.crc32(arr) & 0xFFFFFFFF)
+    o = fc._unslot(old, XKEYS)
+    if o is None or o["xauth"] is not False or o["x"]["rseq"] != f["rseq"]:
+        return "fsx1 slot: %r" % (o and (o["xauth"], o["x"].get("rseq")))
     return None
 
 
 def recover(v):
-    st = Mem({"log": uh(v["log"]), "slot-a": uh(v["slot_a"]), "slot-b": uh(v["slot_b"])})
+    st = store_with({"log": uh(v["log"]), "slot-a": uh(v["slot_a"]), "slot-b": uh(v["slot_b"])})
     c = fc.Chain(st, 1 << 20, XKEYS)
     c.load()
     w = v["want"]
