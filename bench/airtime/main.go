@@ -34,6 +34,7 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -155,7 +156,12 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	s, err := server.New(server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
+	st, err := storeurl.Open(ctx, "", dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer st.Close()
+	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		log.Fatal(err)

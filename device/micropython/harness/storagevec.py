@@ -30,19 +30,6 @@ def store_with(files):
             f.write(b)
     return FileStore(ROOT)
 
-    # the streaming interface of FileStore (open, size, copy)
-    def open(self, name):
-        import uio
-
-        d = self.f.get(name)
-        return None if d is None else uio.BytesIO(d)
-
-    def size(self, name):
-        return len(self.f.get(name) or b"")
-
-    def copy(self, name, dst, start, end):
-        self.f[dst] = (self.f.get(name) or b"")[start:end]
-
 
 def slot(v):
     s = fc._unslot(uh(v["slot"]), XKEYS)

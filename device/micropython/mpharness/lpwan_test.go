@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -52,7 +53,13 @@ func lpRound(t *testing.T, r *rig, s *server.Server) (frames int, outcome string
 func TestGuardLPWANToServer(t *testing.T) {
 	vendor := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, 32))
 	r := newRig(t, nil, AppOptions{})
-	s, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: "off", MQTTAddr: "off",
+	dir := t.TempDir()
+	st, err := storeurl.Open(context.Background(), "", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Now: func() time.Time { return time.Unix(t0, 0) },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
