@@ -59,7 +59,7 @@ func TestQEMUBoardBootsAndKeepsStorage(t *testing.T) {
 	if _, err := vm.Expect("fwboot: cwd=/flash", 60*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, vm.Output())
 	}
-	out, err := vm.Exec("import gc\nopen('note.txt','w').write('kept')\nprint(gc.mem_free()+gc.mem_alloc())\n", 30*time.Second)
+	out, err := vm.Exec("import gc\nwith open('note.txt','w') as f:\n    f.write('kept')\nprint(gc.mem_free()+gc.mem_alloc())\n", 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

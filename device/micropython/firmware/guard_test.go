@@ -93,7 +93,8 @@ func hwImage(t *testing.T, dir string, now uint64) {
 // D23: the boot path as an stm32 board runs it (internal storage mounted and the working
 // directory, first on sys.path; then the frozen boot file). A folder named like the guard's
 // package on that storage, with a boot.py, neither shadows nor replaces the guard: the
-// guard boots from frozen code, finds the application missing and reports it at once.
+// guard boots from frozen code, finds the application missing and reports it at once — all
+// within a 32 KiB heap.
 func TestThreatD23_StorageCannotDivertFrozenBoot(t *testing.T) {
 	fw, _ := guardImage(t)
 	dir := t.TempDir()
@@ -117,7 +118,7 @@ func TestThreatD23_StorageCannotDivertFrozenBoot(t *testing.T) {
 		".fieldseal/bundle.json": bj,
 	})
 	hwImage(t, dir, 1767225600)
-	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir})
+	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: 32 << 10}) // boot, check and report in 32 KiB
 	out, err := vm.Expect("\n", 90*time.Second)
 	for err == nil && !strings.Contains(out, "FSREPORT ") {
 		var line string
@@ -148,5 +149,28 @@ func TestThreatD23_StorageCannotDivertFrozenBoot(t *testing.T) {
 	}
 	if rep.Meas.Status != wire.MeasMismatch {
 		t.Fatalf("measurement %+v: the missing app must be reported", rep.Meas)
+	}
+}
+
+// A boot that cannot succeed explains itself: an unprovisioned device (no bundle on its
+// storage) prints the exception on the console and resets (machine.reset() ends qemu); it
+// never falls into the REPL.
+func TestBootFailureIsShownThenResets(t *testing.T) {
+	fw, _ := guardImage(t)
+	dir := t.TempDir()
+	if _, err := firmware.Disk(dir, "flash.img", 256<<10); err != nil {
+		t.Fatal(err)
+	}
+	hwImage(t, dir, 1767225600)
+	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: 32 << 10})
+	if err := vm.Wait(90 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, vm.Output())
+	}
+	out := vm.Output()
+	if !strings.Contains(out, "Unprovisioned") || !strings.Contains(out, "Traceback") {
+		t.Fatalf("no explanation on the console:\n%s", out)
+	}
+	if strings.Contains(out, ">>>") {
+		t.Fatalf("fell into the REPL:\n%s", out)
 	}
 }
