@@ -35,8 +35,6 @@ type State struct {
 	Receipt        wire.HexBytes `json:"receipt,omitempty"`
 	ReportInterval uint32        `json:"report_interval,omitempty"` // set by a config token
 	CheckInterval  uint32        `json:"check_interval,omitempty"`
-	// BadDownlinks counts rejected downlinks since the last accepted ack (MaxBadDownlinks).
-	BadDownlinks uint32 `json:"bad_downlinks,omitempty"`
 
 	// Service bounds the open window by the boot and the monotonic clock (threat D25).
 	Service *wire.ServiceWindow `json:"-"`
@@ -46,6 +44,8 @@ type State struct {
 	Seen uint64 `json:"-"`
 	// StampsDigest vouches for the sealed files' stamps kept between runs.
 	StampsDigest []byte `json:"-"`
+	// BadDownlinks counts rejected downlinks since the last accepted ack (MaxBadDownlinks).
+	BadDownlinks uint32 `json:"bad_downlinks,omitempty"`
 }
 
 // maxUsedTokens bounds the spent-token list. A token older than this many others has long
@@ -57,7 +57,7 @@ func encodeState(st *State) ([]byte, error) {
 	ds := wire.DeviceState{Boot: st.Boot, RSeq: st.RSeq, AckedRSeq: st.AckedRSeq, Nonce: st.Nonce,
 		Latched: st.Latched, ServiceUntil: st.ServiceUntil, CheckInterval: st.CheckInterval,
 		ReportInterval: st.ReportInterval, Summary: st.Summary, Service: st.Service, Seen: st.Seen,
-		Receipt: st.Receipt, BadDownlinks: st.BadDownlinks, StampsDigest: st.StampsDigest}
+		Receipt: st.Receipt, StampsDigest: st.StampsDigest, BadDownlinks: st.BadDownlinks}
 	for _, id := range st.UsedTokens {
 		ds.UsedTokens = append(ds.UsedTokens, wire.UsedToken{ID: id})
 	}
@@ -80,7 +80,7 @@ func decodeState(b []byte) (*State, error) {
 	*st = State{RSeq: ds.RSeq, AckedRSeq: ds.AckedRSeq, Boot: ds.Boot, Nonce: ds.Nonce, Latched: ds.Latched,
 		ServiceUntil: ds.ServiceUntil, Receipt: ds.Receipt, ReportInterval: ds.ReportInterval,
 		CheckInterval: ds.CheckInterval, Service: ds.Service, Summary: ds.Summary, Seen: ds.Seen,
-		BadDownlinks: ds.BadDownlinks, StampsDigest: ds.StampsDigest}
+		StampsDigest: ds.StampsDigest, BadDownlinks: ds.BadDownlinks}
 	for _, u := range ds.UsedTokens {
 		st.UsedTokens = append(st.UsedTokens, u.ID)
 	}
@@ -147,13 +147,16 @@ func (st *State) account(e wire.Entry) {
 		st.Summary = ds.Summary
 	}
 	var id []byte
-	v, _ := wire.DecodePayload(e.Type, e.Payload)
-	switch p := v.(type) {
-	case *wire.TamperClearedPayload:
-		id = p.TokenID
+	if e.Type == wire.EntryTamperCleared {
 		st.Latched, st.Summary = 0, nil
-	case *wire.ServiceBeginPayload:
-		id = p.TokenID
+	}
+	if e.Type == wire.EntryTamperCleared || e.Type == wire.EntryServiceBegin {
+		switch p, _ := wire.DecodePayload(e.Type, e.Payload); p := p.(type) {
+		case *wire.TamperClearedPayload:
+			id = p.TokenID
+		case *wire.ServiceBeginPayload:
+			id = p.TokenID
+		}
 	}
 	if len(id) > 0 && !st.spent(id) {
 		st.UsedTokens = append(st.UsedTokens, id)
@@ -180,5 +183,9 @@ func EraseChainKeyFile(path string, b wire.Bundle) error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, append(raw, '\n'), 0o600)
+	return writeFileAtomic(path, append(raw, '\n'))
 }
+
+// writeFileAtomic replaces path with data, mode 0600, so that a power cut leaves either
+// the old or the new content (atomicfile.Write: the file and its folder are fsynced).
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }

@@ -156,8 +156,8 @@ var payloadTypes = map[uint16]func() any{
 	EntryBadDownlink:      func() any { return &BadDownlinkPayload{} },
 	EntryRollbackDetected: func() any { return &RollbackPayload{} },
 	EntryLogCorrupt:       func() any { return &LogCorruptPayload{} },
-	EntryRepeat:           func() any { return &RepeatPayload{} },
 	EntryBootFailed:       func() any { return &BootFailedPayload{} },
+	EntryRepeat:           func() any { return &RepeatPayload{} },
 }
 
 // NewPayload returns a pointer to the zero payload struct of an entry type, or nil for

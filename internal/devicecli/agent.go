@@ -40,12 +40,12 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	if *tamperFile != "" && *gpio != "" {
 		return fail(env, "agent", errors.New("--tamper-file and --gpio are exclusive"))
 	}
+	if !wire.ValidTopicRoot(*topicRoot) {
+		return fail(env, "agent", fmt.Errorf("--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot))
+	}
 	// A typo is a usage error before anything is logged or reported, never a tamper alarm.
 	if err := agent.CheckAppDir(*dir); err != nil {
 		return fail(env, "agent", err)
-	}
-	if !wire.ValidTopicRoot(*topicRoot) {
-		return fail(env, "agent", fmt.Errorf("--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot))
 	}
 	raw, err := os.ReadFile(*bundlePath)
 	if err != nil {
