@@ -157,7 +157,7 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 			// Keep the unreadable log for forensics before it is salvaged.
 			keep := filepath.Join(cfg.DataDir, fmt.Sprintf("log.corrupt-%d", cfg.Now().Unix()))
 			if raw, rerr := os.ReadFile(filepath.Join(cfg.DataDir, "log", "log")); rerr == nil {
-				writeFileAtomic(keep, raw)
+				atomicfile.Write(keep, raw, 0o600)
 			}
 			cfg.Logf("%s: evidence log corrupt (%v): kept a copy in %s, reporting log-corrupt", b.Device, err, keep)
 		}})
@@ -167,7 +167,10 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	dev.SetLogger(cfg.Logf)
 	if legacy != nil {
 		// The state is in the slots now; a plain copy left behind would only mislead.
-		os.Rename(filepath.Join(cfg.DataDir, legacyStateFile), filepath.Join(cfg.DataDir, legacyStateFile+".imported"))
+		old := filepath.Join(cfg.DataDir, legacyStateFile)
+		if raw, err := os.ReadFile(old); err == nil && atomicfile.Write(old+".imported", raw, 0o600) == nil {
+			os.Remove(old)
+		}
 	}
 	// Forward security holds only if no copy of K_1 outlives the log's creation: erase it
 	// from the agent's own copy (never from the operator's file).
@@ -320,8 +323,32 @@ func (r *Runner) Report(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.dev.HandleAck(ack, now)
+	return takeAnswer(ctx, r.dev, r.tr, ack, now)
 }
+
+// takeAnswer hands the device the answers to the report it just sent until it takes one:
+// only the ack whose acked rseq answers this report is taken (an answer to an earlier
+// report is stale, a forged one is logged), and on MQTT the right one may still come after
+// others on the downlink topic (PROTOCOL.md, "Downlink rules").
+func takeAnswer(ctx context.Context, d *Device, tr Transport, ack []byte, now uint64) error {
+	more, _ := tr.(interface {
+		Next(context.Context) ([]byte, error)
+	})
+	for tries := 0; ; tries++ {
+		err := d.HandleAck(ack, now)
+		taken := !errors.Is(err, ErrStaleAck) && (!errors.Is(err, ErrBadDownlink) || errors.Is(err, ErrTokenRefused))
+		if taken || more == nil || tries >= maxDownlinksPerReport {
+			return err
+		}
+		if ack, err = more.Next(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// maxDownlinksPerReport bounds how many messages Report reads from the downlink while it
+// waits for the answer to its report (a flood of forged ones cannot hold it forever).
+const maxDownlinksPerReport = 64
 
 // Close releases the transport.
 func (r *Runner) Close() {

@@ -83,6 +83,9 @@ type Config struct {
 	MaxBatch int
 	// DeviceCache bounds the devices kept in memory (default 200,000).
 	DeviceCache int
+
+	// LoRaWAN are the network server integrations to ingest LPWAN frames from (lorawan.go).
+	LoRaWAN []LoRaWAN
 }
 
 // Server is a running fleet server.
@@ -100,6 +103,8 @@ type Server struct {
 	alerts *alerter
 
 	recordLimit *rateLimit // audit records of unauthenticated rejections
+	lp          lpState    // LPWAN profile: entry fragments being assembled (lpwan.go)
+	lorawan     []*lorawanConn
 
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -288,6 +293,11 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.startLoRaWAN(ctx); err != nil {
+		s.stopLoRaWAN()
+		s.abortStart()
+		return err
+	}
 	s.bgDone.Add(1)
 	go func() {
 		defer s.bgDone.Done()
@@ -335,6 +345,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ext != nil {
 		s.ext.close()
 	}
+	s.stopLoRaWAN()
 	if s.broker != nil {
 		s.broker.Close()
 	}

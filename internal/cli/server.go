@@ -44,6 +44,20 @@ type serverFile struct {
 	LogLevel    string   `toml:"log_level"`
 	HTTPTLS     tlsFile  `toml:"http_tls"`
 	MQTTTLS     tlsFile  `toml:"mqtt_tls"`
+	// LoRaWAN: [[lorawan]] tables, one per network server integration (docs/OPERATIONS.md).
+	LoRaWAN []lorawanFile `toml:"lorawan"`
+}
+
+// lorawanFile is one [[lorawan]] table: server.LoRaWAN, with devices as DevEUI = "id".
+type lorawanFile struct {
+	Kind        string            `toml:"kind"`
+	Broker      string            `toml:"broker"`
+	Username    string            `toml:"username"`
+	Password    string            `toml:"password"`
+	Application string            `toml:"application"`
+	Tenant      string            `toml:"tenant"`
+	FPort       uint8             `toml:"fport"`
+	Devices     map[string]string `toml:"devices"`
 }
 
 type tlsFile struct {
@@ -142,6 +156,14 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		TopicRoot: *topicRoot}
 	if *broker != "" && !set["mqtt"] {
 		cfg.MQTTAddr = "off"
+	}
+	for _, l := range file.LoRaWAN {
+		lw := server.LoRaWAN{Kind: l.Kind, Broker: l.Broker, Username: l.Username, Password: l.Password,
+			Application: l.Application, Tenant: l.Tenant, FPort: l.FPort, Devices: l.Devices}
+		if err := lw.Check(); err != nil {
+			return fail(env, "server", fmt.Errorf("config %s: [[lorawan]]: %w", *config, err))
+		}
+		cfg.LoRaWAN = append(cfg.LoRaWAN, lw)
 	}
 	for _, p := range vendorKeys {
 		pub, err := keys.LoadPublic(p)

@@ -275,6 +275,8 @@ func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 	for name, c := range map[string]struct{ toml, want string }{
 		"misspelt":     {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
 		"bad duration": {"receipt_interval = \"soon\"\n", "receipt_interval"},
+		"lorawan kind": {"[[lorawan]]\nkind = \"chirpstak\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n", `kind "chirpstak"`},
+		"lorawan eui":  {"[[lorawan]]\nkind = \"tts\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n[lorawan.devices]\n\"0102\" = \"wm-1\"\n", `DevEUI "0102"`},
 	} {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "fieldseal.toml")
