@@ -29,15 +29,18 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	gpio := fs.String("gpio", "", "cover switch on a GPIO line, CHIP:LINE (e.g. gpiochip0:17), high = open")
 	gpioLow := fs.Bool("gpio-active-low", false, "the GPIO line reads low when the cover is open")
 	quiet := fs.Bool("quiet", false, "log only problems")
-	if _, code, ok := parseFlags(fs, args); !ok {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
 		return code
 	}
-	if *bundlePath == "" || *dir == "" || *manPath == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "bundle", "dir", "manifest"); !ok {
+		return code
 	}
 	if *tamperFile != "" && *gpio != "" {
-		return fail(env, "agent", errors.New("--tamper-file and --gpio are exclusive"))
+		return usageError(env, fs, "--tamper-file and --gpio are exclusive: the cover switch is one or the other")
 	}
 	raw, err := os.ReadFile(*bundlePath)
 	if err != nil {

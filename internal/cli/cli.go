@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -51,6 +53,9 @@ func Main(args []string) int {
 
 // Run is Main with explicit context and streams, for tests.
 func Run(ctx context.Context, env *Env, args []string) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-v") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.Stdout)
 		if len(args) == 0 {
@@ -79,9 +84,14 @@ func usage(w io.Writer) {
 	}
 }
 
+// synopses holds each flag set's one-line synopsis, for the short usage line that follows
+// a usage error.
+var synopses sync.Map // *flag.FlagSet → string
+
 // newFlags makes a flag set whose errors go to env.Stderr and never exit the process.
 func newFlags(env *Env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("fieldseal "+name, flag.ContinueOnError)
+	synopses.Store(fs, synopsis)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: fieldseal %s %s\n\nFlags:\n", name, synopsis)
@@ -113,4 +123,43 @@ func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok boo
 func fail(env *Env, verb string, err error) int {
 	fmt.Fprintf(env.Stderr, "fieldseal %s: %v\n", verb, err)
 	return ExitError
+}
+
+// usageError prints what is wrong with the command line, one line naming the flag or
+// argument, then the verb's synopsis (not every flag: the error must stay visible), and
+// returns ExitError. Every verb reports a missing or bad flag this way.
+func usageError(env *Env, fs *flag.FlagSet, format string, a ...any) int {
+	fmt.Fprintf(env.Stderr, "%s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
+	if syn, ok := synopses.Load(fs); ok {
+		fmt.Fprintf(env.Stderr, "Usage: %s %s ('%s -h' lists every flag)\n", fs.Name(), syn, fs.Name())
+	}
+	return ExitError
+}
+
+// requireFlags reports the first of names whose flag is empty, with what the flag is for.
+// ok=false means the error was printed: return code.
+func requireFlags(env *Env, fs *flag.FlagSet, names ...string) (code int, ok bool) {
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil {
+			panic("cli: requireFlags: no flag --" + n)
+		}
+		if f.Value.String() == "" {
+			return usageError(env, fs, "missing --%s (%s)", n, f.Usage), false
+		}
+	}
+	return ExitOK, true
+}
+
+// requireArgs checks the count of positional arguments: exactly len(names). Each name is
+// "WHAT: what it is", shown when it is missing.
+func requireArgs(env *Env, fs *flag.FlagSet, pos []string, names ...string) (code int, ok bool) {
+	if len(pos) < len(names) {
+		what, desc, _ := strings.Cut(names[len(pos)], ": ")
+		return usageError(env, fs, "missing %s (%s)", what, desc), false
+	}
+	if len(pos) > len(names) {
+		return usageError(env, fs, "unexpected argument %q", pos[len(names)]), false
+	}
+	return ExitOK, true
 }

@@ -116,9 +116,11 @@ func runLogVerify(env *Env, args []string) int {
 	}
 	if len(pos) == 1 && *logPath == "" {
 		*logPath = pos[0]
-	} else if len(pos) != 0 || *logPath == "" {
-		fs.Usage()
-		return ExitError
+	} else if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "log"); !ok {
+		return code
 	}
 	x, err := readExport(*logPath)
 	if err != nil {
@@ -337,9 +339,11 @@ func runLogShow(env *Env, args []string) int {
 	}
 	if len(pos) == 1 && *logPath == "" {
 		*logPath = pos[0]
-	} else if len(pos) != 0 || *logPath == "" {
-		fs.Usage()
-		return ExitError
+	} else if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "log"); !ok {
+		return code
 	}
 	x, err := readExport(*logPath)
 	if err != nil {
@@ -367,9 +371,11 @@ func runLogExport(env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 0 || *dir == "" || *out == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "storage", "out"); !ok {
+		return code
 	}
 	if _, err := os.Stat(*dir); err != nil {
 		return fail(env, "log export", err)
