@@ -88,6 +88,9 @@ type RunConfig struct {
 	// EraseChainKey, if set, is called once the evidence log has been created from the
 	// bundle's K_1 (first start), to erase K_1 wherever the caller keeps the bundle.
 	EraseChainKey func() error
+	// FirstCheck, if set, is told what the check at start found (nil: the tree matches),
+	// before the first report: the command line's start line and --once result.
+	FirstCheck func(bad []wire.Finding)
 }
 
 // Runner is a running agent: one real device around the Device engine.
@@ -294,8 +297,12 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			r.Cover(true, wire.CoverSourceLevel)
 		}
 	}
-	if _, err := r.Check(ctx); err != nil {
+	bad, err := r.Check(ctx)
+	if err != nil {
 		return err
+	}
+	if cfg.FirstCheck != nil {
+		cfg.FirstCheck(bad)
 	}
 	if cfg.Once {
 		return r.Report(ctx)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/internal/keys"
@@ -92,6 +93,14 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 		g.ActiveLow = *gpioLow
 		cfg.Cover = g
 	}
+	var firstCheck string
+	cfg.FirstCheck = func(bad []wire.Finding) {
+		firstCheck = describeFindings(bad)
+		if !*once && !*quiet {
+			fmt.Fprintf(env.Stderr, "fieldseal agent: guarding %s: %s against %s version %d (%d files): %s; reporting to %s, evidence log in %s; Ctrl-C to stop\n",
+				b.Device, *dir, m.Product, m.Version, len(m.Files), firstCheck, url, *data)
+		}
+	}
 	if err := agent.Run(ctx, cfg); err != nil {
 		if *once && (errors.Is(err, agent.ErrRejected) || errors.Is(err, agent.ErrBadDownlink)) {
 			fmt.Fprintf(env.Stderr, "fieldseal agent: report not acknowledged: %v\n", err)
@@ -99,7 +108,26 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 		}
 		return fail(env, "agent", err)
 	}
+	if *once {
+		fmt.Fprintf(env.Stdout, "%s: checked %s against %s version %d (%d files): %s; report acknowledged by %s\n", b.Device, *dir, m.Product, m.Version, len(m.Files), firstCheck, url)
+	}
 	return ExitOK
+}
+
+// describeFindings says what a check found, in a few words.
+func describeFindings(bad []wire.Finding) string {
+	if len(bad) == 0 {
+		return "every file matches"
+	}
+	var parts []string
+	for i, f := range bad {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(bad)-3))
+			break
+		}
+		parts = append(parts, f.Path+" "+f.Kind)
+	}
+	return fmt.Sprintf("%d problem(s): %s", len(bad), strings.Join(parts, ", "))
 }
 
 // openAgentManifest checks the manifest's signature when a vendor key is given, and its

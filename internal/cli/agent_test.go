@@ -61,8 +61,10 @@ func TestAgentOnce(t *testing.T) {
 	}
 	raw, _ := json.Marshal(b)
 	os.WriteFile(filepath.Join(dir, "bundle.json"), raw, 0o600)
+	var out bytes.Buffer
 	run := func() int {
-		var out, errb bytes.Buffer
+		var errb bytes.Buffer
+		out.Reset()
 		code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--once", "--bundle", filepath.Join(dir, "bundle.json"),
 			"--dir", app, "--manifest", filepath.Join(dir, "manifest.cose"), "--data", filepath.Join(dir, "data")})
 		t.Logf("exit %d: %s%s", code, out.String(), errb.String())
@@ -70,6 +72,11 @@ func TestAgentOnce(t *testing.T) {
 	}
 	if code := run(); code != ExitOK {
 		t.Fatalf("first --once: exit %d", code)
+	}
+	// One line on success, saying what was checked and that the server took the report.
+	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "linux-1") ||
+		!strings.Contains(lines[0], "every file matches") || !strings.Contains(lines[0], "report acknowledged") {
+		t.Fatalf("--once success output: %q", out.String())
 	}
 	// D11: the log now holds only evolved keys, so the device's copy of K_1 is gone.
 	var erased wire.Bundle
@@ -88,6 +95,9 @@ func TestAgentOnce(t *testing.T) {
 	os.WriteFile(filepath.Join(app, "main.py"), []byte("print('free water')\n"), 0o644)
 	if code := run(); code != ExitOK {
 		t.Fatalf("second --once: exit %d", code)
+	}
+	if !strings.Contains(out.String(), "1 problem(s): main.py modified") {
+		t.Fatalf("--once after an edit does not say what it found: %q", out.String())
 	}
 	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "tampered" {
 		t.Fatalf("after an edit the device is %s (%s)", d.State, d.StateReason)
