@@ -152,10 +152,10 @@ func Balance(d *District, step time.Duration) []Window {
 // registered in that hour: at 3 a.m. nearly nobody draws water, so what still flows is
 // mostly leakage.
 type NightFlow struct {
-	Night        time.Time // midnight starting the night
-	InletLPH     float64
-	MeteredLPH   float64
-	UnaccountedH float64 // litres per hour not registered by any meter
+	Night        time.Time `json:"night"` // midnight starting the night
+	InletLPH     float64   `json:"inlet_l_per_h"`
+	MeteredLPH   float64   `json:"metered_l_per_h"`
+	UnaccountedH float64   `json:"unaccounted_l_per_h"` // litres per hour not registered by any meter
 }
 
 // NightFlows picks, for each night, the hour between 01:00 and 05:00 with the least inlet

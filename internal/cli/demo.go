@@ -64,13 +64,14 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "demo", err)
 	}
+	// The server has stopped by now: a dashboard link (with its admin token) would lead
+	// nowhere.
+	r.Dashboard = ""
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(r)
 	} else if !*open {
-		// The server has stopped by now: a dashboard link would lead nowhere.
-		r.Dashboard = ""
 		demo.PrintTable(env.Stdout, r)
 		fmt.Fprintln(env.Stdout, "(run 'fieldseal demo --open' to keep the server running and browse this fleet in the dashboard)")
 	}

@@ -259,10 +259,18 @@ func (w *watcher) detection(s *sim.Scenario) (ok bool, at time.Time, reason stri
 	}
 	for _, a := range w.byDev[s.Device] {
 		if !a.At.Before(inj.Add(-time.Second)) {
-			return true, a.At, a.Kind + ": " + a.Reason
+			return true, a.At, alertText(a)
 		}
 	}
 	return false, time.Time{}, ""
+}
+
+// alertText names an alert once: "replay", not "replay: replay"; "tampered: check-fail".
+func alertText(a store.Alert) string {
+	if a.Reason == "" || a.Reason == a.Kind {
+		return a.Kind
+	}
+	return a.Kind + ": " + a.Reason
 }
 
 // progress counts the scenarios caught so far among those due.
