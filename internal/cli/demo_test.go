@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,10 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("exit %d, output is not the JSON verdict: %v\nstdout: %s\nstderr: %s", code, err, out.String(), errb.String())
 	}
 	t.Logf("progress:\n%s", errb.String())
+	assertSnakeCase(t, "demo --json", out.Bytes())
+	if strings.Contains(out.String(), "token=") || strings.Contains(out.String(), "dashboard") {
+		t.Errorf("demo --json links to the dashboard of a server that has stopped:\n%s", out.String())
+	}
 	if r.Meters != 200 || r.Reports < 200*50 {
 		t.Errorf("%d meters sent %d reports; want 200 meters reporting every 15 virtual minutes over a virtual day", r.Meters, r.Reports)
 	}
@@ -109,3 +114,62 @@ func TestDemoMicroPython(t *testing.T) {
 		t.Errorf("exit %d, ok %v, false alarms %d", code, r.OK, r.FalseAlarms)
 	}
 }
+
+// The same --seed tells the same story: the verdict table, times included, is the same on
+// every run, however the machine's load delays the simulation.
+func TestDemoSameSeedSameTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two demo runs of 8 s")
+	}
+	table := func() string {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"demo", "--meters", "100", "--for", "8s", "--seed", "7"})
+		if code != ExitOK {
+			t.Fatalf("demo exit %d:\n%s\n%s", code, out.String(), errb.String())
+		}
+		s := out.String()
+		start, end := strings.Index(s, "SCENARIO"), strings.Index(s, "verdict:")
+		if start < 0 || end < start {
+			t.Fatalf("no verdict table in:\n%s", s)
+		}
+		return s[start:end]
+	}
+	first, second := table(), table()
+	if first != second {
+		t.Fatalf("the same seed gave two different tables:\n%s\n---\n%s", first, second)
+	}
+	if !strings.Contains(first, "code-edit-restore") || !strings.Contains(first, "silent-meter") {
+		t.Fatalf("the table lacks scenarios:\n%s", first)
+	}
+	t.Logf("\n%s", first)
+}
+
+// Every key of a JSON output is snake_case, at every depth.
+func assertSnakeCase(t *testing.T, what string, data []byte) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		t.Fatalf("%s: not JSON: %v\n%s", what, err, data)
+	}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if !snakeKey.MatchString(k) {
+					t.Errorf("%s: key %s.%s is not snake_case", what, path, k)
+				}
+				walk(path+"."+k, e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(path+"[]", e)
+			}
+		}
+	}
+	walk("", v)
+}
+
+var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
