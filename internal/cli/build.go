@@ -78,7 +78,7 @@ func runBuild(ctx context.Context, env *Env, args []string) int {
 		Policy: pol, Mutable: mutable, AllowNative: *allowNative,
 	}
 	if hasPy(src) {
-		c, err := mpycross.Find(*mpyCross, mpyArgs)
+		c, err := mpycross.FindOrInstall(ctx, *mpyCross, mpyArgs, env.Stderr)
 		if err != nil {
 			return fail(env, "build", err)
 		}
