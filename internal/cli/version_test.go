@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"bytes"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// --version and -v are the version verb; a build with VCS stamps shows the commit, its
+// time and whether the tree was dirty; a release shows its module version.
+func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-v"} {
+		code, out, errs := sealRun(t, arg)
+		if code != ExitOK || !strings.HasPrefix(out, "fieldseal ") || !strings.Contains(out, "protocol  1") || !strings.Contains(out, "go ") {
+			t.Errorf("%s: exit %d %q %q", arg, code, out, errs)
+		}
+	}
+	var b bytes.Buffer
+	printVersion(&b, &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "dd51d22abc"}, {Key: "vcs.time", Value: "2026-12-06T06:00:00Z"}, {Key: "vcs.modified", Value: "true"}}})
+	for _, want := range []string{"fieldseal v1.2.3\n", "commit    dd51d22abc (with uncommitted changes)", "committed 2026-12-06T06:00:00Z", "go        go1.26.8"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("version lacks %q:\n%s", want, b.String())
+		}
+	}
+}
