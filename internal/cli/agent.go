@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/fieldseal/fieldseal/agent"
@@ -43,24 +42,24 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	if *tamperFile != "" && *gpio != "" {
 		return usageError(env, fs, "--tamper-file and --gpio are exclusive: the cover switch is one or the other")
 	}
-	raw, err := os.ReadFile(*bundlePath)
+	raw, err := readLimited(*bundlePath, 1<<20)
 	if err != nil {
-		return fail(env, "agent", err)
+		return fail(env, "agent", fmt.Errorf("--bundle: %w", err))
 	}
 	var b wire.Bundle
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return fail(env, "agent", fmt.Errorf("bundle %s: %w", *bundlePath, err))
+		return fail(env, "agent", badInput(*bundlePath, "a device bundle (the JSON file 'fieldseal provision' wrote)", err))
 	}
 	if err := b.Check(); err != nil {
 		return fail(env, "agent", fmt.Errorf("bundle %s: %w", *bundlePath, err))
 	}
-	signed, err := os.ReadFile(*manPath)
+	signed, err := readLimited(*manPath, wire.MaxManifestSize)
 	if err != nil {
-		return fail(env, "agent", err)
+		return fail(env, "agent", fmt.Errorf("--manifest: %w", err))
 	}
 	m, err := openAgentManifest(signed, *vendorKey)
 	if err != nil {
-		return fail(env, "agent", fmt.Errorf("manifest %s: %w", *manPath, err))
+		return fail(env, "agent", badInput(*manPath, "a manifest signed by the vendor key", err))
 	}
 	if *vendorKey == "" {
 		fmt.Fprintln(env.Stderr, "fieldseal agent: manifest signature not checked here (no --vendor-key); the server still refuses a device enforcing a manifest it did not register")

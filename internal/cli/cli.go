@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -100,11 +101,33 @@ func newFlags(env *Env, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
+// parseOnce parses args; a bad flag gets one line naming it and the short synopsis (the
+// whole flag list would push the error off the screen), -h the full usage.
+func parseOnce(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
+	var msg bytes.Buffer
+	fs.SetOutput(&msg)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+	default:
+		line, _, _ := strings.Cut(msg.String(), "\n")
+		line = strings.Replace(line, "flag provided but not defined", "unknown flag", 1)
+		usageError(&Env{Stderr: out}, fs, "%s", line)
+	}
+	return err
+}
+
 // parseFlags parses args allowing flags after positional arguments ("build SRC --key K")
 // and returns the positional ones. ok=false means usage was printed: return code.
 func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseOnce(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, ExitOK, false
 			}
@@ -121,7 +144,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok boo
 
 // fail prints a one-line error for the verb and returns ExitError.
 func fail(env *Env, verb string, err error) int {
-	fmt.Fprintf(env.Stderr, "fieldseal %s: %v\n", verb, err)
+	fmt.Fprintf(env.Stderr, "fieldseal %s: %s\n", verb, scrub(err))
 	return ExitError
 }
 

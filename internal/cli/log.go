@@ -122,11 +122,8 @@ func runLogVerify(env *Env, args []string) int {
 	if code, ok := requireFlags(env, fs, "log"); !ok {
 		return code
 	}
-	x, err := readExport(*logPath)
-	if err != nil {
-		return fail(env, "log verify", err)
-	}
 	var opt fschain.CheckOptions
+	var err error
 	if *pubPath != "" {
 		if opt.ServerPub, err = keys.LoadPublic(*pubPath); err != nil {
 			return fail(env, "log verify", fmt.Errorf("--server-pub: %w", err))
@@ -145,6 +142,10 @@ func runLogVerify(env *Env, args []string) int {
 			return fail(env, "log verify", fmt.Errorf("--receipts %s: %w", p, err))
 		}
 		opt.Receipts = append(opt.Receipts, rs...)
+	}
+	x, err := readExport(*logPath)
+	if err != nil {
+		return fail(env, "log verify", err)
 	}
 	res, err := fschain.CheckExport(x, opt)
 	if err != nil {
@@ -259,7 +260,7 @@ func readExport(path string) (*fschain.Export, error) {
 	}
 	x, err := fschain.DecodeExport(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, badInput(path, "an exported evidence log (the CBOR or JSON file of 'fieldseal log export', the agent or the guard)", err)
 	}
 	return x, nil
 }
@@ -278,7 +279,7 @@ func parseChainKey(s string) (fschain.Key, error) {
 		if strings.HasPrefix(text, "{") {
 			var bundle wire.Bundle
 			if err := json.Unmarshal(b, &bundle); err != nil {
-				return k, fmt.Errorf("device bundle: %w", err)
+				return k, badInput(s, "a device bundle", err)
 			}
 			if len(bundle.ChainKey) == 0 {
 				return k, errors.New("device bundle holds no chain_key: the agent erases K_1 from the device's copy once its log exists; use the operator's copy of the bundle")
@@ -291,7 +292,7 @@ func parseChainKey(s string) (fschain.Key, error) {
 	}
 	b, err := hex.DecodeString(text)
 	if err != nil || len(b) != 32 {
-		return k, errors.New("want 64 hex digits (32 bytes)")
+		return k, fmt.Errorf("%q: want K_1 as 64 hex digits (32 bytes), a file holding them, or the operator's copy of the device bundle", s)
 	}
 	return fschain.Key(b), nil
 }
@@ -311,7 +312,7 @@ func readReceipts(path string) ([][]byte, error) {
 	case b[0]&0xe0 == 0x80: // CBOR array
 		var rs [][]byte
 		if err := wire.Unmarshal(b, &rs); err != nil {
-			return nil, err
+			return nil, badInput(path, "a list of receipts", err)
 		}
 		return rs, nil
 	}

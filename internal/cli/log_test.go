@@ -146,6 +146,7 @@ func TestLogVerifyTamperEvent(t *testing.T) {
 	}
 	t.Logf("verdict:\n%s", out)
 	code, out, _ = runCLI("log", "verify", "--log", p, "--json")
+	assertSnakeCase(t, "log verify --json", []byte(out))
 	var v logVerdict
 	must(t, json.Unmarshal([]byte(out), &v))
 	if code != ExitFound || v.Verdict != "tamper" || len(v.Tamper) != 1 || v.Tamper[0].N != 17 {
