@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -148,7 +149,7 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	r := &Runner{cfg: cfg, dev: dev, stamp: map[string]fileStamp{}}
 	// Called from HandleAck inside Report, with r.mu held.
 	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {
-		if err := writeFileAtomic(filepath.Join(cfg.DataDir, keptManifest), signed); err != nil {
+		if err := atomicfile.Write(filepath.Join(cfg.DataDir, keptManifest), signed, 0o600); err != nil {
 			return err
 		}
 		r.cfg.Manifest = nm

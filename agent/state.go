@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -97,7 +98,7 @@ func (f FileState) Save(st *State) error {
 	if err := os.MkdirAll(f.Dir, 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(f.path(), data)
+	return atomicfile.Write(f.path(), data, 0o600)
 }
 
 // EraseChainKeyFile rewrites the device's bundle file at path without K_1 (atomically,
@@ -110,34 +111,5 @@ func EraseChainKeyFile(path string, b wire.Bundle) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(raw, '\n'))
-}
-
-// writeFileAtomic replaces path with data so that a power cut leaves either the old or the
-// new content: write a temporary file, fsync it, rename it over path, fsync the folder.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(data); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, append(raw, '\n'), 0o600)
 }

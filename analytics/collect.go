@@ -50,11 +50,11 @@ func (c *Collector) update(ctx context.Context, dev string) error {
 			if e.Type != wire.EntryRegister {
 				continue
 			}
-			var p wire.RegisterPayload
-			if wire.Unmarshal(e.Payload, &p) != nil {
+			v, err := wire.DecodePayload(e.Type, e.Payload)
+			if err != nil {
 				continue
 			}
-			add = append(add, Read{T: time.Unix(int64(e.T), 0).UTC(), Litres: float64(p.Litres)})
+			add = append(add, Read{T: time.Unix(int64(e.T), 0).UTC(), Litres: float64(v.(*wire.RegisterPayload).Litres)})
 		}
 		c.mu.Lock()
 		s := c.series[dev]

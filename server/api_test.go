@@ -127,17 +127,17 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 func TestMQTTIngest(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
-	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acks := make(chan []byte, 4)
-	if tok := c.Subscribe(server.DownTopic("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Subscribe(wire.DefaultTopics.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	for i := 0; i < 3; i++ {
 		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(100 * i)})
-		if tok := c.Publish(server.UpTopic("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Publish(wire.DefaultTopics.Up("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 		select {
@@ -163,7 +163,7 @@ func TestMQTTIngest(t *testing.T) {
 func TestMQTTAckDelivery(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
-	pass := server.MQTTPassword(d.b.UplinkKey)
+	pass := wire.MQTTPassword(d.b.UplinkKey)
 	connect := func(suffix string) pahoClient {
 		c := newPaho(pahoOptions(e.s.MQTTAddr(), "meter-1/"+suffix, "meter-1", pass))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -174,7 +174,7 @@ func TestMQTTAckDelivery(t *testing.T) {
 	}
 	subscribe := func(c pahoClient) chan []byte {
 		ch := make(chan []byte, 4)
-		if tok := c.Subscribe(server.DownTopic("meter-1"), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Subscribe(wire.DefaultTopics.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 		return ch
@@ -195,14 +195,14 @@ func TestMQTTAckDelivery(t *testing.T) {
 	publish := func(c pahoClient, qos byte) {
 		t.Helper()
 		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: d.rseq})
-		if tok := c.Publish(server.UpTopic("meter-1"), qos, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Publish(wire.DefaultTopics.Up("meter-1"), qos, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 	}
 	publish(reporter, 1)
 	expect(siblingAcks, 1, "reporter not subscribed, sibling is")
 
-	sibling.Unsubscribe(server.DownTopic("meter-1")).WaitTimeout(5 * time.Second)
+	sibling.Unsubscribe(wire.DefaultTopics.Down("meter-1")).WaitTimeout(5 * time.Second)
 	own := subscribe(reporter)
 	publish(reporter, 1)
 	expect(own, 2, "reporter subscribed, QoS 1")
@@ -425,18 +425,18 @@ func TestExternalBroker(t *testing.T) {
 	}
 	id := fmt.Sprintf("ext-%d", time.Now().UnixNano())
 	d := e.provision(id, "watermeter")
-	c, err := mqttConnect(t, addr, id, server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, addr, id, wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acks := make(chan []byte, 4)
-	if tok := c.Subscribe(server.DownTopic(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Subscribe(wire.DefaultTopics.Down(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	time.Sleep(200 * time.Millisecond) // the server's subscription is in place before Start returns; ours now too
 	for i := 0; i < 3; i++ {
 		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(i)})
-		c.Publish(server.UpTopic(id), 1, false, d.report(nil))
+		c.Publish(wire.DefaultTopics.Up(id), 1, false, d.report(nil))
 		select {
 		case b := <-acks:
 			if a := d.accept(b); a.AckedRSeq != uint64(i+1) || a.Reject != "" {
@@ -456,14 +456,14 @@ func TestExternalBrokerShared(t *testing.T) {
 	})
 	id := fmt.Sprintf("shr-%d", time.Now().UnixNano())
 	d := e.provision(id, "watermeter")
-	c, err := mqttConnect(t, addr, id, server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, addr, id, wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acks := make(chan []byte, 4)
-	c.Subscribe(server.DownTopic(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }).WaitTimeout(5 * time.Second)
+	c.Subscribe(wire.DefaultTopics.Down(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }).WaitTimeout(5 * time.Second)
 	time.Sleep(200 * time.Millisecond)
-	c.Publish(server.UpTopic(id), 1, false, d.report(nil))
+	c.Publish(wire.DefaultTopics.Up(id), 1, false, d.report(nil))
 	select {
 	case b := <-acks:
 		d.accept(b)

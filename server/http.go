@@ -267,7 +267,7 @@ func statusFor(reason string) int {
 
 func isCoseMac0(ct string) bool {
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/cose" {
+	if err != nil || mt != wire.ReportMediaTypeBase {
 		return false
 	}
 	t, ok := params["cose-type"]
@@ -290,7 +290,7 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, b
 
 func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	if !isCoseMac0(r.Header.Get("Content-Type")) {
-		apiError(w, http.StatusUnsupportedMediaType, ReasonMalformed, `Content-Type must be application/cose; cose-type="cose-mac0"`)
+		apiError(w, http.StatusUnsupportedMediaType, ReasonMalformed, "Content-Type must be "+wire.ReportMediaType)
 		return
 	}
 	body, ok := readLimited(w, r, wire.MaxMessageSize+1)
@@ -302,7 +302,7 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.API
 		reason := Reason(err)
 		w.Header().Set("Fieldseal-Reject", reason)
 		if ack != nil {
-			w.Header().Set("Content-Type", `application/cose; cose-type="cose-mac0"`)
+			w.Header().Set("Content-Type", wire.ReportMediaType)
 			w.WriteHeader(statusFor(reason))
 			w.Write(ack)
 			return
@@ -310,7 +310,7 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.API
 		apiError(w, statusFor(reason), reason, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", `application/cose; cose-type="cose-mac0"`)
+	w.Header().Set("Content-Type", wire.ReportMediaType)
 	w.Write(ack)
 }
 
@@ -574,12 +574,6 @@ func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store
 	}
 	if err != nil {
 		reason := Reason(err)
-		for _, e := range []error{wire.ErrDowngrade, wire.ErrWrongProduct, wire.ErrUnknownKey, wire.ErrBadSig, wire.ErrBadManifest, wire.ErrOversize, wire.ErrUnsupported} {
-			if errors.Is(err, e) {
-				reason = e.Error()
-				break
-			}
-		}
 		code := http.StatusBadRequest
 		if reason == wire.ErrDowngrade.Error() {
 			code = http.StatusConflict

@@ -116,7 +116,7 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	}
 	// VerifyPrefix is Verify, plus chunks: a backlog bigger than one message arrives as
 	// segments that stop short of the claimed n (docs/PROTOCOL.md, "Backlog in chunks").
-	next, fresh, err := fschain.VerifyPrefix(anchor, r.Log, headAt)
+	v, err := fschain.VerifyChunk(anchor, r.Log, headAt)
 	if err != nil {
 		var ve *fschain.VerifyError
 		if !errors.As(err, &ve) {
@@ -128,8 +128,8 @@ func (s *Server) handle(ctx context.Context, data []byte, recv time.Time) ([]byt
 	// Accepted: build the new row, the records and the ack.
 	nd := d.Clone()
 	ch := &store.Change{Device: nd, Was: d} // d is the stored row at nd.Version: write only what changes
-	partial := next.N < r.Log.N
-	ev := s.evaluate(ctx, ds, nd, r, fresh, anchor, partial, now, ch)
+	next, fresh, partial := v.Anchor, v.Fresh, v.Partial
+	ev := s.evaluate(ctx, ds, nd, r, fresh, v.Heads, anchor, partial, now, ch)
 	nd.LastRSeq, nd.LastReportHash = r.RSeq, sum[:]
 	nd.LastSeen, nd.LastDeviceTime, nd.LastBoot = now, r.Time, r.Boot
 	nd.Rejections = 0

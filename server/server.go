@@ -31,6 +31,7 @@ import (
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // Defaults of a zero-setup start.
@@ -47,10 +48,13 @@ type Config struct {
 	MQTTAddr   string // embedded broker; default 127.0.0.1:1883; "off" disables it
 	MQTTBroker string // tcp://host:port of an external broker to consume from instead of the embedded one
 	// MQTTShareGroup, when set, subscribes to the external broker with the shared
-	// subscription $share/<group>/fieldseal/v1/+/up, so the replicas of one group split the
+	// subscription $share/<group>/<root>/+/up, so the replicas of one group split the
 	// load (the broker must support shared subscriptions: MQTT 5 brokers, and Mosquitto
 	// also for 3.1.1 clients). "fieldseal" is the customary group.
 	MQTTShareGroup string
+	// TopicRoot is the root of the MQTT topics (default wire.DefaultTopicRoot,
+	// "fieldseal/v1"): two fleets can share one broker under two roots.
+	TopicRoot string
 
 	VendorKeys []ed25519.PublicKey // keys that may sign manifests
 	Store      store.Store         // optional; default SQLite in DataDir
@@ -99,6 +103,7 @@ type Server struct {
 	broker   *mqtt.Server
 	mqttAddr string
 	ext      *externalBroker
+	topics   wire.Topics
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -131,7 +136,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1024
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if cfg.TopicRoot == "" {
+		cfg.TopicRoot = wire.DefaultTopicRoot
+	}
+	if !wire.ValidTopicRoot(cfg.TopicRoot) {
+		return nil, fmt.Errorf("topic root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", cfg.TopicRoot)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

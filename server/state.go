@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"time"
 
@@ -69,27 +68,31 @@ type evaluation struct{ transitioned bool }
 // partial: the report is a chunk of a larger backlog, verified only up to its last entry;
 // its tamper entries count, but promotions (to trusted) wait for the chunk that reaches
 // the claimed n, the only one whose head and seal are checked.
-func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r *wire.Report, fresh []wire.Entry, from fschain.Anchor, partial bool, now time.Time, ch *store.Change) evaluation {
+func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r *wire.Report, fresh []wire.Entry, heads []fschain.Hash, from fschain.Anchor, partial bool, now time.Time, ch *store.Change) evaluation {
 	var ev evaluation
-	prev := from.Head
 	tampered, suspect := "", ""
 	evidence := map[string]any{"rseq": r.RSeq}
 	var tamperEntries []map[string]any
 	for i := range fresh {
 		e := &fresh[i]
-		head := entryHead(nd.ID, nd.Epoch, &prev, e)
-		prev = head
 		rec := store.Event{Dev: nd.ID, Epoch: nd.Epoch, N: e.N, T: e.T, Type: e.Type, Tamper: wire.IsTamper(e.Type),
-			Payload: e.Payload, Tag: e.Tag, Head: append([]byte(nil), head[:]...), Received: now}
-		if dec := decodePayload(e.Type, e.Payload); dec != nil && (rec.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd || e.Type == wire.EntryTamperCleared) {
+			Payload: e.Payload, Tag: e.Tag, Head: append([]byte(nil), heads[i][:]...), Received: now}
+		dec, decErr := wire.DecodePayload(e.Type, e.Payload) // the one decode of this entry
+		if decErr != nil {
+			dec = nil
+		}
+		if dec != nil && (rec.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd || e.Type == wire.EntryTamperCleared) {
 			b, _ := json.Marshal(dec)
 			rec.Decoded = string(b)
 		}
 		ch.Events = append(ch.Events, rec)
 		switch e.Type {
 		case wire.EntryServiceBegin:
-			var p wire.ServiceBeginPayload
-			if wire.Unmarshal(e.Payload, &p) != nil || !s.useToken(ctx, ds, nd, p.TokenID, wire.TokenService, now, ch) {
+			p, ok := dec.(*wire.ServiceBeginPayload)
+			if !ok {
+				p = &wire.ServiceBeginPayload{}
+			}
+			if !ok || !s.useToken(ctx, ds, nd, p.TokenID, wire.TokenService, now, ch) {
 				suspect = "token-replay"
 				evidence["token"] = hexID(p.TokenID)
 				evidence["entry"] = e.N
@@ -108,8 +111,11 @@ func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r
 				ev.transitioned = s.transition(nd, store.StateTrusted, "service-end", now, map[string]any{"entry": e.N}, ch) || ev.transitioned
 			}
 		case wire.EntryTamperCleared:
-			var p wire.TamperClearedPayload
-			if wire.Unmarshal(e.Payload, &p) != nil || !s.useToken(ctx, ds, nd, p.TokenID, wire.TokenClear, now, ch) {
+			p, ok := dec.(*wire.TamperClearedPayload)
+			if !ok {
+				p = &wire.TamperClearedPayload{}
+			}
+			if !ok || !s.useToken(ctx, ds, nd, p.TokenID, wire.TokenClear, now, ch) {
 				suspect = "token-replay"
 				evidence["token"] = hexID(p.TokenID)
 				evidence["entry"] = e.N
@@ -119,12 +125,12 @@ func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r
 				continue // expected: a technician with a service token
 			}
 			tampered = "cover-open"
-			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
+			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": dec})
 		case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryMagnet:
 			if tampered == "" || tampered == "cover-open" {
 				tampered = wire.EntryName(e.Type)
 			}
-			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
+			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": dec})
 		case wire.EntryOverflow, wire.EntryBadDownlink:
 			suspect = wire.EntryName(e.Type)
 			evidence["entry"] = e.N
@@ -192,59 +198,4 @@ func (s *Server) useToken(ctx context.Context, ds *devState, nd *store.Device, i
 	}
 	ch.UsedTokens = append(ch.UsedTokens, id)
 	return true
-}
-
-// entryHead is h_n = H("fs1/head" || msg_n || tag_n) (fschain.md), stored per entry so
-// later resent entries can be checked for forks.
-func entryHead(dev string, epoch uint32, prev *fschain.Hash, e *wire.Entry) fschain.Hash {
-	h := sha256.New()
-	h.Write([]byte("fs1/head"))
-	h.Write(fschain.Msg(dev, epoch, e.N, e.T, e.Type, *prev, e.Payload))
-	h.Write(e.Tag)
-	var out fschain.Hash
-	h.Sum(out[:0])
-	return out
-}
-
-// decodePayload decodes a known entry payload for display (nil when unknown or invalid).
-func decodePayload(typ uint16, payload []byte) any {
-	var v any
-	switch typ {
-	case wire.EntryBoot:
-		v = &wire.BootPayload{}
-	case wire.EntryCheckOK:
-		v = &wire.CheckOKPayload{}
-	case wire.EntryCheckFail:
-		v = &wire.CheckFailPayload{}
-	case wire.EntryCoverOpen:
-		v = &wire.CoverOpenPayload{}
-	case wire.EntryMagnet:
-		v = &wire.MagnetPayload{}
-	case wire.EntryRefused:
-		v = &wire.RefusedPayload{}
-	case wire.EntryErased:
-		v = &wire.ErasedPayload{}
-	case wire.EntryServiceBegin:
-		v = &wire.ServiceBeginPayload{}
-	case wire.EntryServiceEnd:
-		v = &wire.ServiceEndPayload{}
-	case wire.EntryTamperCleared:
-		v = &wire.TamperClearedPayload{}
-	case wire.EntryManifestUpdate:
-		v = &wire.ManifestUpdatePayload{}
-	case wire.EntryRegister:
-		v = &wire.RegisterPayload{}
-	case wire.EntryOverflow:
-		v = &wire.OverflowPayload{}
-	case wire.EntryRecovered:
-		v = &wire.RecoveredPayload{}
-	case wire.EntryBadDownlink:
-		v = &wire.BadDownlinkPayload{}
-	default:
-		return nil
-	}
-	if wire.Unmarshal(payload, v) != nil {
-		return nil
-	}
-	return v
 }

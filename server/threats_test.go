@@ -109,7 +109,7 @@ func TestThreatS3_CrossDeviceRejected(t *testing.T) {
 	_, err := e.s.HandleReport(context.Background(), evil.report(nil))
 	wantReason(t, err, "bad-mac")
 
-	passA := server.MQTTPassword(a.b.UplinkKey)
+	passA := wire.MQTTPassword(a.b.UplinkKey)
 	if _, err := mqttConnect(t, e.s.MQTTAddr(), "meter-b", passA); err == nil {
 		t.Fatal("connected as meter-b with meter-a's password")
 	}
@@ -120,15 +120,15 @@ func TestThreatS3_CrossDeviceRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := ca.Subscribe(server.DownTopic("meter-b"), 1, nil)
+	sub := ca.Subscribe(wire.DefaultTopics.Down("meter-b"), 1, nil)
 	sub.WaitTimeout(5 * time.Second)
 	if st, ok := sub.(interface{ Result() map[string]byte }); ok {
-		if code := st.Result()[server.DownTopic("meter-b")]; code < 0x80 {
+		if code := st.Result()[wire.DefaultTopics.Down("meter-b")]; code < 0x80 {
 			t.Fatalf("meter-a subscribed to meter-b's downlink (code %#x)", code)
 		}
 	}
 	// Publishing on B's topic: the broker refuses (MQTT 3.1.1: disconnects the client).
-	pub := ca.Publish(server.UpTopic("meter-b"), 1, false, a.report(nil))
+	pub := ca.Publish(wire.DefaultTopics.Up("meter-b"), 1, false, a.report(nil))
 	pub.WaitTimeout(3 * time.Second)
 	time.Sleep(200 * time.Millisecond)
 	after := e.device("meter-b")
@@ -409,12 +409,12 @@ func TestThreatS8_GarbageEverywhere(t *testing.T) {
 		}
 	}
 	// MQTT garbage from an authenticated device
-	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range inputs[:20] {
-		c.Publish(server.UpTopic("meter-1"), 1, false, in).WaitTimeout(5 * time.Second)
+		c.Publish(wire.DefaultTopics.Up("meter-1"), 1, false, in).WaitTimeout(5 * time.Second)
 	}
 	// still serving
 	d.rseq = 0
@@ -657,7 +657,7 @@ func TestThreatS3_ClientIDTakeover(t *testing.T) {
 	e := newEnv(t)
 	a := e.provision("meter-a", "watermeter")
 	e.provision("meter-b", "watermeter")
-	opts := pahoOptions(e.s.MQTTAddr(), "meter-b", "meter-a", server.MQTTPassword(a.b.UplinkKey))
+	opts := pahoOptions(e.s.MQTTAddr(), "meter-b", "meter-a", wire.MQTTPassword(a.b.UplinkKey))
 	c := newPaho(opts)
 	if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 		c.Disconnect(0)

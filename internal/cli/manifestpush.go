@@ -50,7 +50,7 @@ func runManifest(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "manifest push", err)
 	}
-	data, err := c.do(ctx, "POST", "/api/v1/manifests", "application/cose", signed)
+	data, err := c.do(ctx, "POST", "/api/v1/manifests", wire.ManifestMediaType, signed)
 	if err != nil {
 		return fail(env, "manifest push", err)
 	}

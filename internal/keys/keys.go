@@ -13,7 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 )
 
 // PubSuffix is appended to a private key's path to name its public key.
@@ -173,33 +174,8 @@ func WritePair(path string, priv ed25519.PrivateKey, overwrite bool) error {
 			}
 		}
 	}
-	if err := writeAtomic(path, privPEM, 0o600); err != nil {
+	if err := atomicfile.Write(path, privPEM, 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(pubPath, pubPEM, 0o644)
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(pubPath, pubPEM, 0o644)
 }

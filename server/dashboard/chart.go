@@ -33,9 +33,8 @@ func chart(evs []store.Event) template.HTML {
 	for _, e := range evs {
 		switch {
 		case e.Type == wire.EntryRegister:
-			var p wire.RegisterPayload
-			if wire.Unmarshal(e.Payload, &p) == nil {
-				pts = append(pts, pt{float64(e.T), float64(p.Litres)})
+			if v, err := wire.DecodePayload(e.Type, e.Payload); err == nil {
+				pts = append(pts, pt{float64(e.T), float64(v.(*wire.RegisterPayload).Litres)})
 				see(float64(e.T))
 			}
 		case e.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd:

@@ -279,27 +279,19 @@ func (d *dash) events(ctx context.Context, id string) ([]store.Event, error) {
 // decode renders a routine entry's payload for the table (the store decodes tamper-class
 // and service entries itself).
 func decode(typ uint16, payload []byte) string {
-	switch typ {
-	case wire.EntryRegister:
-		var p wire.RegisterPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return "register " + itoa(p.Litres) + " L"
-		}
-	case wire.EntryBoot:
-		var p wire.BootPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return "boot " + itoa(uint64(p.BootCount)) + " (" + p.ResetCause + "), manifest v" + itoa(p.ManifestVersion)
-		}
-	case wire.EntryCheckOK:
-		var p wire.CheckOKPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return itoa(uint64(p.Files)) + " files verified"
-		}
-	case wire.EntryRecovered:
-		var p wire.RecoveredPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return p.What
-		}
+	v, err := wire.DecodePayload(typ, payload)
+	if err != nil {
+		return ""
+	}
+	switch p := v.(type) {
+	case *wire.RegisterPayload:
+		return "register " + itoa(p.Litres) + " L"
+	case *wire.BootPayload:
+		return "boot " + itoa(uint64(p.BootCount)) + " (" + p.ResetCause + "), manifest v" + itoa(p.ManifestVersion)
+	case *wire.CheckOKPayload:
+		return itoa(uint64(p.Files)) + " files verified"
+	case *wire.RecoveredPayload:
+		return p.What
 	}
 	return ""
 }
