@@ -43,7 +43,7 @@ func runManifest(ctx context.Context, env *Env, args []string) int {
 	}
 	// Check it here first: a file that is no signed manifest at all gets a plain answer
 	// instead of the server's refusal.
-	if _, err := wire.ParseSign1(signed, wire.MaxManifestSize); err != nil {
+	if _, err := wire.ParseManifestUnverified(signed); err != nil {
 		return fail(env, "manifest push", fmt.Errorf("%s is not a signed manifest (want DIST/%s from 'fieldseal build')", pos[0], manifest.ManifestFile))
 	}
 	c, err := newAPIClient(*srv, *token)

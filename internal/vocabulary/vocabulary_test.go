@@ -46,8 +46,9 @@ var rules = []rule{
 		pattern: regexp.MustCompile(`os\.Rename\(|\.Sync\(\)`),
 		owners:  []string{"internal/atomicfile/"},
 		allowed: map[string]string{
-			"fschain/storage.go": "the evidence log's own storage contract (appends, slots, log replacement); fschain imports nothing of ours",
-			"manifest/build.go":  "swaps a whole compiled app folder into place, not a file",
+			"fschain/storage.go":         "the evidence log's own storage contract (appends, slots, log replacement); fschain imports nothing of ours",
+			"manifest/build.go":          "swaps a whole compiled app folder into place, not a file",
+			"tools/mpy-cross/install.go": "moves a whole installed npm folder into the cache, not a file",
 		}},
 }
 
