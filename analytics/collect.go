@@ -81,11 +81,11 @@ func (c *Collector) Series(dev string) Series {
 	return c.series[dev]
 }
 
-// District assembles a District from collected series.
-func (c *Collector) District(name, inlet string, meters []string) *District {
-	d := &District{Name: name, Inlet: c.Series(inlet), Meters: map[string]Series{}}
-	for _, m := range meters {
-		d.Meters[m] = c.Series(m)
+// Data assembles the collected series of devs as analytics Data (registers only).
+func (c *Collector) Data(devs []string) Data {
+	d := Data{Registers: map[string]Series{}}
+	for _, id := range devs {
+		d.Registers[id] = c.Series(id)
 	}
 	return d
 }

@@ -1,136 +1,342 @@
 package analytics
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 )
 
+// InspectConfig sets the inspection list's rules. Zero values take the defaults.
+type InspectConfig struct {
+	// Baseline is how much data, from the first window, sets each meter's usual share of
+	// its district and how much that share scatters [7 days].
+	Baseline time.Duration
+	// DesignShortfall is the under-registration the per-meter test is tuned to find, as a
+	// fraction of the meter's expected use [0.3].
+	DesignShortfall float64
+	// ShareDrift is how much a household's share of its district wanders from week to
+	// week without any fault (guests, holidays, a new appliance), as a fraction [0.15]:
+	// it caps how sure a sustained shortfall can make the list.
+	ShareDrift float64
+	// FlagNats is the evidence (log-likelihood ratio) above which a meter is flagged for a
+	// visit [ln 100 ≈ 4.6: the shortfall is 100 times likelier than an honest meter's scatter].
+	FlagNats float64
+	// Detector is passed on to the district's Detector by Inspect.
+	Detector DetectorConfig
+}
+
+// Seal is what the evidence log says of a meter: its state on the server ("trusted",
+// "suspect", "tampered", "silent", …) and the kinds of tamper evidence it has raised.
+type Seal struct {
+	State  string   `json:"state,omitempty"`
+	Tamper []string `json:"tamper,omitempty"`
+}
+
+// SealOddsNats is what tamper evidence, or a meter the server no longer trusts, adds to a
+// meter's score: prior odds of 10 to 1 that its shortfall is real, in nats.
+var SealOddsNats = math.Log(10)
+
 // Candidate is one meter on a district's inspection list.
 type Candidate struct {
-	Device   string  `json:"device"`
-	District string  `json:"district"`
-	Rank     int     `json:"rank"`
-	Score    float64 `json:"score"`             // how sure: mean shortfall over its standard error
-	Missing  float64 `json:"missing_l_per_day"` // litres a day it registers below its usual share
-	Fraction float64 `json:"fraction"`          // share of its expected use it no longer registers
+	Device       string    `json:"device"`
+	District     string    `json:"district"`
+	Rank         int       `json:"rank"`
+	Score        float64   `json:"score"`    // nats for a bypass-sized shortfall, seal included: the list's order
+	Evidence     float64   `json:"evidence"` // CUSUM log-likelihood ratio of under-registration, nats
+	Flagged      bool      `json:"flagged"`  // worth a visit (see List)
+	Since        time.Time `json:"since,omitzero"`
+	ShortfallPct float64   `json:"shortfall_pct"` // % of its expected use not registered since Since
+	ShortPM95Pct float64   `json:"shortfall_pm95_pct"`
+	AtStakeM3Day float64   `json:"at_stake_m3_per_day"` // volume not registered, m³/day
+	Seal         Seal      `json:"seal,omitzero"`
+	Reason       string    `json:"reason"`
 }
 
-// Inspection is a district's balance verdict and its ranked list.
-type Inspection struct {
-	District   string      `json:"district"`
-	Windows    int         `json:"windows"`
-	LossBefore float64     `json:"loss_before_lph"` // mean losses before the step, litres per hour
-	LossAfter  float64     `json:"loss_after_lph"`
-	StepAt     time.Time   `json:"step_at,omitzero"` // where losses stepped up (zero: they did not)
-	Night      []NightFlow `json:"night_flow,omitempty"`
-	List       []Candidate `json:"list"`
+// Inspector keeps, for every customer of a district, a CUSUM on its registration against
+// its usual share of the other customers' total. A leak raises the inlet, not the
+// customers' registers, so it moves no meter's share of the others: only a meter that
+// registers less than it used to — a bypass, a stuck or tampered meter, or a household
+// that really uses less — collects evidence. Window by window, with e the expected use
+// (share × the others' total) and u the registered, the evidence grows by the
+// log-likelihood ratio of a shortfall f₀ against none under a Gaussian model whose
+// variance φ·e was measured in the baseline (at hourly and daily scale, the larger):
+// f₀(e−u)/φ − f₀²e/(2φ), floored at zero.
+type Inspector struct {
+	ids  []string
+	cfg  InspectConfig
+	base []Window
+
+	ready               bool
+	share, phi, inShare []float64
+	baseE               []float64 // expected use over the baseline: how well the share is known
+	s, short, exp       []float64
+	since               []time.Time
+	recent              []Window // last 7 days, for the share of the system input
 }
 
-// Inspect ranks a district's meters by under-registration. It finds where the district's
-// losses stepped up; before the step each meter's share of the district's real use (inlet
-// less the background loss) is learned, after it each meter's registration is compared
-// with that share window by window. A meter being bypassed falls short in every window, an
-// honest one scatters around zero, so the ranking is by the shortfall's mean over its
-// standard error, not by volume: a small household that stopped registering outranks a
-// large business having a quiet day.
-func Inspect(d *District, step time.Duration) *Inspection {
-	ws := Balance(d, step)
-	in := &Inspection{District: d.Name, Windows: len(ws), Night: NightFlows(ws)}
-	minSide := 3
-	k, _, ok := ChangePoint(ws, minSide)
-	if !ok {
-		// No step: compare the first and second halves, which still ranks a meter whose
-		// registration fell, with lower confidence.
-		k = len(ws) / 2
-		if k < 1 {
-			return in
+// NewInspector watches the customers (DistrictConfig.Customers order, as Window.Use).
+func NewInspector(customers []string, cfg InspectConfig) *Inspector {
+	if cfg.Baseline <= 0 {
+		cfg.Baseline = 7 * 24 * time.Hour
+	}
+	if cfg.DesignShortfall <= 0 {
+		cfg.DesignShortfall = 0.3
+	}
+	if cfg.ShareDrift <= 0 {
+		cfg.ShareDrift = 0.15
+	}
+	if cfg.FlagNats <= 0 {
+		cfg.FlagNats = math.Log(100)
+	}
+	n := len(customers)
+	return &Inspector{ids: customers, cfg: cfg, s: make([]float64, n), short: make([]float64, n),
+		exp: make([]float64, n), since: make([]time.Time, n)}
+}
+
+func readSum(w Window) float64 {
+	var m float64
+	for _, u := range w.Use {
+		if !math.IsNaN(u) {
+			m += u
 		}
-	} else {
-		in.StepAt = ws[k].From
 	}
-	before, after := ws[:k], ws[k:]
-	var lb, la float64
-	for _, w := range before {
-		lb += w.Loss
+	return m
+}
+
+// Add reads the next window.
+func (in *Inspector) Add(w Window) {
+	in.recent = append(in.recent, w)
+	for len(in.recent) > 0 && w.To.Sub(in.recent[0].From) > 7*24*time.Hour {
+		in.recent = in.recent[1:]
 	}
-	for _, w := range after {
-		la += w.Loss
-	}
-	lb /= float64(len(before))
-	la /= float64(len(after))
-	in.LossBefore, in.LossAfter = lb/step.Hours(), la/step.Hours()
-	for id, s := range d.Meters {
-		var ub, real float64
-		var ratios, weights []float64
-		for _, w := range before {
-			if u, ok := s.Usage(w.From, w.To); ok && w.Inlet-lb > 0 {
-				ub += u
-				real += w.Inlet - lb
-				ratios = append(ratios, u/(w.Inlet-lb))
-				weights = append(weights, w.Inlet-lb)
-			}
+	if !in.ready {
+		in.base = append(in.base, w)
+		if w.To.Sub(in.base[0].From) >= in.cfg.Baseline {
+			in.learn()
 		}
-		if real <= 0 || ub <= 0 {
+		return
+	}
+	m := readSum(w)
+	f0 := in.cfg.DesignShortfall
+	for i, u := range w.Use {
+		if math.IsNaN(u) || in.share[i] <= 0 {
 			continue
 		}
-		share := ub / real
-		// How well the share is known: the spread of the per-window shares over the
-		// effective number of windows (heavy-use hours count more than the night).
-		var v, sw, sw2 float64
-		for i, x := range ratios {
-			v += weights[i] * (x - share) * (x - share)
-			sw += weights[i]
-			sw2 += weights[i] * weights[i]
+		e := in.share[i] * (m - u)
+		if e <= 0 {
+			continue
 		}
-		shareRel := 1.0
-		if neff := sw * sw / sw2; neff > 1 {
-			shareRel = math.Sqrt(v/sw) / share / math.Sqrt(neff-1)
+		if in.s[i] == 0 {
+			in.since[i], in.short[i], in.exp[i] = w.From, 0, 0
 		}
-		var r []float64
-		var exp float64
-		for _, w := range after {
-			u, ok := s.Usage(w.From, w.To)
-			if !ok {
+		in.s[i] = math.Max(0, in.s[i]+f0*(e-u)/in.phi[i]-f0*f0*e/(2*in.phi[i]))
+		in.short[i] += e - u
+		in.exp[i] += e
+	}
+}
+
+// learn sets each meter's share and dispersion from the baseline windows.
+func (in *Inspector) learn() {
+	n := len(in.ids)
+	in.share, in.phi, in.inShare = make([]float64, n), make([]float64, n), make([]float64, n)
+	sumU, sumO := make([]float64, n), make([]float64, n)
+	var sumIn float64
+	for _, w := range in.base {
+		m := readSum(w)
+		sumIn += w.InputM3
+		for i, u := range w.Use {
+			if !math.IsNaN(u) {
+				sumU[i] += u
+				sumO[i] += m - u
+			}
+		}
+	}
+	for i := range in.ids {
+		if sumO[i] > 0 {
+			in.share[i] = sumU[i] / sumO[i]
+		}
+		if sumIn > 0 {
+			in.inShare[i] = sumU[i] / sumIn
+		}
+	}
+	// Dispersion φ = Σ(u−e)²/Σe at the window's scale and at a day's scale.
+	hourly, daily := make([]float64, n), make([]float64, n)
+	dayE, dayU := make([]float64, n), make([]float64, n)
+	var ndays int
+	flushDay := func() {
+		for i := range dayE {
+			if dayE[i] > 0 {
+				daily[i] += sq(dayU[i] - dayE[i])
+			}
+			dayE[i], dayU[i] = 0, 0
+		}
+		ndays++
+	}
+	sumE := make([]float64, n)
+	var cur time.Time
+	for _, w := range in.base {
+		if d := w.From.UTC().Truncate(24 * time.Hour); d != cur {
+			if !cur.IsZero() {
+				flushDay()
+			}
+			cur = d
+		}
+		m := readSum(w)
+		for i, u := range w.Use {
+			if math.IsNaN(u) {
 				continue
 			}
-			e := share * (w.Inlet - lb)
-			exp += e
-			r = append(r, e-u)
+			e := in.share[i] * (m - u)
+			hourly[i] += sq(u - e)
+			sumE[i] += e
+			dayE[i] += e
+			dayU[i] += u
 		}
-		if len(r) < 2 || exp <= 0 {
+	}
+	flushDay()
+	in.baseE = sumE
+	var phis []float64
+	for i := range in.ids {
+		if sumE[i] <= 0 {
 			continue
 		}
-		var mean, sd float64
-		for _, x := range r {
-			mean += x
+		p := hourly[i] / sumE[i]
+		if ndays >= 4 { // a day-scale estimate from three whole days or more
+			p = math.Max(p, daily[i]/sumE[i])
 		}
-		mean /= float64(len(r))
-		for _, x := range r {
-			sd += (x - mean) * (x - mean)
-		}
-		sd = math.Sqrt(sd / float64(len(r)-1))
-		se := sd / math.Sqrt(float64(len(r)))
-		// Floor the error at 1% of the expected use per window, so a meter with almost
-		// identical windows cannot produce an enormous score from a rounding residue.
-		if f := 0.01 * exp / float64(len(r)); se < f {
-			se = f
-		}
-		// A share learned from few windows biases every after-window alike: add that
-		// uncertainty, or an honest meter with an unlucky "before" would look short.
-		se = math.Hypot(se, shareRel*exp/float64(len(r)))
-		c := Candidate{Device: id, District: d.Name, Score: mean / se,
-			Missing: mean / step.Hours() * 24, Fraction: mean * float64(len(r)) / exp}
-		in.List = append(in.List, c)
+		in.phi[i] = p
+		phis = append(phis, p)
 	}
-	sort.Slice(in.List, func(i, j int) bool {
-		if in.List[i].Score != in.List[j].Score {
-			return in.List[i].Score > in.List[j].Score
+	// Shrink each φ towards the district's median: a week is little to learn one
+	// household's scatter from, and a lucky calm week must not make it look guilty.
+	med := quantile(append([]float64(nil), phis...), 0.5)
+	if math.IsNaN(med) || med <= 0 {
+		med = 1e-3
+	}
+	for i := range in.phi {
+		in.phi[i] = math.Max(math.Max(0.5*in.phi[i]+0.5*med, in.phi[i]), 1e-4)
+	}
+	in.base = nil
+	in.ready = true
+}
+
+// Ready reports whether the baseline is learned.
+func (in *Inspector) Ready() bool { return in.ready }
+
+// List is the district's inspection list, highest score first.
+func (in *Inspector) List(district string, seals map[string]Seal) []Candidate {
+	out := make([]Candidate, 0, len(in.ids))
+	if !in.ready {
+		return out
+	}
+	for i, id := range in.ids {
+		c := Candidate{Device: id, District: district, Evidence: in.s[i], Seal: seals[id]}
+		c.Score = in.logOdds(i)
+		sealBad := len(c.Seal.Tamper) > 0 || (c.Seal.State != "" && c.Seal.State != "trusted" && c.Seal.State != "service")
+		if sealBad {
+			c.Score += SealOddsNats
 		}
-		return in.List[i].Device < in.List[j].Device
+		var why []string
+		if in.s[i] > 0 && in.exp[i] > 0 {
+			c.Since = in.since[i]
+			c.ShortfallPct = 100 * in.short[i] / in.exp[i]
+			c.ShortPM95Pct = 100 * 1.96 * math.Sqrt(in.phi[i]*in.exp[i]) / in.exp[i]
+			if days := in.recentEnd().Sub(c.Since).Hours() / 24; days > 0 {
+				c.AtStakeM3Day = in.short[i] / days
+			}
+			why = append(why, fmt.Sprintf("registers %.0f %% (±%.0f) less than its usual share of the district since %s while its neighbours hold theirs: %.3f m³/day at stake",
+				c.ShortfallPct, c.ShortPM95Pct, c.Since.Format("01-02 15:04"), c.AtStakeM3Day))
+		} else {
+			why = append(why, "registers its usual share of the district")
+		}
+		// Flagged: the CUSUM's evidence is past FlagNats and the score favours a
+		// bypass-sized shortfall by 10:1 or more (seal included); or the seal is broken and the meter
+		// registers less than its share.
+		c.Flagged = (c.Evidence >= in.cfg.FlagNats && c.Score >= math.Log(10)) || (sealBad && c.Evidence > 0)
+		if sealBad {
+			s := "seal: " + c.Seal.State
+			if len(c.Seal.Tamper) > 0 {
+				s = "seal: tamper evidence (" + strings.Join(c.Seal.Tamper, ", ") + ")"
+			}
+			why = append(why, s)
+		}
+		c.Reason = strings.Join(why, "; ")
+		out = append(out, c)
+	}
+	sort.SliceStable(out, func(a, b int) bool {
+		if out[a].Score != out[b].Score {
+			return out[a].Score > out[b].Score
+		}
+		return out[a].Device < out[b].Device
 	})
-	for i := range in.List {
-		in.List[i].Rank = i + 1
+	for i := range out {
+		out[i].Rank = i + 1
 	}
-	return in
+	return out
+}
+
+// logOdds is the evidence, in nats, that meter i's shortfall since its CUSUM's start is
+// of a bypass's size (at least DesignShortfall f₀) rather than none: the generalised
+// likelihood ratio of its estimated shortfall x̄ under a variance widened by the share's
+// drift and by the baseline's own sampling error, V = drift² + φ/E + φ/E₀ (E the expected
+// use since the start, E₀ over the baseline):
+// x̄²/(2V) when x̄ ≥ f₀, f₀(2x̄ − f₀)/(2V) below. A long, steady, bypass-sized shortfall
+// tops the list; a household using a fifth less this week, however steadily, stays
+// below it (the drift caps its evidence); one odd hour carries little weight (E small).
+func (in *Inspector) logOdds(i int) float64 {
+	f0, tau := in.cfg.DesignShortfall, in.cfg.ShareDrift
+	if in.s[i] <= 0 || in.exp[i] <= 0 {
+		return -f0 * f0 / (2 * tau * tau)
+	}
+	x := in.short[i] / in.exp[i]
+	v := tau*tau + in.phi[i]/in.exp[i]
+	if in.baseE[i] > 0 {
+		v += in.phi[i] / in.baseE[i] // the share itself is an estimate
+	}
+	if x >= f0 {
+		return x * x / (2 * v)
+	}
+	return f0 * (2*x - f0) / (2 * v)
+}
+
+func (in *Inspector) recentEnd() time.Time {
+	if len(in.recent) == 0 {
+		return time.Time{}
+	}
+	return in.recent[len(in.recent)-1].To
+}
+
+// ShortTogetherPct is the % of customers whose share of the system input over the last
+// seven days fell more than 5 % below their baseline share: near 100 when a leak raised
+// the input and every register is "short" of it together.
+func (in *Inspector) ShortTogetherPct() float64 {
+	if !in.ready || len(in.recent) == 0 {
+		return 0
+	}
+	u := make([]float64, len(in.ids))
+	var input float64
+	for _, w := range in.recent {
+		input += w.InputM3
+		for i, x := range w.Use {
+			if !math.IsNaN(x) {
+				u[i] += x
+			}
+		}
+	}
+	var short, n float64
+	for i := range in.ids {
+		if in.inShare[i] <= 0 || input <= 0 {
+			continue
+		}
+		n++
+		if u[i]/input < 0.95*in.inShare[i] {
+			short++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return 100 * short / n
 }

@@ -1,63 +1,85 @@
-package analytics
+package analytics_test
 
 import (
-	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics"
 	"github.com/fieldseal/fieldseal/sim"
 )
 
-// A district of 100 households on the simulator's consumption model, read every 15 min;
-// from hour 8 one household's meter registers only 15% of what flows through it. The
-// balance must show the step and the list must name that meter first.
-func TestBypassTopsTheList(t *testing.T) {
-	origin := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
-	const hours = 24
-	bypass := origin.Add(8 * time.Hour)
-	d := &District{Name: "d01", Meters: map[string]Series{}}
-	var cons []sim.Consumption
-	for i := 0; i < 100; i++ {
-		per := 150 + float64(i%10)*50
-		if i%20 == 7 {
-			per *= 5 // a business
+// Three bypassed meters (50 % under-registration, together 2 % of demand) and a burst of
+// 15 % of the input starting the same hour. After 7 days the victims are the top 3 — the
+// burst puts no honest meter above them — and the verdict sends the burst to the network
+// team, with nearly every meter short of the inlet together.
+func TestInspectSeparatesBypassFromBurst(t *testing.T) {
+	b := start.Add(10*24*time.Hour + 9*time.Hour)
+	n := sim.NewNetwork(sim.NetworkConfig{Seed: 31, Days: 18, Events: []sim.Event{
+		{Kind: sim.EventBypass, At: b, Pct: 50, Victims: 3, DemandPct: 2},
+		{Kind: sim.EventBurst, At: b, Pct: 15}}})
+	in, err := analytics.Inspect(n.Config, n.Data, n.Start, b.Add(7*24*time.Hour), analytics.InspectConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := map[string]bool{}
+	for _, v := range n.Victims {
+		victim[v] = true
+	}
+	for _, c := range in.List[:3] {
+		if !victim[c.Device] || !c.Flagged || c.ShortfallPct < 35 || c.ShortfallPct > 65 || c.AtStakeM3Day <= 0 {
+			t.Errorf("top 3 must be the victims, flagged, ~50 %% short: %+v", c)
 		}
-		cons = append(cons, sim.Consumption{Seed: 42, Index: uint64(i), PerDay: per, Origin: origin})
-	}
-	victim := 33
-	for i, c := range cons {
-		var s Series
-		for m := 0; m <= hours*4; m++ {
-			at := origin.Add(time.Duration(m)*15*time.Minute + time.Duration(i)*time.Second)
-			v := c.At(at)
-			if i == victim && at.After(bypass) {
-				b := c.At(bypass)
-				v = b + 0.15*(v-b)
-			}
-			s = append(s, Read{T: at, Litres: float64(int64(v))})
+		if c.Since.Before(b.Add(-12*time.Hour)) || !strings.Contains(c.Reason, "less than its usual share") {
+			t.Errorf("victim %s: since %v (bypass %v), reason %q", c.Device, c.Since, b, c.Reason)
 		}
-		d.Meters[fmt.Sprintf("m%03d", i)] = s
 	}
-	for m := 0; m <= hours*4; m++ {
-		at := origin.Add(time.Duration(m) * 15 * time.Minute)
-		var tot float64
-		for _, c := range cons {
-			tot += c.At(at)
+	if !strings.Contains(in.Network, "real loss") || in.ShortTogetherPct < 80 {
+		t.Errorf("network verdict %q, %.0f %% short together: want the burst called a real loss", in.Network, in.ShortTogetherPct)
+	}
+	if in.Balance == nil || in.LastDay == nil || in.LastDay.NonRevenuePct <= in.Balance.NonRevenuePct || len(in.Night) < 7 {
+		t.Errorf("balances: whole %+v, last day %+v, %d nights", in.Balance, in.LastDay, len(in.Night))
+	}
+}
+
+// A burst alone: no customer carries it. The loss-rise alarm is called a real loss and the
+// flagged meters' volume (if any) explains less than half of it.
+func TestInspectBurstBlamesNoCustomer(t *testing.T) {
+	b := start.Add(10*24*time.Hour + 3*time.Hour)
+	n := sim.NewNetwork(sim.NetworkConfig{Seed: 32, Days: 14, Events: []sim.Event{{Kind: sim.EventBurst, At: b, Pct: 15}}})
+	in, err := analytics.Inspect(n.Config, n.Data, n.Start, n.End, analytics.InspectConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stake float64
+	for _, c := range in.List {
+		if c.Flagged {
+			stake += c.AtStakeM3Day
 		}
-		d.Inlet = append(d.Inlet, Read{T: at, Litres: tot + 60*at.Sub(origin).Hours()})
 	}
-	in := Inspect(d, time.Hour)
-	if in.StepAt.IsZero() || in.StepAt.Sub(bypass).Abs() > 2*time.Hour {
-		t.Errorf("loss step found at %v, bypass was at %v", in.StepAt, bypass)
+	if !strings.Contains(in.Network, "real loss") || stake > 0.5*0.15*n.InputM3 {
+		t.Errorf("verdict %q; flagged meters carry %.2f m³/day of a %.2f m³/day burst", in.Network, stake, 0.15*n.InputM3)
 	}
-	if len(in.List) < 3 || in.List[0].Device != fmt.Sprintf("m%03d", victim) {
-		t.Fatalf("inspection list starts %+v", in.List[:3])
+}
+
+// Tamper evidence from the seal raises a meter's rank: the same district, the same data,
+// a meter from the middle of the list with a cover-open alert moves up.
+func TestSealEvidenceRaisesRank(t *testing.T) {
+	n := sim.NewNetwork(sim.NetworkConfig{Seed: 33, Days: 10})
+	cfg := analytics.InspectConfig{}
+	plain, err := analytics.Inspect(n.Config, n.Data, n.Start, n.End, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if in.List[0].Score < 1.1*in.List[1].Score || in.List[0].Fraction < 0.5 {
-		t.Errorf("victim's score %.1f not clearly above the next %.1f", in.List[0].Score, in.List[1].Score)
+	mid := plain.List[len(plain.List)/2]
+	seals := map[string]analytics.Seal{mid.Device: {State: "tampered", Tamper: []string{"cover-open"}}}
+	sealed, _ := analytics.Inspect(n.Config, n.Data, n.Start, n.End, cfg, seals)
+	for _, c := range sealed.List {
+		if c.Device != mid.Device {
+			continue
+		}
+		if c.Rank >= mid.Rank || c.Score-mid.Score < analytics.SealOddsNats-1e-9 || !strings.Contains(c.Reason, "cover-open") {
+			t.Errorf("with tamper evidence: rank %d (was %d), score %.2f (was %.2f), reason %q", c.Rank, mid.Rank, c.Score, mid.Score, c.Reason)
+		}
 	}
-	if len(in.Night) == 0 || in.Night[0].UnaccountedH < 40 {
-		t.Errorf("night flow %+v: want ~60 L/h unaccounted", in.Night)
-	}
-	t.Logf("step at %v, loss %.0f → %.0f L/h; top: %+v; next: %+v", in.StepAt.Format("15:04"), in.LossBefore, in.LossAfter, in.List[0], in.List[1])
 }

@@ -46,7 +46,29 @@ func unit(a, b, c uint64) float64 {
 func (c *Consumption) hourly(h int64) float64 {
 	hod := (int(c.Origin.Add(time.Duration(h)*time.Hour).Hour()) + 24) % 24
 	noise := 0.6 + 0.8*unit(c.Seed, c.Index, uint64(h))
-	return c.PerDay / 24 * dayShape[hod] * noise
+	return c.PerDay / 24 * dayShape[hod] * noise * c.dayFactor(floorDiv(h, 24))
+}
+
+// Hour is the litres used during hour h after the origin.
+func (c *Consumption) Hour(h int64) float64 { return c.hourly(h) }
+
+// dayFactor is the household's day-to-day variation: a drift that wanders between
+// weekly knots (a guest staying, a family away for some days: ±20 %) times an
+// independent day-to-day factor (±15 %). Both have mean 1.
+func (c *Consumption) dayFactor(day int64) float64 {
+	k := floorDiv(day, 7)
+	f := float64(day-7*k) / 7
+	knot := func(k int64) float64 { return 0.8 + 0.4*unit(c.Seed, c.Index, uint64(k)|1<<51) }
+	drift := (1-f)*knot(k) + f*knot(k+1)
+	return drift * (0.85 + 0.3*unit(c.Seed, c.Index, uint64(day)|1<<50))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 // At is the cumulative litres used from the origin to t.

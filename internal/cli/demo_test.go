@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics"
 	"github.com/fieldseal/fieldseal/internal/testenv"
 )
 
@@ -34,6 +35,14 @@ func TestDemo(t *testing.T) {
 		Meters      int
 		Reports     int64
 		OK          bool
+		Inspections []struct {
+			District string `json:"district"`
+			Alarms   []struct {
+				Kind        string    `json:"kind"`
+				At          time.Time `json:"at"`
+				StartLatest time.Time `json:"start_latest"`
+			} `json:"alarms"`
+		} `json:"inspections"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("exit %d, output is not the JSON verdict: %v\nstdout: %s\nstderr: %s", code, err, out.String(), errb.String())
@@ -62,6 +71,28 @@ func TestDemo(t *testing.T) {
 	}
 	for n := range want {
 		t.Errorf("scenario %s missing from the verdict", n)
+	}
+	// Never an effect before its cause: the only change in the town's losses is the bypass,
+	// so a loss-rise alarm fires, and its start is estimated, no earlier than the bypass.
+	var bypassAt *time.Time
+	var bypassDistrict string
+	for _, s := range r.Scenarios {
+		if s.Name == "meter-bypass" {
+			bypassAt, bypassDistrict = s.InjectedAt, s.Device[:3]
+		}
+	}
+	for _, in := range r.Inspections {
+		for _, a := range in.Alarms {
+			if a.Kind != analytics.AlarmLossRise {
+				continue
+			}
+			switch {
+			case in.District != bypassDistrict || bypassAt == nil:
+				t.Errorf("district %s: loss-rise alarm at %s with no change in its losses", in.District, a.At)
+			case a.At.Before(*bypassAt) || a.StartLatest.Before(*bypassAt):
+				t.Errorf("district %s: loss-rise alarm at %s (start no later than %s) before the bypass at %s", in.District, a.At, a.StartLatest, bypassAt)
+			}
+		}
 	}
 	if r.FalseAlarms != 0 {
 		t.Errorf("%d false alarms: %s", r.FalseAlarms, strings.Join(r.FalseDevs, ", "))

@@ -149,12 +149,37 @@ func districtIDs(d *sim.District) (inlet string, meters []string) {
 	return d.Inlet.ID, meters
 }
 
-func (w *watcher) inspect(ctx context.Context, d *sim.District) *analytics.Inspection {
+// demoInspect fits a demo of one virtual day: the meters' shares are learned over the
+// first 30 % of it (the bypass comes at 35 %), and the loss detector keeps its 7-day
+// calibration, so it raises nothing in a demo that short (docs/WATER_BALANCE.md).
+func demoInspect(span time.Duration) analytics.InspectConfig {
+	return analytics.InspectConfig{Baseline: min(7*24*time.Hour, (span * 3 / 10).Truncate(time.Hour))}
+}
+
+func (w *watcher) inspect(ctx context.Context, d *sim.District, now time.Time) *analytics.Inspection {
 	inlet, meters := districtIDs(d)
 	if err := w.coll.Update(ctx, append([]string{inlet}, meters...)); err != nil {
 		return nil
 	}
-	in := analytics.Inspect(w.coll.District(fmt.Sprintf("d%02d", d.Index), inlet, meters), time.Hour)
+	cfg := analytics.DistrictConfig{Name: fmt.Sprintf("d%02d", d.Index), Inlets: []string{inlet}, Customers: meters,
+		Connections: len(meters), NRWTargetPct: 15}
+	w.mu.Lock()
+	seals := map[string]analytics.Seal{}
+	for _, id := range meters {
+		for _, a := range w.byDev[id] {
+			if a.Kind == "replay" {
+				continue // an eavesdropper's doing, not evidence against the meter
+			}
+			s := seals[id]
+			s.Tamper = append(s.Tamper, a.Kind)
+			seals[id] = s
+		}
+	}
+	w.mu.Unlock()
+	in, err := analytics.Inspect(cfg, w.coll.Data(append([]string{inlet}, meters...)), w.town.Origin(), now, demoInspect(w.town.Span()), seals)
+	if err != nil || in == nil {
+		return nil
+	}
 	w.mu.Lock()
 	w.insp[d.Index] = in
 	w.mu.Unlock()
@@ -167,7 +192,7 @@ func (w *watcher) analyseScenarios(ctx context.Context, now time.Time) {
 		if !s.Analytics || s.Injected().IsZero() {
 			continue
 		}
-		in := w.inspect(ctx, w.town.Districts[s.District-1])
+		in := w.inspect(ctx, w.town.Districts[s.District-1], now)
 		w.trackTop(s, in, now)
 	}
 }
@@ -185,9 +210,9 @@ func (w *watcher) trackTop(s *sim.Scenario, in *analytics.Inspection, now time.T
 				rank = c.Rank
 			}
 		}
-		w.logf("balance %s: %d windows, step at %s (%.0f → %.0f L/h), %s ranked %d, top %s %.1f", in.District, in.Windows, in.StepAt.Format("15:04"), in.LossBefore, in.LossAfter, s.Device, rank, in.List[0].Device, in.List[0].Score)
+		w.logf("balance %s: %d windows, %s ranked %d, top %s %.1f", in.District, in.Windows, s.Device, rank, in.List[0].Device, in.List[0].Score)
 	}
-	if len(in.List) > 0 && in.List[0].Device == s.Device {
+	if len(in.List) > 0 && in.List[0].Device == s.Device && in.List[0].Flagged {
 		if _, ok := w.topSince[s.Device]; !ok {
 			w.topSince[s.Device] = now
 		}
@@ -199,7 +224,7 @@ func (w *watcher) trackTop(s *sim.Scenario, in *analytics.Inspection, now time.T
 // analyse runs the balance of every district, and settles the bypass scenarios.
 func (w *watcher) analyse(ctx context.Context, now time.Time) {
 	for _, d := range w.town.Districts {
-		in := w.inspect(ctx, d)
+		in := w.inspect(ctx, d, now)
 		for _, s := range w.town.Scenarios() {
 			if s.Analytics && s.District == d.Index && !s.Injected().IsZero() {
 				w.trackTop(s, in, now)
@@ -232,7 +257,7 @@ func (w *watcher) detection(s *sim.Scenario) (ok bool, at time.Time, reason stri
 			}
 			return false, time.Time{}, fmt.Sprintf("ranked %d of %d in %s", c.Rank, len(in.List), in.District)
 		}
-		return true, since, fmt.Sprintf("balance: 1st of %d in %s, %.0f%% unregistered (score %.1f)", len(in.List), in.District, 100*c.Fraction, c.Score)
+		return true, since, fmt.Sprintf("balance: 1st of %d in %s, %.0f%% unregistered (score %.1f)", len(in.List), in.District, c.ShortfallPct, c.Score)
 	}
 	for _, a := range w.byDev[s.Device] {
 		if !a.At.Before(inj.Add(-time.Second)) {
@@ -385,18 +410,28 @@ func PrintTable(out io.Writer, r *Result) {
 	sort.Strings(states)
 	fmt.Fprintf(out, "device states: %s\n", strings.Join(states, ", "))
 	for _, in := range r.Inspections {
-		// A step of a few percent is the interpolation's noise; say "steady" below 10%.
-		if in.StepAt.IsZero() || in.LossAfter-in.LossBefore < 0.1*in.LossBefore {
-			night := ""
-			if n := len(in.Night); n > 0 {
-				night = fmt.Sprintf(", night flow %.0f L/h unaccounted", in.Night[n-1].UnaccountedH)
-			}
-			fmt.Fprintf(out, "water balance %s: losses steady around %.0f L/h%s\n", in.District, (in.LossBefore+in.LossAfter)/2, night)
+		b := in.Balance
+		if b == nil {
 			continue
 		}
-		fmt.Fprintf(out, "water balance %s: losses stepped up at %s from %.0f to %.0f L/h; inspect first:", in.District, offset(r.Start, in.StepAt)[3:], in.LossBefore, in.LossAfter)
+		night := ""
+		if n := len(in.Night); n > 0 {
+			night = fmt.Sprintf(", net night flow %.2f m³/h", in.Night[n-1].NetM3PerH)
+		}
+		fmt.Fprintf(out, "water balance %s: input %.1f m³/day, non-revenue water %.1f %%, real losses %.0f L/connection/day%s;",
+			in.District, b.SystemInputM3/b.Days, b.NonRevenuePct, b.RealLossesLConDay, night)
+		flagged := 0
 		for _, c := range in.List {
-			fmt.Fprintf(out, " %s (%.0f%% unregistered)", c.Device, 100*c.Fraction)
+			if c.Flagged {
+				if flagged == 0 {
+					fmt.Fprint(out, " inspect:")
+				}
+				flagged++
+				fmt.Fprintf(out, " %s (%.0f%% unregistered, %.2f m³/day)", c.Device, c.ShortfallPct, c.AtStakeM3Day)
+			}
+		}
+		if flagged == 0 {
+			fmt.Fprint(out, " no meter flagged")
 		}
 		fmt.Fprintln(out)
 	}
