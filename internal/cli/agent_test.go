@@ -99,6 +99,22 @@ func TestAgentOnce(t *testing.T) {
 	if !strings.Contains(out.String(), "1 problem(s): main.py modified") {
 		t.Fatalf("--once after an edit does not say what it found: %q", out.String())
 	}
+	// Daemon mode says it started, what it guards and where it reports.
+	dctx, stop := context.WithCancel(ctx)
+	var derr syncBuf
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(dctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &derr}, []string{"agent", "--bundle", filepath.Join(dir, "bundle.json"),
+			"--dir", app, "--manifest", filepath.Join(dir, "manifest.cose"), "--data", filepath.Join(dir, "data")})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(derr.String(), "guarding linux-1") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if code := <-done; code != ExitOK || !strings.Contains(derr.String(), "guarding linux-1: "+app) || !strings.Contains(derr.String(), "reporting to") {
+		t.Fatalf("daemon start line: exit %d, stderr %q", code, derr.String())
+	}
 	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "tampered" {
 		t.Fatalf("after an edit the device is %s (%s)", d.State, d.StateReason)
 	}
