@@ -59,7 +59,11 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	}
 	m, err := openAgentManifest(signed, *vendorKey)
 	if err != nil {
-		return fail(env, "agent", badInput(*manPath, "a manifest signed by the vendor key", err))
+		what := "a signed manifest (DIST/manifest.cose from 'fieldseal build')"
+		if *vendorKey != "" {
+			what = "a manifest signed by --vendor-key " + *vendorKey
+		}
+		return fail(env, "agent", badInput(*manPath, what, err))
 	}
 	if *vendorKey == "" {
 		fmt.Fprintln(env.Stderr, "fieldseal agent: manifest signature not checked here (no --vendor-key); the server still refuses a device enforcing a manifest it did not register")

@@ -18,7 +18,7 @@ var goInternals = regexp.MustCompile(`\b[a-z]+\.[A-Z]\w+|Go value|unmarshal|\*[a
 
 // mistakeFixture is a folder of good and bad inputs for the table.
 type mistakeFixture struct {
-	dir, key, pub, garbage, empty, bundle, manifest, log, app string
+	dir, key, pub, other, garbage, empty, bundle, goodBundle, manifest, log, app string
 }
 
 func newMistakeFixture(t *testing.T) *mistakeFixture {
@@ -32,6 +32,12 @@ func newMistakeFixture(t *testing.T) *mistakeFixture {
 	if err := keys.WritePair(f.key, priv, false); err != nil {
 		t.Fatal(err)
 	}
+	otherKey := filepath.Join(dir, "other.key")
+	otherPriv, _ := keys.Generate()
+	if err := keys.WritePair(otherKey, otherPriv, false); err != nil {
+		t.Fatal(err)
+	}
+	f.other = otherKey + keys.PubSuffix
 	// Garbage that starts like CBOR (a tag, then nonsense): decoders must not echo their
 	// insides about it.
 	os.WriteFile(f.garbage, []byte{0xd8, 0x12, 0x84, 0x40, 0xa0, 0x41, 'x', 0x01, 0xff, 0x00, 0x13}, 0o644)
@@ -48,6 +54,10 @@ func newMistakeFixture(t *testing.T) *mistakeFixture {
 	os.WriteFile(f.manifest, signed, 0o644)
 	b, _ := json.Marshal(map[string]any{"device": "d1"})
 	os.WriteFile(f.bundle, b, 0o600)
+	k := make([]byte, 32)
+	good, _ := json.Marshal(&wire.Bundle{Device: "d1", Epoch: 1, ChainKey: k, UplinkKey: k, DownlinkKey: k, ServerPub: k, Product: "p", ManifestVersion: 1, HTTP: "http://127.0.0.1:1"})
+	f.goodBundle = filepath.Join(dir, "good-bundle.json")
+	os.WriteFile(f.goodBundle, good, 0o600)
 	return f
 }
 
@@ -82,6 +92,7 @@ func TestCommonMistakes(t *testing.T) {
 		{"verify missing --manifest", []string{"verify", f.app, "--pub", f.pub}, []string{"missing --manifest"}},
 		{"verify missing manifest file", []string{"verify", f.app, "--pub", f.pub, "--manifest", missing}, []string{missing}},
 		{"verify garbage manifest", []string{"verify", f.app, "--pub", f.pub, "--manifest", f.garbage}, []string{f.garbage}},
+		{"verify another vendor's key", []string{"verify", f.app, "--pub", f.other, "--manifest", f.manifest}, []string{f.manifest, "not signed by --pub " + f.other}},
 		{"verify garbage key", []string{"verify", f.app, "--pub", f.garbage, "--manifest", f.manifest}, []string{f.garbage, "PUBLIC KEY"}},
 
 		{"manifest without push", []string{"manifest"}, []string{"manifest push"}},
@@ -113,6 +124,8 @@ func TestCommonMistakes(t *testing.T) {
 		{"log verify missing file", []string{"log", "verify", "--log", missing}, []string{missing}},
 		{"log verify garbage", []string{"log", "verify", "--log", f.garbage}, []string{f.garbage}},
 		{"log verify garbage JSON", []string{"log", "verify", "--log", garbageJSON}, []string{garbageJSON}},
+		{"agent another vendor's key", []string{"agent", "--bundle", f.goodBundle, "--dir", f.app, "--manifest", f.manifest, "--vendor-key", f.other}, []string{f.manifest, "signed by --vendor-key " + f.other, "unknown-key"}},
+		{"agent garbage manifest", []string{"agent", "--bundle", f.goodBundle, "--dir", f.app, "--manifest", f.garbage}, []string{f.garbage, "not a signed manifest"}},
 		{"log verify bad chain key", []string{"log", "verify", "--log", f.garbage, "--chain-key", "abc"}, []string{"abc"}},
 		{"log show missing --log", []string{"log", "show"}, []string{"missing --log"}},
 		{"log show garbage", []string{"log", "show", f.garbage}, []string{f.garbage}},

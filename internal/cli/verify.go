@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,6 +87,9 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		return failJSON(fmt.Errorf("manifest: %w", err))
 	}
 	m, err := wire.OpenManifest(data, pub)
+	if errors.Is(err, wire.ErrUnknownKey) {
+		return failJSON(fmt.Errorf("manifest %s is not signed by --pub %s (key id %x): %w; give the public key of the vendor key that sealed it", *manPath, *pubPath, wire.KeyID(pub), err))
+	}
 	if err != nil {
 		return failJSON(fmt.Errorf("manifest %s rejected: %w", *manPath, err))
 	}
