@@ -64,12 +64,15 @@ func TestServerProvisionManifestPush(t *testing.T) {
 			t.Error("server did not shut down")
 		}
 	}()
+	// Up once it answers and has printed its start lines (they follow the listeners).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + httpAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if strings.Contains(out.String(), "MQTT ") {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server not up: %s %s", out.String(), errOut.String())
