@@ -105,3 +105,34 @@ func TestStandingLossFlagged(t *testing.T) {
 		}
 	}
 }
+
+// Customers read once a day: the windows become daily (StepFor), quiet days stay quiet,
+// and a 15 % burst is caught within two days — the reads cannot say more sooner.
+func TestDetectorOnDailyCustomerReads(t *testing.T) {
+	b := start.Add(10*24*time.Hour + 5*time.Hour)
+	n := sim.NewNetwork(sim.NetworkConfig{Seed: 41, Days: 24, CustomerReadEvery: 24 * time.Hour,
+		Events: []sim.Event{{Kind: sim.EventBurst, At: b, Pct: 15}}})
+	if s := analytics.StepFor(n.Config, n.Data); s != 24*time.Hour {
+		t.Fatalf("step %v for daily reads, want 24h", s)
+	}
+	ws := analytics.Windows(n.Config, n.Data, n.Start, n.End, 24*time.Hour)
+	var got time.Time
+	for _, a := range analytics.Detect(analytics.DetectorFor(n.Config, analytics.DetectorConfig{}), ws) {
+		if a.Kind != analytics.AlarmLossRise {
+			continue
+		}
+		if a.At.Before(b) {
+			t.Errorf("alarm before the burst: %s", a.Reason)
+		}
+		if got.IsZero() {
+			got = a.At
+		}
+	}
+	if got.IsZero() || got.Sub(b) > 48*time.Hour {
+		t.Errorf("burst at %v caught at %v", b, got)
+	}
+	h := sim.NewNetwork(sim.NetworkConfig{Seed: 41, Days: 2})
+	if s := analytics.StepFor(h.Config, h.Data); s != time.Hour {
+		t.Errorf("step %v for hourly reads, want 1h", s)
+	}
+}

@@ -76,8 +76,8 @@ func networkVerdict(in *Inspection) string {
 		switch a.Kind {
 		case AlarmLossRise:
 			if explained < 0.5*a.SizeM3PerDay {
-				said = append(said, fmt.Sprintf("real loss: %s; flagged meters explain %.1f m³/day of it and %.0f %% of meters are short of the inlet together — a leak for the network team, not a reason to visit customers",
-					a.Reason, explained, in.ShortTogetherPct))
+				said = append(said, fmt.Sprintf("real loss: %s; %sflagged meters explain %.1f m³/day of it and %.0f %% of meters are short of the inlet together — a leak for the network team, not a reason to visit customers",
+					a.Reason, nightChange(in.Night, a.Start), explained, in.ShortTogetherPct))
 			} else {
 				said = append(said, fmt.Sprintf("apparent loss: %s; flagged meters explain %.1f m³/day of it — visit them", a.Reason, explained))
 			}
@@ -89,4 +89,22 @@ func networkVerdict(in *Inspection) string {
 		return fmt.Sprintf("no alarm; non-revenue water %.1f %%, real losses %.1f m³/day", in.Balance.NonRevenuePct, math.Max(0, in.Balance.RealLossesM3Day))
 	}
 	return strings.Join(said, "\n")
+}
+
+// nightChange says how the net night flow moved across t: the median of up to 7 nights
+// before against the median of the nights after ("" when either side has none).
+func nightChange(ns []Night, t time.Time) string {
+	var before, after []float64
+	for _, n := range ns {
+		if n.Date.Add(24 * time.Hour).Before(t) {
+			before = append(before, n.NetM3PerH)
+		} else if n.Date.After(t) {
+			after = append(after, n.NetM3PerH)
+		}
+	}
+	if len(before) == 0 || len(after) == 0 {
+		return ""
+	}
+	before = before[max(0, len(before)-7):]
+	return fmt.Sprintf("net night flow %.2f → %.2f m³/h; ", quantile(before, 0.5), quantile(after, 0.5))
 }

@@ -9,14 +9,15 @@ import (
 // Window is a district's balance over one short window (an hour, usually): the series the
 // detector and the inspector read. Volumes in m³.
 type Window struct {
-	From, To    time.Time
-	InputM3     float64   // system input: inflows − outflows − storage increase
-	BilledM3    float64   // billed metered (estimated where a meter is not read) + billed unmetered allowance
-	AllowanceM3 float64   // unbilled and billed-unmetered allowances
-	MeteredM3   float64   // customers' registers, with estimates for those not covering the window
-	LossM3      float64   // water losses: input − metered − allowances
-	Use         []float64 // per customer (DistrictConfig.Customers order); NaN where not read
-	Estimated   int       // customers not covering the window
+	From        time.Time `json:"from"`
+	To          time.Time `json:"to"`
+	InputM3     float64   `json:"input_m3"`     // system input: inflows − outflows − storage increase
+	BilledM3    float64   `json:"billed_m3"`    // billed metered (estimated where a meter is not read) + billed unmetered allowance
+	AllowanceM3 float64   `json:"allowance_m3"` // unbilled and billed-unmetered allowances
+	MeteredM3   float64   `json:"metered_m3"`   // customers' registers, with estimates for those not covering the window
+	LossM3      float64   `json:"loss_m3"`      // water losses: input − metered − allowances
+	Use         []float64 `json:"-"`            // per customer (DistrictConfig.Customers order); NaN where not read
+	Estimated   int       `json:"estimated"`    // customers not covering the window
 }
 
 // Hours is the window's length in hours.
