@@ -87,8 +87,8 @@ func TestBalanceVerbErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--reads", readsPath}, "--district is required"},
-		{[]string{"--district", cfgPath}, "--reads is required"},
+		{[]string{"--reads", readsPath}, "missing --district"},
+		{[]string{"--district", cfgPath}, "missing --reads"},
 		{[]string{"--district", filepath.Join(dir, "none.json"), "--reads", readsPath}, "none.json: no such file"},
 		{[]string{"--district", cfgPath, "--reads", filepath.Join(dir, "none.csv")}, "none.csv: no such file"},
 		{[]string{"--district", unknown, "--reads", readsPath}, `unknown field "pipes"`},

@@ -142,6 +142,11 @@ func TestCommonMistakes(t *testing.T) {
 		{"server missing config", []string{"server", "--config", missing}, []string{missing}},
 		{"server bad log level", []string{"server", "--log-level", "loud"}, []string{"--log-level", "loud"}},
 
+		{"balance missing --district", []string{"balance", "--reads", f.garbage}, []string{"missing --district"}},
+		{"balance missing --reads", []string{"balance", "--district", garbageJSON}, []string{"missing --reads"}},
+		{"balance missing district file", []string{"balance", "--district", missing, "--reads", f.garbage}, []string{missing}},
+		{"balance garbage district", []string{"balance", "--district", f.garbage, "--reads", f.garbage}, []string{f.garbage}},
+
 		{"demo no meters", []string{"demo", "--meters", "0"}, []string{"--meters 0"}},
 		{"demo bad duration", []string{"demo", "--for", "soon"}, []string{"-for", "soon"}},
 		{"unknown flag", []string{"verify", "--colour", "red"}, []string{"-colour"}},
