@@ -358,7 +358,7 @@ func TestProvisionAPI(t *testing.T) {
 			t.Fatal("device API shows a secret")
 		}
 	}
-	var list struct{ Devices []store.Device }
+	var list struct{ Devices []server.DeviceView }
 	e.api("GET", "/api/v1/devices?state=provisioned", e.s.AdminToken(), nil, &list)
 	if len(list.Devices) != 1 {
 		t.Fatalf("list %+v", list)

@@ -242,7 +242,7 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *store.APITok
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
-	writeJSON(w, http.StatusOK, who)
+	writeJSON(w, http.StatusOK, apiTokenView(*who))
 }
 
 // --- device ingest over HTTP ---
@@ -351,17 +351,6 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIT
 
 // --- operator API ---
 
-type deviceView struct {
-	*store.Device
-	Pending []tokenView `json:"pending_tokens,omitempty"`
-}
-
-type tokenView struct {
-	ID      string    `json:"id"`
-	Action  string    `json:"action"`
-	Expires time.Time `json:"expires"`
-}
-
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	state := r.URL.Query().Get("state")
 	if state != "" && !slices.Contains(store.States, state) {
@@ -374,10 +363,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.AP
 		storeError(w, err)
 		return
 	}
-	if list == nil {
-		list = []*store.Device{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": list})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": views(list, func(d *store.Device) DeviceView { return deviceView(d, nil) })})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -386,12 +372,8 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIT
 		storeError(w, err)
 		return
 	}
-	v := deviceView{Device: d}
 	toks, _ := s.st.PendingTokens(r.Context(), d.ID, d.Epoch, s.now())
-	for _, t := range toks {
-		v.Pending = append(v.Pending, tokenView{ID: hex.EncodeToString(t.ID), Action: t.Action, Expires: t.Expires})
-	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, deviceView(d, toks))
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -410,10 +392,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.API
 	if r.URL.Query().Get("tamper") == "true" {
 		evs = slices.DeleteFunc(evs, func(e store.Event) bool { return !e.Tamper })
 	}
-	if evs == nil {
-		evs = []store.Event{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	writeJSON(w, http.StatusOK, map[string]any{"events": views(evs, eventView)})
 }
 
 type provisionReq struct {
@@ -456,7 +435,7 @@ func (s *Server) postVisit(w http.ResponseWriter, r *http.Request, who *store.AP
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, v)
+	writeJSON(w, http.StatusCreated, visitView(*v))
 }
 
 type closeReq struct {
@@ -474,7 +453,7 @@ func (s *Server) closeVisit(w http.ResponseWriter, r *http.Request, who *store.A
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, visitView(*v))
 }
 
 func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -483,10 +462,7 @@ func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if vs == nil {
-		vs = []store.Visit{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"visits": vs})
+	writeJSON(w, http.StatusOK, map[string]any{"visits": views(vs, visitView)})
 }
 
 type clearReq struct {
@@ -502,8 +478,12 @@ func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.AP
 		storeError(w, err)
 		return
 	}
-	d, _ := s.st.GetDevice(r.Context(), r.PathValue("id"))
-	writeJSON(w, http.StatusOK, d)
+	d, err := s.st.GetDevice(r.Context(), r.PathValue("id"))
+	if err != nil {
+		storeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deviceView(d, nil))
 }
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -515,10 +495,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if al == nil {
-		al = []store.Alert{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": al})
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": views(al, alertView)})
 }
 
 func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -544,10 +521,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIT
 		storeError(w, err)
 		return
 	}
-	if au == nil {
-		au = []store.Audit{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"audit": au})
+	writeJSON(w, http.StatusOK, map[string]any{"audit": views(au, auditView)})
 }
 
 func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -556,10 +530,7 @@ func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.
 		storeError(w, err)
 		return
 	}
-	if ms == nil {
-		ms = []*store.Manifest{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"manifests": ms})
+	writeJSON(w, http.StatusOK, map[string]any{"manifests": views(ms, manifestInfo)})
 }
 
 func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -590,10 +561,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if ts == nil {
-		ts = []store.APIToken{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": views(ts, apiTokenView)})
 }
 
 type tokenReq struct {

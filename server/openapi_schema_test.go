@@ -634,7 +634,7 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 	c.do("POST", "/v1/reports:batch", "", "application/cbor", make([]byte, 256*(wire.MaxMessageSize+8)+1), 413)
 
 	// a service visit on m1: pending token, open window, closed visit
-	var visit store.Visit
+	var visit server.VisitView
 	c.doJSON("POST", "/api/v1/devices/m1/visits", tok["technician"], map[string]any{"work_order": "WO-1", "technician": "tom", "window_s": 600}, 201, &visit)
 	c.do("POST", "/api/v1/devices/m1/visits", tok["technician"], "", map[string]any{"technician": "tom"}, 400)
 	c.do("POST", "/api/v1/devices/nope/visits", tok["technician"], "", map[string]any{"work_order": "WO-2"}, 404)
@@ -685,7 +685,7 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 	c.do("GET", "/api/v1/devices/nope", tok["viewer"], "", nil, 404)
 	c.do("GET", "/api/v1/devices/m2", "", "", nil, 401)
 
-	var alerts struct{ Alerts []store.Alert }
+	var alerts struct{ Alerts []server.AlertView }
 	c.doJSON("GET", "/api/v1/alerts?unacked=true", tok["viewer"], nil, 200, &alerts)
 	if len(alerts.Alerts) == 0 {
 		t.Fatal("no alert")
@@ -771,13 +771,16 @@ func TestOpenAPISchemasCoverGoTypes(t *testing.T) {
 		schema string
 		fix    func(v any)
 	}{
-		{&store.Device{}, "Device", func(v any) { v.(*store.Device).State = store.StateTampered; v.(*store.Device).ID = "m-1" }},
-		{&store.Event{}, "Event", nil},
-		{&store.Visit{}, "Visit", nil},
-		{&store.Alert{}, "Alert", nil},
-		{&store.Audit{}, "Audit", nil},
-		{&store.Manifest{}, "Manifest", nil},
-		{&store.APIToken{}, "APIToken", func(v any) { v.(*store.APIToken).Role = server.RoleOperator }},
+		{&server.DeviceView{}, "Device", func(v any) {
+			d := v.(*server.DeviceView)
+			d.State, d.ID, d.PendingTokens = store.StateTampered, "m-1", nil
+		}},
+		{&server.EventView{}, "Event", nil},
+		{&server.VisitView{}, "Visit", nil},
+		{&server.AlertView{}, "Alert", nil},
+		{&server.AuditView{}, "Audit", nil},
+		{&server.ManifestInfo{}, "Manifest", nil},
+		{&server.APITokenView{}, "APIToken", func(v any) { v.(*server.APITokenView).Role = server.RoleOperator }},
 		{&wire.Bundle{}, "Bundle", func(v any) { v.(*wire.Bundle).Device = "m-1" }},
 	} {
 		fill(reflect.ValueOf(c.v).Elem(), now)
@@ -800,6 +803,8 @@ func fill(v reflect.Value, now time.Time) {
 		switch {
 		case f.Type() == reflect.TypeOf(time.Time{}):
 			f.Set(reflect.ValueOf(now))
+		case f.Type() == reflect.TypeOf(json.RawMessage{}):
+			f.SetBytes([]byte(`{"rseq":7}`))
 		case f.Kind() == reflect.String:
 			f.SetString("x")
 		case f.Kind() == reflect.Bool:

@@ -235,7 +235,7 @@ func TestThreatS6_TokenReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v store.Visit
+	var v server.VisitView
 	if code := e.api("POST", "/api/v1/devices/meter-1/visits", tech, map[string]any{"work_order": "WO-1", "technician": "tom", "window_s": 600}, &v); code != 201 {
 		t.Fatalf("open visit: %d", code)
 	}
@@ -575,11 +575,11 @@ func TestTamperEvidence(t *testing.T) {
 	if st := e.device("meter-1").State; st != store.StateTampered {
 		t.Fatalf("tampered was not sticky: %s", st)
 	}
-	var out struct{ Events []store.Event }
+	var out struct{ Events []server.EventView }
 	if code := e.api("GET", "/api/v1/devices/meter-1/events?tamper=true", e.s.AdminToken(), nil, &out); code != 200 {
 		t.Fatal(code)
 	}
-	if len(out.Events) != 1 || !strings.Contains(out.Events[0].Decoded, "app.mpy") || out.Events[0].TypeName != "check-fail" {
+	if len(out.Events) != 1 || !strings.Contains(string(out.Events[0].Decoded), "app.mpy") || out.Events[0].Decoded[0] != '{' || out.Events[0].TypeName != "check-fail" {
 		t.Fatalf("events %+v", out.Events)
 	}
 	// code mismatch flag
@@ -590,7 +590,7 @@ func TestTamperEvidence(t *testing.T) {
 	if st := e.device("meter-2"); st.State != store.StateTampered || st.StateReason != "code-mismatch" {
 		t.Fatalf("%s %s", st.State, st.StateReason)
 	}
-	var al struct{ Alerts []store.Alert }
+	var al struct{ Alerts []server.AlertView }
 	e.api("GET", "/api/v1/alerts?unacked=true", e.s.AdminToken(), nil, &al)
 	if len(al.Alerts) != 2 {
 		t.Fatalf("alerts %+v", al.Alerts)
@@ -722,7 +722,7 @@ func TestClosedVisitRevokesToken(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
 	e.mustSend(d)
-	var v store.Visit
+	var v server.VisitView
 	if code := e.api("POST", "/api/v1/devices/meter-1/visits", e.s.AdminToken(), map[string]any{"work_order": "WO-2"}, &v); code != 201 {
 		t.Fatal(code)
 	}
