@@ -155,19 +155,6 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	if cfg.MQTTTLS, err = file.MQTTTLS.load("MQTT"); err != nil {
 		return fail(env, "server", err)
 	}
-	if *storeURL != "" {
-		st, err := storeurl.Open(ctx, *storeURL, *data)
-		if err != nil {
-			return fail(env, "server", err)
-		}
-		defer st.Close()
-		cfg.Store = st
-	}
-	if os.Getenv("GOGC") == "" {
-		// Ingest allocates short-lived buffers at a high rate; a larger heap target trades a
-		// little memory for less GC CPU.
-		debug.SetGCPercent(300)
-	}
 	// A first start that fails (a port in use, a bad store) leaves no half-made data folder
 	// behind: the next try would otherwise find a server key and an admin token that
 	// belong to no running server.
@@ -182,6 +169,19 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 			return ExitError
 		}
 		return fail(env, "server", err)
+	}
+	if *storeURL != "" {
+		st, err := storeurl.Open(ctx, *storeURL, *data)
+		if err != nil {
+			return failStart(err)
+		}
+		defer st.Close()
+		cfg.Store = st
+	}
+	if os.Getenv("GOGC") == "" {
+		// Ingest allocates short-lived buffers at a high rate; a larger heap target trades a
+		// little memory for less GC CPU.
+		debug.SetGCPercent(300)
 	}
 	s, err := server.New(cfg)
 	if err != nil {
