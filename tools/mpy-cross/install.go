@@ -100,7 +100,13 @@ func InstallNodeModules(ctx context.Context, notice io.Writer) (string, error) {
 		if m, ok := cachedNodeModules(); ok { // another build installed it meanwhile
 			return m, nil
 		}
-		return "", fmt.Errorf("cache folder: %w", err)
+		// A broken earlier install (files removed by hand): replace it.
+		if err := os.RemoveAll(dir); err != nil {
+			return "", fmt.Errorf("cache folder %s: %v", dir, errors.Unwrap(err))
+		}
+		if err := os.Rename(tmp, dir); err != nil {
+			return "", fmt.Errorf("cache folder %s: %v", dir, errors.Unwrap(err))
+		}
 	}
 	return filepath.Join(dir, "node_modules"), nil
 }
