@@ -19,6 +19,7 @@ import (
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/memstore"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -299,7 +300,7 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 	}
 	tok, pub := e.s.AdminToken(), e.s.PublicKey()
 	e.s.Shutdown(context.Background())
-	s2, err := server.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
+	s2, err := server.New(server.Config{Store: openStore(t, dir), DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,23 +313,23 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 // A port in use is a clear error naming the port and the flag.
 func TestPortInUse(t *testing.T) {
 	e := newEnv(t)
-	_, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	_, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	s2, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	err = s2.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.HTTPAddr()) || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("HTTP port in use: %v", err)
 	}
 	httpAddr := testenv.FreeAddr(t)
-	s3, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
+	s3, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
 	err = s3.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.MQTTAddr()) || !strings.Contains(err.Error(), "--mqtt") {
 		t.Fatalf("MQTT port in use: %v", err)
 	}
 	// the failed start released its HTTP port
-	s4, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
+	s4, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
 	if err := s4.Start(context.Background()); err != nil {
 		t.Fatalf("HTTP port still held after a failed start: %v", err)
 	}
@@ -578,5 +579,35 @@ func TestDashboardAuth(t *testing.T) {
 	}
 	if got := get("/ui/devices", tok); got != 200 {
 		t.Errorf("cookie: %d", got)
+	}
+}
+
+// Two fleets on one broker: a server under its own topic root takes reports there and
+// answers there.
+func TestMQTTTopicRoot(t *testing.T) {
+	root := wire.Topics{Root: "utility-a/meters"}
+	e := newEnv(t, func(c *server.Config) { c.TopicRoot = root.Root })
+	d := e.provision("meter-1", "watermeter")
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acks := make(chan []byte, 1)
+	if tok := c.Subscribe(root.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	if tok := c.Publish(root.Up("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case b := <-acks:
+		if a := d.accept(b); a.Reject != "" || a.AckedRSeq != 1 {
+			t.Fatalf("ack %+v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ack under the topic root")
+	}
+	if _, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), TopicRoot: "a/+/b"}); err == nil || !strings.Contains(err.Error(), "topic root") {
+		t.Fatalf("a wildcard root: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -62,6 +64,9 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Now: c.Now, Logger: quietLogger()}
 	for _, m := range mod {
 		m(&cfg)
+	}
+	if cfg.Store == nil {
+		cfg.Store = openStore(t, cfg.DataDir)
 	}
 	s, err := server.New(cfg)
 	if err != nil {
@@ -346,3 +351,15 @@ func pahoOptions(addr, clientID, user, password string) *paho.ClientOptions {
 }
 
 func newPaho(o *paho.ClientOptions) paho.Client { return paho.NewClient(o) }
+
+// openStore opens a SQLite store in dir, closed when the test ends (after the servers on
+// it have shut down: cleanups run last-registered first).
+func openStore(t *testing.T, dir string) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "fieldseal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}

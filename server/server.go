@@ -30,7 +30,6 @@ import (
 
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/store"
-	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -43,7 +42,7 @@ const (
 
 // Config configures a Server. Zero values mean the defaults.
 type Config struct {
-	DataDir    string // holds fieldseal.db, server.key, admin.token; default ./fieldseal-data
+	DataDir    string // holds server.key and admin.token; default ./fieldseal-data
 	HTTPAddr   string // default 127.0.0.1:8080; "off" disables HTTP
 	MQTTAddr   string // embedded broker; default 127.0.0.1:1883; "off" disables it
 	MQTTBroker string // tcp://host:port of an external broker to consume from instead of the embedded one
@@ -57,8 +56,10 @@ type Config struct {
 	TopicRoot string
 
 	VendorKeys []ed25519.PublicKey // keys that may sign manifests
-	Store      store.Store         // optional; default SQLite in DataDir
-	Now        func() time.Time    // optional clock (the demo runs compressed time)
+	// Store is where everything durable lives (required; the caller opens it, e.g. with
+	// store/storeurl, and closes it after Shutdown). The server imports no backend.
+	Store store.Store
+	Now   func() time.Time // optional clock (the demo runs compressed time)
 	// SilentAfter is how many report intervals a device may miss before it is silent (default 3).
 	SilentAfter int
 	// SilentCheck is how often the silence timer runs (default 1 minute; 0 keeps the default).
@@ -87,7 +88,6 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	st     store.Store
-	ownSt  bool
 	priv   ed25519.PrivateKey
 	admin  string
 	devs   *deviceCache
@@ -112,7 +112,7 @@ type Server struct {
 	bgDone   sync.WaitGroup
 }
 
-// New prepares a server: it opens the store and creates, on first start, the server's
+// New prepares a server on cfg.Store: it creates, on first start, the server's
 // Ed25519 key (DIR/server.key) and an admin API token (DIR/admin.token, mode 0600).
 func New(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
@@ -157,16 +157,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.st = cfg.Store
 	if s.st == nil {
-		st, err := sqlite.Open(filepath.Join(cfg.DataDir, "fieldseal.db"))
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		s.st, s.ownSt = st, true
+		return nil, errors.New("server: no store: open one with store/storeurl (SQLite in the data folder by default) and set Config.Store")
 	}
 	if err := s.loadAdminToken(); err != nil {
-		if s.ownSt {
-			s.st.Close()
-		}
 		return nil, err
 	}
 	s.recordLimit = newRateLimit(unauthRecordsPerSecond, s.now)
@@ -377,9 +370,6 @@ func (s *Server) stopAll() {
 	s.bgDone.Wait()
 	s.commit.stop()
 	s.alerts.stop()
-	if s.ownSt {
-		s.st.Close()
-	}
 }
 
 // enter registers a report in flight; false once shutting down.

@@ -2,9 +2,9 @@ package wire
 
 import (
 	"crypto/hmac"
-	"errors"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"strings"
 )
 

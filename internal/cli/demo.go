@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/fieldseal/fieldseal/sim/demo"
+	"github.com/fieldseal/fieldseal/internal/demo"
 	"github.com/fieldseal/fieldseal/store"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,30 +176,8 @@ func TestDemoSameSeedSameTable(t *testing.T) {
 	t.Logf("\n%s", first)
 }
 
-// Every key of a JSON output is snake_case, at every depth.
+// assertSnakeCase: see testenv.AssertSnakeCase.
 func assertSnakeCase(t *testing.T, what string, data []byte) {
 	t.Helper()
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("%s: not JSON: %v\n%s", what, err, data)
-	}
-	var walk func(path string, v any)
-	walk = func(path string, v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				if !snakeKey.MatchString(k) {
-					t.Errorf("%s: key %s.%s is not snake_case", what, path, k)
-				}
-				walk(path+"."+k, e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(path+"[]", e)
-			}
-		}
-	}
-	walk("", v)
+	testenv.AssertSnakeCase(t, what, data)
 }
-
-var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)

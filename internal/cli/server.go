@@ -20,7 +20,9 @@ import (
 
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/store/storeurl"
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 func init() {
@@ -35,6 +37,7 @@ type serverFile struct {
 	MQTT        string   `toml:"mqtt"`
 	MQTTBroker  string   `toml:"mqtt_broker"`
 	MQTTShare   string   `toml:"mqtt_share_group"`
+	TopicRoot   string   `toml:"topic_root"`
 	VendorKeys  []string `toml:"vendor_keys"`
 	Webhooks    []string `toml:"webhooks"`
 	SilentAfter int      `toml:"silent_after"`
@@ -71,7 +74,8 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	httpAddr := fs.String("http", server.DefaultHTTPAddr, `HTTP API and report ingest address ("off" to disable)`)
 	mqttAddr := fs.String("mqtt", server.DefaultMQTTAddr, `embedded MQTT broker address ("off" to disable)`)
 	broker := fs.String("mqtt-broker", "", "consume reports from this external MQTT broker (tcp://host:port) instead of the embedded one")
-	shared := fs.String("mqtt-share-group", "", `with --mqtt-broker: subscribe as shared-subscription group NAME ($share/NAME/fieldseal/v1/+/up) so several servers split the load; "fieldseal" is customary`)
+	shared := fs.String("mqtt-share-group", "", `with --mqtt-broker: subscribe as shared-subscription group NAME ($share/NAME/<root>/+/up) so several servers split the load; "fieldseal" is customary`)
+	topicRoot := fs.String("topic-root", wire.DefaultTopicRoot, "root of the MQTT topics (<root>/<device>/up and /down): give two fleets on one broker two roots")
 	storeURL := fs.String("store", "", storeurl.Usage)
 	config := fs.String("config", "", "TOML configuration file (flags given here win)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -111,6 +115,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		pick("mqtt-broker", broker, file.MQTTBroker)
 		pick("log-level", logLevel, file.LogLevel)
 		pick("mqtt-share-group", shared, file.MQTTShare)
+		pick("topic-root", topicRoot, file.TopicRoot)
 		if !set["silent-after"] && file.SilentAfter > 0 {
 			*silentAfter = file.SilentAfter
 		}
@@ -134,7 +139,8 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg := server.Config{DataDir: *data, HTTPAddr: *httpAddr, MQTTAddr: *mqttAddr, MQTTBroker: *broker,
-		SilentAfter: *silentAfter, ReceiptInterval: *receiptInterval, Logger: log, Webhooks: webhooks, MQTTShareGroup: *shared}
+		SilentAfter: *silentAfter, ReceiptInterval: *receiptInterval, Logger: log, Webhooks: webhooks, MQTTShareGroup: *shared,
+		TopicRoot: *topicRoot}
 	if *broker != "" && !set["mqtt"] {
 		cfg.MQTTAddr = "off"
 	}
@@ -155,12 +161,19 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	if cfg.MQTTTLS, err = file.MQTTTLS.load("MQTT"); err != nil {
 		return fail(env, "server", err)
 	}
+	if !wire.ValidTopicRoot(*topicRoot) {
+		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
+	}
 	// A first start that fails (a port in use, a bad store) leaves no half-made data folder
 	// behind: the next try would otherwise find a server key and an admin token that
 	// belong to no running server.
 	_, statErr := os.Stat(*data)
 	created := errors.Is(statErr, os.ErrNotExist)
+	closeStore := func() {}
+	defer func() { closeStore() }()
 	failStart := func(err error) int {
+		closeStore()
+		closeStore = func() {}
 		if created {
 			os.RemoveAll(*data)
 		}
@@ -170,14 +183,15 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		}
 		return fail(env, "server", err)
 	}
-	if *storeURL != "" {
-		st, err := storeurl.Open(ctx, *storeURL, *data)
-		if err != nil {
-			return failStart(err)
-		}
-		defer st.Close()
-		cfg.Store = st
+	// The composition root: the store the URL names (SQLite in the data folder by
+	// default) and the operator's console, both handed to the server.
+	st, err := storeurl.Open(ctx, *storeURL, *data)
+	if err != nil {
+		return failStart(err)
 	}
+	closeStore = func() { st.Close() }
+	cfg.Store = st
+	cfg.Dashboard = dashboard.New(st, dashboard.Options{})
 	if os.Getenv("GOGC") == "" {
 		// Ingest allocates short-lived buffers at a high rate; a larger heap target trades a
 		// little memory for less GC CPU.
@@ -209,10 +223,11 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		if cfg.HTTPTLS != nil {
 			scheme = "https"
 		}
-		fmt.Fprintf(env.Stdout, "  HTTP        %s://%s  (API /api/v1, reports /v1/reports, metrics /metrics, health /healthz)\n", scheme, a)
+		fmt.Fprintf(env.Stdout, "  HTTP        %s://%s  (console /, API /api/v1, reports /v1/reports, metrics /metrics, health /healthz)\n", scheme, a)
 	}
 	if a := s.MQTTAddr(); a != "" {
-		fmt.Fprintf(env.Stdout, "  MQTT        %s  (devices: fieldseal/v1/<id>/up, acks on fieldseal/v1/<id>/down)\n", a)
+		topics := wire.Topics{Root: *topicRoot}
+		fmt.Fprintf(env.Stdout, "  MQTT        %s  (devices: %s, acks on %s)\n", a, topics.Up("<id>"), topics.Down("<id>"))
 	}
 	if len(cfg.VendorKeys) == 0 {
 		fmt.Fprintln(env.Stdout, "  note: no --vendor-key given: manifests cannot be registered")

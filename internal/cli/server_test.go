@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -150,6 +151,27 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "m2.json")); err == nil {
 		t.Fatal("a failed provision left a bundle file")
+	}
+	// The real server mounts the operator's console at / and /ui/, behind the API's auth.
+	adminTok, _ := os.ReadFile(tokenFile)
+	for _, path := range []string{"/", "/ui/devices", "/ui/devices/meter-1"} {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(adminTok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("console %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if path == "/ui/devices/meter-1" && !strings.Contains(string(body), "meter-1") {
+			t.Fatalf("console page for meter-1 does not name it")
+		}
+	}
+	if resp, err := http.Get(base + "/ui/devices"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("console without a token: %v %v", resp.StatusCode, err)
 	}
 }
 

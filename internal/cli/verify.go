@@ -142,22 +142,6 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 	return ExitOK
 }
 
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes (%w)", path, limit, wire.ErrOversize)
-	}
-	return data, nil
-}
-
 // progress draws a one-line bar on stderr when stderr is a terminal, at most ten times a
 // second; elsewhere it does nothing. set is safe for concurrent use.
 type progress struct {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/internal/demo"
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server/dashboard"
-	"github.com/fieldseal/fieldseal/sim/demo"
 	"github.com/fieldseal/fieldseal/store"
 )
 

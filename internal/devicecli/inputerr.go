@@ -1,4 +1,4 @@
-package cli
+package devicecli
 
 import (
 	"encoding/json"
@@ -13,6 +13,9 @@ import (
 // into Go value of type fschain.Export"): a person handed a wrong file learns nothing from
 // them.
 var goJargon = regexp.MustCompile(`\b[a-z]+\.[A-Z]\w+|Go value|Go struct|unmarshal|cbor:|json:|\*[a-z]+\.[a-z]`)
+
+// BadInput says that the file at path is not what it should be, in words (see badInput).
+func BadInput(path, what string, err error) error { return badInput(path, what, err) }
 
 // badInput says that the file at path is not what it should be ("a device bundle"), with
 // the decoder's reason when that reads as plain words.

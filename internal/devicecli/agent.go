@@ -1,4 +1,4 @@
-package cli
+package devicecli
 
 import (
 	"context"
@@ -29,6 +29,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	gpio := fs.String("gpio", "", "cover switch on a GPIO line, CHIP:LINE (e.g. gpiochip0:17), high = open")
 	gpioLow := fs.Bool("gpio-active-low", false, "the GPIO line reads low when the cover is open")
 	quiet := fs.Bool("quiet", false, "log only problems")
+	topicRoot := fs.String("topic-root", wire.DefaultTopicRoot, "root of the MQTT topics, as the server's --topic-root")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -41,6 +42,9 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	}
 	if *tamperFile != "" && *gpio != "" {
 		return usageError(env, fs, "--tamper-file and --gpio are exclusive: the cover switch is one or the other")
+	}
+	if !wire.ValidTopicRoot(*topicRoot) {
+		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
 	}
 	raw, err := readLimited(*bundlePath, 1<<20)
 	if err != nil {
@@ -80,6 +84,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	}
 	cfg := agent.RunConfig{Bundle: &b, Manifest: m, AppDir: *dir, DataDir: *data, Server: url, Once: *once,
 		EraseChainKey: func() error { return agent.EraseChainKeyFile(*bundlePath, b) },
+		Dial:          agent.DialOptions{TopicRoot: *topicRoot},
 		Logf: func(format string, a ...any) {
 			if !*quiet {
 				fmt.Fprintf(env.Stderr, "fieldseal agent: "+format+"\n", a...)

@@ -28,6 +28,7 @@ import (
 	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/sim"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/storeurl"
 	mpycross "github.com/fieldseal/fieldseal/tools/mpy-cross"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -159,14 +160,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// the machine's speed.
 	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Now: clock.Now, SilentAfter: 6, SilentCheck: 1000 * time.Hour, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
-	// The dashboard reads the server's store, which exists only once New has opened it.
-	dash := &lateHandler{}
-	cfg.Dashboard = dash
+	// The demo is its own composition root, like `fieldseal server`: it opens the store
+	// and hands it to the server and the dashboard.
+	storeDB, err := storeurl.Open(ctx, "", dir)
+	if err != nil {
+		return nil, err
+	}
+	defer storeDB.Close() // after the server's shutdown (deferred below)
+	cfg.Store = storeDB
+	cfg.Dashboard = dashboard.New(storeDB, dashboard.Options{Now: clock.Now})
 	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	dash.set(dashboard.New(srv.Store(), dashboard.Options{Now: clock.Now}))
 	if err := srv.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -330,29 +336,6 @@ func stepped(ctx context.Context, clock *sim.Clock, speed float64, until time.Ti
 		}
 	}
 	return nil
-}
-
-// lateHandler is an http.Handler set after the server is made.
-type lateHandler struct {
-	mu sync.RWMutex
-	h  http.Handler
-}
-
-func (l *lateHandler) set(h http.Handler) {
-	l.mu.Lock()
-	l.h = h
-	l.mu.Unlock()
-}
-
-func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	l.mu.RLock()
-	h := l.h
-	l.mu.RUnlock()
-	if h == nil {
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-		return
-	}
-	h.ServeHTTP(w, r)
 }
 
 // demoManifest seals the example water-meter app: compiled with mpy-cross when one is

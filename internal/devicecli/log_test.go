@@ -1,4 +1,4 @@
-package cli
+package devicecli
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/fieldseal/fieldseal/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,7 +147,7 @@ func TestLogVerifyTamperEvent(t *testing.T) {
 	}
 	t.Logf("verdict:\n%s", out)
 	code, out, _ = runCLI("log", "verify", "--log", p, "--json")
-	assertSnakeCase(t, "log verify --json", []byte(out))
+	testenv.AssertSnakeCase(t, "log verify --json", []byte(out))
 	var v logVerdict
 	must(t, json.Unmarshal([]byte(out), &v))
 	if code != ExitFound || v.Verdict != "tamper" || len(v.Tamper) != 1 || v.Tamper[0].N != 17 {
@@ -249,5 +250,19 @@ func TestLogExportFromStorage(t *testing.T) {
 	code, o, _ := runCLI("log", "verify", "--log", out, "--chain-key", hex.EncodeToString(k1[:]))
 	if code != ExitOK || !strings.HasPrefix(o, "sealed, 5 entries, no tamper events") {
 		t.Fatalf("verify export: %d\n%s", code, o)
+	}
+}
+
+// log verify --chain-key given a device bundle whose K_1 the agent erased says so.
+func TestChainKeyFromErasedBundle(t *testing.T) {
+	b := wire.Bundle{Device: "m1", Epoch: 1, UplinkKey: make([]byte, 32), DownlinkKey: make([]byte, 32), ServerPub: make([]byte, 32), Product: "p"}
+	raw, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m1.json")
+	must(t, os.WriteFile(path, raw, 0o600))
+	if _, err := parseChainKey(path); err == nil || !strings.Contains(err.Error(), "operator's copy") {
+		t.Fatalf("--chain-key with an erased bundle: %v", err)
 	}
 }

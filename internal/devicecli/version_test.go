@@ -1,4 +1,4 @@
-package cli
+package devicecli
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 // time and whether the tree was dirty; a release shows its module version.
 func TestVersion(t *testing.T) {
 	for _, arg := range []string{"version", "--version", "-v"} {
-		code, out, errs := sealRun(t, arg)
+		code, out, errs := runCLI(arg)
 		if code != ExitOK || !strings.HasPrefix(out, "fieldseal ") || !strings.Contains(out, "protocol  1") || !strings.Contains(out, "go ") {
 			t.Errorf("%s: exit %d %q %q", arg, code, out, errs)
 		}
