@@ -345,7 +345,8 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		}
 		return time.Duration(max(rep, 1)) * time.Second, time.Duration(max(chk, 1)) * time.Second
 	}
-	repIv, chkIv := intervals()
+	_, chkIv := intervals() // the report interval is read again after each report
+	var repIv time.Duration
 	nextReport := time.Now()
 	nextCheck := time.Now().Add(chkIv)
 	var lastBad int

@@ -15,12 +15,12 @@ type Collector struct {
 	st     store.Store
 	mu     sync.Mutex
 	series map[string]Series
-	after  map[string]int64
+	after  map[string]uint64
 }
 
 // NewCollector reads from st.
 func NewCollector(st store.Store) *Collector {
-	return &Collector{st: st, series: map[string]Series{}, after: map[string]int64{}}
+	return &Collector{st: st, series: map[string]Series{}, after: map[string]uint64{}}
 }
 
 // Update reads the new register entries of devs.
@@ -38,14 +38,14 @@ func (c *Collector) update(ctx context.Context, dev string) error {
 	after := c.after[dev]
 	c.mu.Unlock()
 	for {
-		evs, err := c.st.ListEvents(ctx, store.Page{Dev: dev, After: after, Limit: 1000})
+		evs, err := c.st.ListEvents(ctx, store.Page{Dev: dev, AfterN: after, Limit: 1000})
 		if err != nil {
 			return err
 		}
 		var add Series
 		for _, e := range evs {
-			if int64(e.N) > after {
-				after = int64(e.N)
+			if e.N > after {
+				after = e.N
 			}
 			if e.Type != wire.EntryRegister {
 				continue

@@ -20,6 +20,7 @@ import (
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/memstore"
+	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -372,9 +373,12 @@ func TestProvisionAPI(t *testing.T) {
 	}
 }
 
-// Shutdown drains: reports in flight finish (committed and acked) before the store closes.
+// Shutdown drains: reports in flight finish (committed and acked) before the store closes,
+// and every ack handed out is durable — read back from the database file after the
+// server is gone; a report refused for the shutdown changed nothing.
 func TestGracefulShutdownDrains(t *testing.T) {
-	e := newEnv(t)
+	dir := t.TempDir()
+	e := newEnv(t, func(c *server.Config) { c.DataDir = dir })
 	var devs []*device
 	for i := 0; i < 50; i++ {
 		devs = append(devs, e.provision("m-"+string(rune('A'+i%26))+string(rune('a'+i/26)), "watermeter"))
@@ -382,29 +386,55 @@ func TestGracefulShutdownDrains(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, len(devs))
 	acks := make([][]byte, len(devs))
+	firstAck := make(chan struct{})
+	var once sync.Once
 	for i, d := range devs {
 		data := d.report(nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			acks[i], results[i] = e.s.HandleReport(context.Background(), data)
+			if results[i] == nil {
+				once.Do(func() { close(firstAck) })
+			}
 		}()
 	}
-	time.Sleep(time.Millisecond)
+	<-firstAck // reports are flowing: shut down in the middle of them
 	if err := e.s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	st := e.s.Store()
-	_ = st
+	e.s.Store().Close()
+	st, err := sqlite.Open(filepath.Join(dir, "fieldseal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acked := 0
 	for i, err := range results {
-		if err == nil && acks[i] == nil {
-			t.Fatalf("report %d: no ack and no error", i)
+		got, gerr := st.GetDevice(context.Background(), devs[i].b.Device)
+		if gerr != nil {
+			t.Fatal(gerr)
 		}
-		if err != nil && server.Reason(err) != "unavailable" {
+		switch {
+		case err == nil && acks[i] == nil:
+			t.Fatalf("report %d: no ack and no error", i)
+		case err == nil:
+			acked++
+			a := devs[i].accept(acks[i])
+			if got.LastRSeq != 1 || got.AnchorN != a.Anchor.N || !bytes.Equal(got.LastAck, acks[i]) {
+				t.Fatalf("report %d was acked but is not durable: last rseq %d, anchor %d (ack says %d)", i, got.LastRSeq, got.AnchorN, a.Anchor.N)
+			}
+		case server.Reason(err) != "unavailable":
 			t.Fatalf("report %d: %v", i, err)
+		case got.LastRSeq != 0:
+			t.Fatalf("report %d refused at shutdown, yet stored (rseq %d)", i, got.LastRSeq)
 		}
 	}
+	if acked == 0 {
+		t.Fatal("no report acked")
+	}
+	t.Logf("%d of %d reports acked before the shutdown, all durable", acked, len(devs))
 }
 
 func hexs(b []byte) string {

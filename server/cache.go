@@ -237,9 +237,6 @@ func (c *deviceCache) unlinkLocked(ds *devState) {
 	ds.prev, ds.next = nil, nil
 }
 
-// forget drops a device from the cache (after a lost compare-and-set).
-func (c *deviceCache) forget(ds *devState) { ds.loaded = false }
-
 // manifestCache keeps registered manifests by product and version. Another replica may
 // register a manifest at any time, so a miss (a version the cache does not know, or one
 // above the current one) reloads the product from the store before the caller rejects;

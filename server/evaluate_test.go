@@ -15,8 +15,6 @@ import (
 
 var t0 = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-const y2000 = 946684800 // a device clock reset to 2000-01-01
-
 func row(state string) *store.Device {
 	return &store.Device{ID: "m1", Product: "p", Epoch: 1, Version: 7, State: state, StateSince: t0.Add(-time.Hour),
 		DownlinkKey: bytes.Repeat([]byte{7}, 32), AnchorN: 4, AnchorHead: bytes.Repeat([]byte{4}, 32), Receipt: []byte{1},

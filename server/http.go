@@ -382,9 +382,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, After: after, Limit: lim})
+	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, AfterN: after, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
@@ -488,9 +488,9 @@ func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.AP
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	lim, _ := strconv.Atoi(q.Get("limit"))
-	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim}, q.Get("unacked") == "true")
+	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim}, q.Get("unacked") == "true")
 	if err != nil {
 		storeError(w, err)
 		return
@@ -514,9 +514,9 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.API
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	lim, _ := strconv.Atoi(q.Get("limit"))
-	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim})
+	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return

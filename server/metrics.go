@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fieldseal/fieldseal/store"
 )
@@ -37,7 +38,7 @@ func newMetrics(s *Server) *metrics {
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldseal_commit_queue_depth", Help: "Changes waiting for the group commit."},
 		func() float64 { return float64(s.commit.depth()) })
 	m.reg.MustRegister(m.accepted, m.rejected, m.unrecorded, m.latency, m.verify, m.batchSize, queue, &stateCollector{s: s},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

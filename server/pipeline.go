@@ -243,9 +243,9 @@ func (s *Server) explainedFlags(ctx context.Context, ds *devState) (uint32, erro
 		return ds.explained, nil
 	}
 	var f uint32
-	after := int64(0)
+	after := uint64(0)
 	for {
-		page, err := s.st.ListEvents(ctx, store.Page{Dev: ds.d.ID, After: after, Limit: 1000})
+		page, err := s.st.ListEvents(ctx, store.Page{Dev: ds.d.ID, AfterN: after, Limit: 1000})
 		if err != nil {
 			return 0, err
 		}
@@ -257,7 +257,7 @@ func (s *Server) explainedFlags(ctx context.Context, ds *devState) (uint32, erro
 				f = 0
 			}
 			f |= latchedBy(e.Type)
-			after = int64(e.N)
+			after = e.N
 		}
 		if len(page) < 1000 {
 			break

@@ -29,7 +29,6 @@ const (
 type RejectError struct {
 	Reason string
 	Detail string
-	ack    []byte // set when the device can be told (authenticated rejection)
 }
 
 func (e *RejectError) Error() string {

@@ -128,10 +128,18 @@ func TestThreatS3_CrossDeviceRejected(t *testing.T) {
 			t.Fatalf("meter-a subscribed to meter-b's downlink (code %#x)", code)
 		}
 	}
-	// Publishing on B's topic: the broker refuses (MQTT 3.1.1: disconnects the client).
-	pub := ca.Publish(wire.DefaultTopics.Up("meter-b"), 1, false, a.report(nil))
-	pub.WaitTimeout(3 * time.Second)
-	time.Sleep(200 * time.Millisecond)
+	// Publishing on B's topic: the broker refuses (MQTT 3.1.1: disconnects the client). The
+	// ACL check runs before the broker processes the packet, so once the connection is
+	// dropped the refused report can no longer reach the pipeline: wait for that event,
+	// not for a while.
+	ca.Publish(wire.DefaultTopics.Up("meter-b"), 1, false, a.report(nil))
+	deadline := time.Now().Add(5 * time.Second)
+	for ca.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the broker did not refuse a publish on another device's topic")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	after := e.device("meter-b")
 	if after.Version != before.Version || after.LastRSeq != before.LastRSeq {
 		t.Fatal("meter-a's publish on meter-b's topic reached meter-b")

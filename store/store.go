@@ -357,11 +357,14 @@ func (f DeviceFilter) Overdue(d *Device) bool {
 	return f.OverdueAt.Sub(d.LastSeen) > time.Duration(f.Missed)*iv
 }
 
-// Page bounds a listing: entries after After (an id or sequence number), at most Limit.
+// Page bounds a listing, at most Limit entries of device Dev ("" for all, where allowed).
+// Each listing has its own cursor, named for what it means: events go oldest first,
+// from AfterN; audit records and alerts go newest first, from BeforeID.
 type Page struct {
-	Dev   string
-	After int64
-	Limit int
+	Dev      string
+	AfterN   uint64 // ListEvents: only entries with a sequence number above AfterN
+	BeforeID int64  // ListAudit, ListAlerts: only ids below BeforeID (0: from the newest)
+	Limit    int
 }
 
 // Store is the server's storage. Implementations are safe for concurrent use.
@@ -380,13 +383,13 @@ type Store interface {
 	CurrentManifest(ctx context.Context, product string) (*Manifest, error) // highest version
 	ListManifests(ctx context.Context) ([]*Manifest, error)
 
-	ListEvents(ctx context.Context, p Page) ([]Event, error) // by N, p.After is a sequence number
+	ListEvents(ctx context.Context, p Page) ([]Event, error) // oldest first, n above p.AfterN
 	EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error)
 
 	AddAudit(ctx context.Context, a Audit) error
-	ListAudit(ctx context.Context, p Page) ([]Audit, error) // newest first; p.After>0: ids below it
+	ListAudit(ctx context.Context, p Page) ([]Audit, error) // newest first, ids below p.BeforeID (when > 0)
 
-	ListAlerts(ctx context.Context, p Page, unackedOnly bool) ([]Alert, error) // newest first
+	ListAlerts(ctx context.Context, p Page, unackedOnly bool) ([]Alert, error) // newest first, ids below p.BeforeID (when > 0)
 	AckAlert(ctx context.Context, id int64, by string, at time.Time) error
 
 	GetToken(ctx context.Context, id []byte) (*Token, error)

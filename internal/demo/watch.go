@@ -107,9 +107,9 @@ func (w *watcher) alertsCopy() []store.Alert {
 // poll reads alerts newer than the last one seen.
 func (w *watcher) poll(ctx context.Context, now time.Time) {
 	var fresh []store.Alert
-	after := int64(0)
+	before := int64(0)
 	for {
-		list, err := w.srv.Store().ListAlerts(ctx, store.Page{After: after, Limit: 500}, false)
+		list, err := w.srv.Store().ListAlerts(ctx, store.Page{BeforeID: before, Limit: 500}, false)
 		if err != nil || len(list) == 0 {
 			break
 		}
@@ -124,7 +124,7 @@ func (w *watcher) poll(ctx context.Context, now time.Time) {
 		if stop || len(list) < 500 {
 			break
 		}
-		after = list[len(list)-1].ID
+		before = list[len(list)-1].ID
 	}
 	if len(fresh) == 0 {
 		return

@@ -138,3 +138,36 @@ func TestRulesCatchCopies(t *testing.T) {
 		}
 	}
 }
+
+// Every package says what it is for (house style): a "// Package x" or "// Command x"
+// comment in one of its files.
+func TestEveryPackageHasADocComment(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	dirs := map[string]bool{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "node_modules" || d.Name() == "testdata" || (strings.HasPrefix(d.Name(), ".") && p != root)) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			dirs[filepath.Dir(p)] = dirs[filepath.Dir(p)] || hasDoc(t, p)
+		}
+		return nil
+	})
+	for dir, ok := range dirs {
+		if !ok {
+			rel, _ := filepath.Rel(root, dir)
+			t.Errorf("package %s has no doc comment", rel)
+		}
+	}
+}
+
+func hasDoc(t *testing.T, path string) bool {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(`(?m)^// (Package|Command) \S+`).Match(src)
+}

@@ -260,9 +260,9 @@ func (d *dash) device(w http.ResponseWriter, r *http.Request) {
 // events reads a device's verified log, oldest first.
 func (d *dash) events(ctx context.Context, id string) ([]store.Event, error) {
 	var out []store.Event
-	after := int64(0)
+	after := uint64(0)
 	for len(out) < maxEvents {
-		page, err := d.st.ListEvents(ctx, store.Page{Dev: id, After: after, Limit: 1000})
+		page, err := d.st.ListEvents(ctx, store.Page{Dev: id, AfterN: after, Limit: 1000})
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +270,7 @@ func (d *dash) events(ctx context.Context, id string) ([]store.Event, error) {
 		if len(page) < 1000 {
 			break
 		}
-		after = int64(page[len(page)-1].N)
+		after = page[len(page)-1].N
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
 	return out, nil

@@ -265,7 +265,7 @@ func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, er
 	defer s.mu.Unlock()
 	var out []store.Event
 	for _, e := range s.events[p.Dev] {
-		if int64(e.N) > p.After && len(out) < limit(p.Limit) {
+		if e.N > p.AfterN && len(out) < limit(p.Limit) {
 			out = append(out, e)
 		}
 	}
@@ -296,7 +296,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 	var out []store.Audit
 	for i := len(s.audit) - 1; i >= 0 && len(out) < limit(p.Limit); i-- {
 		a := s.audit[i]
-		if (p.Dev == "" || a.Dev == p.Dev) && (p.After <= 0 || a.ID < p.After) {
+		if (p.Dev == "" || a.Dev == p.Dev) && (p.BeforeID <= 0 || a.ID < p.BeforeID) {
 			out = append(out, a)
 		}
 	}
@@ -309,7 +309,7 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 	var out []store.Alert
 	for i := len(s.alerts) - 1; i >= 0 && len(out) < limit(p.Limit); i-- {
 		a := s.alerts[i]
-		if (p.Dev == "" || a.Dev == p.Dev) && (p.After <= 0 || a.ID < p.After) && (!unackedOnly || a.AckedAt.IsZero()) {
+		if (p.Dev == "" || a.Dev == p.Dev) && (p.BeforeID <= 0 || a.ID < p.BeforeID) && (!unackedOnly || a.AckedAt.IsZero()) {
 			out = append(out, a)
 		}
 	}

@@ -92,7 +92,7 @@ func TestTwoReplicasCompareAndSet(t *testing.T) {
 		if got.Version != da.Version+1 || got.AnchorN != n+uint64(won)+1 {
 			t.Fatalf("round %d: winner %d, row %+v", round, won, got)
 		}
-		ev, _ := a.ListEvents(ctx, store.Page{Dev: "m-1", After: int64(1000 * round), Limit: 1000})
+		ev, _ := a.ListEvents(ctx, store.Page{Dev: "m-1", AfterN: uint64(1000 * round), Limit: 1000})
 		if len(ev) != 1 || ev[0].N != got.AnchorN+1000*uint64(round) {
 			t.Fatalf("round %d: events %+v", round, ev)
 		}
