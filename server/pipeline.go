@@ -108,14 +108,37 @@ func (s *Server) handle(ctx context.Context, data []byte) ([]byte, *RejectError)
 		}
 		return s.rejectAuthentic(ctx, ds, r, now, &RejectError{Reason: ve.Name, Detail: ve.Error()})
 	}
-	in := &evalInput{Dev: d, Report: r, ReportHash: sum[:], From: from, Chain: chain, Pending: ds.tokens,
+	in, re := s.gather(ctx, ds, r, sum[:], from, chain, upgrade, view, now)
+	if re != nil {
+		return nil, re
+	}
+	out := evaluate(in)
+	ack, re := s.sealAndCommit(ctx, ds, &out)
+	if re != nil {
+		return nil, re
+	}
+	if ds.explainedKnown { // else in.Explained held only this report's entries
+		ds.explained = out.Explained
+	}
+	if out.Transitioned {
+		s.log.Info("device state", "dev", d.ID, "from", d.State, "to", out.Device.State, "reason", out.Device.StateReason)
+	}
+	return ack, nil
+}
+
+// gather assembles what evaluate looks at: besides the verified segment, each fresh
+// entry's payload decoded once (evaluation, the stored event and the evidence all use
+// that one decode), the tokens the entries name, the latched flags stored entries already
+// explain, the manifest's report interval, and the randomness evaluation may need.
+func (s *Server) gather(ctx context.Context, ds *devState, r *wire.Report, reportHash []byte, from fschain.Anchor, chain fschain.Verified,
+	upgrade *store.Manifest, view manifestView, now time.Time) (*evalInput, *RejectError) {
+	d := ds.d
+	in := &evalInput{Dev: d, Report: r, ReportHash: reportHash, From: from, Chain: chain, Pending: ds.tokens,
 		Upgrade: upgrade, Now: now, ReceiptInterval: s.cfg.ReceiptInterval, Nonce: randomBytes(16), TokenID: randomBytes(16)}
 	if m := view.Versions[r.Man.Version]; m != nil {
 		in.Interval = m.ReportInterval
 	}
 	in.Receipt.N, in.Receipt.Time, in.Receipt.OK = ds.receiptInfo(d.Receipt)
-	// The one decode of each entry's payload: evaluation, the stored event and the
-	// evidence all use it.
 	in.Payloads = make([]any, len(chain.Fresh))
 	for i, e := range chain.Fresh {
 		if p, err := wire.DecodePayload(e.Type, e.Payload); err == nil {
@@ -123,17 +146,23 @@ func (s *Server) handle(ctx context.Context, data []byte) ([]byte, *RejectError)
 		}
 	}
 	in.Named = s.namedTokens(ctx, ds.tokens, in.Payloads)
-	if r.State&latchFlags != 0 {
+	if ds.explainedKnown || r.State&latchFlags != 0 { // the store is read only when a flag needs explaining
+		var err error
 		if in.Explained, err = s.explainedFlags(ctx, ds); err != nil {
 			return nil, reject(ReasonUnavailable, "store: %v", err)
 		}
 	}
-	out := evaluate(in)
+	return in, nil
+}
+
+// sealAndCommit signs the receipt evaluation asked for, seals the ack, and commits the
+// outcome; the ack goes out only once the commit is durable.
+func (s *Server) sealAndCommit(ctx context.Context, ds *devState, out *outcome) ([]byte, *RejectError) {
 	if out.SignReceipt != nil {
 		out.Device.Receipt = wire.SignReceipt(out.SignReceipt, s.priv)
 		out.Ack.Receipt = out.Device.Receipt
 	}
-	ack, err := wire.SealAckWith(out.Ack, ds.downlink(d.DownlinkKey))
+	ack, err := wire.SealAckWith(out.Ack, ds.downlink(ds.d.DownlinkKey))
 	if err != nil {
 		return nil, reject(ReasonUnavailable, "seal ack: %v", err)
 	}
@@ -143,10 +172,6 @@ func (s *Server) handle(ctx context.Context, data []byte) ([]byte, *RejectError)
 			return nil, reject(ReasonConflict, "%v", err)
 		}
 		return nil, reject(ReasonUnavailable, "commit: %v", err)
-	}
-	ds.explained, ds.explainedKnown = out.Explained, true
-	if out.Transitioned {
-		s.log.Info("device state", "dev", d.ID, "from", d.State, "to", out.Device.State, "reason", out.Device.StateReason)
 	}
 	return ack, nil
 }

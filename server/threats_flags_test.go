@@ -45,7 +45,9 @@ func TestThreatD22_LatchedFlagWithoutEntryIsEvidenceLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Until the device applies the clear token its flags stay latched: explained by the
-	// stored entry, also on replica B, which never saw it arrive.
+	// stored entry, also on replica B, which never saw it arrive (and whose first report
+	// from the device carried no flag to explain).
+	b.mustSend(d)
 	ack, err := b.send(d, withFlags(coverLatched))
 	if err != nil {
 		t.Fatal(err)
