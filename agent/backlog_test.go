@@ -10,7 +10,7 @@ import (
 // within the 16 KiB limit; Behind asks for the next one until the last chunk, which carries
 // the rest and is verified in full.
 func TestReportBacklogInChunks(t *testing.T) {
-	d, s, _, _ := newDevice(t)
+	d, s, _ := newDevice(t)
 	now := uint64(2000)
 	for i := 0; i < 2000; i++ {
 		d.SetReading(uint64(i), 0)

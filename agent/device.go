@@ -22,10 +22,18 @@ import (
 type Config struct {
 	Bundle   *wire.Bundle
 	Manifest wire.ManifestRef // product, version and root of the manifest the device enforces
-	Chain    fschain.Storage  // where the evidence log lives
-	State    StateStore       // where the rest of the device state lives
+	Chain    fschain.Storage  // where the evidence log and, in its state slots, the device state live
+	// Legacy is the state an earlier agent kept in a plain file, taken over once when the
+	// slots hold no device state yet.
+	Legacy *State
 	// Now is the device time at start (unix seconds): stamped on the boot entry.
 	Now uint64
+	// Uptime, if set, reads what the renter cannot rewind without a reboot: the OS boot id
+	// and the monotonic seconds since boot. A service window is bounded by it as well as by
+	// device time (threat D25). Without it, windows end at the device's next boot.
+	Uptime func() (bootID string, secs uint64)
+	// OnCorrupt, if set, is called before a log found corrupt is salvaged (to keep a copy).
+	OnCorrupt func(err error)
 	// ResetCause goes into the boot entry (power-on, watchdog, soft...).
 	ResetCause string
 }
@@ -36,8 +44,8 @@ type Device struct {
 	b      *wire.Bundle
 	man    wire.ManifestRef
 	w      *fschain.Writer
-	store  StateStore
 	st     *State
+	uptime func() (string, uint64)
 	meas   wire.Measurement
 	cover  bool // cover open now
 	read   *wire.Reading
@@ -73,15 +81,13 @@ func New(cfg Config) (*Device, error) {
 	if err := cfg.Bundle.Check(); err != nil {
 		return nil, err
 	}
-	st, _, err := cfg.State.Load()
-	if err != nil {
-		return nil, err
-	}
-	d := &Device{b: cfg.Bundle, man: cfg.Manifest, store: cfg.State, st: st,
+	d := &Device{b: cfg.Bundle, man: cfg.Manifest, uptime: cfg.Uptime,
 		up: wire.NewMACKey(cfg.Bundle.UplinkKey), down: wire.NewMACKey(cfg.Bundle.DownlinkKey),
 		meas: wire.Measurement{Status: wire.MeasUnchecked, Bad: []wire.Finding{}}}
-	// Open completes or discards a write torn by a power cut and logs a recovered entry.
-	d.w, _, err = fschain.Open(cfg.Chain)
+	// Open completes every committed record (a torn write, or a copied-back slot: then a
+	// rollback-detected entry) and logs what it did.
+	var err error
+	d.w, _, err = fschain.OpenAt(cfg.Chain, cfg.Now)
 	if errors.Is(err, fschain.ErrNoState) {
 		if len(cfg.Bundle.ChainKey) != len(fschain.Key{}) {
 			return nil, fmt.Errorf("evidence log: there is none yet and the bundle holds no chain key (K_1 is erased from the device's copy once its log exists): restore the device's data folder, or re-provision it")
@@ -91,6 +97,14 @@ func New(cfg Config) (*Device, error) {
 		d.w, err = fschain.Create(cfg.Chain, cfg.Bundle.Device, cfg.Bundle.Epoch, k1)
 		d.created = err == nil
 	}
+	if errors.Is(err, fschain.ErrCorrupt) {
+		// The device still holds R and its chain state: it reports the corruption (a
+		// tamper-class log-corrupt entry) instead of refusing to start and looking silent.
+		if cfg.OnCorrupt != nil {
+			cfg.OnCorrupt(err)
+		}
+		d.w, err = fschain.Salvage(cfg.Chain, cfg.Now)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evidence log: %w", err)
 	}
@@ -98,7 +112,38 @@ func New(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("evidence log belongs to %s epoch %d, bundle is %s epoch %d",
 			d.w.Dev(), d.w.Epoch(), cfg.Bundle.Device, cfg.Bundle.Epoch)
 	}
+	ext := d.w.Ext()
+	if d.st, err = decodeState(ext); err != nil {
+		return nil, err
+	}
+	if ext == nil && cfg.Legacy != nil {
+		d.st = cfg.Legacy
+		base, _ := d.w.Base()
+		d.st.Seen = base // entries still in the log are accounted for below
+	}
+	forged := !d.w.ExtAuthentic()
+	if forged {
+		d.st.Seen, _ = d.w.Base()
+	}
+	// Entries the state has not accounted for: completed by recovery beyond a copied-back
+	// slot, or logged just before a power cut. Their latches and spent tokens count.
+	for _, e := range d.w.Segment().Entries {
+		d.st.account(e)
+	}
+	if forged {
+		// Whole (its CRC holds) but its tag fails: edited in storage. Keep what it says (the
+		// keys to report are in the bundle), account again for every entry still stored and
+		// make the edit evidence.
+		if _, err := d.append(cfg.Now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: "device state in the state slot fails its tag: edited in storage"}); err != nil {
+			return nil, err
+		}
+	}
 	d.st.Boot++
+	// A window opened before this boot is over unless the monotonic clock says otherwise
+	// (an agent restarted by cron within one OS boot keeps it).
+	if err := d.expireService(cfg.Now); err != nil {
+		return nil, err
+	}
 	if err := d.save(); err != nil {
 		return nil, err
 	}
@@ -126,20 +171,41 @@ func (d *Device) ID() string { return d.b.Device }
 // Bundle is the device's provisioning bundle.
 func (d *Device) Bundle() *wire.Bundle { return d.b }
 
-func (d *Device) save() error { return d.store.Save(d.st) }
+// save makes the device state durable in the evidence log's state slots.
+func (d *Device) save() error {
+	b, err := encodeState(d.st)
+	if err != nil {
+		return err
+	}
+	return d.w.SaveExt(b)
+}
 
+// append logs an entry and accounts for it in the device state (latches, the tamper
+// summary), which is written with the entry's own slot commit.
 func (d *Device) append(t uint64, typ uint16, payload any) (wire.Entry, error) {
 	p, err := wire.Marshal(payload)
 	if err != nil {
 		return wire.Entry{}, err
 	}
+	// The entry's slot commit carries the device state as last saved (every change to it is
+	// saved where it is made). What the entry itself changes (latches, the tamper summary,
+	// a spent token) is saved just after, once the writer has given it its number; a power
+	// cut in between is repaired at boot, which accounts again for entries past Seen.
 	e, err := d.w.Append(t, typ, p)
 	if errors.Is(err, fschain.ErrDropped) {
 		// Log full while offline: the writer counts routine entries and logs an overflow
 		// entry when space returns; tamper entries are never dropped.
 		return e, nil
 	}
-	return e, err
+	if err != nil {
+		return e, err
+	}
+	latched := d.st.Latched
+	d.st.account(e)
+	if latchFor(e.Type, e.Payload) != 0 || e.Type == wire.EntryTamperCleared || d.st.Latched != latched {
+		return e, d.save()
+	}
+	return e, nil
 }
 
 // Check records the result of verifying the application tree: files checked and what
@@ -168,11 +234,7 @@ func (d *Device) Check(now uint64, files uint32, bad []wire.Finding, expected ma
 			}
 			p.Bad = append(p.Bad, wire.BadFile{Path: f.Path, Kind: f.Kind, Expected: prefix(expected[f.Path]), Seen: prefix(seen[f.Path])})
 		}
-		d.st.Latched |= wire.StateCodeMismatch | wire.StateTamperLatched
-		if err := d.save(); err != nil {
-			return err
-		}
-		_, err := d.append(now, wire.EntryCheckFail, p)
+		_, err := d.append(now, wire.EntryCheckFail, p) // latches (latchFor)
 		return err
 	}
 	if prev.Status == wire.MeasOK && prev.FilesChecked == files {
@@ -216,11 +278,8 @@ func (d *Device) Cover(now uint64, open bool, source string) error {
 		_, err := d.append(now, wire.EntryCoverClose, &wire.EmptyPayload{})
 		return err
 	}
-	if d.st.ServiceUntil == 0 {
-		d.st.Latched |= wire.StateCoverWasOpen | wire.StateTamperLatched
-		if err := d.save(); err != nil {
-			return err
-		}
+	if d.st.ServiceUntil != 0 {
+		source = wire.CoverSourceService // expected: the service-begin entry says why
 	}
 	_, err := d.append(now, wire.EntryCoverOpen, &wire.CoverOpenPayload{Source: source})
 	return err
@@ -230,10 +289,6 @@ func (d *Device) Cover(now uint64, open bool, source string) error {
 func (d *Device) Magnet(now uint64, strength uint32) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.st.Latched |= wire.StateMagnet | wire.StateTamperLatched
-	if err := d.save(); err != nil {
-		return err
-	}
 	_, err := d.append(now, wire.EntryMagnet, &wire.MagnetPayload{Strength: strength})
 	return err
 }
@@ -264,16 +319,39 @@ func (d *Device) Tick(now uint64) error {
 }
 
 func (d *Device) expireService(now uint64) error {
-	if d.st.ServiceUntil == 0 || now < d.st.ServiceUntil {
+	if d.st.ServiceUntil == 0 || d.serviceOpen(now) {
 		return nil
 	}
 	d.st.ServiceUntil = 0
 	d.st.ServiceToken = nil
+	d.st.Service = nil
 	if err := d.save(); err != nil {
 		return err
 	}
 	_, err := d.append(now, wire.EntryServiceEnd, &wire.ServiceEndPayload{})
 	return err
+}
+
+// serviceOpen says whether the open service window still holds at device time now. Device
+// time is the renter's to set, so the window also ends when the clock goes back before its
+// opening, at the next boot (OS boot id, or the boot count without one) and when the
+// monotonic clock since boot passes its end: a clock reset cannot stretch it (D25).
+func (d *Device) serviceOpen(now uint64) bool {
+	w := d.st.Service
+	if now >= d.st.ServiceUntil {
+		return false
+	}
+	if w == nil {
+		return false // a window without its bounds (older state): closed, never stretched
+	}
+	if now < w.OpenedAt {
+		return false
+	}
+	if d.uptime != nil && w.BootID != "" {
+		id, up := d.uptime()
+		return id == w.BootID && up < w.UptimeUntil
+	}
+	return w.Boot == d.st.Boot
 }
 
 // flags are the report's state flags: what is true now and what is latched.
@@ -483,6 +561,11 @@ func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 		}
 		d.st.ServiceUntil = now + w
 		d.st.ServiceToken = wire.HexBytes(t.ID)
+		d.st.Service = &wire.ServiceWindow{Boot: d.st.Boot, OpenedAt: now}
+		if d.uptime != nil {
+			d.st.Service.BootID, d.st.Service.UptimeUntil = d.uptime()
+			d.st.Service.UptimeUntil += w
+		}
 		if err := d.save(); err != nil {
 			return err
 		}
@@ -490,10 +573,7 @@ func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 		_, err = d.append(now, wire.EntryServiceBegin, &wire.ServiceBeginPayload{TokenID: t.ID, WorkOrder: t.Args.WorkOrder, Technician: t.Args.Technician})
 		return err
 	case wire.TokenClear:
-		d.st.Latched = 0
-		if err := d.save(); err != nil {
-			return err
-		}
+		// The tamper-cleared entry clears the latches and the summary (State.account).
 		d.logf("%s: tamper state cleared", d.b.Device)
 		_, err = d.append(now, wire.EntryTamperCleared, &wire.TamperClearedPayload{TokenID: t.ID})
 		return err
@@ -570,4 +650,47 @@ func errName(err error) string {
 		return n
 	}
 	return err.Error()
+}
+
+// Summary is the latched tamper summary (nil when nothing is latched): the first tamper
+// entry since the last clear token and a count per type.
+func (d *Device) Summary() *wire.TamperSummary {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.st.Summary == nil {
+		return nil
+	}
+	c := *d.st.Summary
+	return &c
+}
+
+// Receipt is the latest anchor receipt from the server (nil before the first).
+func (d *Device) Receipt() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]byte(nil), d.st.Receipt...)
+}
+
+// StampsDigest is the digest of the sealed files' stamps the state vouches for.
+func (d *Device) StampsDigest() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]byte(nil), d.st.StampsDigest...)
+}
+
+// SetStampsDigest records the digest of the stamps just written, durably.
+func (d *Device) SetStampsDigest(digest []byte) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.st.StampsDigest = append([]byte(nil), digest...)
+	return d.save()
+}
+
+// StateEdited logs that device state kept outside the slots, which the slot state vouches
+// for, was found edited or removed: tamper evidence (rollback-detected).
+func (d *Device) StateEdited(now uint64, what string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, err := d.append(now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: what})
+	return err
 }

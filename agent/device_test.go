@@ -77,14 +77,14 @@ func (s *miniServer) token(t testing.TB, action string, id byte) []byte {
 	return data
 }
 
-func newDevice(t testing.TB) (*Device, *miniServer, *fschain.MemStorage, *MemState) {
+func newDevice(t testing.TB) (*Device, *miniServer, *fschain.MemStorage) {
 	b, priv := newBundle(t, "meter-1")
-	st, ms := fschain.NewMemStorage(), &MemState{}
-	d, err := New(Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: 1, Root: make([]byte, 32)}, Chain: st, State: ms, Now: 1000})
+	st := fschain.NewMemStorage()
+	d, err := New(Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: 1, Root: make([]byte, 32)}, Chain: st, Now: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d, newMini(b, priv), st, ms
+	return d, newMini(b, priv), st
 }
 
 func roundTrip(t testing.TB, d *Device, s *miniServer, now uint64) (*wire.Report, error) {
@@ -101,7 +101,7 @@ func roundTrip(t testing.TB, d *Device, s *miniServer, now uint64) (*wire.Report
 }
 
 func TestReportAckPrune(t *testing.T) {
-	d, s, _, _ := newDevice(t)
+	d, s, _ := newDevice(t)
 	if err := d.Check(1001, 4, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestReportAckPrune(t *testing.T) {
 }
 
 func TestEditRestoreStaysInLog(t *testing.T) {
-	d, s, _, _ := newDevice(t)
+	d, s, _ := newDevice(t)
 	d.Check(1001, 4, nil, nil, nil)
 	d.Check(1002, 4, []wire.Finding{{Path: "app/main.mpy", Kind: wire.KindModified}}, nil, nil)
 	d.Check(1003, 4, nil, nil, nil)
@@ -143,7 +143,7 @@ func TestEditRestoreStaysInLog(t *testing.T) {
 }
 
 func TestForgedAckPrunesNothing(t *testing.T) {
-	d, s, _, _ := newDevice(t)
+	d, s, _ := newDevice(t)
 	rep, _ := d.Report(1001)
 	ack, _, _ := s.handle(t, rep)
 	before := d.Status().Pending
@@ -158,7 +158,7 @@ func TestForgedAckPrunesNothing(t *testing.T) {
 }
 
 func TestTokenSingleUse(t *testing.T) {
-	d, s, _, _ := newDevice(t)
+	d, s, _ := newDevice(t)
 	tok := s.token(t, wire.TokenService, 7)
 	s.cmds = [][]byte{tok}
 	if _, err := roundTrip(t, d, s, 1001); err != nil {
@@ -186,10 +186,10 @@ func TestTokenSingleUse(t *testing.T) {
 }
 
 func TestRebootKeepsCounters(t *testing.T) {
-	d, s, st, ms := newDevice(t)
+	d, s, st := newDevice(t)
 	roundTrip(t, d, s, 1001)
 	d.Magnet(1002, 5)
-	d2, err := New(Config{Bundle: d.b, Manifest: d.man, Chain: st, State: ms, Now: 1003})
+	d2, err := New(Config{Bundle: d.b, Manifest: d.man, Chain: st, Now: 1003})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,8 +207,8 @@ func TestRebootKeepsCounters(t *testing.T) {
 // and says what to do.
 func TestThreatD11_ChainKeyOnlyCreatesTheLog(t *testing.T) {
 	b, _ := newBundle(t, "meter-1")
-	st, ms := fschain.NewMemStorage(), &MemState{}
-	cfg := Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: 1, Root: make([]byte, 32)}, Chain: st, State: ms, Now: 1000}
+	st := fschain.NewMemStorage()
+	cfg := Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: 1, Root: make([]byte, 32)}, Chain: st, Now: 1000}
 	d, err := New(cfg)
 	if err != nil || !d.Created() {
 		t.Fatalf("first start: %v, created %v", err, d != nil && d.Created())

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,13 +87,17 @@ type RunConfig struct {
 	// RetryAfter is how soon a failed report is retried (default 30 s); the entries wait
 	// in the log meanwhile.
 	RetryAfter time.Duration
-	// EraseChainKey, if set, is called once the evidence log has been created from the
-	// bundle's K_1 (first start), to erase K_1 wherever the caller keeps the bundle.
-	EraseChainKey func() error
+	// BundlePath names the bundle file Bundle was read from, for messages only: the agent
+	// never modifies it. It takes the secrets into its own data folder (bundle.json there)
+	// and erases K_1 from that copy once the evidence log exists.
+	BundlePath string
 	// FirstCheck, if set, is told what the check at start found (nil: the tree matches),
 	// before the first report: the command line's start line and --once result.
 	FirstCheck func(bad []wire.Finding)
 }
+
+// ownBundle is the agent's copy of the bundle in its data folder.
+const ownBundle = "bundle.json"
 
 // Runner is a running agent: one real device around the Device engine.
 type Runner struct {
@@ -130,23 +135,64 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 			cfg.Manifest, m = km, km
 		}
 	}
+	if err := checkAppDir(cfg.AppDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	b, err := takeBundle(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Bundle = b
 	chain, err := fschain.NewFileStorage(filepath.Join(cfg.DataDir, "log"))
 	if err != nil {
 		return nil, err
 	}
+	legacy, err := readLegacyState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	dev, err := New(Config{Bundle: b, Manifest: wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root},
-		Chain: chain, State: FileState{Dir: cfg.DataDir}, Now: unixSec(cfg.Now())})
+		Chain: chain, Legacy: legacy, Now: unixSec(cfg.Now()), Uptime: osUptime,
+		OnCorrupt: func(err error) {
+			// Keep the unreadable log for forensics before it is salvaged.
+			keep := filepath.Join(cfg.DataDir, fmt.Sprintf("log.corrupt-%d", cfg.Now().Unix()))
+			if raw, rerr := os.ReadFile(filepath.Join(cfg.DataDir, "log", "log")); rerr == nil {
+				writeFileAtomic(keep, raw)
+			}
+			cfg.Logf("%s: evidence log corrupt (%v): kept a copy in %s, reporting log-corrupt", b.Device, err, keep)
+		}})
 	if err != nil {
 		return nil, err
 	}
 	dev.SetLogger(cfg.Logf)
-	if dev.Created() && cfg.EraseChainKey != nil {
-		// Forward security holds only if no copy of K_1 outlives the log's creation.
-		if err := cfg.EraseChainKey(); err != nil {
-			cfg.Logf("%s: could not erase K_1 from the bundle (%v): remove its chain_key by hand", b.Device, err)
+	if legacy != nil {
+		// The state is in the slots now; a plain copy left behind would only mislead.
+		os.Rename(filepath.Join(cfg.DataDir, legacyStateFile), filepath.Join(cfg.DataDir, legacyStateFile+".imported"))
+	}
+	// Forward security holds only if no copy of K_1 outlives the log's creation: erase it
+	// from the agent's own copy (never from the operator's file).
+	if len(b.ChainKey) > 0 {
+		if err := EraseChainKeyFile(filepath.Join(cfg.DataDir, ownBundle), *b); err != nil {
+			return nil, fmt.Errorf("erasing K_1 from %s: %w", filepath.Join(cfg.DataDir, ownBundle), err)
+		}
+		b.ChainKey = nil
+	}
+	if dev.Created() && cfg.BundlePath != "" {
+		cfg.Logf("%s: evidence log created; K_1 erased from the agent's copy. %s still holds K_1: keep it off the device (it is the auditor's key for 'fieldseal log verify --chain-key')", b.Device, cfg.BundlePath)
+	}
+	r := &Runner{cfg: cfg, dev: dev}
+	// The sealed files' stamps of the previous run (cron: --once): an edit and a restore
+	// between two runs still leaves a new change time. A record the state vouches for that
+	// is gone or edited is itself evidence.
+	var ok bool
+	if r.stamp, ok = loadStamps(cfg.DataDir, dev.StampsDigest()); !ok {
+		if err := dev.StateEdited(unixSec(cfg.Now()), "the agent's record of the sealed files' identities ("+stampsFile+") was edited or removed"); err != nil {
+			return nil, err
 		}
 	}
-	r := &Runner{cfg: cfg, dev: dev, stamp: map[string]fileStamp{}}
 	// Called from HandleAck inside Report, with r.mu held.
 	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {
 		if err := atomicfile.Write(filepath.Join(cfg.DataDir, keptManifest), signed, 0o600); err != nil {
@@ -204,6 +250,7 @@ func (r *Runner) Check(ctx context.Context) (bad []wire.Finding, err error) {
 	for _, f := range bad {
 		flagged[f.Path] = true
 	}
+	before := stampsDigest(r.stamp)
 	for _, f := range m.Files {
 		if m.IsMutable(f.Path) {
 			continue
@@ -216,6 +263,14 @@ func (r *Runner) Check(ctx context.Context) (bad []wire.Finding, err error) {
 		if had && ok && st != prev && !flagged[f.Path] {
 			bad = append(bad, wire.Finding{Path: f.Path, Kind: wire.KindModified})
 			r.cfg.Logf("%s: %s was rewritten since the last check (content matches again)", r.cfg.Bundle.Device, f.Path)
+		}
+	}
+	if after := stampsDigest(r.stamp); !bytes.Equal(after, before) {
+		if err := saveStamps(r.cfg.DataDir, r.stamp); err != nil {
+			return nil, fmt.Errorf("keeping the sealed files' stamps: %w", err)
+		}
+		if err := r.dev.SetStampsDigest(after); err != nil {
+			return nil, err
 		}
 	}
 	if len(bad) > 0 {

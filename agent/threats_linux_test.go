@@ -328,9 +328,9 @@ func TestThreatD14_PowerCutDuringWriteRecovers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, ms := fschain.NewMemStorage(), &agent.MemState{}
+			st := fschain.NewMemStorage()
 			mref := wire.ManifestRef{Product: f.man.Product, Version: f.man.Version, Root: f.man.Root}
-			d, err := agent.New(agent.Config{Bundle: b, Manifest: mref, Chain: st, State: ms, Now: 100})
+			d, err := agent.New(agent.Config{Bundle: b, Manifest: mref, Chain: st, Now: 100})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -368,7 +368,7 @@ func TestThreatD14_PowerCutDuringWriteRecovers(t *testing.T) {
 			}
 			d.Cover(103, true, wire.CoverSourceIRQ) // the power goes during this
 			st.Revive()
-			d2, err := agent.New(agent.Config{Bundle: b, Manifest: mref, Chain: st, State: ms, Now: 104, ResetCause: "power-on"})
+			d2, err := agent.New(agent.Config{Bundle: b, Manifest: mref, Chain: st, Now: 104, ResetCause: "power-on"})
 			if err != nil {
 				t.Fatalf("%s: reboot after cut at write %d: %v", dev, cut, err)
 			}

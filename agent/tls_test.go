@@ -68,7 +68,7 @@ func TestReportOverTLS(t *testing.T) {
 		}
 		url := scheme + "://" + strings.TrimPrefix(addr, "mqtt://")
 		d, err := agent.New(agent.Config{Bundle: b, Manifest: wire.ManifestRef{Product: f.man.Product, Version: f.man.Version, Root: f.man.Root},
-			Chain: newMem(), State: &agent.MemState{}, Now: uint64(time.Now().Unix())})
+			Chain: newMem(), Now: uint64(time.Now().Unix())})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -79,19 +79,12 @@ func watchTree(ctx context.Context, root string, changed func()) error {
 	return nil
 }
 
-// fileStamp is what a write leaves behind even when the content is put back: the inode
-// (a swapped-in file is a new one) and the change time (every write or chmod moves it).
-type fileStamp struct {
-	ino   uint64
-	ctime int64
-}
-
 func stampOf(path string) (fileStamp, bool) {
 	var st unix.Stat_t
 	if err := unix.Lstat(path, &st); err != nil {
 		return fileStamp{}, false
 	}
-	return fileStamp{ino: st.Ino, ctime: st.Ctim.Nano()}, true
+	return fileStamp{Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, true
 }
 
 // Linux GPIO character device, uAPI v2 (linux/gpio.h). x/sys/unix does not carry these.

@@ -11,17 +11,12 @@ import (
 // watchTree is a no-op where inotify is absent: scheduled checks remain.
 func watchTree(ctx context.Context, root string, changed func()) error { return nil }
 
-type fileStamp struct {
-	size  int64
-	mtime int64
-}
-
 func stampOf(path string) (fileStamp, bool) {
 	st, err := os.Lstat(path)
 	if err != nil {
 		return fileStamp{}, false
 	}
-	return fileStamp{size: st.Size(), mtime: st.ModTime().UnixNano()}, true
+	return fileStamp{Size: st.Size(), Mtime: st.ModTime().UnixNano()}, true
 }
 
 // GPIOCover needs the Linux GPIO character device.

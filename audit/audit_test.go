@@ -42,16 +42,16 @@ func allClosed(t *testing.T, r *Report) {
 // The figures quoted in the final report and docs/HARDENING.md.
 func TestFixtureScores(t *testing.T) {
 	for _, tc := range []struct{ dir, port, score string }{
-		{"pyboard_default", "stm32", "2/15"},
-		{"stm32_hardened", "stm32", "15/15"},
-		{"include_chain", "stm32", "15/15"},
-		{"include_unresolved", "stm32", "12/15"},
-		{"malformed_if", "stm32", "3/15"},
-		{"esp32_default", "esp32", "4/19"},
-		{"esp32_secure", "esp32", "19/19"},
-		{"malformed_sdkconfig", "esp32", "16/19"},
-		{"malformed_csv", "esp32", "17/19"},
-		{"rp2040_pico", "rp2", "14/15"},
+		{"pyboard_default", "stm32", "4/18"},
+		{"stm32_hardened", "stm32", "18/18"},
+		{"include_chain", "stm32", "18/18"},
+		{"include_unresolved", "stm32", "15/18"},
+		{"malformed_if", "stm32", "3/18"},
+		{"esp32_default", "esp32", "6/22"},
+		{"esp32_secure", "esp32", "22/22"},
+		{"malformed_sdkconfig", "esp32", "19/22"},
+		{"malformed_csv", "esp32", "20/22"},
+		{"rp2040_pico", "rp2", "17/18"},
 	} {
 		r := run(t, tc.dir, Options{})
 		if r.Port != tc.port || r.Score != tc.score {
@@ -190,7 +190,17 @@ func TestThreatD20_RP2ChipUnknown(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", "rp2040_pico"), dir)
 	os.WriteFile(filepath.Join(dir, "mpconfigboard.cmake"), []byte("set(PICO_BOARD \"acme_custom\")\n"), 0o644)
-	wantStatus(t, mustRun(t, dir, Options{}), "secure-boot", Unknown)
+	// Without otp.json secure boot is open on either chip: the audit says so.
+	c := wantStatus(t, mustRun(t, dir, Options{}), "secure-boot", Open)
+	if !strings.Contains(c.Evidence, "same answer for RP2040 and RP2350") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
+	// With an otp.json enabling secure boot the answer depends on the chip: unknown.
+	os.WriteFile(filepath.Join(dir, "otp.json"), []byte(`{"crit1": {"secure_boot_enable": 1}}`), 0o644)
+	c = wantStatus(t, mustRun(t, dir, Options{}), "secure-boot", Unknown)
+	if !strings.Contains(c.Evidence, "depends on the chip") {
+		t.Errorf("evidence: %s", c.Evidence)
+	}
 }
 
 func TestThreatD20_BootloaderJumpOnUSBBoards(t *testing.T) {
@@ -309,6 +319,18 @@ func TestExampleBoardsAllClosed(t *testing.T) {
 		if r.Port != tc.port {
 			t.Errorf("%s: port %s", tc.dir, r.Port)
 		}
+		if tc.port == "stm32" {
+			// The guard's stm32 adapter needs the stm module (stm.mem32 for the RTC backup
+			// registers): raw memory access stays, and the audit must say so.
+			c := wantStatus(t, r, "mem-access", Open)
+			if !strings.Contains(c.Evidence, "MICROPY_PY_STM") {
+				t.Errorf("stm32 mem-access evidence: %s", c.Evidence)
+			}
+			if r.Count(Open) != 1 || r.Count(Unknown) != 0 {
+				t.Errorf("stm32 example: only mem-access may be open: %s", r.Verdict)
+			}
+			continue
+		}
 		allClosed(t, r)
 	}
 }
@@ -421,14 +443,25 @@ func TestUnreadableBoardFilesAreErrors(t *testing.T) {
 	}
 }
 
-func TestBoardVariantsMakeDefaultsUnknown(t *testing.T) {
+// The default build is what a board without --variant builds: other variant files
+// change nothing in it, and are only named where they touch a setting.
+func TestBoardVariantsDefaultBuildIsEvaluated(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", "pyboard_default"), dir)
 	os.WriteFile(filepath.Join(dir, "mpconfigvariant_DP.mk"), []byte("CFLAGS += -DMICROPY_FLOAT_IMPL=MICROPY_FLOAT_IMPL_DOUBLE\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "mpconfigvariant_NOCOMP.mk"), []byte("CFLAGS += -DMICROPY_ENABLE_COMPILER=0\n"), 0o644)
 	r := mustRun(t, dir, Options{})
-	c := wantStatus(t, r, "compiler", Unknown) // a port default: the variant could change it
-	if !strings.Contains(c.Evidence, "mpconfigvariant_DP.mk") {
-		t.Errorf("evidence: %s", c.Evidence)
+	c := wantStatus(t, r, "compiler", Open) // the port default: the default build has the compiler
+	if !strings.Contains(c.Evidence, "mpconfigvariant_NOCOMP.mk sets MICROPY_ENABLE_COMPILER") {
+		t.Errorf("evidence should name the variant that differs: %s", c.Evidence)
 	}
 	wantStatus(t, r, "repl-uart", Open) // defined by the board itself
+	r = mustRun(t, dir, Options{Variant: "NOCOMP"})
+	c = wantStatus(t, r, "compiler", Closed)
+	if !strings.Contains(c.Evidence, "mpconfigvariant_NOCOMP.mk:1") || r.Variant != "NOCOMP" {
+		t.Errorf("variant %q evidence: %s", r.Variant, c.Evidence)
+	}
+	if _, err := Run(dir, Options{Variant: "NOPE"}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "DP, NOCOMP") {
+		t.Errorf("unknown variant: %v", err)
+	}
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -12,6 +13,16 @@ type buildVars struct {
 	where   map[string]string   // name -> file:line of the last assignment
 	cond    map[string]string   // name -> file:line when assigned under a condition
 	defines []cmdDefine         // -DNAME=VALUE / MICROPY_DEF_BOARD entries
+	// opaque lists includes of build files the audit could not follow: a variable or
+	// -D flag it did not see may be set there.
+	opaque []string
+	// include resolves an include of another build file (port-relative or with
+	// $(BOARD_DIR)/${MICROPY_BOARD_DIR}); nil means includes are not followed.
+	include func(path string) (text, file string, ok bool)
+	// model answers includes of port build files that are not on disk (a board kept
+	// outside a MicroPython tree): true when the include is modelled (defaults.go).
+	model func(b *buildVars, path, where string) bool
+	depth int
 }
 
 type cmdDefine struct {
@@ -42,8 +53,13 @@ func (b *buildVars) parseMk(file, text string) {
 			continue
 		}
 		where := fmt.Sprintf("%s:%d", file, ln.no)
-		w, _ := splitWord(s)
+		w, rest := splitWord(s)
 		switch w {
+		case "include", "-include", "sinclude":
+			for _, f := range strings.Fields(rest) {
+				b.includeFile(f, w != "include", where, b.parseMk)
+			}
+			continue
 		case "ifeq", "ifneq", "ifdef", "ifndef":
 			depth++
 			continue
@@ -68,13 +84,40 @@ func (b *buildVars) parseMk(file, text string) {
 		words := strings.Fields(val)
 		b.assign(name, op, words, where, depth > 0)
 		if strings.HasPrefix(name, "CFLAGS") || name == "COPT" {
-			for _, wd := range words {
+			// The shell splits the compiler line and removes its quotes:
+			// -DX="(A * B)" is one flag with the value (A * B).
+			for _, wd := range shellWords(val) {
 				if strings.HasPrefix(wd, "-D") {
 					b.addDefine(wd[2:], where, depth > 0)
 				}
 			}
 		}
 	}
+}
+
+// includeFile follows an include of another build file. A file that cannot be found
+// makes the build opaque (unless the include is optional, as make's -include and
+// cmake's OPTIONAL are, or a modelled port file).
+func (b *buildVars) includeFile(path string, optional bool, where string, parse func(file, text string)) {
+	if b.depth > 8 {
+		b.opaque = append(b.opaque, where+": build-file includes nested too deep")
+		return
+	}
+	if b.include != nil {
+		if text, file, ok := b.include(path); ok {
+			b.depth++
+			parse(file, text)
+			b.depth--
+			return
+		}
+	}
+	if b.model != nil && b.model(b, path, where) {
+		return
+	}
+	if optional {
+		return
+	}
+	b.opaque = append(b.opaque, where+": include "+path+" not followed (it may set build variables)")
 }
 
 func (b *buildVars) assign(name, op string, words []string, where string, cond bool) {
@@ -119,6 +162,11 @@ func (b *buildVars) parseCmake(file, text string) {
 			if depth > 0 {
 				depth--
 			}
+		case "include":
+			if len(c.args) > 0 {
+				optional := len(c.args) > 1 && strings.EqualFold(c.args[1], "OPTIONAL")
+				b.includeFile(c.args[0], optional, where, b.parseCmake)
+			}
 		case "set":
 			if len(c.args) == 0 {
 				continue
@@ -130,6 +178,7 @@ func (b *buildVars) parseCmake(file, text string) {
 					break
 				}
 			}
+			vals = b.spliceLists(vals)
 			b.assign(c.args[0], "=", vals, where, depth > 0)
 			if c.args[0] == "MICROPY_DEF_BOARD" {
 				for _, v := range vals {
@@ -151,6 +200,80 @@ func (b *buildVars) parseCmake(file, text string) {
 			}
 		}
 	}
+}
+
+// shellWords splits a command line as sh does: whitespace outside quotes separates
+// words, quotes are removed ('…' literal, "…" with \" escapes).
+func shellWords(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inWord := false
+	var q byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case q == '\'' && c == '\'':
+			q = 0
+		case q == '"' && c == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\'):
+			i++
+			cur.WriteByte(s[i])
+		case q == '"' && c == '"':
+			q = 0
+		case q != 0:
+			cur.WriteByte(c)
+		case c == '\'' || c == '"':
+			q, inWord = c, true
+		case c == ' ' || c == '\t':
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// expandMake substitutes $(VAR) with the variable's final value (make expands
+// recursively-assigned CFLAGS when it compiles); unknown variables stay as they are.
+func (b *buildVars) expandMake(s string) string {
+	for i := 0; i < 8 && strings.Contains(s, "$("); i++ {
+		out := mkRef.ReplaceAllStringFunc(s, func(m string) string {
+			if v, ok := b.vars[m[2:len(m)-1]]; ok {
+				return strings.Join(v, " ")
+			}
+			return m
+		})
+		if out == s {
+			break
+		}
+		s = out
+	}
+	return s
+}
+
+var mkRef = regexp.MustCompile(`\$\([A-Za-z_]\w*\)`)
+
+// spliceLists replaces an argument that is exactly ${VAR} by VAR's list, as CMake does
+// for set(X ${X} more); other references stay for the consumer to expand.
+func (b *buildVars) spliceLists(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		if strings.HasPrefix(v, "${") && strings.HasSuffix(v, "}") && strings.Count(v, "${") == 1 {
+			if l, ok := b.vars[v[2:len(v)-1]]; ok {
+				out = append(out, l...)
+				continue
+			}
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 type cmakeCmd struct {

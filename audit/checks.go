@@ -67,7 +67,9 @@ func (b *board) checks() []Check {
 		c := Check{ID: "repl-usb-jtag", Title: "REPL on USB-Serial/JTAG",
 			Attack: "the USB-Serial/JTAG peripheral carries the REPL and, until DIS_USB_JTAG is burnt, JTAG itself (D17, A1, A8).",
 			Fix:    "#define MICROPY_HW_ESP_USB_SERIAL_JTAG (0) and burn DIS_USB_JTAG (flash encryption release mode does) (reference §2.2, §2.6)."}
-		if !esp32Chips[b.chip].usbSerial {
+		if b.chip == "" {
+			c.Status, c.Evidence = Unknown, "chip unknown: "+b.chipWhere
+		} else if !esp32Chips[b.chip].usbSerial {
 			c.Status, c.Evidence = Closed, b.chip+" has no USB-Serial/JTAG peripheral (chip: "+b.chipWhere+")"
 		} else {
 			c = b.allOff(c, "MICROPY_HW_ESP_USB_SERIAL_JTAG")
@@ -99,6 +101,7 @@ func (b *board) checks() []Check {
 	}
 	add(b.guardFrozen())
 	add(b.guardBoot())
+	add(b.bootPath())
 	add(b.manifestFrozen())
 
 	// D19: USB mass storage.
@@ -130,11 +133,10 @@ func (b *board) checks() []Check {
 	add(b.nativeCode(Check{ID: "native-code", Title: "Native emitters / native .mpy loading",
 		Attack: "a .mpy with native machine code runs arbitrary instructions with no validation (A7, D7).",
 		Fix:    fixNative(b.port)}, emit))
-	add(b.allOff(Check{ID: "mem-access", Title: "machine.mem*/uctypes raw memory access",
-		Attack: "machine.mem32/uctypes rewrite backup registers, flash controllers and the guard's state from Python (A9).",
-		Fix:    "#define MICROPY_PY_MACHINE_MEMX (0) and #define MICROPY_PY_UCTYPES (0) (reference §2.2)."},
-		"MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_UCTYPES"))
+	add(b.memAccess())
 	add(b.webrepl())
+	add(b.romfsWritable())
+	add(b.romfsSealed())
 	add(b.stateSlots())
 	return out
 }
@@ -359,7 +361,7 @@ func (b *board) guardBoot() Check {
 			if u := b.manifestUnresolved(); u != "" {
 				c.Status, c.Evidence = Unknown, ev+"; "+name+" not found among frozen modules the audit could read; "+u
 			} else {
-				c.Status, c.Evidence = Open, ev+"; but the manifest does not freeze "+name+" (the board would boot without the guard)"
+				c.Status, c.Evidence = Open, ev+"; but "+b.manifestNote+" does not freeze "+name+" (the board would boot without the guard)"
 			}
 			return c
 		}
@@ -415,5 +417,27 @@ func (b *board) webrepl() Check {
 		return c
 	}
 	c.Status, c.Evidence = Closed, "no webrepl, mip or bundle-networking in "+strings.Join(b.ms.files, ", ")
+	return c
+}
+
+// memAccess: raw memory access from Python. On stm32 the stm module exposes the same
+// objects (stm.mem8/16/32 are machine_mem8/16/32, ports/stm32/modstm.c:44-46), so it is
+// a gate too — and with MEMX off but stm on the firmware does not link.
+func (b *board) memAccess() Check {
+	c := Check{ID: "mem-access", Title: "machine.mem*/stm.mem*/uctypes raw memory access",
+		Attack: "machine.mem32, stm.mem32 or uctypes rewrite backup registers, flash controllers and the guard's state from Python (A9).",
+		Fix:    "#define MICROPY_PY_MACHINE_MEMX (0) and #define MICROPY_PY_UCTYPES (0) (reference §2.2)."}
+	if b.port != "stm32" {
+		return b.allOff(c, "MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_UCTYPES")
+	}
+	c.Fix = "#define MICROPY_PY_MACHINE_MEMX (0), MICROPY_PY_STM (0) and MICROPY_PY_UCTYPES (0) (reference §2.2). " +
+		"fieldseal's stm32 adapter reads the RTC backup registers through stm.mem32, so a board running it keeps this open and relies on no Python reaching the device (repl-*, compiler)."
+	c = b.allOff(c, "MICROPY_PY_MACHINE_MEMX", "MICROPY_PY_STM", "MICROPY_PY_UCTYPES")
+	memx, _, ok1 := b.num("MICROPY_PY_MACHINE_MEMX")
+	stm, ev, ok2 := b.num("MICROPY_PY_STM")
+	if ok1 && ok2 && memx == 0 && stm != 0 {
+		c.Status = Open
+		c.Evidence = ev + ": stm.mem8/16/32 give raw memory access, and with MICROPY_PY_MACHINE_MEMX (0) this firmware does not link (ports/stm32/modstm.c:44-46 use machine_mem8/16/32_obj)"
+	}
 	return c
 }

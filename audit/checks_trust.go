@@ -164,17 +164,21 @@ func (b *board) espVfsEncrypted() Check {
 		c.Status, c.Evidence = Open, b.partsFile+": "+b.partsNote
 		return c
 	}
-	for _, p := range b.parts {
-		if p.name == "vfs" {
+	// The port mounts "vfs", else "ffat" (TinyUF2's name): ports/esp32/modules/flashbdev.py.
+	for _, name := range []string{"vfs", "ffat"} {
+		for _, p := range b.parts {
+			if p.name != name || p.typ != "data" {
+				continue
+			}
 			if p.hasFlag("encrypted") {
-				c.Status, c.Evidence = Closed, p.where+": vfs flagged encrypted"
+				c.Status, c.Evidence = Closed, p.where+": "+name+" (the partition the port mounts) flagged encrypted"
 			} else {
-				c.Status, c.Evidence = Open, p.where+": vfs partition without the encrypted flag"
+				c.Status, c.Evidence = Open, p.where+": "+name+" partition (the one the port mounts) without the encrypted flag"
 			}
 			return c
 		}
 	}
-	c.Status, c.Evidence = Open, b.partsFile+": no vfs entry; the port registers one at run time, which cannot be encrypted"
+	c.Status, c.Evidence = Open, b.partsFile+": no vfs or ffat entry; the port registers a vfs one at run time, which cannot be encrypted"
 	return c
 }
 

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -28,6 +29,24 @@ type headerSet struct {
 	// opaque lists #include lines the audit could not follow; a macro not defined by
 	// the board might be defined there, so port defaults become unknown.
 	opaque []string
+	// undefFamilies match names the board's build defines from a pattern
+	// (-DWEACT_F411_V$(BOARD_VERSION)=1): any other member is known to be undefined.
+	undefFamilies []*regexp.Regexp
+	// complete: the table is the real preprocessor's, so a name not in it is undefined.
+	complete bool
+}
+
+// knownUndefined reports a name the build files show is not defined.
+func (hs *headerSet) knownUndefined(name string) bool {
+	if hs.complete || knownNamespace(name) {
+		return true
+	}
+	for _, re := range hs.undefFamilies {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
 }
 
 func newHeaderSet() *headerSet { return &headerSet{defs: map[string]*macroDef{}} }
@@ -158,6 +177,10 @@ func (hs *headerSet) preprocess(file, text string, include includeFunc, depth in
 			if live() == triFalse {
 				continue
 			}
+			if strings.HasPrefix(rest, "<") {
+				// A system header (<stdint.h>, <stddef.h>) defines no board setting.
+				continue
+			}
 			name := strings.Trim(rest, "\"<> \t")
 			if depth < 8 && include != nil && live() == triTrue {
 				if t, f, ok := include(name); ok {
@@ -200,7 +223,7 @@ func (hs *headerSet) isDefined(name string) (tri, string) {
 		}
 		return triBool(!d.undef), ""
 	}
-	if knownNamespace(name) {
+	if hs.knownUndefined(name) {
 		return triFalse, ""
 	}
 	return triUnknown, "cannot tell whether " + name + " is defined"
@@ -226,7 +249,7 @@ func (hs *headerSet) evalCond(expr string) (tri, string) {
 			}
 			return hs.evalValue(d.value, 0)
 		}
-		if knownNamespace(name) {
+		if hs.knownUndefined(name) {
 			return 0, "", true // undefined in #if is 0
 		}
 		return 0, "cannot evaluate " + name, false

@@ -22,6 +22,9 @@ type portDefault struct {
 	// not survive it (GCC warns "redefined" and keeps the port's value; ports built
 	// with -Werror, e.g. rp2 (ports/rp2/CMakeLists.txt:539-541), stop with an error).
 	force *portForce
+	// unknown, if set, makes the macro unknown: its default depends on something the
+	// audit could not establish (an unknown chip).
+	unknown string
 }
 
 // portForce is an unguarded port definition, made only when the #if condition when
@@ -113,6 +116,9 @@ func portDefaults(port, chip string) map[string]portDefault {
 		// Found (0), #ifndef-guarded, shared/tinyusb/mp_usbd_cdc.h:38-39 (rp2; esp32 see below).
 		// stm32's own USB stack never reads it.
 		"MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER": def("0", "shared/tinyusb/mp_usbd_cdc.h:38-39"),
+		// ROMFS, py/mpconfig.h:1282-1283 (off) and :1252-1253 (rom_ioctl follows it).
+		"MICROPY_VFS_ROM":       def("0", mpconfig+":1282-1283"),
+		"MICROPY_VFS_ROM_IOCTL": def("MICROPY_VFS_ROM", mpconfig+":1252-1253"),
 	}
 	switch port {
 	case "stm32":
@@ -120,6 +126,7 @@ func portDefaults(port, chip string) map[string]portDefault {
 		p := "ports/stm32/mpconfigport.h"
 		d["MICROPY_CONFIG_ROM_LEVEL"] = def("MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES", p+":34-35")
 		d["MICROPY_HW_ENABLE_USB"] = def("0", c+":135-136")                                  // found (0), #ifndef-guarded
+		d["MICROPY_PY_STM"] = def("1", c+":36-37")                                           // found (1), #ifndef-guarded
 		d["MICROPY_HW_USB_MSC"] = def("MICROPY_HW_ENABLE_USB", c+":281-282")                 // found, #ifndef-guarded
 		d["MICROPY_HW_HAS_SWITCH"] = def("0", c+":145-146")                                  // found (0), #ifndef-guarded
 		d["MICROPY_HW_ENABLE_SDCARD"] = def("0", c+":155-156")                               // found (0), #ifndef-guarded
@@ -127,6 +134,11 @@ func portDefaults(port, chip string) map[string]portDefault {
 		d["MICROPY_EMIT_THUMB"] = def("1", p+":61-62")                                       // found (1), #ifndef-guarded
 		d["MICROPY_EMIT_INLINE_THUMB"] = def("1", p+":64-65")                                // found (1), #ifndef-guarded
 		d["MICROPY_PY_MACHINE"] = def("1", p+":114-115")                                     // found (1), #ifndef-guarded
+		// Found, #ifndef-guarded: ROMFS follows the three storage switches, all (0).
+		d["MICROPY_VFS_ROM"] = def("(MICROPY_HW_ROMFS_ENABLE_INTERNAL_FLASH || MICROPY_HW_ROMFS_ENABLE_EXTERNAL_QSPI || MICROPY_HW_ROMFS_ENABLE_EXTERNAL_XSPI)", p+":85-86")
+		d["MICROPY_HW_ROMFS_ENABLE_INTERNAL_FLASH"] = def("0", c+":75-76")
+		d["MICROPY_HW_ROMFS_ENABLE_EXTERNAL_QSPI"] = def("0", c+":80-81")
+		d["MICROPY_HW_ROMFS_ENABLE_EXTERNAL_XSPI"] = def("0", c+":85-86")
 		// MICROPY_HW_USB_CDC_1200BPS_TOUCH: not in mpconfigboard_common.h; the common entry
 		// above (undefined, read as 0) applies.
 	case "esp32":
@@ -165,6 +177,13 @@ func portDefaults(port, chip string) map[string]portDefault {
 		}
 		// Unguarded #define MICROPY_PY_MACHINE (1), :120.
 		d["MICROPY_PY_MACHINE"] = forced("1", p+":120")
+		if _, known := esp32Chips[chip]; !known {
+			why := "the esp32 default depends on the chip, which is unknown"
+			for _, n := range []string{"MICROPY_HW_ENABLE_USBDEV", "MICROPY_HW_ESP_USB_SERIAL_JTAG", "MICROPY_EMIT_XTENSAWIN", "MICROPY_EMIT_RV32"} {
+				d[n] = portDefault{unknown: n + ": " + why}
+			}
+			d["MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER"] = portDefault{unknown: "MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER: " + why}
+		}
 	case "rp2":
 		p := "ports/rp2/mpconfigport.h"
 		riscv := strings.Contains(chip, "riscv")
@@ -183,6 +202,9 @@ func portDefaults(port, chip string) map[string]portDefault {
 			d["MICROPY_EMIT_THUMB"] = forced("1", p+":108-109 (PICO_ARM)")
 			d["MICROPY_EMIT_INLINE_THUMB"] = forced("1", p+":108, 110 (PICO_ARM)")
 		}
+		// Found: ROMFS is on when the board gives it flash; unguarded (:218), size #ifndef (:71-72).
+		d["MICROPY_VFS_ROM"] = forced("(MICROPY_HW_ROMFS_BYTES > 0)", p+":218")
+		d["MICROPY_HW_ROMFS_BYTES"] = def("0", p+":71-72")
 		// Unguarded #define MICROPY_PY_MACHINE (1), :164.
 		d["MICROPY_PY_MACHINE"] = forced("1", p+":164")
 	}

@@ -54,3 +54,43 @@ func FuzzManifest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBootPath: the boot-file reader must never panic, and it may call a file closed
+// only when a trim to ".frozen" comes before any shadowable import.
+func FuzzBootPath(f *testing.F) {
+	for _, s := range []string{
+		"import sys\nsys.path[:] = [\".frozen\"]\nimport fieldseal.boot\n",
+		"import sys; sys.path[:] = ['.frozen']  # x\n",
+		"import fieldseal.boot\n",
+		"import sys\nsys.path.clear()\nsys.path.append(\".frozen\")\n",
+		"\"\"\"doc\"\"\"\nimport sys, os\n",
+		"import sys\nsys.path[:] = [\".frozen\", '/x']\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		st, ev := analyseBootPath("b.py", src)
+		if ev == "" {
+			t.Fatal("no evidence")
+		}
+		if st == Closed && !strings.Contains(ev, ".frozen") {
+			t.Fatalf("closed without a trim: %s", ev)
+		}
+	})
+}
+
+// FuzzShellWords: splitting a make command line never panics and never invents text.
+func FuzzShellWords(f *testing.F) {
+	for _, s := range []string{`-DA="(1 * 2)" -DB='x y'`, `-DX=\"q\"`, `"unterminated`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := 0
+		for _, w := range shellWords(s) {
+			n += len(w)
+		}
+		if n > len(s) {
+			t.Fatalf("%q: words longer than the input", s)
+		}
+	})
+}

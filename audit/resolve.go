@@ -21,6 +21,11 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 	if b.hs.broken != "" {
 		return 0, b.hs.broken, false
 	}
+	if pd, has := b.defaults[name]; has && pd.unknown != "" {
+		if d, own := b.hs.defs[name]; !own || d.undef || name == "MICROPY_HW_USB_CDC_DTR_RTS_BOOTLOADER" {
+			return 0, pd.unknown, false
+		}
+	}
 	if pd, has := b.defaults[name]; has && pd.force != nil {
 		if v, ev, ok, applies := b.forcedNum(name, pd.force, depth); applies || !ok {
 			return v, ev, ok
@@ -53,10 +58,13 @@ func (b *board) numD(name string, depth int) (int64, string, bool) {
 		}
 		return v, ev, true
 	}
-	if !knownNamespace(name) {
+	if !b.hs.knownUndefined(name) {
 		// C would read an undefined name as 0, but a vendor macro may come from a
 		// compiler flag or header the audit did not see: do not guess.
 		return 0, name + " is not defined in the board files the audit read", false
+	}
+	if b.real {
+		return 0, name + " not defined after preprocessing (read as 0)", true
 	}
 	return 0, name + " not defined (port default: undefined, MicroPython " + MicroPythonVersion + ")", true
 }
@@ -138,6 +146,9 @@ func (b *board) isDef(name string) (tri, string) {
 	}
 	if len(b.hs.opaque) > 0 {
 		return triUnknown, b.hs.opaque[0] + " (it may define " + name + ")"
+	}
+	if b.real {
+		return triFalse, name + " not defined after preprocessing"
 	}
 	return triFalse, name + " not defined (port default: undefined, MicroPython " + MicroPythonVersion + ")"
 }

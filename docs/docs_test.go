@@ -27,23 +27,22 @@ func TestThreatModelNamesRealTests(t *testing.T) {
 	rowRe := regexp.MustCompile(`(?m)^\| ([DS]\d+)( \*hw\*)? \|.*\| ([^|]*) \|$`)
 	table, _, _ := strings.Cut(string(doc), indexMarker)
 	rows := rowRe.FindAllStringSubmatch(table, -1)
-	// D1–D21 and S1–S10 are the original table; later rows (D22…, S11…) follow
-	// shared/design/threats.md. Each row appears once.
-	ids := map[string]bool{}
+	// D1–D21 and S1–S10 of the original model, and the rows added since (D22…, S11…).
+	seen := map[string]bool{}
 	for _, r := range rows {
-		if ids[r[1]] {
-			t.Errorf("row %s appears twice", r[1])
+		if seen[r[1]] {
+			t.Errorf("threat table has row %s twice", r[1])
 		}
-		ids[r[1]] = true
+		seen[r[1]] = true
 	}
 	for i := 1; i <= 21; i++ {
-		if !ids[fmt.Sprintf("D%d", i)] {
-			t.Errorf("threat table has no row D%d", i)
+		if !seen[fmt.Sprintf("D%d", i)] {
+			t.Errorf("threat table lacks row D%d", i)
 		}
 	}
 	for i := 1; i <= 10; i++ {
-		if !ids[fmt.Sprintf("S%d", i)] {
-			t.Errorf("threat table has no row S%d", i)
+		if !seen[fmt.Sprintf("S%d", i)] {
+			t.Errorf("threat table lacks row S%d", i)
 		}
 	}
 	defined := testFuncs(t)
@@ -88,7 +87,7 @@ type threatTest struct{ area, row, name, dir string }
 func threatTests(t *testing.T) []threatTest {
 	root := testenv.RepoRoot()
 	areas := map[string]string{
-		"manifest": "manifest", "internal/cli": "manifest", "fschain": "fschain",
+		"manifest": "manifest", "internal/cli": "cli", "fschain": "fschain",
 		"device/micropython": "guard", "agent": "agent", "sim": "agent", "server": "server",
 		"store": "server", "audit": "audit",
 	}

@@ -3,6 +3,7 @@ package fschain
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,21 @@ type Export struct {
 	Head     []byte       `cbor:"7,keyasint"` // h_N
 	Seal     []byte       `cbor:"8,keyasint"` // seal_N
 	Receipts [][]byte     `cbor:"9,keyasint,omitempty"`
+	// Summary and Latched are what the device's state slot says at export time: its
+	// latched tamper flags and the latched tamper summary (first tamper entry since the
+	// last clear token, counts per type). They are the device's own account, kept until a
+	// clear token; the chain does not sign them (see CheckExport).
+	Summary *wire.TamperSummary `cbor:"10,keyasint,omitempty"`
+	Latched uint32              `cbor:"11,keyasint,omitempty"`
+}
+
+type jsonSummary struct {
+	FirstN    uint64            `json:"first_n"`
+	FirstType uint16            `json:"first_type"`
+	FirstT    uint64            `json:"first_t"`
+	FirstWhat string            `json:"first_what,omitempty"`
+	Counts    map[uint16]uint32 `json:"counts,omitempty"`
+	LastN     uint64            `json:"last_n,omitempty"`
 }
 
 type jsonEntry struct {
@@ -52,6 +68,8 @@ type jsonExport struct {
 	Head     wire.HexBytes   `json:"head"`
 	Seal     wire.HexBytes   `json:"seal"`
 	Receipts []wire.HexBytes `json:"receipts,omitempty"`
+	Summary  *jsonSummary    `json:"tamper_summary,omitempty"`
+	Latched  uint32          `json:"latched,omitempty"`
 }
 
 // Export returns the stored log (from the base) with the claimed head and seal. Add the
@@ -87,6 +105,10 @@ func (x *Export) EncodeJSON() ([]byte, error) {
 	for _, r := range x.Receipts {
 		j.Receipts = append(j.Receipts, r)
 	}
+	if m := x.Summary; m != nil {
+		j.Summary = &jsonSummary{FirstN: m.FirstN, FirstType: m.FirstType, FirstT: m.FirstT, FirstWhat: m.FirstWhat, Counts: m.Counts, LastN: m.LastN}
+	}
+	j.Latched = x.Latched
 	return json.MarshalIndent(&j, "", " ")
 }
 
@@ -117,6 +139,10 @@ func DecodeExport(b []byte) (*Export, error) {
 		for _, r := range j.Receipts {
 			x.Receipts = append(x.Receipts, r)
 		}
+		if m := j.Summary; m != nil {
+			x.Summary = &wire.TamperSummary{FirstN: m.FirstN, FirstType: m.FirstType, FirstT: m.FirstT, FirstWhat: m.FirstWhat, Counts: m.Counts, LastN: m.LastN}
+		}
+		x.Latched = j.Latched
 	} else if err := wire.Unmarshal(b, &x); err != nil {
 		return nil, err
 	}
@@ -167,6 +193,12 @@ type CheckResult struct {
 	Unchecked   int    // receipts present but not checked (no server key)
 	Covered     uint64 // highest entry a verified receipt vouches for
 	Tamper      []TamperEvent
+	// KeyMismatch: the given K_1 does not belong to this log. No entry's tag and not the
+	// seal verify under keys derived from it, while the head chain holds: an operator's
+	// mistake (another device's key), not evidence. (A thief re-tagging entries with a
+	// stolen later key still leaves the entries before the theft verifying, or holds the
+	// current key and so makes the seal verify.)
+	KeyMismatch bool
 }
 
 // CheckExport runs the offline check of fschain.md ("Offline check"): the head chain from
@@ -193,6 +225,12 @@ func CheckExport(x *Export, opt CheckOptions) (*CheckResult, error) {
 		a.NextKey = KeyAt(*opt.ChainKey, x.BaseN+1)
 		_, _, err = Verify(a, x.Segment(), nil)
 		res.TagsChecked = err == nil
+		if err != nil && !matchesKey(x, base, a.NextKey) {
+			if _, _, herr := VerifyHeads(Anchor{Dev: x.Dev, Epoch: x.Epoch, N: x.BaseN, Head: base}, x.Segment(), nil); herr == nil {
+				res.KeyMismatch = true
+				return res, nil
+			}
+		}
 	} else {
 		_, _, err = VerifyHeads(a, x.Segment(), nil)
 	}
@@ -246,6 +284,25 @@ func CheckExport(x *Export, opt CheckOptions) (*CheckResult, error) {
 		res.Covered = max(res.Covered, r.N)
 	}
 	return res, nil
+}
+
+// matchesKey reports whether any entry's tag, or the seal, verifies under the keys that
+// follow k (= K_{base+1}).
+func matchesKey(x *Export, base Hash, k Key) bool {
+	c := newChain(x.Dev, x.Epoch)
+	h := base
+	for i := range x.Entries {
+		e := &x.Entries[i]
+		if tag, _ := c.step(&k, &h, e.N, e.T, e.Type, e.Payload); hmac.Equal(tag[:], e.Tag) {
+			return true
+		}
+		h = c.headOf(&h, e.N, e.T, e.Type, e.Payload, e.Tag)
+		k = Evolve(k)
+	}
+	var head Hash
+	copy(head[:], x.Head)
+	seal := c.seal(&k, x.N, &head)
+	return hmac.Equal(seal[:], x.Seal)
 }
 
 func tamperEvents(es []wire.Entry) []TamperEvent {

@@ -134,6 +134,10 @@ func FuzzOpen(f *testing.F) {
 	f.Add(st.log, st.slots[0], st.slots[1])
 	f.Add(st.log[:len(st.log)-3], st.slots[0], st.slots[1])
 	f.Add([]byte{}, st.slots[1], []byte{})
+	// with device state in the slots (fsx2 trailer)
+	w2, st2 := fuzzLog(f)
+	w2.SaveExt(wire.MustMarshal(&wire.DeviceState{Boot: 2, RSeq: 9, Latched: 128, Summary: &wire.TamperSummary{FirstN: 3, FirstType: 3, Counts: map[uint16]uint32{3: 1}}}))
+	f.Add(st2.log, st2.slots[0], st2.slots[1])
 	f.Fuzz(func(t *testing.T, log, a, b []byte) {
 		m := &MemStorage{log: bytes.Clone(log), slots: [2][]byte{bytes.Clone(a), bytes.Clone(b)}}
 		_, _ = ReadExport(m.Clone())

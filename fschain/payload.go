@@ -19,7 +19,7 @@ func Summary(e wire.Entry) string {
 	if err != nil {
 		return fmt.Sprintf("%s (type %d): undecodable payload %s", name, e.Type, shortHex(e.Payload))
 	}
-	var d string
+	d := guardSummary(v)
 	switch p := v.(type) {
 	case *wire.BootPayload:
 		d = fmt.Sprintf("boot #%d, manifest v%d, %s", p.BootCount, p.ManifestVersion, orDash(p.Result))
@@ -75,6 +75,10 @@ func Summary(e wire.Entry) string {
 		d = p.What
 	case *wire.BadDownlinkPayload:
 		d = p.Why
+	case *wire.RollbackPayload:
+		d = p.What
+	case *wire.LogCorruptPayload:
+		d = p.What
 	}
 	return name + ": " + d
 }

@@ -1,6 +1,8 @@
 package fschain
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +22,16 @@ import (
 //
 //	"fs1s" | u64 gen | u32 epoch | u64 n | head[32] | key[32] | seal[32] |
 //	u64 base_n | base_h[32] | u32 dropped | u8 len(dev) | dev | u32 crc(all before)
+//
+// followed by the device's own state (rseq, latched flags, spent tokens, service window,
+// tamper summary: wire.DeviceState), authenticated under the slot's chain key:
+//
+//	"fsx2" | u32 len | ext | tag[16] | u32 crc("fsx2" … tag)
+//	tag = HMAC(H("fs1/state" || K_{n+1}), "fs1/state" || lp(D) || u32(e) || u64(gen) || u64(n) || h_n || ext)[0:16]
+//
+// The CRC tells a torn write (the slot is invalid) from an edit (the CRC holds, the tag does
+// not: tamper evidence). Older guards wrote "fsx1" | u32 len | ext | u32 crc, unauthenticated;
+// it is read, flagged as unauthenticated, and rewritten as fsx2 by the next commit.
 
 const (
 	recMagic0, recMagic1 = 'f', 'r'
@@ -90,6 +102,8 @@ func DecodeRecords(b []byte) (entries []wire.Entry, valid int) {
 // state is what a slot holds: fschain.md's {e, n, h_n, K_{n+1}, seal_n, base_n, base_h},
 // plus the slot generation, the device id and the count of dropped routine entries.
 type state struct {
+	Ext     []byte // the device's own state (opaque here), "fsx2" trailer
+	ExtAuth bool   // decode: the trailer is fsx2 and its tag verifies
 	Gen     uint64
 	Dev     string
 	Epoch   uint32
@@ -116,7 +130,78 @@ func (s *state) encode() []byte {
 	b = binary.BigEndian.AppendUint32(b, s.Dropped)
 	b = append(b, byte(len(s.Dev)))
 	b = append(b, s.Dev...)
-	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	if s.Ext == nil {
+		return b
+	}
+	start := len(b)
+	b = append(b, extMagic...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Ext)))
+	b = append(b, s.Ext...)
+	tag := s.extTag()
+	b = append(b, tag[:]...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b[start:]))
+}
+
+const (
+	extMagic       = "fsx2"
+	extMagicLegacy = "fsx1"
+	labelState     = "fs1/state"
+	// MaxExt bounds the device state a slot carries.
+	MaxExt = 4096
+)
+
+// extTag authenticates the device state under the slot's chain key K_{n+1}, bound to the
+// device, epoch, generation and head: it cannot be moved to another slot or position.
+func (s *state) extTag() [TagSize]byte {
+	mk := sha256.Sum256(append([]byte(labelState), s.Key[:]...))
+	m := hmac.New(sha256.New, mk[:])
+	b := append([]byte(labelState), 0, 0)
+	binary.BigEndian.PutUint16(b[len(labelState):], uint16(len(s.Dev)))
+	b = append(b, s.Dev...)
+	b = binary.BigEndian.AppendUint32(b, s.Epoch)
+	b = binary.BigEndian.AppendUint64(b, s.Gen)
+	b = binary.BigEndian.AppendUint64(b, s.N)
+	b = append(b, s.Head[:]...)
+	m.Write(b)
+	m.Write(s.Ext)
+	var t [TagSize]byte
+	copy(t[:], m.Sum(nil))
+	return t
+}
+
+// decodeExt reads the trailer after the chain state at b[off:]. No trailer: nil. A torn or
+// malformed trailer makes the whole slot invalid (a write that did not finish).
+func (s *state) decodeExt(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if len(b) < 8 {
+		return fmt.Errorf("state slot: torn device state")
+	}
+	magic := string(b[:4])
+	l := int(binary.BigEndian.Uint32(b[4:8]))
+	if magic != extMagic && magic != extMagicLegacy || l > MaxExt {
+		if allZero(b) {
+			return nil
+		}
+		return fmt.Errorf("state slot: malformed device state")
+	}
+	size, crcFrom := 8+l+4, 0
+	if magic == extMagic {
+		size += TagSize
+	} else {
+		crcFrom = 8 // fsx1 has its CRC over the CBOR only
+	}
+	if len(b) < size || crc32.ChecksumIEEE(b[crcFrom:size-4]) != binary.BigEndian.Uint32(b[size-4:size]) {
+		return fmt.Errorf("state slot: torn device state")
+	}
+	s.Ext = append([]byte(nil), b[8:8+l]...)
+	if magic == extMagic {
+		want := s.extTag()
+		s.ExtAuth = hmac.Equal(want[:], b[8+l:8+l+TagSize])
+	}
+	return nil
 }
 
 func decodeState(b []byte) (*state, error) {
@@ -141,6 +226,9 @@ func decodeState(b []byte) (*state, error) {
 	s.Dev = string(b[slotFixedLen : slotFixedLen+dl])
 	if !wire.ValidDeviceID(s.Dev) || s.BaseN > s.N {
 		return nil, fmt.Errorf("state slot holds an invalid device id or base")
+	}
+	if err := s.decodeExt(b[size:]); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

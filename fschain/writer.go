@@ -3,6 +3,7 @@ package fschain
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -34,6 +35,10 @@ type Writer struct {
 	heads    []Hash // heads[i] is the head of entries[i]
 	capacity int
 	err      error
+	// extForged: the device state loaded at Open was whole (CRC) but its tag did not verify.
+	extForged bool
+	// rolledBack: what Open found that only a rolled-back or edited state can explain.
+	rolledBack string
 }
 
 // Create provisions a new log on empty storage: state {n=0, h_0, K_1, seal_0} in slot A.
@@ -68,6 +73,35 @@ func Create(st Storage, dev string, epoch uint32, k1 Key) (*Writer, error) {
 // stored, exceeding the capacity: size the log area for capacity plus the tamper entries
 // a device may log while offline (docs/PROTOCOL.md, "Capacity").
 func (w *Writer) SetCapacity(entries int) { w.capacity = entries }
+
+// Ext is the device's own state kept in the slots with the chain state (wire.DeviceState
+// for the agent and the guard), nil if none. ExtAuthentic says whether its tag verified at
+// Open: false for state that was edited in storage (or written by an older guard).
+func (w *Writer) Ext() []byte { return cp(w.s.Ext) }
+
+// ExtAuthentic reports whether the device state loaded at Open carried a valid tag.
+func (w *Writer) ExtAuthentic() bool { return !w.extForged }
+
+// StageExt sets the device state that the next commit (the next Append) writes with the
+// chain state: an entry and the state change it causes become durable in one slot write.
+func (w *Writer) StageExt(b []byte) error {
+	if len(b) > MaxExt {
+		return fmt.Errorf("fschain: device state is %d bytes, limit %d", len(b), MaxExt)
+	}
+	w.s.Ext, w.s.ExtAuth = cp(b), true
+	return nil
+}
+
+// SaveExt writes the device state now (steps 2–3 with the chain state unchanged).
+func (w *Writer) SaveExt(b []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.StageExt(b); err != nil {
+		return err
+	}
+	return w.commit(w.s)
+}
 
 // commit writes s to the inactive slot with the next generation (step 2), then zeroes
 // the key and seal of the slot that held the previous state (step 3).
@@ -222,16 +256,14 @@ func (w *Writer) Prune(upTo uint64, head Hash) error {
 	return nil
 }
 
-// load reads the committed state and entries without writing anything. It returns the
-// parsed records, the index of the first one after the committed entries, the byte length
-// of the accepted records and the whole log area.
-func load(st Storage) (w *Writer, active int, recs []wire.Entry, i, end int, data []byte, err error) {
+// loadState reads the valid slot with the highest generation.
+func loadState(st Storage) (*Writer, error) {
 	var best *state
-	active = -1
+	active := -1
 	for j := 0; j < 2; j++ {
 		b, err := st.ReadSlot(j)
 		if err != nil {
-			return nil, 0, nil, 0, 0, nil, err
+			return nil, err
 		}
 		s, err := decodeState(b)
 		if err != nil {
@@ -242,9 +274,21 @@ func load(st Storage) (w *Writer, active int, recs []wire.Entry, i, end int, dat
 		}
 	}
 	if best == nil {
-		return nil, 0, nil, 0, 0, nil, ErrNoState
+		return nil, ErrNoState
 	}
-	w = &Writer{st: st, c: newChain(best.Dev, best.Epoch), s: *best, active: active}
+	w := &Writer{st: st, c: newChain(best.Dev, best.Epoch), s: *best, active: active}
+	w.extForged = best.Ext != nil && !best.ExtAuth
+	return w, nil
+}
+
+// load reads the committed state and entries without writing anything. It returns the
+// parsed records, the index of the first one after the committed entries, the byte length
+// of the accepted records and the whole log area.
+func load(st Storage) (w *Writer, active int, recs []wire.Entry, i, end int, data []byte, err error) {
+	if w, err = loadState(st); err != nil {
+		return nil, 0, nil, 0, 0, nil, err
+	}
+	active = w.active
 	data, err = st.ReadLog()
 	if err != nil {
 		return nil, 0, nil, 0, 0, nil, err
@@ -275,10 +319,20 @@ func load(st Storage) (w *Writer, active int, recs []wire.Entry, i, end int, dat
 }
 
 // Open loads a log at boot: the valid slot with the highest generation, then the records
-// after its base. A valid record n+1 whose tag verifies under the stored key was committed
-// before a power cut: its transition is completed. A torn or invalid tail was never
-// committed: it is cut off. Either way a recovered entry is appended and recovered is true.
+// after its base. Every whole record n+1, n+2, … whose tag verifies under the evolving key
+// was committed: its transition is completed (a slot is never trusted over a record that
+// verifies). A torn tail was never committed: it is cut off. Either way a recovered entry
+// is appended and recovered is true.
+//
+// A power cut leaves at most one committed record beyond the slot (record n_s+1 written,
+// slot not yet), and only a torn one after it. More than one completed record, or a whole
+// record that does not continue the chain, can only come from a state slot copied back
+// or edited (threat D22): Open then logs a tamper-class rollback-detected entry instead of
+// a routine recovered one (RolledBack says what it found).
 func Open(st Storage) (w *Writer, recovered bool, err error) { return OpenAt(st, 0) }
+
+// RolledBack is what Open found that a power cut cannot explain, or "".
+func (w *Writer) RolledBack() string { return w.rolledBack }
 
 // OpenAt is Open with the device time now for a recovered entry; 0 means the time of the
 // last stored entry (Open's choice, for devices whose clock is not yet set at boot).
@@ -288,7 +342,7 @@ func OpenAt(st Storage, now uint64) (w *Writer, recovered bool, err error) {
 		return nil, false, err
 	}
 	s := &w.s
-	var what string
+	slotN := s.N
 	// Finish a stale or torn step 3: the other slot still holds (part of) an old key.
 	if ob, err := st.ReadSlot(1 - active); err != nil {
 		return nil, false, err
@@ -297,43 +351,100 @@ func OpenAt(st Storage, now uint64) (w *Writer, recovered bool, err error) {
 			return nil, false, err
 		}
 	}
-	var pending *wire.Entry
-	var pendingHead Hash
-	if i < len(recs) && recs[i].N == s.N+1 {
+	completed := 0
+	for ; i < len(recs) && recs[i].N == s.N+1; i++ {
 		e := recs[i]
-		if tag, head := w.c.step(&s.Key, &s.Head, e.N, e.T, e.Type, e.Payload); string(tag[:]) == string(e.Tag) {
-			e.Payload, e.Tag = cp(e.Payload), cp(e.Tag)
-			pending, pendingHead = &e, head
-			end += recOverhead + len(e.Payload)
+		tag, head := w.c.step(&s.Key, &s.Head, e.N, e.T, e.Type, e.Payload)
+		if string(tag[:]) != string(e.Tag) {
+			break
+		}
+		e.Payload, e.Tag = cp(e.Payload), cp(e.Tag)
+		if err := w.advance(e, head); err != nil {
+			return nil, false, err
+		}
+		end += recOverhead + len(e.Payload)
+		completed++
+	}
+	var what []string
+	if completed == 1 && slotN+1 == s.N {
+		what = append(what, fmt.Sprintf("completed entry %d after a power cut", s.N))
+	} else if completed > 1 {
+		w.rolledBack = fmt.Sprintf("state slot at entry %d, but entries %d..%d in the log verify: completed them", slotN, slotN+1, s.N)
+	}
+	if whole := len(recs) - i; whole > 0 {
+		// CRC-valid records a power cut cannot have left: they do not continue the chain.
+		r := fmt.Sprintf("discarded %d whole record(s) after entry %d that do not continue the chain (first: n=%d)", whole, s.N, recs[i].N)
+		if w.rolledBack != "" {
+			w.rolledBack += "; " + r
+		} else {
+			w.rolledBack = r
 		}
 	}
 	if end < len(data) {
 		if err := st.TruncateLog(end); err != nil {
 			return nil, false, err
 		}
-		what = fmt.Sprintf("discarded %d bytes of a torn or invalid record after entry %d", len(data)-end, s.N)
-		if pending != nil {
-			what = fmt.Sprintf("completed entry %d; %s", pending.N, what)
+		if w.rolledBack == "" {
+			torn := fmt.Sprintf("discarded %d bytes of a torn or invalid record after entry %d", len(data)-end, s.N)
+			if completed == 1 {
+				what = []string{fmt.Sprintf("completed entry %d; %s", s.N, torn)}
+			} else {
+				what = append(what, torn)
+			}
 		}
-	} else if pending != nil {
-		what = fmt.Sprintf("completed entry %d after a power cut", pending.N)
-	}
-	if pending != nil {
-		if err := w.advance(*pending, pendingHead); err != nil {
-			return nil, false, err
-		}
-	}
-	if what == "" {
-		return w, false, nil
 	}
 	t := now
 	if t == 0 && len(w.entries) > 0 {
 		t = w.entries[len(w.entries)-1].T
 	}
-	if _, err := w.appendEntry(t, wire.EntryRecovered, wire.MustMarshal(&wire.RecoveredPayload{What: what})); err != nil {
+	if w.rolledBack != "" {
+		p := wire.MustMarshal(&wire.RollbackPayload{What: w.rolledBack, SlotN: slotN, LogN: s.N})
+		if _, err := w.appendEntry(t, wire.EntryRollbackDetected, p); err != nil {
+			return nil, true, err
+		}
+		return w, true, nil
+	}
+	if len(what) == 0 {
+		return w, false, nil
+	}
+	if _, err := w.appendEntry(t, wire.EntryRecovered, wire.MustMarshal(&wire.RecoveredPayload{What: strings.Join(what, "; ")})); err != nil {
 		return nil, true, err
 	}
 	return w, true, nil
+}
+
+// Salvage opens a log whose committed entries are missing or altered in storage (Open
+// returned ErrCorrupt) so that the device can still report it: the chain state of the
+// newest valid slot is kept (n, h_n, K_{n+1}: the device can still seal), the unreadable
+// entries are given up (base_n = n), and a tamper-class log-corrupt entry n+1 says what was
+// found. The server, whose anchor is then below the new base, sees a gap; either way the
+// device reports tamper instead of falling silent (threat D26). Take a copy of the storage
+// first if it is wanted for forensics: Salvage rewrites the log area.
+func Salvage(st Storage, now uint64) (*Writer, error) {
+	w, err := loadState(st)
+	if err != nil {
+		return nil, err
+	}
+	_, _, _, _, _, _, why := load(st)
+	what := "evidence log storage corrupt"
+	if why != nil {
+		what = why.Error()
+	}
+	s := w.s
+	lost := s.N - s.BaseN
+	s.BaseN, s.BaseH = s.N, s.Head
+	if err := w.commit(s); err != nil {
+		return nil, err
+	}
+	if err := st.ReplaceLog(nil); err != nil {
+		w.err = err
+		return nil, err
+	}
+	p := wire.MustMarshal(&wire.LogCorruptPayload{What: what, Lost: lost, BaseN: s.N - lost})
+	if _, err := w.appendEntry(now, wire.EntryLogCorrupt, p); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 func allZero(b []byte) bool {
@@ -353,5 +464,15 @@ func ReadExport(st Storage) (*Export, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.Export(), nil
+	x := w.Export()
+	// The device's latched tamper summary and its latest receipt (never its keys).
+	var ds wire.DeviceState
+	if len(w.s.Ext) > 0 && wire.Unmarshal(w.s.Ext, &ds) == nil {
+		x.Summary = ds.Summary
+		x.Latched = ds.Latched & (wire.StateCoverWasOpen | wire.StateMagnet | wire.StateTamperLatched)
+		if len(ds.Receipt) > 0 {
+			x.Receipts = append(x.Receipts, ds.Receipt)
+		}
+	}
+	return x, nil
 }

@@ -64,6 +64,15 @@ func (s *Server) startBroker() error {
 	return nil
 }
 
+// MQTTRetained is the number of messages the embedded broker retains (none, unless a
+// client other than a device sets retain): for health checks and tests.
+func (s *Server) MQTTRetained() int64 {
+	if s.broker == nil {
+		return 0
+	}
+	return atomic.LoadInt64(&s.broker.Info.Retained)
+}
+
 // brokerHook authenticates devices, confines each to its own topics, and feeds uplink
 // publishes through the pipeline before the broker acks them.
 type brokerHook struct {
@@ -85,6 +94,13 @@ func (h *brokerHook) Provides(b byte) bool {
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	dev := string(pk.Connect.Username)
 	if !wire.ValidDeviceID(dev) {
+		return false
+	}
+	// No wills: the broker publishes a will on the client's behalf without any ACL check,
+	// so a will would let a device put (and retain) a message on another device's downlink
+	// (threat S11). Neither fieldseal client sets one.
+	if pk.Connect.WillFlag {
+		h.s.log.Info("mqtt connect refused: a will is set", "dev", dev)
 		return false
 	}
 	// The client id is the device id (or "<dev>/<suffix>"): a device cannot take over
@@ -123,6 +139,12 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	dev, ok := h.s.topics.DeviceOfUp(pk.TopicName)
 	if !ok || dev != string(cl.Properties.Username) {
+		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Retain {
+		// Devices never retain: a retained report would be replayed to every new uplink
+		// subscriber (S11). Dropped unprocessed, without a PUBACK.
+		h.s.log.Info("mqtt publish refused: retain set", "dev", dev)
 		return pk, packets.ErrRejectPacket
 	}
 	// Runs before the broker sends PUBACK: the MQTT-level ack follows the durable commit.

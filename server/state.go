@@ -83,14 +83,15 @@ type judge struct {
 const latchFlags = wire.StateCoverWasOpen | wire.StateMagnet | wire.StateTamperLatched
 
 // latchedBy returns the latched report flags an entry explains: a device latches a flag
-// exactly when it logs one of these entries, and only a clear token unlatches it.
+// exactly when it logs one of these entries (agent.latchFor, the guard's latch_for), and
+// only a clear token unlatches it.
 func latchedBy(typ uint16) uint32 {
 	switch typ {
 	case wire.EntryCoverOpen:
 		return wire.StateCoverWasOpen | wire.StateTamperLatched
 	case wire.EntryMagnet:
 		return wire.StateMagnet | wire.StateTamperLatched
-	case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased:
+	case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryRollbackDetected, wire.EntryLogCorrupt:
 		return wire.StateTamperLatched
 	}
 	return 0
@@ -144,9 +145,23 @@ func (j *judge) entry(e *wire.Entry, head [32]byte, payload any) {
 		j.tamper("cover-open", e, payload)
 	case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryMagnet:
 		j.tamper(wire.EntryName(e.Type), e, payload)
+	case wire.EntryRepeat: // a counted flood of one kind (D24): tamper under that kind's name
+		p, _ := payload.(*wire.RepeatPayload)
+		kind := e.Type
+		if p != nil {
+			kind = p.Type
+			j.explained |= latchedBy(p.Type)
+		}
+		j.tamper(wire.EntryName(kind), e, payload)
 	case wire.EntryOverflow, wire.EntryBadDownlink:
 		j.suspect = wire.EntryName(e.Type)
 		j.evidence["entry"] = e.N
+	default:
+		// Any other tamper-class type (rollback-detected, log-corrupt, and those added
+		// later) is tamper evidence under its own name.
+		if wire.IsTamper(e.Type) {
+			j.tamper(wire.EntryName(e.Type), e, payload)
+		}
 	}
 }
 

@@ -98,7 +98,7 @@ func TestThreatD22_LatchedFlagWithoutEntryIsEvidenceLost(t *testing.T) {
 // are judged by the server's time of receipt against a window that runs from the token's
 // delivery, never by device time: inside the window they are expected, after it tamper,
 // whatever the device clock says.
-func TestThreatD25_ClockResetCannotStretchServiceWindow(t *testing.T) {
+func TestThreatD25_ServerJudgesWindowByItsOwnClock(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
 	e.mustSend(d)

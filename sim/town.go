@@ -57,7 +57,6 @@ type Meter struct {
 	town   *Town
 	b      *wire.Bundle
 	chain  *fschain.MemStorage
-	state  *agent.MemState
 	dev    *agent.Device
 	tr     agent.Transport
 	cons   Consumption
@@ -236,7 +235,6 @@ func (m *Meter) start(ctx context.Context, now uint64) error {
 	}
 	m.b = b
 	m.chain = fschain.NewMemStorage()
-	m.state = &agent.MemState{}
 	if m.dev, err = m.boot(now, "power-on"); err != nil {
 		return err
 	}
@@ -245,7 +243,7 @@ func (m *Meter) start(ctx context.Context, now uint64) error {
 }
 
 func (m *Meter) boot(now uint64, cause string) (*agent.Device, error) {
-	d, err := agent.New(agent.Config{Bundle: m.b, Manifest: m.town.cfg.Manifest, Chain: m.chain, State: m.state, Now: now, ResetCause: cause})
+	d, err := agent.New(agent.Config{Bundle: m.b, Manifest: m.town.cfg.Manifest, Chain: m.chain, Now: now, ResetCause: cause})
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,13 @@ const (
 	EntryOverflow       uint16 = 14
 	EntryRecovered      uint16 = 15
 	EntryBadDownlink    uint16 = 16
-	EntryApplication    uint16 = 0x8000 // and above: application-defined
+	// EntryRollbackDetected: recovery found entries beyond the state slot that a power cut
+	// cannot leave (a copied-back or edited slot), or device state whose tag fails (D22, D26).
+	EntryRollbackDetected uint16 = 17
+	// EntryLogCorrupt: committed entries are missing or altered in storage; the device gave
+	// them up to keep reporting (D26).
+	EntryLogCorrupt  uint16 = 18
+	EntryApplication uint16 = 0x8000 // and above: application-defined
 )
 
 var entryNames = map[uint16]string{
@@ -52,6 +58,7 @@ var entryNames = map[uint16]string{
 	EntryServiceBegin: "service-begin", EntryServiceEnd: "service-end", EntryTamperCleared: "tamper-cleared",
 	EntryManifestUpdate: "manifest-update", EntryRegister: "register", EntryOverflow: "overflow",
 	EntryRecovered: "recovered", EntryBadDownlink: "bad-downlink",
+	EntryRollbackDetected: "rollback-detected", EntryLogCorrupt: "log-corrupt",
 }
 
 // EntryName is the stable name of an entry type ("application" for ≥ 0x8000, "unknown" otherwise).
@@ -68,9 +75,26 @@ func EntryName(t uint16) string {
 // IsTamper reports whether an entry type is tamper-class: never dropped on overflow and
 // always surfaced to the owner. Application types are treated as routine.
 func IsTamper(t uint16) bool {
+	if t == EntryRepeat {
+		return true
+	}
 	switch t {
-	case EntryCheckFail, EntryCoverOpen, EntryMagnet, EntryRefused, EntryErased, EntryOverflow, EntryBadDownlink:
+	case EntryCheckFail, EntryCoverOpen, EntryMagnet, EntryRefused, EntryErased, EntryOverflow, EntryBadDownlink,
+		EntryRollbackDetected, EntryLogCorrupt:
 		return true
 	}
 	return false
+}
+
+// EntryBootFailed: the guard's boot raised an exception; the device logged it (payload
+// {1: exception type, 2: message}) and reset. Routine: a fault, not evidence by itself.
+const EntryBootFailed uint16 = 19
+
+// EntryRepeat: tamper entries of one kind beyond the first few between two reports,
+// counted instead of logged one by one (D24): payload RepeatPayload. Tamper-class.
+const EntryRepeat uint16 = 20
+
+func init() {
+	entryNames[EntryBootFailed] = "boot-failed"
+	entryNames[EntryRepeat] = "repeat"
 }

@@ -116,6 +116,21 @@ type BadDownlinkPayload struct {
 	Why string `cbor:"1,keyasint"`
 }
 
+// RollbackPayload says what recovery found that only a rolled-back or edited state slot can
+// explain: the slot's n, and the n the verifying records in the log reached.
+type RollbackPayload struct {
+	What  string `cbor:"1,keyasint"`
+	SlotN uint64 `cbor:"2,keyasint,omitempty"`
+	LogN  uint64 `cbor:"3,keyasint,omitempty"`
+}
+
+// LogCorruptPayload says which committed entries the device could not read back and gave up.
+type LogCorruptPayload struct {
+	What  string `cbor:"1,keyasint"`
+	Lost  uint64 `cbor:"2,keyasint,omitempty"` // entries given up
+	BaseN uint64 `cbor:"3,keyasint,omitempty"` // the base before: entries BaseN+1 .. BaseN+Lost
+}
+
 // EmptyPayload is the payload of entries that carry nothing (cover-close): the empty map.
 type EmptyPayload struct{}
 
@@ -123,22 +138,26 @@ type EmptyPayload struct{}
 // reads or writes an entry payload goes through NewPayload, DecodePayload or
 // EncodePayload; internal/vocabulary's test fails if another package grows its own.
 var payloadTypes = map[uint16]func() any{
-	EntryBoot:           func() any { return &BootPayload{} },
-	EntryCheckOK:        func() any { return &CheckOKPayload{} },
-	EntryCheckFail:      func() any { return &CheckFailPayload{} },
-	EntryCoverOpen:      func() any { return &CoverOpenPayload{} },
-	EntryCoverClose:     func() any { return &EmptyPayload{} },
-	EntryMagnet:         func() any { return &MagnetPayload{} },
-	EntryRefused:        func() any { return &RefusedPayload{} },
-	EntryErased:         func() any { return &ErasedPayload{} },
-	EntryServiceBegin:   func() any { return &ServiceBeginPayload{} },
-	EntryServiceEnd:     func() any { return &ServiceEndPayload{} },
-	EntryTamperCleared:  func() any { return &TamperClearedPayload{} },
-	EntryManifestUpdate: func() any { return &ManifestUpdatePayload{} },
-	EntryRegister:       func() any { return &RegisterPayload{} },
-	EntryOverflow:       func() any { return &OverflowPayload{} },
-	EntryRecovered:      func() any { return &RecoveredPayload{} },
-	EntryBadDownlink:    func() any { return &BadDownlinkPayload{} },
+	EntryBoot:             func() any { return &BootPayload{} },
+	EntryCheckOK:          func() any { return &CheckOKPayload{} },
+	EntryCheckFail:        func() any { return &CheckFailPayload{} },
+	EntryCoverOpen:        func() any { return &CoverOpenPayload{} },
+	EntryCoverClose:       func() any { return &EmptyPayload{} },
+	EntryMagnet:           func() any { return &MagnetPayload{} },
+	EntryRefused:          func() any { return &RefusedPayload{} },
+	EntryErased:           func() any { return &ErasedPayload{} },
+	EntryServiceBegin:     func() any { return &ServiceBeginPayload{} },
+	EntryServiceEnd:       func() any { return &ServiceEndPayload{} },
+	EntryTamperCleared:    func() any { return &TamperClearedPayload{} },
+	EntryManifestUpdate:   func() any { return &ManifestUpdatePayload{} },
+	EntryRegister:         func() any { return &RegisterPayload{} },
+	EntryOverflow:         func() any { return &OverflowPayload{} },
+	EntryRecovered:        func() any { return &RecoveredPayload{} },
+	EntryBadDownlink:      func() any { return &BadDownlinkPayload{} },
+	EntryRollbackDetected: func() any { return &RollbackPayload{} },
+	EntryLogCorrupt:       func() any { return &LogCorruptPayload{} },
+	EntryBootFailed:       func() any { return &BootFailedPayload{} },
+	EntryRepeat:           func() any { return &RepeatPayload{} },
 }
 
 // NewPayload returns a pointer to the zero payload struct of an entry type, or nil for

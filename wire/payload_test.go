@@ -8,7 +8,7 @@ import (
 
 // Every entry type of fschain.md has a payload struct, and encode → decode is the identity.
 func TestPayloadRegistry(t *testing.T) {
-	for typ := uint16(1); typ < 17; typ++ {
+	for typ := uint16(1); typ <= EntryRepeat; typ++ {
 		if EntryName(typ) == "unknown" {
 			t.Fatalf("type %d has no name", typ)
 		}

@@ -5,4 +5,6 @@ package wire
 //
 //	1  2026-11-25  first version: manifest (COSE_Sign1/EdDSA), report and ack (COSE_Mac0/HMAC 256/256),
 //	               tokens, anchor receipts, log entries and segments, device bundle (JSON).
-const ProtocolVersion = 1
+//	2  2026-12-06  entry types 17 rollback-detected and 18 log-corrupt (tamper class); DeviceState,
+//	               the device state both implementations keep in the state slots (fsx2, tagged).
+const ProtocolVersion = 2

@@ -22,9 +22,29 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// `fieldseal agent --once` against a real server: exit 0 when acknowledged; the second
-// run after an edit is acknowledged too, and the server has the device as tampered.
-func TestAgentOnce(t *testing.T) {
+// agentRig is a real server with one provisioned Linux device, its app folder, bundle and
+// manifest, and a way to run `fieldseal agent --once` on it.
+type agentRig struct {
+	dir, app string
+	srv      *server.Server
+	b        *wire.Bundle
+	raw      []byte // the bundle file as written
+	ctx      context.Context
+	t        *testing.T
+	out      string // the last run's standard output
+}
+
+func (r *agentRig) run(extra ...string) int {
+	var out, errb bytes.Buffer
+	args := append([]string{"agent", "--once", "--bundle", filepath.Join(r.dir, "bundle.json"),
+		"--dir", r.app, "--manifest", filepath.Join(r.dir, "manifest.cose"), "--data", filepath.Join(r.dir, "data")}, extra...)
+	code := Run(r.ctx, &Env{Stdout: &out, Stderr: &errb}, args)
+	r.out = out.String()
+	r.t.Logf("exit %d: %s%s", code, out.String(), errb.String())
+	return code
+}
+
+func newAgentRig(t *testing.T) *agentRig {
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app")
 	os.MkdirAll(app, 0o755)
@@ -49,11 +69,11 @@ func TestAgentOnce(t *testing.T) {
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		srv.Shutdown(c)
-	}()
+	})
 	if _, err := srv.RegisterManifest(ctx, signed); err != nil {
 		t.Fatal(err)
 	}
@@ -63,33 +83,42 @@ func TestAgentOnce(t *testing.T) {
 	}
 	raw, _ := json.Marshal(b)
 	os.WriteFile(filepath.Join(dir, "bundle.json"), raw, 0o600)
-	var out bytes.Buffer
-	run := func() int {
-		var errb bytes.Buffer
-		out.Reset()
-		code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--once", "--bundle", filepath.Join(dir, "bundle.json"),
-			"--dir", app, "--manifest", filepath.Join(dir, "manifest.cose"), "--data", filepath.Join(dir, "data")})
-		t.Logf("exit %d: %s%s", code, out.String(), errb.String())
-		return code
-	}
+	return &agentRig{dir: dir, app: app, srv: srv, b: b, raw: raw, ctx: ctx, t: t}
+}
+
+// `fieldseal agent --once` against a real server: exit 0 when acknowledged; the second
+// run after an edit is acknowledged too, and the server has the device as tampered. D11:
+// K_1 is erased from the agent's own copy of the bundle in its data folder once the log
+// exists, and the --bundle file (often the operator's only copy) is never modified.
+func TestThreatD11_AgentOnceKeepsOperatorBundle(t *testing.T) {
+	rig := newAgentRig(t)
+	dir, app, srv, b, raw, ctx, run := rig.dir, rig.app, rig.srv, rig.b, rig.raw, rig.ctx, func() int { return rig.run() }
 	if code := run(); code != ExitOK {
 		t.Fatalf("first --once: exit %d", code)
 	}
 	// One line on success, saying what was checked and that the server took the report.
-	if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "linux-1") ||
+	if lines := strings.Split(strings.TrimSpace(rig.out), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "linux-1") ||
 		!strings.Contains(lines[0], "every file matches") || !strings.Contains(lines[0], "report acknowledged") {
-		t.Fatalf("--once success output: %q", out.String())
+		t.Fatalf("--once success output: %q", rig.out)
 	}
-	// D11: the log now holds only evolved keys, so the device's copy of K_1 is gone.
+	// D11: the log now holds only evolved keys, so the agent's copy of K_1 is gone; the
+	// operator's file given with --bundle is untouched (it may be the only copy).
+	if after, _ := os.ReadFile(filepath.Join(dir, "bundle.json")); !bytes.Equal(after, raw) {
+		t.Fatal("the agent modified the --bundle file")
+	}
 	var erased wire.Bundle
-	if raw, err := os.ReadFile(filepath.Join(dir, "bundle.json")); err != nil || json.Unmarshal(raw, &erased) != nil {
-		t.Fatalf("bundle after the first start: %v", err)
+	own := filepath.Join(dir, "data", "bundle.json")
+	if raw, err := os.ReadFile(own); err != nil || json.Unmarshal(raw, &erased) != nil {
+		t.Fatalf("the agent's bundle copy after the first start: %v", err)
 	}
 	if len(erased.ChainKey) != 0 || !bytes.Equal(erased.UplinkKey, b.UplinkKey) || erased.Device != b.Device {
-		t.Fatalf("after the first start the bundle holds chain_key %x (want it erased, the rest kept)", erased.ChainKey)
+		t.Fatalf("after the first start the agent's copy holds chain_key %x (want it erased, the rest kept)", erased.ChainKey)
 	}
-	if fi, _ := os.Stat(filepath.Join(dir, "bundle.json")); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("rewritten bundle has mode %v", fi.Mode().Perm())
+	if fi, _ := os.Stat(own); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the agent's bundle copy has mode %v", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "state.json")); !os.IsNotExist(err) {
+		t.Fatalf("the agent keeps a plain state.json (%v): the state belongs in the slots", err)
 	}
 	if d, _ := srv.Store().GetDevice(ctx, "linux-1"); d.State != "trusted" {
 		t.Fatalf("after a clean --once the device is %s", d.State)
@@ -98,8 +127,8 @@ func TestAgentOnce(t *testing.T) {
 	if code := run(); code != ExitOK {
 		t.Fatalf("second --once: exit %d", code)
 	}
-	if !strings.Contains(out.String(), "1 problem(s): main.py modified") {
-		t.Fatalf("--once after an edit does not say what it found: %q", out.String())
+	if !strings.Contains(rig.out, "1 problem(s): main.py modified") {
+		t.Fatalf("--once after an edit does not say what it found: %q", rig.out)
 	}
 	// Daemon mode says it started, what it guards and where it reports.
 	dctx, stop := context.WithCancel(ctx)
@@ -122,7 +151,7 @@ func TestAgentOnce(t *testing.T) {
 	}
 }
 
-// The agent's copy of the bundle loses K_1 once the log exists (TestAgentOnce checks that
+// The agent's own copy of the bundle loses K_1 once the log exists (TestThreatD11_AgentOnceKeepsOperatorBundle checks that
 // the agent does it on its first start): the rest of the bundle still loads, owner-only, and
 // `log verify --chain-key` pointed at it says to use the operator's copy.
 func TestAgentErasesChainKeyFromBundle(t *testing.T) {

@@ -16,10 +16,12 @@ func init() {
 }
 
 func runAudit(_ context.Context, env *Env, args []string) int {
-	fs := newFlags(env, "audit", "BOARD_DIR [--port stm32|esp32|rp2] [--manifest manifest.py] [--sdkconfig FILE] [--json]")
+	fs := newFlags(env, "audit", "BOARD_DIR [--port stm32|esp32|rp2] [--variant NAME] [--manifest manifest.py] [--sdkconfig FILE] [--builtin] [--json]")
 	port := fs.String("port", "", "MicroPython port: stm32, esp32 or rp2 (default: detected from the board files)")
 	manifest := fs.String("manifest", "", "frozen manifest to audit (default: the board's FROZEN_MANIFEST or manifest.py)")
 	sdkconfig := fs.String("sdkconfig", "", "extra ESP-IDF sdkconfig fragment, applied after the board's (esp32)")
+	variant := fs.String("variant", "", "board variant to audit (BOARD_VARIANT; default: the board's default build)")
+	builtin := fs.Bool("builtin", false, "use only the built-in evaluator, even when the board sits in a MicroPython tree with a C compiler and python3")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
@@ -28,7 +30,11 @@ func runAudit(_ context.Context, env *Env, args []string) int {
 	if code, ok := requireArgs(env, fs, pos, "BOARD_DIR: the MicroPython board definition folder (ports/PORT/boards/NAME)"); !ok {
 		return code
 	}
-	r, err := audit.Run(pos[0], audit.Options{Port: *port, Manifest: *manifest, Sdkconfig: *sdkconfig})
+	tools := audit.ToolsAuto
+	if *builtin {
+		tools = audit.ToolsBuiltin
+	}
+	r, err := audit.Run(pos[0], audit.Options{Port: *port, Manifest: *manifest, Sdkconfig: *sdkconfig, Variant: *variant, Tools: tools})
 	if err != nil {
 		return fail(env, "audit", err)
 	}
@@ -48,7 +54,15 @@ func runAudit(_ context.Context, env *Env, args []string) int {
 }
 
 func printAudit(w io.Writer, r *audit.Report) {
-	fmt.Fprintf(w, "fieldseal audit: board %s, port %s (defaults: MicroPython %s)\n\n", r.Board, r.Port, audit.MicroPythonVersion)
+	variant := "default build"
+	if r.Variant != "" {
+		variant = "variant " + r.Variant
+	}
+	fmt.Fprintf(w, "fieldseal audit: board %s (%s), port %s\nvalues from: %s\n", r.Board, variant, r.Port, r.Resolver)
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATUS\tCHECK\tTITLE")
 	for _, c := range r.Checks {

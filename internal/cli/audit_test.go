@@ -34,6 +34,8 @@ func TestAuditExitCodes(t *testing.T) {
 		{[]string{auditFixture("does-not-exist")}, ExitError},
 		{[]string{auditFixture("stm32_hardened"), "--port", "esp32"}, ExitError},
 		{[]string{auditFixture("ambiguous")}, ExitError},
+		{[]string{auditFixture("samd_board")}, ExitError}, // unsupported port: no stm32 verdicts
+		{[]string{auditFixture("stm32_hardened"), "--variant", "NOPE"}, ExitError},
 		{[]string{}, ExitError},
 		{[]string{auditFixture("stm32_hardened"), "--bogus"}, ExitError},
 	} {
@@ -57,13 +59,17 @@ func TestAuditJSONShape(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
-	for _, k := range []string{"port", "board", "checks", "score", "verdict"} {
+	for _, k := range []string{"port", "board", "resolver", "checks", "score", "verdict"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("missing key %q", k)
 		}
 	}
-	if len(raw) != 5 {
-		t.Errorf("keys: want exactly port, board, checks, score, verdict; got %d", len(raw))
+	for k := range raw {
+		switch k {
+		case "port", "board", "resolver", "checks", "score", "verdict", "variant", "warnings":
+		default:
+			t.Errorf("unexpected key %q", k)
+		}
 	}
 	var checks []map[string]string
 	if err := json.Unmarshal(raw["checks"], &checks); err != nil || len(checks) == 0 {
@@ -87,7 +93,7 @@ func TestAuditJSONShape(t *testing.T) {
 	var port, score string
 	json.Unmarshal(raw["port"], &port)
 	json.Unmarshal(raw["score"], &score)
-	if port != "stm32" || score != "2/15" {
+	if port != "stm32" || score != "4/18" {
 		t.Errorf("port %q score %q", port, score)
 	}
 }
@@ -97,7 +103,7 @@ func TestAuditHumanTable(t *testing.T) {
 	if code != ExitFound {
 		t.Fatalf("code %d", code)
 	}
-	for _, want := range []string{"STATUS", "OPEN    secure-boot", "use RP2350 with OTP secure boot or an external secure element", "score 14/15"} {
+	for _, want := range []string{"STATUS", "OPEN    secure-boot", "use RP2350 with OTP secure boot or an external secure element", "score 17/18"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

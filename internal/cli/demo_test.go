@@ -141,7 +141,7 @@ func TestDemoMicroPython(t *testing.T) {
 		t.Error("no MicroPython scenario in the verdict")
 	}
 	if code != ExitOK || !r.OK || r.FalseAlarms != 0 {
-		t.Errorf("exit %d, ok %v, false alarms %d", code, r.OK, r.FalseAlarms)
+		t.Errorf("exit %d, ok %v, false alarms %d; scenarios %+v", code, r.OK, r.FalseAlarms, r.Scenarios)
 	}
 }
 

@@ -23,7 +23,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	manPath := fs.String("manifest", "", "signed manifest (manifest.cose from 'fieldseal build')")
 	vendorKey := fs.String("vendor-key", "", "vendor public key to check the manifest's signature (recommended; the server checks what the device enforces either way)")
 	serverURL := fs.String("server", "", "where to report: mqtt://, mqtts://, http:// or https:// (default: the bundle's MQTT, else HTTP address)")
-	data := fs.String("data", "fieldseal-agent-data", "folder for the evidence log and device state (keep it on the device's internal storage)")
+	data := fs.String("data", "fieldseal-agent-data", "folder for the evidence log, the device state and the agent's own copy of the bundle (keep it on the device's internal storage)")
 	once := fs.Bool("once", false, "one check and one report; exit 0 when the report was acknowledged")
 	tamperFile := fs.String("tamper-file", "", "cover switch as a file: content \"1\" or \"open\" means open")
 	gpio := fs.String("gpio", "", "cover switch on a GPIO line, CHIP:LINE (e.g. gpiochip0:17), high = open")
@@ -45,6 +45,10 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	}
 	if !wire.ValidTopicRoot(*topicRoot) {
 		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
+	}
+	// A typo is a usage error before anything is logged or reported, never a tamper alarm.
+	if err := agent.CheckAppDir(*dir); err != nil {
+		return fail(env, "agent", err)
 	}
 	raw, err := readLimited(*bundlePath, 1<<20)
 	if err != nil {
@@ -83,8 +87,8 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 		return fail(env, "agent", errors.New("no --server and the bundle names none"))
 	}
 	cfg := agent.RunConfig{Bundle: &b, Manifest: m, AppDir: *dir, DataDir: *data, Server: url, Once: *once,
-		EraseChainKey: func() error { return agent.EraseChainKeyFile(*bundlePath, b) },
-		Dial:          agent.DialOptions{TopicRoot: *topicRoot},
+		BundlePath: *bundlePath,
+		Dial:       agent.DialOptions{TopicRoot: *topicRoot},
 		Logf: func(format string, a ...any) {
 			if !*quiet {
 				fmt.Fprintf(env.Stderr, "fieldseal agent: "+format+"\n", a...)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -60,6 +62,36 @@ type logVerdict struct {
 	Tamper    []logTamperJSON `json:"tamper"`
 	Receipts  []logReceipt    `json:"receipts"`
 	Unchecked int             `json:"receipts_unchecked"`
+	Latched   *logLatched     `json:"latched"` // the device's latched tamper summary, null if none
+}
+
+type logLatched struct {
+	FirstN    uint64            `json:"first_n"`
+	FirstType string            `json:"first_type"`
+	FirstT    uint64            `json:"first_t"`
+	FirstWhat string            `json:"first_what"`
+	Counts    map[string]uint32 `json:"counts"`
+}
+
+// receiptCovering is the newest checked receipt that vouches for entry n, or nil.
+func receiptCovering(res *fschain.CheckResult, n uint64) *fschain.ReceiptCheck {
+	var best *fschain.ReceiptCheck
+	for i := range res.Receipts {
+		r := &res.Receipts[i]
+		if r.N >= n && (best == nil || r.Time > best.Time) {
+			best = r
+		}
+	}
+	return best
+}
+
+func sortedTypes(m map[uint16]uint32) []uint16 {
+	out := make([]uint16, 0, len(m))
+	for t := range m {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 type logChecked struct {
@@ -147,9 +179,18 @@ func runLogVerify(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "log verify", err)
 	}
+	if *chainKey != "" {
+		if b := bundleOf(*chainKey); b != nil && (b.Device != x.Dev || b.Epoch != x.Epoch) {
+			return fail(env, "log verify", fmt.Errorf("--chain-key: this key does not belong to this log: the bundle is %s epoch %d, the log is %s epoch %d; use the operator's bundle of %s", b.Device, b.Epoch, x.Dev, x.Epoch, x.Dev))
+		}
+	}
 	res, err := fschain.CheckExport(x, opt)
 	if err != nil {
 		return fail(env, "log verify", err)
+	}
+	if res.KeyMismatch {
+		// An operator's mistake, never a tamper verdict.
+		return fail(env, "log verify", fmt.Errorf("--chain-key: this key does not belong to this log: no entry's tag and not the seal verify under it, while the log's head chain holds; use K_1 of %s epoch %d (the operator's copy of its bundle). If that is the key you gave, every entry and the seal were made without any of the device's keys: check the log against the server's receipts (--server-pub) and its records", x.Dev, x.Epoch))
 	}
 	lines, v := verdict(x, res, opt)
 	if *asJSON {
@@ -210,9 +251,42 @@ func verdict(x *fschain.Export, res *fschain.CheckResult, opt fschain.CheckOptio
 		lines = append(lines, line)
 		v.Tamper = append(v.Tamper, logTamperJSON{N: e.N, T: e.T, Type: wire.EntryName(e.Type), Summary: ev.Summary, LaterOK: ev.LaterOK, Cleared: ev.Cleared})
 	}
+	if m := x.Summary; m != nil {
+		// The device's latched summary: tamper seen since the last clear token, even when its
+		// entries were acknowledged and pruned (not in this export any more).
+		line := fmt.Sprintf("TAMPER latched since entry %d (%s", m.FirstN, wire.EntryName(m.FirstType))
+		if m.FirstWhat != "" {
+			line += " " + m.FirstWhat
+		}
+		line += ", " + deviceTime(m.FirstT) + ")"
+		switch ack := receiptCovering(res, m.FirstN); {
+		case ack != nil:
+			line += fmt.Sprintf(", acknowledged by the server (receipt of %s)", time.Unix(int64(ack.Time), 0).UTC().Format("2006-01-02 15:04 MST"))
+		case m.FirstN <= x.BaseN:
+			line += ", acknowledged by the server (the entry was pruned after its ack; no receipt checked here)"
+		default:
+			line += ", not yet acknowledged by the server"
+		}
+		var counts []string
+		for _, t := range sortedTypes(m.Counts) {
+			counts = append(counts, fmt.Sprintf("%s ×%d", wire.EntryName(t), m.Counts[t]))
+		}
+		if res.Err == nil {
+			lines = append([]string{line}, lines...)
+		} else {
+			lines = append(lines, "  the device also says: "+line)
+		}
+		if len(counts) > 0 {
+			lines = append(lines, "  latched since then: "+strings.Join(counts, ", ")+" (cleared only by a clear token)")
+		}
+		v.Latched = &logLatched{FirstN: m.FirstN, FirstType: wire.EntryName(m.FirstType), FirstT: m.FirstT, FirstWhat: m.FirstWhat, Counts: map[string]uint32{}}
+		for t, c := range m.Counts {
+			v.Latched.Counts[wire.EntryName(t)] = c
+		}
+	}
 	if v.Verdict == "" {
 		v.Verdict = "clean"
-		if len(res.Tamper) > 0 {
+		if len(res.Tamper) > 0 || v.Latched != nil {
 			v.Verdict = "tamper"
 		}
 		state := "sealed"
@@ -249,6 +323,13 @@ func verdict(x *fschain.Export, res *fschain.CheckResult, opt fschain.CheckOptio
 	case res.Err == nil:
 		lines = append(lines, "  no server receipts checked")
 	}
+	// What an export can and cannot prove, so nobody over-reads it either way.
+	stored := fmt.Sprintf("entries %d..%d are the device's own and in order (the head chain", x.BaseN+1, x.N)
+	if x.N == x.BaseN {
+		stored = fmt.Sprintf("the log ends at entry %d (the base head", x.N)
+	}
+	lines = append(lines, "  an export proves: "+stored+"; with --chain-key every tag and the seal: nothing cut off the end), and, with --server-pub, what the server verified (receipts)")
+	lines = append(lines, "  it cannot prove: what happened in entries pruned after the server acknowledged them (ask the server: its events list keeps them), nor that the latched summary is complete (it is the device's own account, not signed by the server)")
 	v.Message = lines[0]
 	return lines, v
 }
@@ -295,6 +376,23 @@ func parseChainKey(s string) (fschain.Key, error) {
 		return k, fmt.Errorf("%q: want K_1 as 64 hex digits (32 bytes), a file holding them, or the operator's copy of the device bundle", s)
 	}
 	return fschain.Key(b), nil
+}
+
+// bundleOf returns the device bundle a --chain-key file holds, or nil (hex key, or not a bundle).
+func bundleOf(s string) *wire.Bundle {
+	text := strings.TrimSpace(s)
+	if _, err := hex.DecodeString(text); len(text) == 64 && err == nil {
+		return nil
+	}
+	b, err := readLimited(s, 1<<20)
+	if err != nil || !strings.HasPrefix(strings.TrimSpace(string(b)), "{") {
+		return nil
+	}
+	var bundle wire.Bundle
+	if json.Unmarshal(b, &bundle) != nil || bundle.Device == "" {
+		return nil
+	}
+	return &bundle
 }
 
 // readReceipts reads one COSE_Sign1 receipt, a CBOR array of them, or hex, one per line.
@@ -388,6 +486,10 @@ func runLogExport(env *Env, args []string) int {
 	x, err := fschain.ReadExport(st)
 	if err != nil {
 		return fail(env, "log export", err)
+	}
+	// The guard keeps its latest receipt beside the log (the agent in its state slot).
+	if rc, err := os.ReadFile(filepath.Join(*dir, "receipt")); err == nil && len(rc) > 0 {
+		x.Receipts = append(x.Receipts, rc)
 	}
 	for _, p := range receiptPaths {
 		rs, err := readReceipts(p)

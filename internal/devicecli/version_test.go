@@ -2,9 +2,13 @@ package devicecli
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // --version and -v are the version verb; a build with VCS stamps shows the commit, its
@@ -12,7 +16,7 @@ import (
 func TestVersion(t *testing.T) {
 	for _, arg := range []string{"version", "--version", "-v"} {
 		code, out, errs := runCLI(arg)
-		if code != ExitOK || !strings.HasPrefix(out, "fieldseal ") || !strings.Contains(out, "protocol  1") || !strings.Contains(out, "go ") {
+		if code != ExitOK || !strings.HasPrefix(out, "fieldseal ") || !strings.Contains(out, fmt.Sprintf("protocol  %d", wire.ProtocolVersion)) || !strings.Contains(out, "go ") {
 			t.Errorf("%s: exit %d %q %q", arg, code, out, errs)
 		}
 	}
@@ -24,4 +28,10 @@ func TestVersion(t *testing.T) {
 			t.Errorf("version lacks %q:\n%s", want, b.String())
 		}
 	}
+}
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader("")}, args)
+	return code, out.String(), errb.String()
 }

@@ -46,9 +46,11 @@ var rules = []rule{
 		pattern: regexp.MustCompile(`os\.Rename\(|\.Sync\(\)`),
 		owners:  []string{"internal/atomicfile/"},
 		allowed: map[string]string{
-			"fschain/storage.go":         "the evidence log's own storage contract (appends, slots, log replacement); fschain imports nothing of ours",
-			"manifest/build.go":          "swaps a whole compiled app folder into place, not a file",
-			"tools/mpy-cross/install.go": "moves a whole installed npm folder into the cache, not a file",
+			"fschain/storage.go":                   "the evidence log's own storage contract (appends, slots, log replacement); fschain imports nothing of ours",
+			"manifest/build.go":                    "swaps a whole compiled app folder into place, not a file",
+			"agent/run.go":                         "renames an imported legacy state file aside, not a write",
+			"device/micropython/firmware/cache.go": "renames a finished firmware build folder into the test cache",
+			"tools/mpy-cross/install.go":           "moves a whole installed npm folder into the cache, not a file",
 		}},
 }
 

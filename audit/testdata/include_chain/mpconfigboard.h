@@ -16,6 +16,7 @@
 #define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0)
 #define MICROPY_PY_MACHINE_MEMX     (0)
 #define MICROPY_PY_UCTYPES          (0)
+#define MICROPY_PY_STM              (0)  // stm.mem32 is raw memory access too
 
 #ifndef FIELDSEAL_STATE_BKPSRAM
 #define FIELDSEAL_STATE_BKPSRAM     (1)

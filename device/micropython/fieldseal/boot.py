@@ -1,5 +1,6 @@
 # Boot entry, frozen into the firmware and run first (stm32: MICROPY_BOARD_FROZEN_BOOT_FILE;
 # esp32/rp2: frozen _boot.py calling fieldseal.boot.main()). See device/micropython/README.md.
+# The board's boot file trims sys.path before importing this module (D23); this repeats it.
 import usys
 
 # Before any further import: frozen modules only. Nothing on storage can shadow a module
@@ -55,18 +56,59 @@ def run_app(d, mod, samples=None, sleep=None):
     return sent
 
 
+def send_now(d):
+    """Build a report and hand it to the port now (used when the boot check failed: the
+    evidence leaves before any application code runs, issue 12 item 10)."""
+    p = d.port
+    if hasattr(p, "send"):
+        down = p.send(d.report())
+        if down:
+            d.ack(down)
+
+
+def failed(d, e):
+    """Say why the guard gives up: the exception on the console, and a boot-failed entry in
+    the log when the log is usable (the chain is loaded)."""
+    try:
+        usys.print_exception(e)
+    except Exception:
+        pass
+    try:
+        if d is not None and d.chain.s is not None:
+            from fieldseal.device import BOOT_FAILED
+
+            p = {1: type(e).__name__}
+            if str(e):
+                p[2] = str(e)[:120]
+            d.log(BOOT_FAILED, p)
+    except BaseException:
+        pass  # the log itself is what failed: the console line is all there is
+
+
 def main(app="main", port=None):
     """Never returns: boot, import the application from verified bytes only, then run it
-    with the guard in its loop (tamper events, checks, reports). Any failure resets the
-    device: MicroPython must never fall into the REPL (hardening guide A1, A2)."""
+    with the guard in its loop (tamper events, checks, reports). Any failure is shown and
+    logged (boot-failed), then resets the device: MicroPython must never fall into the
+    REPL (hardening guide A1, A2)."""
     try:
         import micropython
 
         micropython.kbd_intr(-1)
     except Exception:
         pass
+    d = None
     try:
-        d = start(port)
+        from fieldseal.device import Device
+
+        if port is None:
+            from fieldseal import ports
+
+            port = ports.pick()
+        usys.path[:] = [port.FROZEN]
+        d = Device(port)
+        d.boot()
+        if d.bad:
+            send_now(d)
         mod = None
         try:
             mod = __import__(app)
@@ -77,6 +119,8 @@ def main(app="main", port=None):
         else:
             run_app(d, mod)
             run_app(d, None)
+    except Exception as e:
+        failed(d, e)
     finally:
         try:
             import umachine as machine

@@ -91,6 +91,97 @@ def hash_file(full, size, keep):
     return h.digest(), buf, total
 
 
+def mpy_problem(b):
+    """The structural check `fieldseal build` applies to every .mpy (manifest.ParseMpy):
+    None for a whole bytecode .mpy v6, else why not. MicroPython's loader trusts a .mpy
+    completely (a truncated one hangs the import forever, a native one runs machine code),
+    so a modified module that fails this is never handed to it (D6)."""
+    n = len(b)
+    if n < 4 or b[0] != 0x4D:
+        return "not a .mpy" if n and b[0] != 0x4D else "truncated"
+    if b[1] != 6 or b[2] & 0x80 or not 8 <= b[3] <= 64:
+        return "unsupported .mpy header"
+    if (b[2] >> 2) & 0x0F:
+        return "native code"
+    pos = [4]
+
+    def vuint():
+        v = 0
+        for _ in range(9):
+            if pos[0] >= n:
+                raise IndexError
+            c = b[pos[0]]
+            pos[0] += 1
+            v = (v << 7) | (c & 0x7F)
+            if not c & 0x80:
+                return v
+        raise ValueError
+
+    def skip(k):
+        if k > n - pos[0]:
+            raise IndexError
+        pos[0] += k
+
+    def obj(depth):
+        if depth > 64 or pos[0] >= n:
+            raise IndexError
+        t = b[pos[0]]
+        pos[0] += 1
+        if t <= 4:
+            return
+        if t == 10:
+            k = vuint()
+            if k > n - pos[0]:
+                raise IndexError
+            for _ in range(k):
+                obj(depth + 1)
+        elif t in (5, 6):
+            skip(vuint() + 1)
+        elif t in (7, 8, 9):
+            skip(vuint())
+        else:
+            raise ValueError
+
+    def raw(depth):
+        if depth > 64:
+            raise ValueError
+        kl = vuint()
+        if kl & 3:
+            return True  # native raw code
+        skip(kl >> 3)
+        if kl & 4:
+            k = vuint()
+            if k > n - pos[0]:
+                raise IndexError
+            for _ in range(k):
+                if raw(depth + 1):
+                    return True
+        return False
+
+    try:
+        if b[2] & 0x40:
+            vuint()
+        nq = vuint()
+        no = vuint()
+        if nq > n or no > n:
+            return "truncated"
+        for _ in range(nq):
+            q = vuint()
+            if not q & 1:
+                skip((q >> 1) + 1)
+        for _ in range(no):
+            obj(0)
+        if raw(0):
+            return "native code"
+    except IndexError:
+        return "truncated"
+    except (ValueError, RuntimeError):
+        return "malformed"
+    if pos[0] != n:
+        return "malformed"
+    return None
+
+
 MAX_FINDINGS = 64
 MAX_NAME = 160  # bytes of an attacker-chosen file name kept in findings and log entries
 
@@ -145,9 +236,13 @@ def measure(man, ext, keep_modules, feed=None):
             if keep and report_policy:
                 # policy "report": the modified module is served (and logged as such); keep
                 # the whole file, bounded, whatever its size now
+                # bounded, whatever its size now; a .mpy only if it passes build's structural
+                # check (a truncated one would hang the loader forever, D6)
                 try:
                     with open(full, "rb") as f:
-                        r.kept[path] = f.read(4 * size + 4096)
+                        buf = f.read(4 * size + 4096)
+                    if not path.endswith(".mpy") or mpy_problem(buf) is None:
+                        r.kept[path] = buf
                 except OSError:
                     pass
     if man.policy.get("extra_files", "flag") != "ignore":

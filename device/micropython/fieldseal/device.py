@@ -11,14 +11,23 @@ from fieldseal.fscrypto import ct_eq
 
 BOOT, CHECK_OK, CHECK_FAIL, COVER_OPEN, COVER_CLOSE, MAGNET, REFUSED, ERASED = 1, 2, 3, 4, 5, 6, 7, 8
 SERVICE_BEGIN, SERVICE_END, TAMPER_CLEARED, MANIFEST_UPDATE, REGISTER, OVERFLOW = 9, 10, 11, 12, 13, 14
-RECOVERED, BAD_DOWNLINK = 15, 16
+RECOVERED, BAD_DOWNLINK, ROLLBACK_DETECTED, LOG_CORRUPT = 15, 16, 17, 18
+BOOT_FAILED, REPEAT = 19, 20
+# D24: cover openings logged one by one between two reports; further ones are counted (count,
+# first and last time) and go out as one repeat entry with the next report, so a flood (a
+# magnet and patience) can neither fill storage nor hide.
+REPEAT_FREE = 8
 
 # report state flags (wire.State*)
 F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLOW, F_LATCHED = (
     1, 2, 4, 8, 16, 32, 64, 128)
 LATCHED = F_COVER_WAS | F_MAGNET | F_LATCHED  # cleared only by a clear token (D10)
-# the device's own state, kept in the state slots (as a CBOR array in this order)
-XKEYS = ("boot", "rseq", "ack", "nonce", "fl", "used", "svc", "civ", "riv", "mv", "cv", "lc", "R", "T", "bd")
+# the device's own state, kept in the state slots as wire.DeviceState: key i+1 is XKEYS[i]
+# (sum: latched tamper summary, svw: service window bounds, seen: newest entry accounted for)
+XKEYS = ("boot", "rseq", "ack", "nonce", "fl", "used", "svc", "civ", "riv", "mv", "cv", "lc", "R", "T", "bd",
+         "sum", "svw", "seen")
+XDEFAULTS = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0, "civ": 0, "riv": 0,
+             "mv": 0, "cv": False, "lc": 0, "bd": 0, "sum": None, "svw": None, "seen": 0}
 MAX_TOKENS = 32
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"  # fschain.md D
 MAX_BAD = 16  # files listed in one check-fail entry (payload ≤ 1024 bytes)
@@ -27,6 +36,56 @@ MAX_BAD_DOWNLINK = 16  # bad-downlink entries logged between two good acks
 
 def unhex(s):
     return ubinascii.unhexlify(s)
+
+
+def latch_for(typ, p):
+    """What a tamper-class entry latches (Go: agent.latchFor; the code-mismatch bit aside)."""
+    if typ == COVER_OPEN:
+        return 0 if p.get(1) == "service" else F_COVER_WAS | F_LATCHED
+    if typ == MAGNET:
+        return F_MAGNET | F_LATCHED
+    if typ in (CHECK_FAIL, REFUSED, ERASED, ROLLBACK_DETECTED, LOG_CORRUPT):
+        return F_LATCHED
+    return 0
+
+
+def what_of(typ, p):
+    """The summary text of a tamper entry, as Go's fschain.Summary writes it after the name."""
+    v = p.get(1)
+    if typ == CHECK_FAIL:
+        return ", ".join("%s %s" % (b[0], b[1]) for b in v or ()) or "mismatch"
+    if typ == COVER_OPEN:
+        return "seen by " + (v or "-")
+    if typ == MAGNET:
+        return "strength %d" % (v or 0)
+    if typ == REFUSED:
+        return v + (" (%s)" % p[2] if p.get(2) else "")
+    if typ == ERASED:
+        return ", ".join(v or ())
+    return v if isinstance(v, str) else ""
+
+
+def account(x, n, t, typ, p):
+    """Apply entry n to the device state: latches, the tamper summary, spent tokens. For
+    every entry logged, and at boot for entries recovery completed beyond the slot (D22)."""
+    if n <= x["seen"]:
+        return
+    x["seen"] = n
+    f = latch_for(typ, p)
+    if f:
+        x["fl"] |= f
+        sm = x["sum"]
+        if not sm:
+            sm = x["sum"] = {1: n, 2: typ, 3: t, 4: what_of(typ, p)[:120], 5: {}, 6: n}
+        c = sm.setdefault(5, {})
+        c[typ] = c.get(typ, 0) + 1
+        sm[6] = n
+    if typ == TAMPER_CLEARED:
+        x["fl"] &= ~LATCHED
+        x["sum"] = None
+    if typ in (TAMPER_CLEARED, SERVICE_BEGIN) and isinstance(p.get(1), bytes):
+        if not any(ct_eq(u[0], p[1]) for u in x["used"]):
+            x["used"].append([p[1], 0])
 
 
 class Device:
@@ -46,7 +105,9 @@ class Device:
         self.next_check = 0
         self.next_report = 0
         self.partial = False  # the last report carried only the oldest part of the backlog
+        self.svc_ticks = None  # monotonic end of the open service window (this boot only)
         self.reading = None  # the application may set {1: litres, 2: flags}
+        self.rp = [0, 0, 0, 0]  # cover openings: [logged since the last report, counted, first t, last t]
 
     @property
     def x(self):
@@ -69,8 +130,29 @@ class Device:
                 self._provision(bundle)
                 return
             self.st.remove("bundle.json")  # K_1 must not outlive the first entry's key
-        if self.chain.found:
-            self.log(RECOVERED, {1: self.chain.found})
+        x = s["x"]
+        for k in XDEFAULTS:
+            if k not in x:
+                x[k] = XDEFAULTS[k]
+        c = self.chain
+        auth = s.get("xauth", True)
+        if auth:
+            done = c.completed
+        else:
+            # edited in storage: account again for every entry still stored (D26)
+            x["seen"] = s["bn"]
+            done = [e[:4] for e in c.entries()]
+        for n, t, typ, payload in done:
+            try:
+                account(x, n, t, typ, cbor.dec(payload) or {})
+            except Exception:
+                pass
+        if c.rolled_back:
+            self.log(ROLLBACK_DETECTED, {1: c.rolled_back, 2: c.slot_n, 3: s["n"]})
+        elif c.found:
+            self.log(RECOVERED, {1: c.found})
+        if not auth:
+            self.log(ROLLBACK_DETECTED, {1: "device state in the state slot fails its tag: edited in storage"})
 
     def _provision(self, b):
         dev = b["device"]
@@ -81,7 +163,8 @@ class Device:
                 raise ValueError("bundle: %s is not 32 bytes" % k)
         x = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0,
              "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
-             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0}
+             "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0, "sum": None, "svw": None,
+             "seen": 0}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
         self.st.remove("bundle.json")
         self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
@@ -112,7 +195,11 @@ class Device:
                     if isinstance(payload[k], str):
                         payload[k] = payload[k][:120]
                 b = cbor.enc(payload)
-        return self.chain.append(self.port.time(), typ, b)
+        t = self.port.time()
+        if typ in fschain.TAMPER or typ in (TAMPER_CLEARED, SERVICE_BEGIN):
+            # its effect on the state goes into the entry's own slot write
+            account(self.x, self.chain.s["n"] + 1, t, typ, payload)
+        return self.chain.append(t, typ, b)
 
     def cover_was_open(self):
         return bool(self.x["fl"] & F_COVER_WAS)
@@ -131,6 +218,7 @@ class Device:
         x = self.x
         x["boot"] += 1
         self.man = self._manifest()
+        self._expire_service(p.time())  # a window never outlives the boot it was opened in (D25)
         t0 = p.ticks_ms()
         r = measure(self.man, self.ext, True, p.wdt_feed)
         self.kept = r.kept
@@ -222,18 +310,60 @@ class Device:
         self.next_check = p.time() + self.check_interval()
         return r
 
+    def _counted(self):
+        """True when this cover opening is one too many to log by itself (D24): it is
+        counted instead, in RAM (a power cut loses the counts since the last report, never
+        the fact: the first REPEAT_FREE entries and the latched flag are stored)."""
+        r = self.rp
+        if r[0] < REPEAT_FREE:
+            r[0] += 1
+            return False
+        now = self.port.time()
+        if not r[1]:
+            r[2] = now
+        r[1] += 1
+        r[3] = now
+        return True
+
+    def _flush_repeats(self):
+        r = self.rp
+        if r[1]:
+            self.log(REPEAT, {1: COVER_OPEN, 2: r[1], 3: r[2], 4: r[3]})
+        self.rp = [0, 0, 0, 0]
+
+    def _service_open(self, now):
+        """The open service window still holds: device time before its end and not before
+        its opening (a clock set back), the same boot, and the monotonic clock of this boot
+        before its end. A clock reset cannot stretch it (D25)."""
+        x = self.x
+        w = x["svw"] or {}
+        if not x["svc"] or now >= x["svc"] or now < w.get(2, 0) or w.get(1) != x["boot"]:
+            return False
+        return self.svc_ticks is None or utime.ticks_diff(self.port.ticks_ms(), self.svc_ticks) < 0
+
+    def _expire_service(self, now):
+        x = self.x
+        if x["svc"] and not self._service_open(now):
+            x["svc"] = 0
+            x["svw"] = None
+            self.svc_ticks = None
+            self.log(SERVICE_END, {})
+
     def _cover(self, is_open, src):
         x = self.x
+        self._expire_service(self.port.time())
         if is_open and not x["cv"]:
             x["cv"] = True
             if x["svc"]:
                 self.log(COVER_OPEN, {1: "service"})  # expected: a technician's window
             else:
                 x["fl"] |= F_COVER_WAS | F_LATCHED
-                self.log(COVER_OPEN, {1: src})
+                if not self._counted():
+                    self.log(COVER_OPEN, {1: src})
         elif not is_open and x["cv"]:
             x["cv"] = False
-            self.log(COVER_CLOSE, {})
+            if not self.rp[1]:  # the closing of a counted opening is counted with it
+                self.log(COVER_CLOSE, {})
 
     def poll(self):
         """One pass of the main loop: drain tamper events, run due checks; returns a report
@@ -256,9 +386,7 @@ class Device:
             x["fl"] |= F_MAGNET | F_LATCHED
             self.log(MAGNET, {1: m})
         now = p.time()
-        if x["svc"] and now >= x["svc"]:
-            x["svc"] = 0
-            self.log(SERVICE_END, {})
+        self._expire_service(now)
         if now >= self.next_check:
             self.check()
         if now >= self.next_report:
@@ -290,8 +418,10 @@ class Device:
         backlog whatever its size."""
         x = self.x
         s = self.chain.s
+        self._flush_repeats()
         x["rseq"] += 1
         self.chain.save()  # persisted before sending
+        limit = self._fit(limit)
         status = 2 if not self.checked else (1 if self.bad else 0)
         kid = s["d"].encode()
         pl = {1: s["d"], 2: s["e"], 3: x["rseq"], 4: x["boot"], 5: self.port.time(),
@@ -314,6 +444,23 @@ class Device:
         self.partial = bool(seg[1]) and seg[1][-1][0] < s["n"]
         pl[9] = seg
         return cose.mac0(x["R"], kid, cbor.enc(pl))
+
+    @staticmethod
+    def _fit(limit):
+        # limit None (the whole backlog, tests and tools) is left alone
+        """Cut the report to what the heap can build: the segment, its CBOR and the COSE
+        copy are live at once (about three times the report), so a small heap sends the
+        backlog in smaller parts instead of failing (D24)."""
+        try:
+            import gc
+
+            gc.collect()
+            room = (gc.mem_free() - 6144) // 3
+        except Exception:
+            return limit
+        if limit is not None and room < limit:
+            return max(1024, room)
+        return limit
 
     # -- downlink ---------------------------------------------------------------------
     def _bad(self, why):
@@ -425,7 +572,10 @@ class Device:
         act = t.get(4)
         args = t.get(7) or {}
         if act == "service":
-            x["svc"] = p.time() + (args.get(6) or 3600)
+            win = args.get(6) or 3600
+            x["svc"] = p.time() + win
+            x["svw"] = {1: x["boot"], 2: p.time(), 5: tid}
+            self.svc_ticks = utime.ticks_add(p.ticks_ms(), win * 1000)
             pl = {1: tid}
             if args.get(1):
                 pl[2] = args[1]
@@ -434,6 +584,7 @@ class Device:
             self.log(SERVICE_BEGIN, pl)
         elif act == "clear":
             x["fl"] &= ~LATCHED
+            x["sum"] = None
             self.refused = set()
             p.clear_latch()
             self.log(TAMPER_CLEARED, {1: tid})

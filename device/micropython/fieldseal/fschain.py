@@ -3,8 +3,12 @@
 # "Storage"), so either implementation can read the other's internal storage:
 #   log             records  "fr" | u64 n | u64 t | u16 type | u16 len | payload | tag[16] | u32 crc
 #   slot-a, slot-b  "fs1s" | u64 gen | u32 epoch | u64 n | head | key | seal | u64 base_n |
-#                   base_h | u32 dropped | u8 len(dev) | dev | u32 crc, then the guard's own
-#                   state: "fsx1" | u32 len | CBOR map | u32 crc (Go ignores it)
+#                   base_h | u32 dropped | u8 len(dev) | dev | u32 crc, then the device state
+#                   (wire.DeviceState, shared with the Go agent): "fsx2" | u32 len | CBOR map
+#                   | tag[16] | u32 crc, tag = HMAC(H("fs1/state" || K_{n+1}), "fs1/state" ||
+#                   lp(D) || u32(e) || u64(gen) || u64(n) || h_n || CBOR)[:16]. The CRC tells
+#                   a torn write (slot invalid) from an edit (tag fails: tamper evidence).
+#                   Older guards wrote "fsx1" | u32 len | CBOR array | u32 crc: still read.
 # CRC-32 is IEEE (binascii.crc32). Append order (fschain.md): 1 record, 2 inactive slot,
 # 3 zero the older slot.
 from fieldseal.fscrypto import H, hmac, ct_eq
@@ -25,7 +29,8 @@ except ImportError:  # ports built without MICROPY_PY_BINASCII_CRC32
 LOG = "log"
 SLOTS = ("slot-a", "slot-b")
 MAX_PAYLOAD = 1024
-TAMPER = (3, 4, 6, 7, 8, 14, 16)
+TAMPER = (3, 4, 6, 7, 8, 14, 16, 17, 18, 20)
+ROLLBACK_DETECTED, LOG_CORRUPT = 17, 18
 
 
 def u16(x):
@@ -97,12 +102,24 @@ def parse_record(buf, off):
     return (n, t, typ, bytes(buf[p:p + plen]), bytes(buf[p + plen:p + plen + 16])), end
 
 
+def _xtag(s, x):
+    d = s["d"].encode()
+    return hmac(H(b"fs1/state", s["k"]), b"fs1/state", u16(len(d)), d, u32(s["e"]), u64(s["g"]), u64(s["n"]),
+                s["h"], x)[:16]
+
+
 def _slot(s, xkeys=None):
     d = s["d"].encode()
     b = b"".join((b"fs1s", u64(s["g"]), u32(s["e"]), u64(s["n"]), s["h"], s["k"], s["sl"], u64(s["bn"]),
                   s["bh"], u32(s["dr"]), bytes((len(d),)), d))
-    x = cbor.enc([s["x"].get(k) for k in xkeys] if xkeys else s["x"])
-    return b"".join((b, u32(crc32(b) & 0xFFFFFFFF), b"fsx1", u32(len(x)), x, u32(crc32(x) & 0xFFFFFFFF)))
+    if xkeys:
+        # wire.DeviceState: key i+1 for xkeys[i]; empty values are left out (as Go's omitempty)
+        xs = s["x"]
+        x = cbor.enc({i + 1: xs[k] for i, k in enumerate(xkeys) if xs.get(k) not in (None, 0, b"", False, [], {})})
+    else:
+        x = cbor.enc(s["x"])
+    t = b"".join((b"fsx2", u32(len(x)), x, _xtag(s, x)))
+    return b"".join((b, u32(crc32(b) & 0xFFFFFFFF), t, u32(crc32(t) & 0xFFFFFFFF)))
 
 
 def _unslot(b, xkeys=None):
@@ -113,22 +130,53 @@ def _unslot(b, xkeys=None):
     if len(b) < end + 4 or crc32(b[:end]) & 0xFFFFFFFF != int.from_bytes(b[end:end + 4], "big"):
         return None
     i = end + 4
-    if b[i:i + 4] != b"fsx1":
+    magic = b[i:i + 4]
+    if magic not in (b"fsx1", b"fsx2"):
         return None
     xl = int.from_bytes(b[i + 4:i + 8], "big")
     x = b[i + 8:i + 8 + xl]
-    if len(x) != xl or len(b) < i + 12 + xl or crc32(x) & 0xFFFFFFFF != int.from_bytes(b[i + 8 + xl:i + 12 + xl], "big"):
+    tl = 16 if magic == b"fsx2" else 0
+    c = i + 8 + xl + tl
+    crc = crc32(b[i:c] if tl else x) & 0xFFFFFFFF
+    if len(x) != xl or len(b) < c + 4 or crc != int.from_bytes(b[c:c + 4], "big"):
         return None
     try:
         xs = cbor.dec(x, maxlen=1 << 16, maxitems=1 << 12)
-        if xkeys:
+        if xkeys and magic == b"fsx1":
             xs = dict(zip(xkeys, xs))
+        elif xkeys:
+            xs = {xkeys[k - 1]: v for k, v in xs.items() if isinstance(k, int) and 1 <= k <= len(xkeys)}
     except Exception:
         return None
     g = int.from_bytes
-    return {"g": g(b[4:12], "big"), "e": g(b[12:16], "big"), "n": g(b[16:24], "big"), "h": b[24:56],
-            "k": b[56:88], "sl": b[88:120], "bn": g(b[120:128], "big"), "bh": b[128:160],
-            "dr": g(b[160:164], "big"), "d": b[165:end].decode(), "x": xs}
+    s = {"g": g(b[4:12], "big"), "e": g(b[12:16], "big"), "n": g(b[16:24], "big"), "h": b[24:56],
+         "k": b[56:88], "sl": b[88:120], "bn": g(b[120:128], "big"), "bh": b[128:160],
+         "dr": g(b[160:164], "big"), "d": b[165:end].decode(), "x": xs}
+    # whole but not authentic: edited in storage (or an older guard's fsx1)
+    s["xauth"] = bool(tl) and ct_eq(_xtag(s, x), b[c - 16:c])
+    return s
+
+
+def read_records(f):
+    """Stream the records of an open log file: yields ((n, t, type, payload, tag), end
+    offset) and stops at the first torn or invalid record. Memory is one record at a time,
+    whatever the log holds (D24)."""
+    off = 0
+    while True:
+        hdr = f.read(22)
+        if len(hdr) < 22 or hdr[0] != 0x66 or hdr[1] != 0x72:
+            return
+        n, t, typ, plen = unpack_from(">QQHH", hdr, 2)
+        if plen > MAX_PAYLOAD:
+            return
+        rest = f.read(plen + 20)
+        if len(rest) < plen + 20:
+            return
+        crc = crc32(hdr)
+        if crc32(rest[:plen + 16], crc) & 0xFFFFFFFF != unpack_from(">I", rest, plen + 16)[0]:
+            return
+        off += 42 + plen
+        yield (n, t, typ, rest[:plen], rest[plen:plen + 16]), off
 
 
 class Unprovisioned(Exception):
@@ -148,6 +196,9 @@ class Chain:
         self.slot_len = [0, 0]
         self.log_size = 0
         self.found = None  # what recovery did at load, or None
+        self.rolled_back = None  # what only a copied-back or edited slot explains, or None
+        self.completed = []  # records recovery completed beyond the slot: (n, t, type, payload)
+        self.slot_n = 0  # n of the slot loaded at boot
 
     # -- provisioning and boot ------------------------------------------------------
     def create(self, dev, epoch, k1, x):
@@ -178,42 +229,67 @@ class Chain:
         self.st.remove(LOG + ".new")  # an unfinished prune; the old log is still whole
         self._recover()
 
+    def _records(self):
+        """(entry, end offset) of every whole record in the log, streamed."""
+        f = self.st.open(LOG)
+        if f is None:
+            return
+        with f:
+            yield from read_records(f)
+
     def _recover(self):
+        """Complete every whole record whose tag verifies (a slot is never trusted over a
+        record that verifies). A power cut leaves at most one beyond the slot and only a
+        torn one after it: more than one completed, or a whole record that does not continue
+        the chain, means a copied-back or edited slot (rolled_back, threat D22)."""
         s = self.s
         d = s["d"].encode()
-        raw = self.st.read(LOG) or b""
-        buf = memoryview(raw)
-        off = 0
+        slot_n = self.slot_n = s["n"]
+        size = self.st.size(LOG)
         good = 0
-        completed = 0
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                break
-            (n, t, typ, payload, tag), nxt = r
+        whole = 0
+        first = None
+        records = self._records()
+        for (n, t, typ, payload, tag), nxt in records:
             if n <= s["n"]:
-                off = good = nxt
+                good = nxt
                 continue
-            if n != s["n"] + 1:
-                break
-            # a whole record n_s + 1: committed if its tag verifies under the stored key
-            msg = entry_msg(d, s["e"], n, t, typ, s["h"], payload)
-            if not ct_eq(entry_tag(s["k"], msg), tag):
+            ok = n == s["n"] + 1
+            if ok:
+                # a whole record n_s + 1: committed if its tag verifies under the stored key
+                msg = entry_msg(d, s["e"], n, t, typ, s["h"], payload)
+                ok = ct_eq(entry_tag(s["k"], msg), tag)
+            if not ok:
+                # count the whole records left: none can come from a power cut
+                first = n
+                whole = 1
+                for _ in records:
+                    whole += 1
                 break
             h = head(msg, tag)
             k2 = evolve(s["k"])
             s["n"], s["h"], s["k"], s["sl"] = n, h, k2, seal(k2, d, s["e"], n, h)
             self.save()
-            completed += 1
-            off = good = nxt
+            self.completed.append((n, t, typ, payload))
+            good = nxt
+        records.close()  # the log file is closed before it is truncated
         self.log_size = good
-        if good < len(buf):
+        done = len(self.completed)
+        rb = []
+        if done > 1:
+            rb.append("state slot at entry %d, but entries %d..%d in the log verify: completed them" % (slot_n, slot_n + 1, s["n"]))
+        if whole:
+            rb.append("discarded %d whole record(s) after entry %d that do not continue the chain (first: n=%d)" % (whole, s["n"], first))
+        if good < size:
             self.st.truncate(LOG, good)
-            self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (len(buf) - good, s["n"])
-            if completed:
-                self.found = "completed entry %d; %s" % (s["n"], self.found)
-        elif completed:
-            self.found = "completed entry %d after a power cut" % s["n"]
+            if not rb:
+                self.found = "discarded %d bytes of a torn or invalid record after entry %d" % (size - good, s["n"])
+        if rb:
+            self.rolled_back = "; ".join(rb)
+            self.found = None
+        elif done:
+            self.found = "completed entry %d after a power cut" % s["n"] if self.found is None else \
+                "completed entry %d; %s" % (s["n"], self.found)
 
     # -- writing --------------------------------------------------------------------
     def save(self):
@@ -250,14 +326,8 @@ class Chain:
 
     # -- reading, acks --------------------------------------------------------------
     def entries(self):
-        buf = memoryview(self.st.read(LOG) or b"")
-        off = 0
         bn = self.s["bn"]
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                return
-            e, off = r
+        for e, _ in self._records():
             if e[0] > bn:
                 yield e
 
@@ -310,18 +380,12 @@ class Chain:
         s = self.s
         s["bn"], s["bh"] = a, ha
         self.save()
-        buf = memoryview(self.st.read(LOG) or b"")
-        off = 0
         keep = 0
-        while True:
-            r = parse_record(buf, off)
-            if r is None:
-                break
-            e, nxt = r
+        off = 0
+        for e, nxt in self._records():
             if e[0] <= a:
                 keep = nxt
             off = nxt
-        rest = bytes(buf[keep:off])
-        self.st.write(LOG + ".new", rest)
+        self.st.copy(LOG, LOG + ".new", keep, off)
         self.st.rename(LOG + ".new", LOG)
-        self.log_size = len(rest)
+        self.log_size = off - keep

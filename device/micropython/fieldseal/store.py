@@ -3,6 +3,25 @@
 # simulator can cut power at any of them (ports/sim.py).
 import uos
 
+FOLDER = ".fieldseal"  # not an identifier: no import can ever resolve to it (D23)
+
+
+def state_folder(parent):
+    """The guard's storage folder under parent (e.g. /flash/.fieldseal), created if needed.
+    Older releases used parent/fieldseal, which shadowed the frozen package on ports whose
+    sys.path starts with the working directory: it is renamed once, keeping log and slots."""
+    new = parent.rstrip("/") + "/" + FOLDER
+    try:
+        uos.stat(new)
+        return new
+    except OSError:
+        pass
+    try:
+        uos.rename(parent.rstrip("/") + "/fieldseal", new)
+    except OSError:
+        uos.mkdir(new)
+    return new
+
 
 class FileStore:
     def __init__(self, root):
@@ -26,9 +45,40 @@ class FileStore:
         with open(self.path(name), "ab") as f:
             f.write(data)
 
+    def open(self, name):
+        """The file for reading (streamed, so memory does not grow with it), or None."""
+        try:
+            return open(self.path(name), "rb")
+        except OSError:
+            return None
+
+    def size(self, name):
+        try:
+            return uos.stat(self.path(name))[6]
+        except OSError:
+            return 0
+
+    def copy(self, name, dst, start, end):
+        """dst := bytes start..end of name, copied in small pieces (one write, then appends:
+        each is a separate step for a power cut), then nothing else is touched."""
+        self.write(dst, b"")
+        f = self.open(name)
+        if f is None:
+            return
+        buf = bytearray(256)
+        mv = memoryview(buf)
+        with f:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                k = f.readinto(mv[: min(left, len(buf))])
+                if not k:
+                    break
+                self.append(dst, mv[:k])
+                left -= k
+
     def truncate(self, name, n):
-        data = self.read(name) or b""
-        self.write(name + ".tmp", data[:n])
+        self.copy(name, name + ".tmp", 0, n)
         self.rename(name + ".tmp", name)
 
     def rename(self, a, b):

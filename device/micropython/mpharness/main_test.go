@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,55 @@ func TestBootMainEntryPoint(t *testing.T) {
 	}
 	if !hasType(rep.Log.Entries, wire.EntryCheckOK) {
 		t.Fatalf("no scheduled check in %v", types(rep.Log.Entries))
+	}
+}
+
+// D6 under on-mismatch=report (issue 12 item 10): a .mpy truncated to 20 bytes would hang
+// MicroPython's loader forever. The real entry point sends its first report before importing
+// the app (check-fail in it, no refusal yet), then never hands the truncated module to the
+// loader (refused, logged, the device keeps running and reporting).
+func TestThreatD6_ReportPolicyNeverLoadsBrokenMpy(t *testing.T) {
+	node, _ := testenv.Node(t)
+	data := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pol := wire.DefaultPolicy()
+	pol.OnMismatch = wire.ActionReport
+	app := map[string]string{"main.py": "VALUE = 1\n" + strings.Repeat("X = 'padding'\n", 20)}
+	a, err := BuildApp(ctx, node, filepath.Join(data, "build"), app, AppOptions{Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Rename(a.Ext, filepath.Join(data, "ext"))
+	b, _ := os.ReadFile(a.Manifest)
+	os.WriteFile(filepath.Join(data, "_fieldseal_manifest.py"), b, 0o644)
+	os.WriteFile(filepath.Join(data, "ext", "main.mpy"), a.Files["main.mpy"][:20], 0o644)
+	bundle := NewBundle("wm-d6", "watermeter", 1)
+	if err := Provision(filepath.Join(data, "int"), bundle); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(data, "seconds.txt"), []byte("1000"), 0o644)
+	res := runPyTB(t, "mainloop.py", data) // a hang here fails the test (the harness's timeout)
+	reports, _ := res[0]["reports"].([]any)
+	if len(reports) != 2 {
+		t.Fatalf("%d reports, want the one sent at boot and the scheduled one: %v", len(reports), res[0])
+	}
+	var logs [][]wire.Entry
+	for _, r := range reports {
+		m, err := wire.ParseReport(Bytes(r.(string)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := wire.OpenReport(m, bundle.UplinkKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, rep.Log.Entries)
+	}
+	if !hasType(logs[0], wire.EntryCheckFail) || hasType(logs[0], wire.EntryRefused) {
+		t.Fatalf("first report %v: want the check-fail, sent before the app was imported", types(logs[0]))
+	}
+	if !hasType(logs[1], wire.EntryRefused) {
+		t.Fatalf("second report %v: want the refusal of the truncated main.mpy", types(logs[1]))
 	}
 }

@@ -91,3 +91,21 @@ func TestRawSlotsForwardSecureAndCrashSafe(t *testing.T) {
 		t.Fatalf("power cuts: %v", r)
 	}
 }
+
+// The guard's storage code passes the shared storage vectors of
+// testdata/vectors/fschain/storage: the device-state slot decodes, re-encodes byte for byte
+// and an edited one fails its tag (D26); recovery completes and flags rollbacks as Go's
+// fschain.Open does (D22).
+func TestThreatD26_StorageVectorsInMicroPython(t *testing.T) {
+	dir := filepath.Join(testenv.RepoRoot(), "testdata", "vectors", "fschain", "storage")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	res := runPy(t, "storagevec.py", dir)
+	if len(res) != len(files) || len(res) < 5 {
+		t.Fatalf("%d results for %d vectors", len(res), len(files))
+	}
+	for _, r := range res {
+		if r["ok"] != true {
+			t.Errorf("%s: %s", r["file"], r["why"])
+		}
+	}
+}

@@ -33,7 +33,7 @@
 
 // D18: the guard is the frozen boot file: runs before boot.py, even in safe mode,
 // with Ctrl-C disabled (A2, ports/stm32/main.c:671-674).
-#define MICROPY_BOARD_FROZEN_BOOT_FILE "fieldseal_boot.py"
+#define MICROPY_BOARD_FROZEN_BOOT_FILE "fsboot.py"
 
 // Where the guard keeps its state slots: battery-backed SRAM, erased by an RTC
 // tamper event (reference §2.7, §2.8). Never on /flash (A3, A9).

@@ -306,6 +306,9 @@ func Generate() (map[string][]byte, error) {
 			x.Entries = x.Entries[:5]
 			x.N, x.Head = 8, cp(l.heads[8][:])
 		}, ExportWant{Error: "bad-seal", Seq: 8}, ExportWant{Error: "rollback", Seq: 8})
+	if err := storageVectors(files); err != nil {
+		return nil, err
+	}
 	out := map[string][]byte{}
 	names := make([]string, 0, len(files))
 	for n := range files {

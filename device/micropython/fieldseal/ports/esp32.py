@@ -5,9 +5,8 @@
 # `clear`); a reading is mirrored in NVS so it survives until a clear token.
 import esp32
 import umachine as machine
-import uos
 from fieldseal.ports.machineport import MachinePort
-from fieldseal.store import FileStore, RawSlotStore
+from fieldseal.store import FileStore, RawSlotStore, state_folder
 
 
 class Port(MachinePort):
@@ -15,14 +14,11 @@ class Port(MachinePort):
 
     def __init__(self, cover=4, latch=5, clear=18, magnet=None, sd_slot=2, ext_writable=False):
         MachinePort.__init__(self, cover, magnet)
-        try:
-            uos.mkdir("/fieldseal")
-        except OSError:
-            pass
+        root = state_folder("/")
         # state slots on the raw, encrypted "fsstate" partition when the board has one
         # (examples/boards/esp32/partitions-fieldseal.csv), else on the filesystem
         parts = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="fsstate")
-        self.store = RawSlotStore("/fieldseal", parts[0]) if parts else FileStore("/fieldseal")
+        self.store = RawSlotStore(root, parts[0]) if parts else FileStore(root)
         self.nvs = esp32.NVS("fieldseal")
         self.latch = machine.Pin(latch, machine.Pin.IN)
         self.clr = machine.Pin(clear, machine.Pin.OUT, value=0)

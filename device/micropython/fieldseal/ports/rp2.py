@@ -3,9 +3,8 @@
 # QSPI chip the firmware runs from: RP2040 cannot protect it (hardening guide). Tamper latch:
 # an external flip-flop as on ESP32.
 import umachine as machine
-import uos
 from fieldseal.ports.machineport import MachinePort
-from fieldseal.store import FileStore, RawSlotStore
+from fieldseal.store import FileStore, RawSlotStore, state_folder
 
 
 class Port(MachinePort):
@@ -15,11 +14,8 @@ class Port(MachinePort):
 
     def __init__(self, slots=None, cover=2, latch=3, clear=4, magnet=None):
         MachinePort.__init__(self, cover, magnet, hard_irq=True)
-        try:
-            uos.mkdir("/fieldseal")
-        except OSError:
-            pass
-        self.store = RawSlotStore("/fieldseal", slots) if slots else FileStore("/fieldseal")
+        root = state_folder("/")
+        self.store = RawSlotStore(root, slots) if slots else FileStore(root)
         self.latch = machine.Pin(latch, machine.Pin.IN)
         self.clr = machine.Pin(clear, machine.Pin.OUT, value=0)
 

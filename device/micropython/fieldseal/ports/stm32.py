@@ -5,10 +5,9 @@
 # enclosure was opened while unpowered (hardening guide §2.7). The RTC must be running
 # (backup-domain write access), as MicroPython's RTC init leaves it.
 import stm
-import uos
 import urandom
 from fieldseal.ports.machineport import MachinePort
-from fieldseal.store import FileStore, RawSlotStore
+from fieldseal.store import FileStore, RawSlotStore, state_folder
 
 RTC_BASE = 0x40002800
 BKP0R = RTC_BASE + 0x50
@@ -20,13 +19,10 @@ class Port(MachinePort):
 
     def __init__(self, slots=None, cover="X1", magnet=None, ext_writable=False):
         MachinePort.__init__(self, cover, magnet)
-        try:
-            uos.mkdir("/flash/fieldseal")
-        except OSError:
-            pass
+        root = state_folder("/flash")
         # slots: a block device over a dedicated flash sector outside the filesystem
         # (FIELDSEAL_STATE_FLASH_ADDR, hardening guide §9); without one, files in /flash
-        self.store = RawSlotStore("/flash/fieldseal", slots) if slots else FileStore("/flash/fieldseal")
+        self.store = RawSlotStore(root, slots) if slots else FileStore(root)
         self.mount_sd(ext_writable)
 
     def mount_sd(self, writable):

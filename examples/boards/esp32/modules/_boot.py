@@ -1,6 +1,20 @@
-# Frozen _boot.py for fieldseal boards: replaces the port's stock one. It runs before
-# boot.py/main.py with Ctrl-C disabled; the guard mounts the filesystem itself,
-# verifies it and sets sys.path (device/micropython/fieldseal/boot.py).
+# Frozen _boot.py for fieldseal boards: replaces the port's stock one and runs before
+# boot.py/main.py with Ctrl-C disabled (esp32/main.c).
+# First statement: sys is a built-in no file can shadow; trim sys.path before any other
+# import so nothing on a filesystem can stand in for the guard (D23).
+import sys; sys.path[:] = [".frozen"]  # noqa: E702
+
+# The stock _boot.py was the only code that mounted the flash filesystem: mount it here,
+# before the guard needs its storage. Never format on failure (a corrupted superblock must
+# not erase the evidence, reference A9): the guard then fails, says why and resets.
+import vfs
+from flashbdev import bdev
+
+try:
+    vfs.mount(bdev, "/")
+except OSError as e:
+    print("fieldseal: flash filesystem not mounted:", e)
+
 import fieldseal.boot
 
 fieldseal.boot.main()
