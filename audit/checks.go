@@ -339,7 +339,7 @@ func (b *board) guardBoot() Check {
 	c := Check{ID: "guard-boot", Title: "Guard runs as the frozen boot file",
 		Attack: "if the guard is not the first, uninterruptible code, Ctrl-C or a failing boot.py reaches the REPL before it runs (D18, A1, A2)."}
 	if b.port == "stm32" {
-		c.Fix = "#define MICROPY_BOARD_FROZEN_BOOT_FILE \"fieldseal_boot.py\" and freeze a fieldseal_boot.py that runs `import fieldseal.boot; fieldseal.boot.main()` (reference A2, §2.1)."
+		c.Fix = "#define MICROPY_BOARD_FROZEN_BOOT_FILE \"fsboot.py\" and freeze an fsboot.py that runs `import sys; sys.path[:] = [\".frozen\"]` first, then `import fieldseal.boot; fieldseal.boot.main()` (a fieldseal_boot.py would collide with fieldseal/boot.py's frozen C name; reference A2, §2.1, HARDENING.md §8)."
 		t, ev := b.isDef("MICROPY_BOARD_FROZEN_BOOT_FILE")
 		switch t {
 		case triUnknown:

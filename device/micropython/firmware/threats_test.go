@@ -1,0 +1,105 @@
+package firmware_test
+
+import (
+	"encoding/base64"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldseal/fieldseal/device/micropython/firmware"
+	"github.com/fieldseal/fieldseal/wire"
+)
+
+// attackedBoot boots a provisioned device whose application volume holds sd instead of the
+// sealed app, at a 64 KiB heap, and returns the console output up to the first report with
+// the report opened under the device's key.
+func attackedBoot(t *testing.T, sd map[string][]byte) (string, *wire.Report) {
+	t.Helper()
+	fw, mainMpy := guardImage(t)
+	dir, bundle := newDevice(t, mainMpy, false)
+	lfsWrite(t, filepath.Join(dir, "sd.img"), 4096, sd)
+	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: 64 << 10})
+	if _, err := vm.Expect("FSREPORT ", 90*time.Second); err != nil {
+		t.Fatalf("no report: %v\n%s", err, vm.Output())
+	}
+	line, err := vm.Expect("\n", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := vm.Output()
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wire.ParseReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := wire.OpenReport(m, bundle.UplinkKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, rep
+}
+
+func findings(r *wire.Report) map[string]string {
+	out := map[string]string{}
+	for _, b := range r.Meas.Bad {
+		out[b.Path] = b.Kind
+	}
+	return out
+}
+
+// D1 on the Cortex-M3 build: one byte of the sealed main.mpy edited on the application's
+// littlefs volume; the guard's boot check finds it and the first report (sent before any app
+// code runs) carries the check-fail; the edited module never runs.
+func TestThreatD1_EditedMpyOnCortexM3(t *testing.T) {
+	_, mainMpy := guardImage(t)
+	bad := append([]byte{}, mainMpy...)
+	bad[len(bad)/2] ^= 0x01
+	out, rep := attackedBoot(t, map[string][]byte{"main.mpy": bad})
+	if findings(rep)["main.mpy"] != wire.KindModified || !hasEntry(rep, wire.EntryCheckFail) {
+		t.Fatalf("report %+v, entries %v", rep.Meas, entryTypes(rep))
+	}
+	if strings.Contains(out, "APP ") {
+		t.Fatalf("the edited app ran:\n%s", out)
+	}
+}
+
+// D4 on the Cortex-M3 build: main.py dropped beside the sealed main.mpy (.py wins in a plain
+// MicroPython import) is flagged extra and reported before the app is imported.
+func TestThreatD4_PyBesideMpyOnCortexM3(t *testing.T) {
+	_, mainMpy := guardImage(t)
+	_, rep := attackedBoot(t, map[string][]byte{"main.mpy": mainMpy, "main.py": []byte("print('APP HIJACKED')\n")})
+	if findings(rep)["main.py"] != wire.KindExtra {
+		t.Fatalf("findings %v", findings(rep))
+	}
+}
+
+// D6 on the Cortex-M3 build: main.mpy truncated to 20 bytes (which hangs MicroPython's
+// loader) is found modified and reported; the device keeps running instead of hanging.
+func TestThreatD6_TruncatedMpyOnCortexM3(t *testing.T) {
+	_, mainMpy := guardImage(t)
+	_, rep := attackedBoot(t, map[string][]byte{"main.mpy": mainMpy[:20]})
+	if findings(rep)["main.mpy"] != wire.KindModified {
+		t.Fatalf("findings %v", findings(rep))
+	}
+}
+
+func hasEntry(r *wire.Report, typ uint16) bool {
+	for _, e := range r.Log.Entries {
+		if e.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func entryTypes(r *wire.Report) []string {
+	var out []string
+	for _, e := range r.Log.Entries {
+		out = append(out, wire.EntryName(e.Type))
+	}
+	return out
+}
