@@ -91,6 +91,9 @@ type RunConfig struct {
 	// never modifies it. It takes the secrets into its own data folder (bundle.json there)
 	// and erases K_1 from that copy once the evidence log exists.
 	BundlePath string
+	// FirstCheck, if set, is told what the check at start found (nil: the tree matches),
+	// before the first report: the command line's start line and --once result.
+	FirstCheck func(bad []wire.Finding)
 }
 
 // ownBundle is the agent's copy of the bundle in its data folder.
@@ -377,8 +380,12 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			r.Cover(true, wire.CoverSourceLevel)
 		}
 	}
-	if _, err := r.Check(ctx); err != nil {
+	bad, err := r.Check(ctx)
+	if err != nil {
 		return err
+	}
+	if cfg.FirstCheck != nil {
+		cfg.FirstCheck(bad)
 	}
 	if cfg.Once {
 		return r.Report(ctx)

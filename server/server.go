@@ -317,11 +317,20 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// ErrAddrInUse says a listen address is taken by another process; the error names the
+// address and the flag that sets it.
+var ErrAddrInUse = errors.New("address in use")
+
+type addrInUseError string
+
+func (e addrInUseError) Error() string        { return string(e) }
+func (e addrInUseError) Is(target error) bool { return target == ErrAddrInUse }
+
 func listen(addr, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-			return nil, fmt.Errorf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag)
+			return nil, addrInUseError(fmt.Sprintf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag))
 		}
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
 	}

@@ -51,6 +51,7 @@ var rules = []rule{
 			"manifest/build.go":                    "swaps a whole compiled app folder into place, not a file",
 			"agent/run.go":                         "renames an imported legacy state file aside, not a write",
 			"device/micropython/firmware/cache.go": "renames a finished firmware build folder into the test cache",
+			"tools/mpy-cross/install.go":           "moves a whole installed npm folder into the cache, not a file",
 		}},
 }
 
