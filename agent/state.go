@@ -44,6 +44,8 @@ type State struct {
 	Seen uint64 `json:"-"`
 	// StampsDigest vouches for the sealed files' stamps kept between runs.
 	StampsDigest []byte `json:"-"`
+	// BadDownlinks counts rejected downlinks since the last accepted ack (MaxBadDownlinks).
+	BadDownlinks uint32 `json:"bad_downlinks,omitempty"`
 }
 
 // maxUsedTokens bounds the spent-token list. A token older than this many others has long
@@ -55,7 +57,7 @@ func encodeState(st *State) ([]byte, error) {
 	ds := wire.DeviceState{Boot: st.Boot, RSeq: st.RSeq, AckedRSeq: st.AckedRSeq, Nonce: st.Nonce,
 		Latched: st.Latched, ServiceUntil: st.ServiceUntil, CheckInterval: st.CheckInterval,
 		ReportInterval: st.ReportInterval, Summary: st.Summary, Service: st.Service, Seen: st.Seen,
-		Receipt: st.Receipt, StampsDigest: st.StampsDigest}
+		Receipt: st.Receipt, StampsDigest: st.StampsDigest, BadDownlinks: st.BadDownlinks}
 	for _, id := range st.UsedTokens {
 		ds.UsedTokens = append(ds.UsedTokens, wire.UsedToken{ID: id})
 	}
@@ -78,7 +80,7 @@ func decodeState(b []byte) (*State, error) {
 	*st = State{RSeq: ds.RSeq, AckedRSeq: ds.AckedRSeq, Boot: ds.Boot, Nonce: ds.Nonce, Latched: ds.Latched,
 		ServiceUntil: ds.ServiceUntil, Receipt: ds.Receipt, ReportInterval: ds.ReportInterval,
 		CheckInterval: ds.CheckInterval, Service: ds.Service, Summary: ds.Summary, Seen: ds.Seen,
-		StampsDigest: ds.StampsDigest}
+		StampsDigest: ds.StampsDigest, BadDownlinks: ds.BadDownlinks}
 	for _, u := range ds.UsedTokens {
 		st.UsedTokens = append(st.UsedTokens, u.ID)
 	}

@@ -190,6 +190,28 @@ drain: // answers to earlier reports that came too late are superseded by this o
 	}
 }
 
+// Next waits for the next message on the downlink, after Send returned one the device did
+// not take (forged, or an answer to an earlier report): the ack that answers the report
+// may still come (Runner.Report, PROTOCOL.md "Downlink rules").
+func (t *mqttTransport) Next(ctx context.Context) ([]byte, error) {
+	t.mu.Lock()
+	c := t.c
+	t.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("%w: not connected", ErrNoAck)
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	select {
+	case a := <-t.acks:
+		return a, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%w: connection lost: %v", ErrNoAck, c.err)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrNoAck, ctx.Err())
+	}
+}
+
 func (t *mqttTransport) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()

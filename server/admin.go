@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -24,8 +25,16 @@ var ErrInput = errors.New("invalid request")
 // structure, version higher than the product's current one) and registers it. Devices of
 // the product must run it from then on, unless pinned; they are sent it as a token.
 func (s *Server) RegisterManifest(ctx context.Context, signed []byte) (*wire.Manifest, error) {
-	return s.registerManifest(ctx, signed, "api")
+	m, err := s.registerManifest(ctx, signed, "api")
+	if errors.Is(err, errAlreadyRegistered) {
+		return m, nil
+	}
+	return m, err
 }
+
+// errAlreadyRegistered says the very same signed manifest is registered already: a re-run
+// deploy script pushing it again succeeds and changes nothing.
+var errAlreadyRegistered = errors.New("already registered")
 
 func (s *Server) registerManifest(ctx context.Context, signed []byte, actor string) (*wire.Manifest, error) {
 	m, err := wire.OpenManifest(signed, s.cfg.VendorKeys...)
@@ -35,6 +44,9 @@ func (s *Server) registerManifest(ctx context.Context, signed []byte, actor stri
 	}
 	if cur, err := s.st.CurrentManifest(ctx, m.Product); err == nil {
 		if m.Version <= cur.Version {
+			if same, err := s.st.GetManifest(ctx, m.Product, m.Version); err == nil && bytes.Equal(same.Signed, signed) {
+				return m, errAlreadyRegistered
+			}
 			err := fmt.Errorf("%w: %s version %d is not higher than the current %d", wire.ErrDowngrade, m.Product, m.Version, cur.Version)
 			s.auditAdmin(ctx, actor, "manifest-refused", "", wire.ErrDowngrade.Error(), map[string]any{"product": m.Product, "version": m.Version, "current": cur.Version})
 			return nil, err

@@ -62,7 +62,7 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/reports", Open: true, h: s.postReport},
 		{Method: "POST", Path: "/v1/reports:batch", Open: true, h: s.postBatch},
 		{Method: "GET", Path: "/metrics", Roles: anyRole, h: s.metricsHandler},
-		{Method: "GET", Path: "/api/openapi.json", Roles: anyRole, h: s.openapi},
+		{Method: "GET", Path: "/api/openapi.json", Open: true, h: s.openapi}, // tooling fetches it without a token
 		{Method: "GET", Path: "/api/v1/devices", Roles: anyRole, h: s.listDevices},
 		{Method: "POST", Path: "/api/v1/devices", Roles: adminOnly, h: s.postDevice},
 		{Method: "GET", Path: "/api/v1/devices/{id}", Roles: anyRole, h: s.getDevice},
@@ -93,8 +93,16 @@ func (s *Server) Routes() []Route {
 // (console.go), which has its own sign-in and sessions.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	allow := map[string][]string{}
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
+		allow[rt.Path] = append(allow[rt.Path], rt.Method)
+		if rt.Method == http.MethodGet {
+			allow[rt.Path] = append(allow[rt.Path], http.MethodHead)
+		}
+	}
+	for path := range allow {
+		mux.Handle(path, methodNotAllowed(allow, path))
 	}
 	if con := s.cfg.Dashboard; con != nil {
 		mux.Handle("/ui/", con)
@@ -108,6 +116,17 @@ func (s *Server) Handler() http.Handler {
 		apiError(w, http.StatusNotFound, "not-found", "no such route")
 	})
 	return mux
+}
+
+// methodNotAllowed answers a known path asked with a method it does not serve: 405 with
+// the methods it does serve, before any token check (the route is public knowledge: the
+// OpenAPI document lists it).
+func methodNotAllowed(allow map[string][]string, path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods := strings.Join(allow[path], ", ")
+		w.Header().Set("Allow", methods)
+		apiError(w, http.StatusMethodNotAllowed, "method-not-allowed", fmt.Sprintf("%s %s: this path answers %s", r.Method, path, methods))
+	})
 }
 
 // guard checks the bearer token and role of a route.
@@ -514,6 +533,10 @@ func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store
 		return
 	}
 	m, err := s.registerManifest(r.Context(), body, who.Name)
+	if errors.Is(err, errAlreadyRegistered) {
+		writeJSON(w, http.StatusOK, map[string]any{"product": m.Product, "version": m.Version, "root": hex.EncodeToString(m.Root), "already_registered": true})
+		return
+	}
 	if err != nil {
 		reason := Reason(err)
 		code := http.StatusBadRequest

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -28,8 +27,8 @@ import (
 func (s *Server) startBroker() error {
 	ln, err := listen(s.cfg.MQTTAddr, "--mqtt")
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "already in use") {
-			return fmt.Errorf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr)
+		if errors.Is(err, ErrAddrInUse) {
+			return addrInUseError(fmt.Sprintf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr))
 		}
 		return err
 	}

@@ -84,6 +84,9 @@ type Config struct {
 	// DeviceCache bounds the devices kept in memory (default 200,000).
 	DeviceCache int
 
+	// LoRaWAN are the network server integrations to ingest LPWAN frames from (lorawan.go).
+	LoRaWAN []LoRaWAN
+
 	// Balance schedules the districts' water balance and inspection lists (balance.go).
 	Balance BalanceConfig
 }
@@ -103,6 +106,8 @@ type Server struct {
 	alerts *alerter
 
 	recordLimit *rateLimit // audit records of unauthenticated rejections
+	lp          lpState    // LPWAN profile: entry fragments being assembled (lpwan.go)
+	lorawan     []*lorawanConn
 
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -299,6 +304,11 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := s.startLoRaWAN(ctx); err != nil {
+		s.stopLoRaWAN()
+		s.abortStart()
+		return err
+	}
 	s.bgDone.Add(2)
 	go s.balanceLoop(bg)
 	go func() {
@@ -319,11 +329,20 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// ErrAddrInUse says a listen address is taken by another process; the error names the
+// address and the flag that sets it.
+var ErrAddrInUse = errors.New("address in use")
+
+type addrInUseError string
+
+func (e addrInUseError) Error() string        { return string(e) }
+func (e addrInUseError) Is(target error) bool { return target == ErrAddrInUse }
+
 func listen(addr, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-			return nil, fmt.Errorf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag)
+			return nil, addrInUseError(fmt.Sprintf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag))
 		}
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
 	}
@@ -347,6 +366,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ext != nil {
 		s.ext.close()
 	}
+	s.stopLoRaWAN()
 	if s.broker != nil {
 		s.broker.Close()
 	}

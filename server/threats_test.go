@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"net/http"
@@ -322,7 +323,7 @@ func TestThreatS7_ManifestDowngradeAndForeign(t *testing.T) {
 		want string
 	}{
 		{"downgrade", v1, 409, "downgrade"},
-		{"same version", v2, 409, "downgrade"},
+		{"same version, other content", func() []byte { b, _ := e.manifest("watermeter", 2, "v2 rebuilt", nil); return b }(), 409, "downgrade"},
 		{"foreign key", func() []byte {
 			b, _ := e.manifest("watermeter", 3, "v3", ed25519.NewKeyFromSeed(bytes.Repeat([]byte{9}, 32)))
 			return b
@@ -350,6 +351,26 @@ func TestThreatS7_ManifestDowngradeAndForeign(t *testing.T) {
 		if resp.StatusCode != c.code || !strings.Contains(buf.String(), `"error":"`+c.want+`"`) {
 			t.Errorf("%s: %d %s; want %d %s", c.name, resp.StatusCode, buf.String(), c.code, c.want)
 		}
+	}
+	// The very same signed bytes again are not a downgrade: "already registered", nothing
+	// changes (a deploy script run twice).
+	req, _ := http.NewRequest("POST", e.base+"/api/v1/manifests", bytes.NewReader(v2))
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again struct {
+		Version           uint64 `json:"version"`
+		AlreadyRegistered bool   `json:"already_registered"`
+	}
+	json.NewDecoder(resp.Body).Decode(&again)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !again.AlreadyRegistered || again.Version != 2 {
+		t.Errorf("the same manifest again: %d %+v; want 200 already_registered", resp.StatusCode, again)
+	}
+	if ms, _ := e.s.Store().ListManifests(context.Background()); len(ms) != 1 {
+		t.Errorf("%d manifests registered after pushing the same one twice", len(ms))
 	}
 	d := e.provision("meter-1", "watermeter")
 	if d.b.ManifestVersion != 2 {

@@ -4,6 +4,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -12,6 +14,23 @@ import (
 // written and fsynced, renamed over path, then the folder fsynced so the rename itself
 // survives a power cut. On error path is unchanged and no temporary file is left.
 func Write(path string, data []byte, perm os.FileMode) error {
+	if err := write(path, data, perm); err != nil {
+		// Name the file the caller asked for, not the temporary one: its name means
+		// nothing to a person, and it no longer exists.
+		var pe *os.PathError
+		var le *os.LinkError
+		switch {
+		case errors.As(err, &pe):
+			err = pe.Err
+		case errors.As(err, &le):
+			err = le.Err
+		}
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {

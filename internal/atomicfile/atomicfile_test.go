@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -40,6 +41,17 @@ func TestWrite(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(p); string(b) != "two" {
 			t.Fatalf("content changed to %q", b)
+		}
+	}
+}
+
+// A failed write names the file asked for, never the temporary one.
+func TestWriteErrorNamesTheFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, path := range []string{filepath.Join(dir, "no-such-folder", "bundle.json"), dir} {
+		err := Write(path, []byte("x"), 0o600)
+		if err == nil || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), ".tmp") {
+			t.Errorf("Write(%s): %v", path, err)
 		}
 	}
 }

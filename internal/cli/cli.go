@@ -46,3 +46,15 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 func fail(env *Env, verb string, err error) int { return devicecli.Fail(env, verb, err) }
 
 func readLimited(path string, limit int64) ([]byte, error) { return devicecli.ReadLimited(path, limit) }
+
+func usageError(env *Env, fs *flag.FlagSet, format string, a ...any) int {
+	return devicecli.UsageError(env, fs, format, a...)
+}
+
+func requireFlags(env *Env, fs *flag.FlagSet, names ...string) (int, bool) {
+	return devicecli.RequireFlags(env, fs, names...)
+}
+
+func requireArgs(env *Env, fs *flag.FlagSet, pos []string, names ...string) (int, bool) {
+	return devicecli.RequireArgs(env, fs, pos, names...)
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/fieldseal/fieldseal/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,6 +147,7 @@ func TestLogVerifyTamperEvent(t *testing.T) {
 	}
 	t.Logf("verdict:\n%s", out)
 	code, out, _ = runCLI("log", "verify", "--log", p, "--json")
+	testenv.AssertSnakeCase(t, "log verify --json", []byte(out))
 	var v struct {
 		Verdict string
 		Tamper  []struct{ N uint64 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -45,6 +46,20 @@ type serverFile struct {
 	LogLevel     string   `toml:"log_level"`
 	HTTPTLS      tlsFile  `toml:"http_tls"`
 	MQTTTLS      tlsFile  `toml:"mqtt_tls"`
+	// LoRaWAN: [[lorawan]] tables, one per network server integration (docs/OPERATIONS.md).
+	LoRaWAN []lorawanFile `toml:"lorawan"`
+}
+
+// lorawanFile is one [[lorawan]] table: server.LoRaWAN, with devices as DevEUI = "id".
+type lorawanFile struct {
+	Kind        string            `toml:"kind"`
+	Broker      string            `toml:"broker"`
+	Username    string            `toml:"username"`
+	Password    string            `toml:"password"`
+	Application string            `toml:"application"`
+	Tenant      string            `toml:"tenant"`
+	FPort       uint8             `toml:"fport"`
+	Devices     map[string]string `toml:"devices"`
 }
 
 type tlsFile struct {
@@ -89,8 +104,8 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return fail(env, "server", fmt.Errorf("unexpected argument %q", pos[0]))
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -160,8 +175,19 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	if *broker != "" && !set["mqtt"] {
 		cfg.MQTTAddr = "off"
 	}
+	for _, l := range file.LoRaWAN {
+		lw := server.LoRaWAN{Kind: l.Kind, Broker: l.Broker, Username: l.Username, Password: l.Password,
+			Application: l.Application, Tenant: l.Tenant, FPort: l.FPort, Devices: l.Devices}
+		if err := lw.Check(); err != nil {
+			return fail(env, "server", fmt.Errorf("config %s: [[lorawan]]: %w", *config, err))
+		}
+		cfg.LoRaWAN = append(cfg.LoRaWAN, lw)
+	}
 	for _, p := range vendorKeys {
-		pub, err := keys.LoadPublic(p)
+		pub, err := keys.LoadPublicOnly(p)
+		if errors.Is(err, keys.ErrPrivateGiven) {
+			return usageError(env, fs, "--vendor-key %s is the vendor's private signing key: a fleet server needs only the public key (%s%s), and must never hold the key that signs firmware; give that, and keep the private key offline", p, strings.TrimSuffix(p, keys.PubSuffix), keys.PubSuffix)
+		}
 		if err != nil {
 			return fail(env, "server", fmt.Errorf("--vendor-key: %w", err))
 		}
@@ -175,15 +201,34 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		return fail(env, "server", err)
 	}
 	if !wire.ValidTopicRoot(*topicRoot) {
-		return fail(env, "server", fmt.Errorf("--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot))
+		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
+	}
+	// A first start that fails (a port in use, a bad store) leaves no half-made data folder
+	// behind: the next try would otherwise find a server key and an admin token that
+	// belong to no running server.
+	_, statErr := os.Stat(*data)
+	created := errors.Is(statErr, os.ErrNotExist)
+	closeStore := func() {}
+	defer func() { closeStore() }()
+	failStart := func(err error) int {
+		closeStore()
+		closeStore = func() {}
+		if created {
+			os.RemoveAll(*data)
+		}
+		if errors.Is(err, server.ErrAddrInUse) {
+			fmt.Fprintf(env.Stderr, "fieldseal server: %v\n  another MQTT broker or server has the port; for example: fieldseal server --mqtt 127.0.0.1:1884 --http 127.0.0.1:8081 (devices then report to those), or --mqtt off to take reports over HTTP only, or --mqtt-broker tcp://HOST:1883 to consume from that broker\n", err)
+			return ExitError
+		}
+		return fail(env, "server", err)
 	}
 	// The composition root: the store the URL names (SQLite in the data folder by
 	// default), handed to the server; the console is mounted on the server below.
 	st, err := storeurl.Open(ctx, *storeURL, *data)
 	if err != nil {
-		return fail(env, "server", err)
+		return failStart(err)
 	}
-	defer st.Close()
+	closeStore = func() { st.Close() }
 	cfg.Store = st
 	if os.Getenv("GOGC") == "" {
 		// Ingest allocates short-lived buffers at a high rate; a larger heap target trades a
@@ -192,12 +237,12 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 	}
 	s, err := server.New(cfg)
 	if err != nil {
-		return fail(env, "server", err)
+		return failStart(err)
 	}
 	// The operator's console at / and /ui/ (it needs the server: mounted after New).
 	s.SetDashboard(dashboard.ForServer(s))
-	if err := s.Start(ctx); err != nil {
-		return fail(env, "server", err)
+	if err := s.Start(ctx); err != nil { // Start closed what it had opened
+		return failStart(err)
 	}
 	if addr := os.Getenv("FIELDSEAL_PPROF"); addr != "" {
 		// Profiling for benchmarks, on its own listener (loopback address expected).

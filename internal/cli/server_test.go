@@ -67,12 +67,15 @@ func TestServerProvisionManifestPush(t *testing.T) {
 			t.Error("server did not shut down")
 		}
 	}()
+	// Up once it answers and has printed its start lines (they follow the listeners).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + httpAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if strings.Contains(out.String(), "MQTT ") {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server not up: %s %s", out.String(), errOut.String())
@@ -101,8 +104,23 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != 0 || !strings.Contains(msg, "version 5") {
 		t.Fatalf("manifest push: %d %s", code, msg)
 	}
+	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitOK || !strings.Contains(msg, "already registered") {
+		t.Fatalf("the same manifest pushed again: %d %s", code, msg)
+	}
+	m.Created = 2 // other bytes, same version
+	resigned, _ := wire.SignManifest(m, vendor)
+	os.WriteFile(mpath, resigned, 0o644)
 	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitError || !strings.Contains(msg, "downgrade") {
-		t.Fatalf("second push: %d %s", code, msg)
+		t.Fatalf("another manifest with the same version: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-1", "--product", "watermeterr", "--out", filepath.Join(dir, "typo.json")); code != ExitError || !strings.Contains(msg, "--product watermeterr") || !strings.Contains(msg, "known products: watermeter") {
+		t.Fatalf("provision of an unknown product: %d %s", code, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo.json")); err == nil {
+		t.Fatal("a refused provision left a bundle file")
+	}
+	if code, msg := run("provision", "--server", base, "--token", filepath.Join(dir, "no-such", "admin.token"), "--device", "meter-1", "--product", "watermeter", "--out", filepath.Join(dir, "x.json")); code != ExitError || !strings.Contains(msg, "no such file") {
+		t.Fatalf("a missing token file: %d %s", code, msg)
 	}
 	foreign, _ := keys.Generate()
 	fsigned, _ := wire.SignManifest(&wire.Manifest{Product: "watermeter", Version: 6, Created: 1, Files: files, Mutable: []string{}, Policy: wire.DefaultPolicy(), Root: wire.FilesRoot(files), Mpy: m.Mpy}, foreign)
@@ -275,6 +293,8 @@ func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 	for name, c := range map[string]struct{ toml, want string }{
 		"misspelt":          {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
 		"bad duration":      {"receipt_interval = \"soon\"\n", "receipt_interval"},
+		"lorawan kind":      {"[[lorawan]]\nkind = \"chirpstak\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n", `kind "chirpstak"`},
+		"lorawan eui":       {"[[lorawan]]\nkind = \"tts\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n[lorawan.devices]\n\"0102\" = \"wm-1\"\n", `DevEUI "0102"`},
 		"bad schedule":      {"balance_every = \"often\"\n", "balance_every"},
 		"negative schedule": {"balance_every = \"-1h\"\n", "--balance-every"},
 	} {
@@ -291,5 +311,55 @@ func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "server.key")); err == nil {
 			t.Errorf("%s: the server started (created server.key) despite the bad config", name)
 		}
+	}
+}
+
+// A first start that fails on a taken port says what to do and leaves no half-made data
+// folder behind; a data folder that existed before is kept.
+func TestServerFailedStartLeavesNoDataFolder(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := filepath.Join(t.TempDir(), "fieldseal-data")
+	var e bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &e}, []string{"server", "--data", data, "--http", testenv.FreeAddr(t), "--mqtt", taken.Addr().String()})
+	if code != ExitError {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	for _, want := range []string{taken.Addr().String(), "--mqtt 127.0.0.1:1884", "--mqtt off"} {
+		if !strings.Contains(e.String(), want) {
+			t.Errorf("the message does not say %q: %s", want, e.String())
+		}
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("a failed first start left %s behind (%v)", data, err)
+	}
+	kept := t.TempDir()
+	os.WriteFile(filepath.Join(kept, "notes"), []byte("mine"), 0o600)
+	Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}, []string{"server", "--data", kept, "--http", testenv.FreeAddr(t), "--mqtt", taken.Addr().String()})
+	if _, err := os.Stat(filepath.Join(kept, "notes")); err != nil {
+		t.Fatalf("a failed start touched a data folder that existed before: %v", err)
+	}
+}
+
+// A fleet server must never hold the vendor's signing key: given the private key where the
+// public one belongs, it refuses to start and names the public key file.
+func TestServerRefusesVendorPrivateKey(t *testing.T) {
+	dir := t.TempDir()
+	vendorPath := filepath.Join(dir, "vendor.key")
+	vendor, _ := keys.Generate()
+	if err := keys.WritePair(vendorPath, vendor, false); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	var e bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &e}, []string{"server", "--data", data, "--http", testenv.FreeAddr(t), "--mqtt", "off", "--vendor-key", vendorPath})
+	if code != ExitError || !strings.Contains(e.String(), "private") || !strings.Contains(e.String(), "vendor.key.pub") {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatal("the refused start created the data folder")
 	}
 }

@@ -51,9 +51,11 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 || *pubPath == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos, "DIR: the folder to check (or a build's output folder)"); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "pub"); !ok {
+		return code
 	}
 	dir := pos[0]
 	failJSON := func(err error) int {
@@ -66,7 +68,10 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		// A build's output folder: DIST/manifest.cose seals DIST/app.
 		cand := filepath.Join(dir, manifest.ManifestFile)
 		if _, err := os.Stat(cand); err != nil {
-			return failJSON(errors.New("--manifest is required (no manifest.cose in DIR)"))
+			if *asJSON {
+				json.NewEncoder(env.Stdout).Encode(verifyReport{Dir: dir, Error: "missing --manifest", Findings: []manifest.Finding{}})
+			}
+			return usageError(env, fs, "missing --manifest (%s holds no %s, so it is not a build's output folder)", dir, manifest.ManifestFile)
 		}
 		*manPath = cand
 		if st, err := os.Stat(filepath.Join(dir, manifest.AppDir)); err == nil && st.IsDir() {
@@ -82,6 +87,9 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		return failJSON(fmt.Errorf("manifest: %w", err))
 	}
 	m, err := wire.OpenManifest(data, pub)
+	if errors.Is(err, wire.ErrUnknownKey) {
+		return failJSON(fmt.Errorf("manifest %s is not signed by --pub %s (key id %x): %w; give the public key of the vendor key that sealed it", *manPath, *pubPath, wire.KeyID(pub), err))
+	}
 	if err != nil {
 		return failJSON(fmt.Errorf("manifest %s rejected: %w", *manPath, err))
 	}

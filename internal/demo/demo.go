@@ -155,8 +155,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer logf.Close()
 	// Port 0: the server takes free loopback ports and reports them (HTTPAddr, MQTTAddr).
+	// The demo runs the silence check itself, once per virtual tick (see step); the
+	// server's own timer, firing at wall-clock moments, would make the story depend on
+	// the machine's speed.
 	cfg := server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
-		Now: clock.Now, SilentAfter: 6, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Now: clock.Now, SilentAfter: 6, SilentCheck: 1000 * time.Hour, Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		// The console's water-balance pages: refreshed about 20 times in the run (wall time).
 		Balance: server.BalanceConfig{Every: max(o.For/20, time.Second), Inspect: demoInspect(span)}}
 	// The demo is its own composition root, like `fieldseal server`: it opens the store
@@ -242,7 +245,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	w := newWatcher(srv, town)
 	w.logf = tc.Logf
-	w.maxBehind = interval
 	var mps []*mpMeter
 	if o.MicroPython > 0 {
 		mps, err = startMicroPython(ctx, o.MicroPython, dist, tc.Provision, func(ctx context.Context, b *wire.Bundle) (agent.Transport, error) {
@@ -258,14 +260,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if s := mpScenario(mps, origin.Add(span*42/100)); s != nil {
 				w.extra = append(w.extra, s)
 			}
-			w.behind = func(now time.Time) time.Duration { return max(town.Behind(now), mpBehind(mps, now)) }
 		}
 		if o.Progress != nil {
 			fmt.Fprintln(o.Progress, res.MicroPython)
 		}
 	}
 	wall := time.Now()
-	clock.Start()
 	until := origin.Add(span)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -275,19 +275,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		defer wg.Done()
 		w.loop(runCtx, clock, o.Progress, o.Terminal, until)
 	}()
-	if len(mps) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runMicroPython(runCtx, mps, clock, tc.Logf)
-		}()
-	}
-	runErr := town.Run(runCtx, until)
+	runErr := stepped(runCtx, clock, o.Speed, until, town, mps, w, tc.Logf)
 	cancel()
 	wg.Wait()
-	// Freeze virtual time: the verdict, and a dashboard left open with --open, see the fleet
-	// as it was at the end (a running clock would soon make every meter "silent").
-	clock.Stop()
+	// The clock stays where the last tick left it: the verdict, and a dashboard left open
+	// with --open, see the fleet as it was at the end (a running clock would soon make
+	// every meter "silent").
 	if runErr != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -308,6 +301,47 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Hold(res, srv.Store())
 	}
 	return res, nil
+}
+
+// tick is the step of the virtual clock in a demo run: every meter step due within a tick
+// runs at its own scheduled time, and the server sees the tick's end as "now".
+const tick = time.Minute
+
+// analyseEvery is how often (virtual) the water balance of a district with a bypass is
+// recomputed while the town runs.
+const analyseEvery = 30 * time.Minute
+
+// stepped drives the run tick by tick: the meters' steps due in the tick (the town's and
+// the MicroPython ones), then the server's silence check, then, every analyseEvery, the
+// water balance. Virtual time advances only when a tick is done, and never ahead of the
+// wall clock at speed; a slow machine makes the run take longer, never changes its
+// story: detection times come from the virtual clock alone.
+func stepped(ctx context.Context, clock *sim.Clock, speed float64, until time.Time, town *sim.Town, mps []*mpMeter, w *watcher, logf func(string, ...any)) error {
+	origin := clock.Now()
+	wallStart := time.Now()
+	for now := origin.Add(tick); !now.After(until); now = now.Add(tick) {
+		wallDue := wallStart.Add(time.Duration(float64(now.Sub(origin)) / speed))
+		if d := time.Until(wallDue); d > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		clock.Set(now)
+		town.StepTo(ctx, now)
+		stepMicroPython(ctx, mps, now, logf)
+		if err := w.srv.CheckSilent(ctx); err != nil && ctx.Err() == nil {
+			logf("silence check: %v", err)
+		}
+		if now.Sub(origin)%analyseEvery == 0 {
+			w.analyseScenarios(ctx, now)
+		}
+	}
+	return nil
 }
 
 // demoManifest seals the example water-meter app: compiled with mpy-cross when one is

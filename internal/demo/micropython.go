@@ -95,37 +95,17 @@ func mpScenario(ms []*mpMeter, at time.Time) *sim.Scenario {
 	return m.scen
 }
 
-// mpBehind is how far the slowest MicroPython meter's clock trails now.
-func mpBehind(ms []*mpMeter, now time.Time) time.Duration {
-	var worst time.Duration
-	for _, m := range ms {
-		if d := now.Sub(time.Unix(m.now.Load(), 0)); d > worst {
-			worst = d
-		}
-	}
-	return worst
-}
-
-// runMicroPython drives every MicroPython meter until ctx ends: on each tick of the
-// virtual clock the guard's own scheduler runs (checks and reports at its policy's
+// stepMicroPython advances every MicroPython meter to now, in parallel, and returns when
+// all are there: the guard's own scheduler runs (checks and reports at its policy's
 // intervals); each report goes to the server and the ack comes back.
-func runMicroPython(ctx context.Context, ms []*mpMeter, clock *sim.Clock, logf func(string, ...any)) {
+func stepMicroPython(ctx context.Context, ms []*mpMeter, now time.Time, logf func(string, ...any)) {
 	var wg sync.WaitGroup
 	for _, m := range ms {
 		wg.Add(1)
 		go func(m *mpMeter) {
 			defer wg.Done()
-			t := time.NewTicker(50 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-				if err := m.step(ctx, clock.Now()); err != nil && ctx.Err() == nil {
-					logf("%s: %v", m.id, err)
-				}
+			if err := m.step(ctx, now); err != nil && ctx.Err() == nil {
+				logf("%s: %v", m.id, err)
 			}
 		}(m)
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"strings"
 
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/internal/keys"
@@ -30,41 +30,48 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	gpioLow := fs.Bool("gpio-active-low", false, "the GPIO line reads low when the cover is open")
 	quiet := fs.Bool("quiet", false, "log only problems")
 	topicRoot := fs.String("topic-root", wire.DefaultTopicRoot, "root of the MQTT topics, as the server's --topic-root")
-	if _, code, ok := parseFlags(fs, args); !ok {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
 		return code
 	}
-	if *bundlePath == "" || *dir == "" || *manPath == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "bundle", "dir", "manifest"); !ok {
+		return code
 	}
 	if *tamperFile != "" && *gpio != "" {
-		return fail(env, "agent", errors.New("--tamper-file and --gpio are exclusive"))
+		return usageError(env, fs, "--tamper-file and --gpio are exclusive: the cover switch is one or the other")
 	}
 	if !wire.ValidTopicRoot(*topicRoot) {
-		return fail(env, "agent", fmt.Errorf("--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot))
+		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
 	}
 	// A typo is a usage error before anything is logged or reported, never a tamper alarm.
 	if err := agent.CheckAppDir(*dir); err != nil {
 		return fail(env, "agent", err)
 	}
-	raw, err := os.ReadFile(*bundlePath)
+	raw, err := readLimited(*bundlePath, 1<<20)
 	if err != nil {
-		return fail(env, "agent", err)
+		return fail(env, "agent", fmt.Errorf("--bundle: %w", err))
 	}
 	var b wire.Bundle
 	if err := json.Unmarshal(raw, &b); err != nil {
-		return fail(env, "agent", fmt.Errorf("bundle %s: %w", *bundlePath, err))
+		return fail(env, "agent", badInput(*bundlePath, "a device bundle (the JSON file 'fieldseal provision' wrote)", err))
 	}
 	if err := b.Check(); err != nil {
 		return fail(env, "agent", fmt.Errorf("bundle %s: %w", *bundlePath, err))
 	}
-	signed, err := os.ReadFile(*manPath)
+	signed, err := readLimited(*manPath, wire.MaxManifestSize)
 	if err != nil {
-		return fail(env, "agent", err)
+		return fail(env, "agent", fmt.Errorf("--manifest: %w", err))
 	}
 	m, err := openAgentManifest(signed, *vendorKey)
 	if err != nil {
-		return fail(env, "agent", fmt.Errorf("manifest %s: %w", *manPath, err))
+		what := "a signed manifest (DIST/manifest.cose from 'fieldseal build')"
+		if *vendorKey != "" {
+			what = "a manifest signed by --vendor-key " + *vendorKey
+		}
+		return fail(env, "agent", badInput(*manPath, what, err))
 	}
 	if *vendorKey == "" {
 		fmt.Fprintln(env.Stderr, "fieldseal agent: manifest signature not checked here (no --vendor-key); the server still refuses a device enforcing a manifest it did not register")
@@ -98,6 +105,14 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 		g.ActiveLow = *gpioLow
 		cfg.Cover = g
 	}
+	var firstCheck string
+	cfg.FirstCheck = func(bad []wire.Finding) {
+		firstCheck = describeFindings(bad)
+		if !*once && !*quiet {
+			fmt.Fprintf(env.Stderr, "fieldseal agent: guarding %s: %s against %s version %d (%d files): %s; reporting to %s, evidence log in %s; Ctrl-C to stop\n",
+				b.Device, *dir, m.Product, m.Version, len(m.Files), firstCheck, url, *data)
+		}
+	}
 	if err := agent.Run(ctx, cfg); err != nil {
 		if *once && (errors.Is(err, agent.ErrRejected) || errors.Is(err, agent.ErrBadDownlink)) {
 			fmt.Fprintf(env.Stderr, "fieldseal agent: report not acknowledged: %v\n", err)
@@ -105,7 +120,26 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 		}
 		return fail(env, "agent", err)
 	}
+	if *once {
+		fmt.Fprintf(env.Stdout, "%s: checked %s against %s version %d (%d files): %s; report acknowledged by %s\n", b.Device, *dir, m.Product, m.Version, len(m.Files), firstCheck, url)
+	}
 	return ExitOK
+}
+
+// describeFindings says what a check found, in a few words.
+func describeFindings(bad []wire.Finding) string {
+	if len(bad) == 0 {
+		return "every file matches"
+	}
+	var parts []string
+	for i, f := range bad {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(bad)-3))
+			break
+		}
+		parts = append(parts, f.Path+" "+f.Kind)
+	}
+	return fmt.Sprintf("%d problem(s): %s", len(bad), strings.Join(parts, ", "))
 }
 
 // openAgentManifest checks the manifest's signature when a vendor key is given, and its

@@ -7,6 +7,7 @@
 package devicecli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/fieldseal/fieldseal/wire"
@@ -65,6 +68,9 @@ func Main(args []string) int {
 
 // Run is Main with explicit context and streams, for tests.
 func Run(ctx context.Context, env *Env, args []string) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-v") {
+		args = []string{"version"}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(env.Stdout)
 		if len(args) == 0 {
@@ -96,8 +102,13 @@ func usage(w io.Writer) {
 // NewFlags makes a flag set whose errors go to env.Stderr and never exit the process.
 func NewFlags(env *Env, name, synopsis string) *flag.FlagSet { return newFlags(env, name, synopsis) }
 
+// synopses holds each flag set's one-line synopsis, for the short usage line that follows
+// a usage error.
+var synopses sync.Map // *flag.FlagSet → string
+
 func newFlags(env *Env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("fieldseal "+name, flag.ContinueOnError)
+	synopses.Store(fs, synopsis)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(env.Stderr, "Usage: fieldseal %s %s\n\nFlags:\n", name, synopsis)
@@ -112,9 +123,31 @@ func ParseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok boo
 	return parseFlags(fs, args)
 }
 
+// parseOnce parses args; a bad flag gets one line naming it and the short synopsis (the
+// whole flag list would push the error off the screen), -h the full usage.
+func parseOnce(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
+	var msg bytes.Buffer
+	fs.SetOutput(&msg)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+	default:
+		line, _, _ := strings.Cut(msg.String(), "\n")
+		line = strings.Replace(line, "flag provided but not defined", "unknown flag", 1)
+		usageError(&Env{Stderr: out}, fs, "%s", line)
+	}
+	return err
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseOnce(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, ExitOK, false
 			}
@@ -133,8 +166,59 @@ func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok boo
 func Fail(env *Env, verb string, err error) int { return fail(env, verb, err) }
 
 func fail(env *Env, verb string, err error) int {
-	fmt.Fprintf(env.Stderr, "fieldseal %s: %v\n", verb, err)
+	fmt.Fprintf(env.Stderr, "fieldseal %s: %s\n", verb, scrub(err))
 	return ExitError
+}
+
+// UsageError prints what is wrong with the command line, one line naming the flag or
+// argument, then the verb's synopsis (not every flag: the error must stay visible), and
+// returns ExitError. Every verb reports a missing or bad flag this way.
+func UsageError(env *Env, fs *flag.FlagSet, format string, a ...any) int {
+	return usageError(env, fs, format, a...)
+}
+
+func usageError(env *Env, fs *flag.FlagSet, format string, a ...any) int {
+	fmt.Fprintf(env.Stderr, "%s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
+	if syn, ok := synopses.Load(fs); ok {
+		fmt.Fprintf(env.Stderr, "Usage: %s %s ('%s -h' lists every flag)\n", fs.Name(), syn, fs.Name())
+	}
+	return ExitError
+}
+
+// RequireFlags reports the first of names whose flag is empty, with what the flag is for.
+// ok=false means the error was printed: return code.
+func RequireFlags(env *Env, fs *flag.FlagSet, names ...string) (code int, ok bool) {
+	return requireFlags(env, fs, names...)
+}
+
+func requireFlags(env *Env, fs *flag.FlagSet, names ...string) (code int, ok bool) {
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil {
+			panic("cli: requireFlags: no flag --" + n)
+		}
+		if f.Value.String() == "" {
+			return usageError(env, fs, "missing --%s (%s)", n, f.Usage), false
+		}
+	}
+	return ExitOK, true
+}
+
+// RequireArgs checks the count of positional arguments: exactly len(names). Each name is
+// "WHAT: what it is", shown when it is missing.
+func RequireArgs(env *Env, fs *flag.FlagSet, pos []string, names ...string) (code int, ok bool) {
+	return requireArgs(env, fs, pos, names...)
+}
+
+func requireArgs(env *Env, fs *flag.FlagSet, pos []string, names ...string) (code int, ok bool) {
+	if len(pos) < len(names) {
+		what, desc, _ := strings.Cut(names[len(pos)], ": ")
+		return usageError(env, fs, "missing %s (%s)", what, desc), false
+	}
+	if len(pos) > len(names) {
+		return usageError(env, fs, "unexpected argument %q", pos[len(names)]), false
+	}
+	return ExitOK, true
 }
 
 // ReadLimited reads a whole file, refusing one over limit bytes (wire.ErrOversize).

@@ -148,15 +148,14 @@ func runLogVerify(env *Env, args []string) int {
 	}
 	if len(pos) == 1 && *logPath == "" {
 		*logPath = pos[0]
-	} else if len(pos) != 0 || *logPath == "" {
-		fs.Usage()
-		return ExitError
+	} else if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
 	}
-	x, err := readExport(*logPath)
-	if err != nil {
-		return fail(env, "log verify", err)
+	if code, ok := requireFlags(env, fs, "log"); !ok {
+		return code
 	}
 	var opt fschain.CheckOptions
+	var err error
 	if *pubPath != "" {
 		if opt.ServerPub, err = keys.LoadPublic(*pubPath); err != nil {
 			return fail(env, "log verify", fmt.Errorf("--server-pub: %w", err))
@@ -167,9 +166,6 @@ func runLogVerify(env *Env, args []string) int {
 		if err != nil {
 			return fail(env, "log verify", fmt.Errorf("--chain-key: %w", err))
 		}
-		if b := bundleOf(*chainKey); b != nil && (b.Device != x.Dev || b.Epoch != x.Epoch) {
-			return fail(env, "log verify", fmt.Errorf("--chain-key: this key does not belong to this log: the bundle is %s epoch %d, the log is %s epoch %d; use the operator's bundle of %s", b.Device, b.Epoch, x.Dev, x.Epoch, x.Dev))
-		}
 		opt.ChainKey = &k
 	}
 	for _, p := range receiptPaths {
@@ -178,6 +174,15 @@ func runLogVerify(env *Env, args []string) int {
 			return fail(env, "log verify", fmt.Errorf("--receipts %s: %w", p, err))
 		}
 		opt.Receipts = append(opt.Receipts, rs...)
+	}
+	x, err := readExport(*logPath)
+	if err != nil {
+		return fail(env, "log verify", err)
+	}
+	if *chainKey != "" {
+		if b := bundleOf(*chainKey); b != nil && (b.Device != x.Dev || b.Epoch != x.Epoch) {
+			return fail(env, "log verify", fmt.Errorf("--chain-key: this key does not belong to this log: the bundle is %s epoch %d, the log is %s epoch %d; use the operator's bundle of %s", b.Device, b.Epoch, x.Dev, x.Epoch, x.Dev))
+		}
 	}
 	res, err := fschain.CheckExport(x, opt)
 	if err != nil {
@@ -336,7 +341,7 @@ func readExport(path string) (*fschain.Export, error) {
 	}
 	x, err := fschain.DecodeExport(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, badInput(path, "an exported evidence log (the CBOR or JSON file of 'fieldseal log export', the agent or the guard)", err)
 	}
 	return x, nil
 }
@@ -355,7 +360,7 @@ func parseChainKey(s string) (fschain.Key, error) {
 		if strings.HasPrefix(text, "{") {
 			var bundle wire.Bundle
 			if err := json.Unmarshal(b, &bundle); err != nil {
-				return k, fmt.Errorf("device bundle: %w", err)
+				return k, badInput(s, "a device bundle", err)
 			}
 			if len(bundle.ChainKey) == 0 {
 				return k, errors.New("device bundle holds no chain_key: the agent erases K_1 from the device's copy once its log exists; use the operator's copy of the bundle")
@@ -368,7 +373,7 @@ func parseChainKey(s string) (fschain.Key, error) {
 	}
 	b, err := hex.DecodeString(text)
 	if err != nil || len(b) != 32 {
-		return k, errors.New("want 64 hex digits (32 bytes)")
+		return k, fmt.Errorf("%q: want K_1 as 64 hex digits (32 bytes), a file holding them, or the operator's copy of the device bundle", s)
 	}
 	return fschain.Key(b), nil
 }
@@ -405,7 +410,7 @@ func readReceipts(path string) ([][]byte, error) {
 	case b[0]&0xe0 == 0x80: // CBOR array
 		var rs [][]byte
 		if err := wire.Unmarshal(b, &rs); err != nil {
-			return nil, err
+			return nil, badInput(path, "a list of receipts", err)
 		}
 		return rs, nil
 	}
@@ -433,9 +438,11 @@ func runLogShow(env *Env, args []string) int {
 	}
 	if len(pos) == 1 && *logPath == "" {
 		*logPath = pos[0]
-	} else if len(pos) != 0 || *logPath == "" {
-		fs.Usage()
-		return ExitError
+	} else if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "log"); !ok {
+		return code
 	}
 	x, err := readExport(*logPath)
 	if err != nil {
@@ -463,9 +470,11 @@ func runLogExport(env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 0 || *dir == "" || *out == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "storage", "out"); !ok {
+		return code
 	}
 	if _, err := os.Stat(*dir); err != nil {
 		return fail(env, "log export", err)

@@ -62,7 +62,7 @@ func ParsePrivate(data []byte) (ed25519.PrivateKey, error) {
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%T is not an Ed25519 key", k)
+		return nil, errors.New("not an Ed25519 key (fieldseal keys are Ed25519: make one with 'fieldseal keygen')")
 	}
 	return priv, nil
 }
@@ -79,7 +79,7 @@ func ParsePublic(data []byte) (ed25519.PublicKey, error) {
 	}
 	pub, ok := k.(ed25519.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%T is not an Ed25519 key", k)
+		return nil, errors.New("not an Ed25519 key (fieldseal keys are Ed25519: make one with 'fieldseal keygen')")
 	}
 	return pub, nil
 }
@@ -129,6 +129,26 @@ func LoadPublic(path string) (ed25519.PublicKey, error) {
 		if priv, perr := ParsePrivate(data); perr == nil {
 			return priv.Public().(ed25519.PublicKey), nil
 		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
+// ErrPrivateGiven says a private key file was given where only a public key belongs.
+var ErrPrivateGiven = errors.New("is a private key")
+
+// LoadPublicOnly reads a public key file and refuses a private one: for holders that must
+// never keep the private key, such as a fleet server that only checks vendor signatures.
+func LoadPublicOnly(path string) (ed25519.PublicKey, error) {
+	data, err := readSmall(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, perr := ParsePrivate(data); perr == nil {
+		return nil, fmt.Errorf("%s %w", path, ErrPrivateGiven)
+	}
+	pub, err := ParsePublic(data)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return pub, nil
