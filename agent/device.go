@@ -513,15 +513,8 @@ func (d *Device) HandleAck(data []byte, now uint64) error {
 	if len(a.Nonce) > 0 {
 		d.st.Nonce = a.Nonce
 	}
-	unlogged := d.st.BadDownlinks - min(d.st.BadDownlinks, MaxBadDownlinks)
-	d.st.BadDownlinks = 0
-	if err := d.save(); err != nil {
+	if err := d.settleBadDownlinks(now); err != nil {
 		return err
-	}
-	if unlogged > 0 {
-		if _, err := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: UnloggedWhy(unlogged)}); err != nil {
-			return err
-		}
 	}
 	if a.Anchor.N > 0 && len(d.w.Segment().Entries) > 0 {
 		var h fschain.Hash
@@ -742,4 +735,21 @@ func (d *Device) StateEdited(now uint64, what string) error {
 	defer d.mu.Unlock()
 	_, err := d.append(now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: what})
 	return err
+}
+
+// settleBadDownlinks runs when a genuine ack arrives: it saves the state with the count of
+// forged downlinks reset and logs, as one entry, those beyond the MaxBadDownlinks already
+// logged one by one since the previous good ack (S13: the same cap as the guard).
+func (d *Device) settleBadDownlinks(now uint64) error {
+	unlogged := d.st.BadDownlinks - min(d.st.BadDownlinks, MaxBadDownlinks)
+	d.st.BadDownlinks = 0
+	if err := d.save(); err != nil {
+		return err
+	}
+	if unlogged > 0 {
+		if _, err := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: UnloggedWhy(unlogged)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

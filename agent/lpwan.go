@@ -129,15 +129,8 @@ func (m *LPMeter) Downlink(frame []byte, now uint64) error {
 		return fmt.Errorf("%w: (lpwan: the reason is in the server's audit)", ErrRejected)
 	}
 	d.st.AckedRSeq = acked
-	unlogged := d.st.BadDownlinks - min(d.st.BadDownlinks, MaxBadDownlinks)
-	d.st.BadDownlinks = 0
-	if err := d.save(); err != nil {
+	if err := d.settleBadDownlinks(now); err != nil {
 		return err
-	}
-	if unlogged > 0 {
-		if _, err := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: UnloggedWhy(unlogged)}); err != nil {
-			return err
-		}
 	}
 	if ok && len(d.w.Segment().Entries) > 0 {
 		if err := d.w.Prune(an, h); err != nil {
