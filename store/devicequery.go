@@ -20,6 +20,8 @@ type DeviceQuery struct {
 	State   string
 	Product string
 	Version uint64 // the manifest version the device runs; 0: any
+	// District keeps the devices that are members of that district (any role); "": any.
+	District string
 	// Search matches a device whose id starts with it, or one of whose service visits has
 	// it as work order or physical seal number (exactly).
 	Search string

@@ -440,6 +440,9 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store
 	}
 	var out []*store.Device
 	for _, d := range s.devices {
+		if _, member := s.members[q.District][d.ID]; q.District != "" && !member {
+			continue
+		}
 		if q.Filters(d) && q.SearchMatches(d, visits) && q.IsAfter(store.CursorOf(d)) {
 			out = append(out, d.Clone())
 		}

@@ -26,6 +26,10 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store
 	if q.Version != 0 {
 		where = append(where, `running_version = `+arg(int64(q.Version)))
 	}
+	if q.District != "" {
+		// EXISTS, not a join: a device is listed once whatever its roles.
+		where = append(where, `EXISTS (SELECT 1 FROM district_members m WHERE m.district = `+arg(q.District)+` AND m.dev = devices.id)`)
+	}
 	if q.Search != "" {
 		p := arg(q.Search)
 		where = append(where, `(starts_with(id, `+p+`) OR id IN (SELECT dev FROM visits WHERE work_order = `+p+` OR seal_number = `+p+`))`)

@@ -26,6 +26,10 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store
 	if q.Version != 0 {
 		add(`running_version = ?`, int64(q.Version))
 	}
+	if q.District != "" {
+		// The membership primary key (district, dev) answers this per device.
+		add(`EXISTS (SELECT 1 FROM district_members m WHERE m.district = ? AND m.dev = devices.id)`, q.District)
+	}
 	cmp, dir := ">", "ASC"
 	if q.Desc {
 		cmp, dir = "<", "DESC"

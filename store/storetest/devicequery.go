@@ -46,6 +46,27 @@ func testQueryDevices(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	visits[1].SealNumber = "SEAL-0099"
+	// District "dq": a third of the fleet in every role; "dq-other" overlaps it, so a
+	// device in two districts must still be listed once and only for its own district.
+	inDistrict := map[string]bool{}
+	for _, id := range []string{"dq", "dq-other"} {
+		if err := s.PutDistrict(ctx, store.District{ID: id, Name: id, Config: []byte(`{}`), Updated: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var members []store.DistrictMember
+	for i, d := range all {
+		if i%3 == 1 {
+			members = append(members, store.DistrictMember{District: "dq", Dev: d.ID, Role: store.DistrictRoles[i%len(store.DistrictRoles)]})
+			inDistrict[d.ID] = true
+		}
+		if i%2 == 1 {
+			members = append(members, store.DistrictMember{District: "dq-other", Dev: d.ID, Role: store.RoleCustomer})
+		}
+	}
+	if err := s.SetDistrictMembers(ctx, members); err != nil {
+		t.Fatal(err)
+	}
 
 	queries := []store.DeviceQuery{
 		{}, {Desc: true}, {Sort: store.SortLastSeen}, {Sort: store.SortLastSeen, Desc: true},
@@ -54,12 +75,15 @@ func testQueryDevices(t *testing.T, s store.Store) {
 		{Product: "gasmeter"}, {Product: "gasmeter", Sort: store.SortLastSeen}, {Version: 2}, {Version: 2, State: store.StateTrusted},
 		{Search: "q-1"}, {Search: "p-"}, {Search: "WO-4711"}, {Search: "SEAL-0099", Sort: store.SortLastSeen}, {Search: "nothing"},
 		{Search: "q-2", State: store.StateTampered, Desc: true},
+		{District: "dq"}, {District: "dq", Sort: store.SortLastSeen, Desc: true},
+		{District: "dq", State: store.StateTampered, Sort: store.SortLastSeen}, {District: "dq", Search: "q-1"},
+		{District: "nowhere"},
 	}
 	for _, q := range queries {
 		var want []string
 		var sel []*store.Device
 		for _, d := range all {
-			if q.Filters(d) && q.SearchMatches(d, visits) {
+			if q.Filters(d) && q.SearchMatches(d, visits) && (q.District == "" || q.District == "dq" && inDistrict[d.ID]) {
 				sel = append(sel, d)
 			}
 		}
