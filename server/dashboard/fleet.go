@@ -24,6 +24,7 @@ const fleetPageSize = 50
 // fleetView is a parsed fleet-list URL: the filters, the sort and where the page starts.
 type fleetView struct {
 	Q, State, Product, Version, Sort string
+	District                         string // a district id: only its members (any role)
 	After                            string // cursor of the previous page's last row
 	query                            store.DeviceQuery
 	attention                        bool
@@ -31,9 +32,9 @@ type fleetView struct {
 }
 
 func parseFleetView(v url.Values) (fleetView, string) {
-	f := fleetView{Q: strings.TrimSpace(v.Get("q")), State: v.Get("state"), Product: v.Get("product"), Version: v.Get("version"), Sort: v.Get("sort"), After: v.Get("after")}
+	f := fleetView{Q: strings.TrimSpace(v.Get("q")), State: v.Get("state"), Product: v.Get("product"), Version: v.Get("version"), Sort: v.Get("sort"), After: v.Get("after"), District: v.Get("district")}
 	q := &f.query
-	q.Search, q.State, q.Product = f.Q, f.State, f.Product
+	q.Search, q.State, q.Product, q.District = f.Q, f.State, f.Product, f.District
 	if len(q.Search) > 64 {
 		return f, "The search is longer than any device id, work order or seal number (64 characters)."
 	}
@@ -117,6 +118,7 @@ func (f fleetView) URL(path string, kv ...string) string {
 	set("state", f.State)
 	set("product", f.Product)
 	set("version", f.Version)
+	set("district", f.District)
 	if f.Sort != "attention" {
 		set("sort", f.Sort)
 	}
@@ -206,6 +208,7 @@ func (d *dash) fleet(w http.ResponseWriter, r *http.Request) {
 		States    []stateCount
 		OpenCount int
 		Products  []string
+		Districts []store.District
 		Devices   []*store.Device
 		Next      string
 		First     string
@@ -230,6 +233,10 @@ func (d *dash) fleet(w http.ResponseWriter, r *http.Request) {
 		if !slices.Contains(data.Products, m.Product) {
 			data.Products = append(data.Products, m.Product)
 		}
+	}
+	if data.Districts, err = d.st.ListDistricts(ctx); err != nil {
+		d.fail(w, r, err)
+		return
 	}
 	list, err := d.fleetPage(r, f, fleetPageSize+1)
 	if err != nil {
