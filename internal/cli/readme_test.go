@@ -114,9 +114,21 @@ func TestReadmeSetupCommands(t *testing.T) {
 		t.Skip("builds the binary and runs a short demo")
 	}
 	root := testenv.RepoRoot()
-	var cmds []shellCommand
+	// The set-up holds exactly the two commands a new user needs: the demo and the tests.
+	var setup []string
 	for _, b := range readmeBlocks(t, "## Set-up") {
-		cmds = append(cmds, shellCommands(b)...)
+		for _, c := range shellCommands(b) {
+			setup = append(setup, c.text)
+		}
+	}
+	if len(setup) != 2 {
+		t.Errorf("README's set-up has %d commands, want exactly two (the demo and the tests): %q", len(setup), setup)
+	}
+	var cmds []shellCommand
+	for _, section := range []string{"## Set-up", "## Installing the binary"} {
+		for _, b := range readmeBlocks(t, section) {
+			cmds = append(cmds, shellCommands(b)...)
+		}
 	}
 	mod, _ := os.ReadFile(filepath.Join(root, "go.mod"))
 	module := regexp.MustCompile(`(?m)^module (\S+)`).FindSubmatch(mod)
