@@ -21,7 +21,7 @@ import (
 // guard's own API on a device's storage; the real boot then runs on guardImage.
 func labImage(t *testing.T) *firmware.QEMUFirmware {
 	t.Helper()
-	guardImage(t) // the sealed manifest module is current
+	sealedApp(t) // the sealed manifest module it freezes is current (guardImage checks the committed copy)
 	root := filepath.Join("..", "..", "..")
 	return firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join("testdata", "guardlab", "manifest.py"),
 		Inputs: []string{filepath.Join(root, "device", "micropython", "fieldseal"), filepath.Join(root, "examples", "boards"), "qemu", filepath.Join("testdata", "guard")}})
@@ -104,41 +104,6 @@ func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.
 	k, _ := strconv.Atoi(m[1])
 	alloc, _ := strconv.Atoi(m[2])
 	return rep, size, k, alloc
-}
-
-// D24 (a), on the Cortex-M3 build: the log area filled to capacity through the guard's own
-// log API (routine entries until the guard starts dropping them), then the board's real boot
-// at a 32 KiB heap boots, checks, runs the app and reports; the report opens under the
-// device's key and its log verifies as the server verifies it.
-func TestThreatD24_FullLogBootsAndReportsIn32KiBOnCortexM3(t *testing.T) {
-	_, mainMpy := guardImage(t)
-	dir, bundle := newDevice(t, mainMpy, false)
-	vm := labSession(t, dir, 112<<10)
-	out, err := vm.Exec("while D.chain.s['dr'] == 0:\n    D.log(device.CHECK_OK, {1: 1, 2: b'r' * 32, 3: 5})\nprint(D.chain.log_size, D.chain.cap, D.chain.s['n'], D.chain.s['dr'])\n", 600*time.Second)
-	if err != nil {
-		t.Fatalf("filling the log: %v\n%s", err, vm.Output())
-	}
-	vm.Kill()
-	f := strings.Fields(out)
-	if len(f) != 4 {
-		t.Fatalf("lab output %q", out)
-	}
-	size, _ := strconv.Atoi(f[0])
-	capacity, _ := strconv.Atoi(f[1])
-	n, _ := strconv.ParseUint(f[2], 10, 64)
-	if capacity != 12288 || size < capacity-200 {
-		t.Fatalf("log %d of %d bytes: not full", size, capacity)
-	}
-	rep, bytes, kinstr, alloc := bootRealToReport(t, dir, 32<<10, bundle)
-	fresh := serverVerify(t, bundle, rep)
-	if rep.Log.N <= n || len(fresh) == 0 || fresh[0].N != 1 {
-		t.Fatalf("report claims n=%d (log had %d), %d new entries", rep.Log.N, n, len(fresh))
-	}
-	if rep.Meas.Status != wire.MeasOK || rep.State&wire.StateLogOverflow == 0 {
-		t.Fatalf("measurement %+v, state %#x: want ok and the overflow flag", rep.Meas, rep.State)
-	}
-	t.Logf("32 KiB heap, log %d/%d bytes (%d entries): app reached after %d k-instructions with %d bytes in use; report %d bytes carrying entries %d..%d of %d",
-		size, capacity, n, kinstr, alloc, bytes, fresh[0].N, fresh[len(fresh)-1].N, rep.Log.N)
 }
 
 // D24 (b), on the Cortex-M3 build: 10,000 cover openings (each an open and a close edge on
