@@ -16,5 +16,19 @@ else
 fi
 
 go mod download
+# go.mod and go.sum say exactly what the code imports (direct requirements not marked indirect).
+if ! go mod tidy -diff >/dev/null; then
+  echo "test.sh: go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2
+  go mod tidy -diff >&2 || true
+  exit 1
+fi
 go vet ./...
+# staticcheck, pinned (installed from the Go module proxy when missing or another version).
+STATICCHECK_VERSION=0.8.2
+staticcheck="$(go env GOPATH)/bin/staticcheck"
+if ! "$staticcheck" -version 2>/dev/null | grep -q "($STATICCHECK_VERSION)"; then
+  echo "test.sh: installing staticcheck v$STATICCHECK_VERSION"
+  go install "honnef.co/go/tools/cmd/staticcheck@v$STATICCHECK_VERSION"
+fi
+"$staticcheck" ./...
 go test -count=1 -timeout 30m "$@" ./...

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -47,7 +48,7 @@ func takeBundle(cfg RunConfig) (*wire.Bundle, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(p, append(enc, '\n')); err != nil {
+		if err := atomicfile.Write(p, append(enc, '\n'), 0o600); err != nil {
 			return nil, fmt.Errorf("taking the bundle into %s: %w", cfg.DataDir, err)
 		}
 		return &c, nil

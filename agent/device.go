@@ -73,6 +73,9 @@ var (
 	ErrBadDownlink = errors.New("bad-downlink") // MAC, device, epoch or counter does not match
 	ErrStaleAck    = errors.New("stale-ack")    // authentic, but for a report already acknowledged
 	ErrRejected    = errors.New("rejected")     // the server refused the report (Ack.Reject)
+	// ErrTokenRefused wraps a token an accepted ack carried but the device refused (also
+	// logged as bad-downlink): the ack itself took effect.
+	ErrTokenRefused = errors.New("token refused")
 )
 
 // New opens the device's evidence log (creating it on first start from the bundle's K_1),
@@ -452,22 +455,31 @@ func (d *Device) Segment() wire.Segment {
 	return d.w.Segment()
 }
 
-// HandleAck applies the server's answer. The MAC under T, the device id, the epoch and the
-// acknowledged counter are all checked before anything is pruned; a failure is logged as a
-// bad-downlink entry and nothing changes (S5). An authentic ack moves the nonce, prunes
-// the log up to the anchor, keeps the receipt and applies the tokens it carries.
+// HandleAck applies the server's answer, by the downlink rules of docs/PROTOCOL.md
+// ("Downlink rules"; behaviour vectors in testdata/vectors/downlink, shared with the
+// MicroPython guard). The MAC under T, the device id, the epoch and the acknowledged
+// counter are all checked before anything is pruned; a failure is logged as a bad-downlink
+// entry and nothing changes (S5). Only an ack answering the last report sent is taken: an
+// authentic ack for an earlier one is stale and ignored whole, tokens included. An accepted
+// ack moves the nonce, prunes the log up to the anchor, keeps the receipt and applies the
+// tokens it carries; a token it refuses is logged and returned as ErrTokenRefused.
 func (d *Device) HandleAck(data []byte, now uint64) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	a, err := wire.OpenAckWith(data, d.b.Device, d.down)
 	if err != nil {
-		return d.badDownlink(now, "ack: "+errName(err))
+		return d.badDownlink(now, ackWhy(err), "ack: "+err.Error())
 	}
 	if a.Epoch != d.b.Epoch {
-		return d.badDownlink(now, fmt.Sprintf("ack: epoch %d, want %d", a.Epoch, d.b.Epoch))
+		return d.badDownlink(now, WhyWrongEpoch, fmt.Sprintf("ack: epoch %d, want %d", a.Epoch, d.b.Epoch))
 	}
 	if a.AckedRSeq > d.st.RSeq || a.AckedRSeq == 0 {
-		return d.badDownlink(now, fmt.Sprintf("ack: acks report %d, last sent %d", a.AckedRSeq, d.st.RSeq))
+		return d.badDownlink(now, WhyUnsentRSeq, fmt.Sprintf("ack: acks report %d, last sent %d", a.AckedRSeq, d.st.RSeq))
+	}
+	if a.AckedRSeq < d.st.RSeq {
+		// An authentic answer to an earlier report: a late duplicate or a replay. Nothing in
+		// it is current (its anchor, nonce and tokens answer what the server knew then).
+		return ErrStaleAck
 	}
 	if a.Reject != "" {
 		// The server refused the report; nothing it says about the log can be taken as
@@ -478,17 +490,22 @@ func (d *Device) HandleAck(data []byte, now uint64) error {
 		}
 		return fmt.Errorf("%w: %s", ErrRejected, a.Reject)
 	}
-	if a.AckedRSeq < d.st.AckedRSeq {
-		return ErrStaleAck
-	}
 	n, _, _ := d.w.State()
-	if a.Anchor.N > n || (a.Anchor.N > 0 && len(a.Anchor.Head) != 32) {
-		return d.badDownlink(now, fmt.Sprintf("ack: anchor %d beyond log head %d", a.Anchor.N, n))
+	if a.Anchor.N > 0 && len(a.Anchor.Head) != 32 {
+		return d.badDownlink(now, WhyMalformed, "ack: anchor head is not 32 bytes")
+	}
+	if a.Anchor.N > n {
+		return d.badDownlink(now, WhyAnchorAhead, fmt.Sprintf("ack: anchor %d beyond log head %d", a.Anchor.N, n))
+	}
+	if a.Anchor.N > 0 {
+		if h, ok := d.w.HeadAt(a.Anchor.N); ok && !bytes.Equal(h[:], a.Anchor.Head) {
+			return d.badDownlink(now, WhyAnchorMismatch, fmt.Sprintf("ack: anchor head at %d is not the log's", a.Anchor.N))
+		}
 	}
 	if len(a.Receipt) > 0 && len(d.b.ServerPub) == ed25519.PublicKeySize {
 		rc, err := wire.OpenReceipt(a.Receipt, ed25519.PublicKey(d.b.ServerPub))
 		if err != nil || rc.Dev != d.b.Device || rc.Epoch != d.b.Epoch || rc.N != a.Anchor.N || !bytes.Equal(rc.Head, a.Anchor.Head) {
-			return d.badDownlink(now, "ack: receipt does not match the anchor")
+			return d.badDownlink(now, WhyBadReceipt, "ack: receipt does not match the anchor")
 		}
 		d.st.Receipt = a.Receipt
 	}
@@ -496,20 +513,20 @@ func (d *Device) HandleAck(data []byte, now uint64) error {
 	if len(a.Nonce) > 0 {
 		d.st.Nonce = a.Nonce
 	}
-	if err := d.save(); err != nil {
+	if err := d.settleBadDownlinks(now); err != nil {
 		return err
 	}
 	if a.Anchor.N > 0 && len(d.w.Segment().Entries) > 0 {
 		var h fschain.Hash
 		copy(h[:], a.Anchor.Head)
 		if err := d.w.Prune(a.Anchor.N, h); err != nil {
-			return d.badDownlink(now, "ack: anchor does not match the log: "+err.Error())
+			return d.badDownlink(now, WhyAnchorMismatch, "ack: anchor does not match the log: "+err.Error())
 		}
 	}
 	var errs []error
 	for _, c := range a.Commands {
 		if err := d.applyToken(c, now, true); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%w: %w", ErrTokenRefused, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -522,32 +539,46 @@ func (d *Device) ApplyToken(data []byte, now uint64) error {
 	return d.applyToken(data, now, false)
 }
 
-// applyToken applies one token. inAck says it came inside an authentic ack to the report
-// just sent: the server re-sends a pending token until it sees it used, so a spent one
-// there is a harmless repeat, not a replay; anywhere else it is refused and logged (S6).
+// applyToken applies one token. inAck says it came inside an accepted ack: the server
+// re-sends a pending token until it sees it used (a backlog sent in chunks can hold the
+// report that shows it only later), so a spent one there is a harmless repeat and is
+// ignored; anywhere else it is refused and logged (S6). Validity is the same everywhere:
+// until_rseq (0 is never valid) and expires (device time), as in the guard.
 func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 	t, err := wire.OpenToken(data, d.b.Device, d.b.DownlinkKey)
 	if err != nil {
-		return d.badDownlink(now, "token: "+errName(err))
+		return d.badDownlink(now, ackWhy(err), "token: "+err.Error())
 	}
+	return d.applyOpenToken(t, now, inAck)
+}
+
+// applyOpenToken applies an authentic token, however it came (COSE or LPWAN frame).
+func (d *Device) applyOpenToken(t *wire.Token, now uint64, inAck bool) error {
+	var err error
 	if t.Epoch != d.b.Epoch {
-		return d.badDownlink(now, fmt.Sprintf("token: epoch %d, want %d", t.Epoch, d.b.Epoch))
+		return d.badDownlink(now, WhyWrongEpoch, fmt.Sprintf("token: epoch %d, want %d", t.Epoch, d.b.Epoch))
+	}
+	if len(t.ID) != 16 {
+		return d.badDownlink(now, WhyMalformed, "token: id is not 16 bytes")
 	}
 	for _, id := range d.st.UsedTokens {
 		if bytes.Equal(id, t.ID) {
 			if inAck {
 				return nil
 			}
-			return d.badDownlink(now, fmt.Sprintf("token: %x already used", t.ID))
+			return d.badDownlink(now, WhyTokenReplay, fmt.Sprintf("token: %x already used", t.ID))
 		}
 	}
-	if t.UntilRSeq != 0 && d.st.RSeq > t.UntilRSeq {
-		return d.badDownlink(now, fmt.Sprintf("token: %x expired at report %d", t.ID, t.UntilRSeq))
+	if t.UntilRSeq == 0 || d.st.RSeq > t.UntilRSeq {
+		return d.badDownlink(now, WhyTokenExpired, fmt.Sprintf("token: %x valid until report %d, device is at %d", t.ID, t.UntilRSeq, d.st.RSeq))
 	}
-	if t.Expires != 0 && now > t.Expires && !inAck {
-		// Device time is untrusted, so only a token that did not come with a fresh ack is
-		// held to it; the server does not send expired tokens.
-		return d.badDownlink(now, fmt.Sprintf("token: %x expired at %d", t.ID, t.Expires))
+	if t.Expires != 0 && now > t.Expires {
+		return d.badDownlink(now, WhyTokenExpired, fmt.Sprintf("token: %x expired at %d", t.ID, t.Expires))
+	}
+	switch t.Action {
+	case wire.TokenService, wire.TokenClear, wire.TokenConfig, wire.TokenManifest:
+	default:
+		return d.badDownlink(now, WhyUnknownAction, "token: action "+t.Action+" not supported by this agent")
 	}
 	d.st.UsedTokens = append(d.st.UsedTokens, wire.HexBytes(t.ID))
 	if len(d.st.UsedTokens) > maxUsedTokens {
@@ -585,16 +616,19 @@ func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 			d.st.CheckInterval = t.Args.CheckInterval
 		}
 		return d.save()
-	case wire.TokenManifest:
+	default: // wire.TokenManifest
 		m, err := manifestOf(t.Args.Manifest)
 		if err != nil {
-			return d.badDownlink(now, "token: manifest: "+errName(err))
+			return d.badDownlink(now, WhyBadManifest, "token: manifest: "+errName(err))
 		}
-		if m.Product != d.man.Product || m.Version <= d.man.Version {
-			return d.badDownlink(now, fmt.Sprintf("token: manifest %s v%d cannot replace %s v%d", m.Product, m.Version, d.man.Product, d.man.Version))
+		if m.Product != d.man.Product {
+			return d.badDownlink(now, WhyWrongProduct, fmt.Sprintf("token: manifest %s cannot replace %s", m.Product, d.man.Product))
+		}
+		if m.Version <= d.man.Version {
+			return d.badDownlink(now, WhyDowngrade, fmt.Sprintf("token: manifest v%d cannot replace v%d", m.Version, d.man.Version))
 		}
 		if d.onMan == nil {
-			return d.badDownlink(now, "token: this device cannot install manifests")
+			return d.badDownlink(now, WhyUnknownAction, "token: this device cannot install manifests")
 		}
 		if err := d.onMan(m, t.Args.Manifest); err != nil {
 			return fmt.Errorf("installing manifest v%d: %w", m.Version, err)
@@ -607,11 +641,6 @@ func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 		d.logf("%s: manifest v%d installed (was v%d)", d.b.Device, m.Version, old)
 		_, err = d.append(now, wire.EntryManifestUpdate, &wire.ManifestUpdatePayload{Old: old, New: m.Version})
 		return err
-	default:
-		if err := d.save(); err != nil {
-			return err
-		}
-		return d.badDownlink(now, "token: action "+t.Action+" not supported by this agent")
 	}
 }
 
@@ -619,15 +648,7 @@ func (d *Device) applyToken(data []byte, now uint64, inAck bool) error {
 // no vendor key: the token's MAC under T says the server sent it, and the server checked
 // the vendor signature, product and version when the manifest was registered (S7).
 func manifestOf(signed []byte) (*wire.Manifest, error) {
-	s, err := wire.ParseSign1(signed, wire.MaxManifestSize)
-	if err != nil {
-		return nil, err
-	}
-	var m wire.Manifest
-	if err := wire.Unmarshal(s.Payload, &m); err != nil {
-		return nil, err
-	}
-	return &m, m.Check()
+	return wire.ParseManifestUnverified(signed)
 }
 
 // Manifest is the manifest reference the device enforces.
@@ -644,20 +665,31 @@ func (d *Device) Intervals() (report, check uint32) {
 	return d.st.ReportInterval, d.st.CheckInterval
 }
 
-func (d *Device) badDownlink(now uint64, why string) error {
-	d.logf("%s: bad-downlink: %s", d.b.Device, why)
-	if _, err := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: why}); err != nil {
-		return errors.Join(fmt.Errorf("%w: %s", ErrBadDownlink, why), err)
+// badDownlink logs a rejected downlink as a bad-downlink entry whose payload is the
+// stable name why (the guard logs the same names); detail goes to the device's own notes.
+// Tamper-class entries are never dropped, so whoever reaches the downlink could fill the
+// log with garbage: after MaxBadDownlinks rejections without an accepted ack in between,
+// further ones are only counted, and the count is logged with the next accepted ack (S13).
+func (d *Device) badDownlink(now uint64, why, detail string) error {
+	d.logf("%s: bad-downlink: %s", d.b.Device, detail)
+	err := fmt.Errorf("%w: %s", ErrBadDownlink, detail)
+	d.st.BadDownlinks++
+	if serr := d.save(); serr != nil {
+		return errors.Join(err, serr)
 	}
-	return fmt.Errorf("%w: %s", ErrBadDownlink, why)
+	if d.st.BadDownlinks > MaxBadDownlinks {
+		return err
+	}
+	if _, aerr := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: why}); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }
 
 // errName is the stable name of a wire error, for logs that must not leak details.
 func errName(err error) string {
-	for _, e := range []error{wire.ErrBadMAC, wire.ErrMalformed, wire.ErrOversize, wire.ErrUnsupported} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
+	if n := wire.ErrorName(err); n != "" {
+		return n
 	}
 	return err.Error()
 }
@@ -703,4 +735,21 @@ func (d *Device) StateEdited(now uint64, what string) error {
 	defer d.mu.Unlock()
 	_, err := d.append(now, wire.EntryRollbackDetected, &wire.RollbackPayload{What: what})
 	return err
+}
+
+// settleBadDownlinks runs when a genuine ack arrives: it saves the state with the count of
+// forged downlinks reset and logs, as one entry, those beyond the MaxBadDownlinks already
+// logged one by one since the previous good ack (S13: the same cap as the guard).
+func (d *Device) settleBadDownlinks(now uint64) error {
+	unlogged := d.st.BadDownlinks - min(d.st.BadDownlinks, MaxBadDownlinks)
+	d.st.BadDownlinks = 0
+	if err := d.save(); err != nil {
+		return err
+	}
+	if unlogged > 0 {
+		if _, err := d.append(now, wire.EntryBadDownlink, &wire.BadDownlinkPayload{Why: UnloggedWhy(unlogged)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -30,7 +30,7 @@ func mqttSeeds() [][]byte {
 		encodePacket(pktConnack<<4, []byte{0, 5}),                  // not authorized
 		encodePacket(pktConnack<<4, []byte{0}),                     // short
 		encodePacket(pktPuback<<4, []byte{0, 1}),                   // ack of packet 1
-		encodePacket(pktSuback<<4|0, []byte{0, 1, 1}),              // granted QoS 1
+		encodePacket(pktSuback<<4, []byte{0, 1, 1}),                // granted QoS 1
 		encodePacket(pktSuback<<4, []byte{0, 1, 0x80}),             // refused
 		encodePacket(pktPingresp<<4, nil),                          //
 		pub(mqttPublish{qos: 1, topic: down, id: 7, payload: ack}), // an ack downlink

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -90,6 +91,9 @@ type RunConfig struct {
 	// never modifies it. It takes the secrets into its own data folder (bundle.json there)
 	// and erases K_1 from that copy once the evidence log exists.
 	BundlePath string
+	// FirstCheck, if set, is told what the check at start found (nil: the tree matches),
+	// before the first report: the command line's start line and --once result.
+	FirstCheck func(bad []wire.Finding)
 }
 
 // ownBundle is the agent's copy of the bundle in its data folder.
@@ -156,7 +160,7 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 			// Keep the unreadable log for forensics before it is salvaged.
 			keep := filepath.Join(cfg.DataDir, fmt.Sprintf("log.corrupt-%d", cfg.Now().Unix()))
 			if raw, rerr := os.ReadFile(filepath.Join(cfg.DataDir, "log", "log")); rerr == nil {
-				writeFileAtomic(keep, raw)
+				atomicfile.Write(keep, raw, 0o600)
 			}
 			cfg.Logf("%s: evidence log corrupt (%v): kept a copy in %s, reporting log-corrupt", b.Device, err, keep)
 		}})
@@ -166,7 +170,10 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	dev.SetLogger(cfg.Logf)
 	if legacy != nil {
 		// The state is in the slots now; a plain copy left behind would only mislead.
-		os.Rename(filepath.Join(cfg.DataDir, legacyStateFile), filepath.Join(cfg.DataDir, legacyStateFile+".imported"))
+		old := filepath.Join(cfg.DataDir, legacyStateFile)
+		if raw, err := os.ReadFile(old); err == nil && atomicfile.Write(old+".imported", raw, 0o600) == nil {
+			os.Remove(old)
+		}
 	}
 	// Forward security holds only if no copy of K_1 outlives the log's creation: erase it
 	// from the agent's own copy (never from the operator's file).
@@ -191,7 +198,7 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 	}
 	// Called from HandleAck inside Report, with r.mu held.
 	dev.OnManifest(func(nm *wire.Manifest, signed []byte) error {
-		if err := writeFileAtomic(filepath.Join(cfg.DataDir, keptManifest), signed); err != nil {
+		if err := atomicfile.Write(filepath.Join(cfg.DataDir, keptManifest), signed, 0o600); err != nil {
 			return err
 		}
 		r.cfg.Manifest = nm
@@ -319,8 +326,32 @@ func (r *Runner) Report(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return r.dev.HandleAck(ack, now)
+	return takeAnswer(ctx, r.dev, r.tr, ack, now)
 }
+
+// takeAnswer hands the device the answers to the report it just sent until it takes one:
+// only the ack whose acked rseq answers this report is taken (an answer to an earlier
+// report is stale, a forged one is logged), and on MQTT the right one may still come after
+// others on the downlink topic (PROTOCOL.md, "Downlink rules").
+func takeAnswer(ctx context.Context, d *Device, tr Transport, ack []byte, now uint64) error {
+	more, _ := tr.(interface {
+		Next(context.Context) ([]byte, error)
+	})
+	for tries := 0; ; tries++ {
+		err := d.HandleAck(ack, now)
+		taken := !errors.Is(err, ErrStaleAck) && (!errors.Is(err, ErrBadDownlink) || errors.Is(err, ErrTokenRefused))
+		if taken || more == nil || tries >= maxDownlinksPerReport {
+			return err
+		}
+		if ack, err = more.Next(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// maxDownlinksPerReport bounds how many messages Report reads from the downlink while it
+// waits for the answer to its report (a flood of forged ones cannot hold it forever).
+const maxDownlinksPerReport = 64
 
 // Close releases the transport.
 func (r *Runner) Close() {
@@ -349,8 +380,12 @@ func Run(ctx context.Context, cfg RunConfig) error {
 			r.Cover(true, wire.CoverSourceLevel)
 		}
 	}
-	if _, err := r.Check(ctx); err != nil {
+	bad, err := r.Check(ctx)
+	if err != nil {
 		return err
+	}
+	if cfg.FirstCheck != nil {
+		cfg.FirstCheck(bad)
 	}
 	if cfg.Once {
 		return r.Report(ctx)
@@ -392,7 +427,8 @@ func Run(ctx context.Context, cfg RunConfig) error {
 		}
 		return time.Duration(max(rep, 1)) * time.Second, time.Duration(max(chk, 1)) * time.Second
 	}
-	repIv, chkIv := intervals()
+	_, chkIv := intervals() // the report interval is read again after each report
+	var repIv time.Duration
 	nextReport := time.Now()
 	nextCheck := time.Now().Add(chkIv)
 	var lastBad int

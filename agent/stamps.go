@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 )
 
 // fileStamp is what a write leaves behind even when the content is put back: the inode (a
@@ -74,5 +76,5 @@ func loadStamps(dir string, digest []byte) (m map[string]fileStamp, ok bool) {
 }
 
 func saveStamps(dir string, m map[string]fileStamp) error {
-	return writeFileAtomic(filepath.Join(dir, stampsFile), encodeStamps(m))
+	return atomicfile.Write(filepath.Join(dir, stampsFile), encodeStamps(m), 0o600)
 }

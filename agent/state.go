@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -43,6 +44,8 @@ type State struct {
 	Seen uint64 `json:"-"`
 	// StampsDigest vouches for the sealed files' stamps kept between runs.
 	StampsDigest []byte `json:"-"`
+	// BadDownlinks counts rejected downlinks since the last accepted ack (MaxBadDownlinks).
+	BadDownlinks uint32 `json:"bad_downlinks,omitempty"`
 }
 
 // maxUsedTokens bounds the spent-token list. A token older than this many others has long
@@ -54,7 +57,7 @@ func encodeState(st *State) ([]byte, error) {
 	ds := wire.DeviceState{Boot: st.Boot, RSeq: st.RSeq, AckedRSeq: st.AckedRSeq, Nonce: st.Nonce,
 		Latched: st.Latched, ServiceUntil: st.ServiceUntil, CheckInterval: st.CheckInterval,
 		ReportInterval: st.ReportInterval, Summary: st.Summary, Service: st.Service, Seen: st.Seen,
-		Receipt: st.Receipt, StampsDigest: st.StampsDigest}
+		Receipt: st.Receipt, StampsDigest: st.StampsDigest, BadDownlinks: st.BadDownlinks}
 	for _, id := range st.UsedTokens {
 		ds.UsedTokens = append(ds.UsedTokens, wire.UsedToken{ID: id})
 	}
@@ -77,7 +80,7 @@ func decodeState(b []byte) (*State, error) {
 	*st = State{RSeq: ds.RSeq, AckedRSeq: ds.AckedRSeq, Boot: ds.Boot, Nonce: ds.Nonce, Latched: ds.Latched,
 		ServiceUntil: ds.ServiceUntil, Receipt: ds.Receipt, ReportInterval: ds.ReportInterval,
 		CheckInterval: ds.CheckInterval, Service: ds.Service, Summary: ds.Summary, Seen: ds.Seen,
-		StampsDigest: ds.StampsDigest}
+		StampsDigest: ds.StampsDigest, BadDownlinks: ds.BadDownlinks}
 	for _, u := range ds.UsedTokens {
 		st.UsedTokens = append(st.UsedTokens, u.ID)
 	}
@@ -113,8 +116,7 @@ func latchFor(typ uint16, payload []byte) uint32 {
 	case wire.EntryCheckFail:
 		return wire.StateCodeMismatch | wire.StateTamperLatched
 	case wire.EntryCoverOpen:
-		var p wire.CoverOpenPayload
-		if wire.Unmarshal(payload, &p) == nil && p.Source == wire.CoverSourceService {
+		if v, err := wire.DecodePayload(typ, payload); err == nil && v.(*wire.CoverOpenPayload).Source == wire.CoverSourceService {
 			return 0 // a technician inside a service window
 		}
 		return wire.StateCoverWasOpen | wire.StateTamperLatched
@@ -145,16 +147,14 @@ func (st *State) account(e wire.Entry) {
 		st.Summary = ds.Summary
 	}
 	var id []byte
-	switch e.Type {
-	case wire.EntryTamperCleared:
-		var p wire.TamperClearedPayload
-		if wire.Unmarshal(e.Payload, &p) == nil {
-			id = p.TokenID
-		}
+	if e.Type == wire.EntryTamperCleared {
 		st.Latched, st.Summary = 0, nil
-	case wire.EntryServiceBegin:
-		var p wire.ServiceBeginPayload
-		if wire.Unmarshal(e.Payload, &p) == nil {
+	}
+	if e.Type == wire.EntryTamperCleared || e.Type == wire.EntryServiceBegin {
+		switch p, _ := wire.DecodePayload(e.Type, e.Payload); p := p.(type) {
+		case *wire.TamperClearedPayload:
+			id = p.TokenID
+		case *wire.ServiceBeginPayload:
 			id = p.TokenID
 		}
 	}
@@ -186,31 +186,6 @@ func EraseChainKeyFile(path string, b wire.Bundle) error {
 	return writeFileAtomic(path, append(raw, '\n'))
 }
 
-// writeFileAtomic replaces path with data so that a power cut leaves either the old or the
-// new content: write a temporary file, fsync it, rename it over path, fsync the folder.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(data); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
+// writeFileAtomic replaces path with data, mode 0600, so that a power cut leaves either
+// the old or the new content (atomicfile.Write: the file and its folder are fsynced).
+func writeFileAtomic(path string, data []byte) error { return atomicfile.Write(path, data, 0o600) }

@@ -3,10 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +34,7 @@ type DialOptions struct {
 	TLS       *tls.Config   // for mqtts:// and https://
 	HTTP      *http.Client  // shared client for http(s); default one per transport
 	KeepAlive time.Duration // MQTT keepalive; default 60 s
+	TopicRoot string        // MQTT topic root; default wire.DefaultTopicRoot
 }
 
 // Dial returns the transport for a server URL: mqtt://, mqtts://, http:// or https://.
@@ -61,9 +59,6 @@ func Dial(ctx context.Context, server string, b *wire.Bundle, o DialOptions) (Tr
 	return nil, fmt.Errorf("server URL %q: scheme must be mqtt, mqtts, http or https", server)
 }
 
-// ContentType is the media type of a report over HTTP (protocol.md, "Transports").
-const ContentType = `application/cose; cose-type="cose-mac0"`
-
 type httpTransport struct {
 	url     string
 	c       *http.Client
@@ -77,7 +72,7 @@ func (t *httpTransport) Send(ctx context.Context, report []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", ContentType)
+	req.Header.Set("Content-Type", wire.ReportMediaType)
 	resp, err := t.c.Do(req)
 	if err != nil {
 		return nil, err
@@ -100,20 +95,6 @@ func (t *httpTransport) Close() error {
 	return nil
 }
 
-// MQTTTopics are a device's uplink and downlink topics.
-func MQTTTopics(dev string) (up, down string) {
-	return "fieldseal/v1/" + dev + "/up", "fieldseal/v1/" + dev + "/down"
-}
-
-// MQTTPassword is the password a device presents to the broker (username: its device id):
-// lowercase hex of HMAC-SHA-256(R, "fs1/mqtt-password"), so provisioning hands out nothing
-// more and the server can check it (docs/PROTOCOL.md, "Transports").
-func MQTTPassword(b *wire.Bundle) string {
-	m := hmac.New(sha256.New, b.UplinkKey)
-	m.Write([]byte("fs1/mqtt-password"))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
 type mqttTransport struct {
 	p        mqttParams
 	up, down string
@@ -124,12 +105,13 @@ type mqttTransport struct {
 }
 
 func dialMQTT(ctx context.Context, u *url.URL, b *wire.Bundle, o DialOptions) (Transport, error) {
-	up, down := MQTTTopics(b.Device)
+	topics := wire.Topics{Root: o.TopicRoot}
+	up, down := topics.Up(b.Device), topics.Down(b.Device)
 	ka := o.KeepAlive
 	if ka == 0 {
 		ka = 60 * time.Second
 	}
-	p := mqttParams{addr: u.Host, clientID: b.Device, user: b.Device, pass: MQTTPassword(b), keepAlive: ka}
+	p := mqttParams{addr: u.Host, clientID: b.Device, user: b.Device, pass: wire.MQTTPassword(b.UplinkKey), keepAlive: ka}
 	if u.Scheme == "mqtts" || u.Scheme == "ssl" || u.Scheme == "tls" {
 		p.tls = o.TLS
 		if p.tls == nil {
@@ -203,6 +185,28 @@ drain: // answers to earlier reports that came too late are superseded by this o
 		return a, nil
 	case <-t.c.done:
 		return nil, fmt.Errorf("%w: connection lost: %v", ErrNoAck, t.c.err)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrNoAck, ctx.Err())
+	}
+}
+
+// Next waits for the next message on the downlink, after Send returned one the device did
+// not take (forged, or an answer to an earlier report): the ack that answers the report
+// may still come (Runner.Report, PROTOCOL.md "Downlink rules").
+func (t *mqttTransport) Next(ctx context.Context) ([]byte, error) {
+	t.mu.Lock()
+	c := t.c
+	t.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("%w: not connected", ErrNoAck)
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	select {
+	case a := <-t.acks:
+		return a, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%w: connection lost: %v", ErrNoAck, c.err)
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v", ErrNoAck, ctx.Err())
 	}

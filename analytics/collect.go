@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"sort"
 	"sync"
 	"time"
 
@@ -15,12 +16,12 @@ type Collector struct {
 	st     store.Store
 	mu     sync.Mutex
 	series map[string]Series
-	after  map[string]int64
+	after  map[string]uint64
 }
 
 // NewCollector reads from st.
 func NewCollector(st store.Store) *Collector {
-	return &Collector{st: st, series: map[string]Series{}, after: map[string]int64{}}
+	return &Collector{st: st, series: map[string]Series{}, after: map[string]uint64{}}
 }
 
 // Update reads the new register entries of devs.
@@ -38,23 +39,23 @@ func (c *Collector) update(ctx context.Context, dev string) error {
 	after := c.after[dev]
 	c.mu.Unlock()
 	for {
-		evs, err := c.st.ListEvents(ctx, store.Page{Dev: dev, After: after, Limit: 1000})
+		evs, err := c.st.ListEvents(ctx, store.Page{Dev: dev, AfterN: after, Limit: 1000})
 		if err != nil {
 			return err
 		}
 		var add Series
 		for _, e := range evs {
-			if int64(e.N) > after {
-				after = int64(e.N)
+			if e.N > after {
+				after = e.N
 			}
 			if e.Type != wire.EntryRegister {
 				continue
 			}
-			var p wire.RegisterPayload
-			if wire.Unmarshal(e.Payload, &p) != nil {
+			v, err := wire.DecodePayload(e.Type, e.Payload)
+			if err != nil {
 				continue
 			}
-			add = append(add, Read{T: time.Unix(int64(e.T), 0).UTC(), Litres: float64(p.Litres)})
+			add = append(add, Read{T: time.Unix(int64(e.T), 0).UTC(), Litres: float64(v.(*wire.RegisterPayload).Litres)})
 		}
 		c.mu.Lock()
 		s := c.series[dev]
@@ -88,4 +89,18 @@ func (c *Collector) Data(devs []string) Data {
 		d.Registers[id] = c.Series(id)
 	}
 	return d
+}
+
+// Forget drops every series' reads before t but the last one, so totals over periods that
+// start at t or later still interpolate at their start: a long-running server keeps only
+// the history it reads.
+func (c *Collector) Forget(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for dev, s := range c.series {
+		i := sort.Search(len(s), func(i int) bool { return !s[i].T.Before(t) })
+		if i > 1 {
+			c.series[dev] = append(Series(nil), s[i-1:]...)
+		}
+	}
 }

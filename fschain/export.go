@@ -318,7 +318,7 @@ func tamperEvents(es []wire.Entry) []TamperEvent {
 			case wire.EntryCheckOK:
 				ev.LaterOK = ev.LaterOK || codeEvent
 			case wire.EntryBoot:
-				if p, err := DecodePayload(l.Type, l.Payload); err == nil && p.(*wire.BootPayload).Result == "ok" {
+				if p, err := wire.DecodePayload(l.Type, l.Payload); err == nil && p.(*wire.BootPayload).Result == "ok" {
 					ev.LaterOK = ev.LaterOK || codeEvent
 				}
 			case wire.EntryTamperCleared:

@@ -8,73 +8,6 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// NewPayload returns a pointer to the zero payload struct of an entry type (wire/payload.go),
-// or nil for application and unknown types.
-func NewPayload(typ uint16) any {
-	if v := guardPayload(typ); v != nil {
-		return v
-	}
-	switch typ {
-	case wire.EntryBoot:
-		return &wire.BootPayload{}
-	case wire.EntryCheckOK:
-		return &wire.CheckOKPayload{}
-	case wire.EntryCheckFail:
-		return &wire.CheckFailPayload{}
-	case wire.EntryCoverOpen:
-		return &wire.CoverOpenPayload{}
-	case wire.EntryCoverClose:
-		return &wire.EmptyPayload{}
-	case wire.EntryMagnet:
-		return &wire.MagnetPayload{}
-	case wire.EntryRefused:
-		return &wire.RefusedPayload{}
-	case wire.EntryErased:
-		return &wire.ErasedPayload{}
-	case wire.EntryServiceBegin:
-		return &wire.ServiceBeginPayload{}
-	case wire.EntryServiceEnd:
-		return &wire.ServiceEndPayload{}
-	case wire.EntryTamperCleared:
-		return &wire.TamperClearedPayload{}
-	case wire.EntryManifestUpdate:
-		return &wire.ManifestUpdatePayload{}
-	case wire.EntryRegister:
-		return &wire.RegisterPayload{}
-	case wire.EntryOverflow:
-		return &wire.OverflowPayload{}
-	case wire.EntryRecovered:
-		return &wire.RecoveredPayload{}
-	case wire.EntryBadDownlink:
-		return &wire.BadDownlinkPayload{}
-	case wire.EntryRollbackDetected:
-		return &wire.RollbackPayload{}
-	case wire.EntryLogCorrupt:
-		return &wire.LogCorruptPayload{}
-	}
-	return nil
-}
-
-// DecodePayload decodes an entry payload into its typed struct (a pointer to a wire
-// *Payload type). Application types (≥ 0x8000) come back as the raw []byte; unknown types
-// are an error. An empty payload decodes to the zero struct.
-func DecodePayload(typ uint16, b []byte) (any, error) {
-	v := NewPayload(typ)
-	if v == nil {
-		if typ >= wire.EntryApplication {
-			return b, nil
-		}
-		return nil, fmt.Errorf("%w: unknown entry type %d", wire.ErrUnsupported, typ)
-	}
-	if len(b) == 0 {
-		return v, nil
-	}
-	if err := wire.Unmarshal(b, v); err != nil {
-		return nil, err
-	}
-	return v, nil
-}
-
 // Summary is a one-line human reading of an entry, for verdicts and `log show`:
 // "check-fail: app/metrology.mpy modified". A payload that does not decode is shown as hex.
 func Summary(e wire.Entry) string {
@@ -82,7 +15,7 @@ func Summary(e wire.Entry) string {
 	if e.Type >= wire.EntryApplication {
 		return fmt.Sprintf("application 0x%04x: %d bytes", e.Type, len(e.Payload))
 	}
-	v, err := DecodePayload(e.Type, e.Payload)
+	v, err := wire.DecodePayload(e.Type, e.Payload)
 	if err != nil {
 		return fmt.Sprintf("%s (type %d): undecodable payload %s", name, e.Type, shortHex(e.Payload))
 	}

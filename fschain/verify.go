@@ -88,7 +88,8 @@ func NewAnchor(dev string, epoch uint32, k1 Key) Anchor {
 // Checks run in this order, so that every implementation names the same failure:
 // rollback, sequence (gap/reorder), count, fork, forged-entry, head-mismatch, bad-seal.
 func Verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
-	return verify(a, seg, headAt, true, false)
+	v, err := verify(a, seg, headAt, true, false, false)
+	return v.Anchor, v.Fresh, err
 }
 
 // VerifyHeads is Verify without the chain key: it checks sequence numbers, overlaps and the
@@ -96,7 +97,8 @@ func Verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anc
 // holding only signed anchor receipts can check. The returned anchor has a zero NextKey.
 func VerifyHeads(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
 	a.NextKey = Key{}
-	return verify(a, seg, headAt, false, false)
+	v, err := verify(a, seg, headAt, false, false, false)
+	return v.Anchor, v.Fresh, err
 }
 
 // VerifyPrefix is an extension, not part of fschain.md: it accepts a segment that carries
@@ -111,24 +113,43 @@ func VerifyHeads(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool))
 // one that moves nothing, once its entries reproduce the verified heads: the device learns
 // the anchor from the answer and goes on from there.
 func VerifyPrefix(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Anchor, []wire.Entry, error) {
-	return verify(a, seg, headAt, true, true)
+	v, err := verify(a, seg, headAt, true, true, false)
+	return v.Anchor, v.Fresh, err
 }
 
-func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keyed, prefix bool) (Anchor, []wire.Entry, error) {
+// Verified is what a successful VerifyChunk computed, so that no caller hashes an entry
+// again: the advanced anchor, the newly verified entries and the head h_n of each.
+type Verified struct {
+	Anchor Anchor
+	Fresh  []wire.Entry // a subslice of the segment's entries
+	Heads  []Hash       // Heads[i] is the head of Fresh[i]
+	// Partial is true when the segment stopped short of the claimed n (VerifyPrefix): its
+	// entries' tags verified, but neither the claimed head nor the seal could be checked.
+	Partial bool
+}
+
+// VerifyChunk is VerifyPrefix returning the heads it computed (a server stores one per
+// entry, to answer headAt later).
+func VerifyChunk(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool)) (Verified, error) {
+	return verify(a, seg, headAt, true, true, true)
+}
+
+func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keyed, prefix, wantHeads bool) (Verified, error) {
+	fail := func(err *VerifyError) (Verified, error) { return Verified{Anchor: a}, err }
 	es := seg.Entries
 	// rollback: the device claims to be behind what the server already verified.
 	if seg.N < a.N {
-		return a, nil, verr(NameRollback, seg.N, "device claims n=%d, below the verified anchor n=%d", seg.N, a.N)
+		return fail(verr(NameRollback, seg.N, "device claims n=%d, below the verified anchor n=%d", seg.N, a.N))
 	}
 	// sequence: entries First, First+1, ... without holes, starting at most at a.N+1.
 	last := a.N
 	if len(es) > 0 {
 		first := seg.First
 		if first == 0 {
-			return a, nil, verr(NameReorder, 0, "segment starts at entry 0; entries are numbered from 1")
+			return fail(verr(NameReorder, 0, "segment starts at entry 0; entries are numbered from 1"))
 		}
 		if first > a.N+1 {
-			return a, nil, verr(NameGap, a.N+1, "segment starts at entry %d, verified up to %d", first, a.N)
+			return fail(verr(NameGap, a.N+1, "segment starts at entry %d, verified up to %d", first, a.N))
 		}
 		for j := range es {
 			want := first + uint64(j)
@@ -137,7 +158,7 @@ func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keye
 				if got > want && !containsN(es[j+1:], want) {
 					name = NameGap
 				}
-				return a, nil, verr(name, want, "entry %d found where entry %d belongs", got, want)
+				return fail(verr(name, want, "entry %d found where entry %d belongs", got, want))
 			}
 		}
 		if end := first + uint64(len(es)) - 1; end > last {
@@ -147,10 +168,10 @@ func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keye
 	// count: the claimed n must be the last entry (or the anchor when nothing is new).
 	partial := prefix && seg.N > last && len(es) > 0 && last >= a.N
 	if seg.N > last && !partial {
-		return a, nil, verr(NameGap, last+1, "device claims n=%d but sent entries only up to %d", seg.N, last)
+		return fail(verr(NameGap, last+1, "device claims n=%d but sent entries only up to %d", seg.N, last))
 	}
 	if seg.N < last {
-		return a, nil, verr(NameHeadMismatch, seg.N, "device claims n=%d but sent entries up to %d", seg.N, last)
+		return fail(verr(NameHeadMismatch, seg.N, "device claims n=%d but sent entries up to %d", seg.N, last))
 	}
 	c := newChain(a.Dev, a.Epoch)
 	// fork: resent entries must reproduce the verified heads.
@@ -179,54 +200,61 @@ func verify(a Anchor, seg wire.Segment, headAt func(n uint64) (Hash, bool), keye
 		}
 		if len(e.Tag) != TagSize || len(e.Payload) > wire.MaxPayload {
 			if have {
-				return a, nil, verr(NameFork, e.N, "resent entry has a %d-byte tag and %d-byte payload", len(e.Tag), len(e.Payload))
+				return fail(verr(NameFork, e.N, "resent entry has a %d-byte tag and %d-byte payload", len(e.Tag), len(e.Payload)))
 			}
 			known = false
 			continue
 		}
 		h := c.headOf(&prev, e.N, e.T, e.Type, e.Payload, e.Tag)
 		if have && h != want {
-			return a, nil, verr(NameFork, e.N, "resent entry %d differs from the verified one", e.N)
+			return fail(verr(NameFork, e.N, "resent entry %d differs from the verified one", e.N))
 		}
 		prev = h
 	}
 	fresh := es[j:]
 	// forged-entry: every new tag under the evolved key.
 	head, k := a.Head, a.NextKey
+	var heads []Hash
+	if wantHeads {
+		heads = make([]Hash, len(fresh))
+	}
 	for i := range fresh {
 		e := &fresh[i]
 		if len(e.Tag) != TagSize {
-			return a, nil, verr(NameForgedEntry, e.N, "tag is %d bytes, want %d", len(e.Tag), TagSize)
+			return fail(verr(NameForgedEntry, e.N, "tag is %d bytes, want %d", len(e.Tag), TagSize))
 		}
 		if len(e.Payload) > wire.MaxPayload {
-			return a, nil, verr(NameForgedEntry, e.N, "payload is %d bytes, limit %d", len(e.Payload), wire.MaxPayload)
+			return fail(verr(NameForgedEntry, e.N, "payload is %d bytes, limit %d", len(e.Payload), wire.MaxPayload))
 		}
 		if keyed {
 			tag, h := c.step(&k, &head, e.N, e.T, e.Type, e.Payload)
 			if !hmac.Equal(tag[:], e.Tag) {
-				return a, nil, verr(NameForgedEntry, e.N, "tag does not verify under K_%d", e.N)
+				return fail(verr(NameForgedEntry, e.N, "tag does not verify under K_%d", e.N))
 			}
 			head = h
 			k = Evolve(k)
 		} else {
 			head = c.headOf(&head, e.N, e.T, e.Type, e.Payload, e.Tag)
 		}
+		if wantHeads {
+			heads[i] = head
+		}
 	}
 	if partial {
-		return Anchor{Dev: a.Dev, Epoch: a.Epoch, N: last, Head: head, NextKey: k}, fresh, nil
+		return Verified{Anchor: Anchor{Dev: a.Dev, Epoch: a.Epoch, N: last, Head: head, NextKey: k}, Fresh: fresh, Heads: heads, Partial: true}, nil
 	}
 	// head-mismatch: the claimed head is the recomputed one.
 	if len(seg.Head) != len(head) || !hmac.Equal(seg.Head, head[:]) {
-		return a, nil, verr(NameHeadMismatch, seg.N, "claimed head %x, recomputed %x", seg.Head, head[:])
+		return fail(verr(NameHeadMismatch, seg.N, "claimed head %x, recomputed %x", seg.Head, head[:]))
 	}
 	// bad-seal: only the holder of K_{m+1} could have sealed (m, h_m).
 	if keyed {
 		s := c.seal(&k, seg.N, &head)
 		if !hmac.Equal(seg.Seal, s[:]) {
-			return a, nil, verr(NameBadSeal, seg.N, "seal does not verify under K_%d (entries cut off or state corrupted)", seg.N+1)
+			return fail(verr(NameBadSeal, seg.N, "seal does not verify under K_%d (entries cut off or state corrupted)", seg.N+1))
 		}
 	}
-	return Anchor{Dev: a.Dev, Epoch: a.Epoch, N: seg.N, Head: head, NextKey: k}, fresh, nil
+	return Verified{Anchor: Anchor{Dev: a.Dev, Epoch: a.Epoch, N: seg.N, Head: head, NextKey: k}, Fresh: fresh, Heads: heads}, nil
 }
 
 func containsN(es []wire.Entry, n uint64) bool {

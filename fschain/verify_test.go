@@ -82,30 +82,12 @@ func TestVerifyEdgeCases(t *testing.T) {
 	}
 }
 
-func TestDecodePayloadAndSummary(t *testing.T) {
+func TestSummary(t *testing.T) {
 	for typ := uint16(1); typ <= 16; typ++ {
-		v := NewPayload(typ)
-		if v == nil {
-			t.Fatalf("type %d has no payload struct", typ)
-		}
-		b := wire.MustMarshal(v)
-		got, err := DecodePayload(typ, b)
-		if err != nil {
-			t.Fatalf("type %d: %v", typ, err)
-		}
+		b := wire.MustMarshal(wire.NewPayload(typ))
 		if s := Summary(wire.Entry{Type: typ, Payload: b}); !strings.HasPrefix(s, wire.EntryName(typ)) {
 			t.Fatalf("summary %q", s)
 		}
-		_ = got
-	}
-	if _, err := DecodePayload(99, nil); err == nil {
-		t.Fatal("unknown type decoded")
-	}
-	if v, err := DecodePayload(0x8001, []byte{1, 2}); err != nil || len(v.([]byte)) != 2 {
-		t.Fatal("application payload")
-	}
-	if _, err := DecodePayload(wire.EntryRegister, []byte{0xa1, 0x09, 0x01}); err == nil {
-		t.Fatal("unknown key accepted")
 	}
 	e := wire.Entry{Type: wire.EntryCheckFail, Payload: wire.MustMarshal(&wire.CheckFailPayload{Bad: []wire.BadFile{{Path: "a.mpy", Kind: "missing"}}})}
 	if s := Summary(e); s != "check-fail: a.mpy missing" {
@@ -172,4 +154,41 @@ func TestVerifyPrefix(t *testing.T) {
 	seg.Seal[3] ^= 1
 	_, _, err = VerifyPrefix(NewAnchor(testDev, 1, testK1()), seg, nil)
 	wantVerifyErr(t, err, NameBadSeal, 9)
+}
+
+// VerifyChunk hands back the head of every new entry, the same heads EntryHead computes,
+// so a server stores them without hashing an entry twice.
+func TestVerifyChunkReturnsHeads(t *testing.T) {
+	w, _ := newTestWriter(t)
+	appendN(t, w, 6)
+	seg := w.Segment()
+	a0 := NewAnchor(testDev, 1, testK1())
+	v, err := VerifyChunk(a0, cloneSeg(seg), nil)
+	if err != nil || v.Partial || v.Anchor.N != 6 || len(v.Heads) != len(v.Fresh) || len(v.Fresh) != 6 {
+		t.Fatalf("VerifyChunk: %v partial=%v n=%d heads=%d", err, v.Partial, v.Anchor.N, len(v.Heads))
+	}
+	prev := a0.Head
+	for i := range v.Fresh {
+		want := EntryHead(testDev, 1, prev, &v.Fresh[i])
+		if v.Heads[i] != want {
+			t.Fatalf("head of entry %d: %x, EntryHead %x", v.Fresh[i].N, v.Heads[i], want)
+		}
+		prev = want
+	}
+	if v.Heads[5] != v.Anchor.Head {
+		t.Fatal("last head is not the anchor's")
+	}
+	// A prefix chunk: partial, with heads up to its last entry.
+	pre := cloneSeg(seg)
+	pre.Entries = pre.Entries[:4]
+	v, err = VerifyChunk(a0, pre, nil)
+	if err != nil || !v.Partial || v.Anchor.N != 4 || len(v.Heads) != 4 || v.Heads[3] != v.Anchor.Head {
+		t.Fatalf("prefix: %v partial=%v n=%d", err, v.Partial, v.Anchor.N)
+	}
+	// A failure leaves the anchor as it was.
+	bad := cloneSeg(seg)
+	bad.Seal[0] ^= 1
+	if v, err = VerifyChunk(a0, bad, nil); !errors.Is(err, ErrBadSeal) || v.Anchor != a0 || v.Fresh != nil {
+		t.Fatalf("bad seal: %v %+v", err, v.Anchor)
+	}
 }

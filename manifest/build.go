@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -241,10 +242,10 @@ func Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 		return nil, err
 	}
 	os.RemoveAll(old)
-	if err := writeFileAtomic(filepath.Join(opts.Out, ManifestFile), signed); err != nil {
+	if err := atomicfile.Write(filepath.Join(opts.Out, ManifestFile), signed, 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(opts.Out, FrozenFile), FrozenModule(back, wire.KeyID(opts.Key.Public().(ed25519.PublicKey)))); err != nil {
+	if err := atomicfile.Write(filepath.Join(opts.Out, FrozenFile), FrozenModule(back, wire.KeyID(opts.Key.Public().(ed25519.PublicKey))), 0o644); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -388,12 +389,8 @@ func previousVersion(p string) uint64 {
 	if err != nil {
 		return 0
 	}
-	s, err := wire.ParseSign1(data, wire.MaxManifestSize)
+	m, err := wire.ParseManifestUnverified(data)
 	if err != nil {
-		return 0
-	}
-	var m wire.Manifest
-	if wire.Unmarshal(s.Payload, &m) != nil {
 		return 0
 	}
 	return m.Version
@@ -439,24 +436,4 @@ func copyHash(src, dst string) (uint64, []byte, error) {
 		return 0, nil, err
 	}
 	return uint64(n), h.Sum(nil), nil
-}
-
-func writeFileAtomic(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
 }

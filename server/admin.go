@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -24,8 +25,16 @@ var ErrInput = errors.New("invalid request")
 // structure, version higher than the product's current one) and registers it. Devices of
 // the product must run it from then on, unless pinned; they are sent it as a token.
 func (s *Server) RegisterManifest(ctx context.Context, signed []byte) (*wire.Manifest, error) {
-	return s.registerManifest(ctx, signed, "api")
+	m, err := s.registerManifest(ctx, signed, "api")
+	if errors.Is(err, errAlreadyRegistered) {
+		return m, nil
+	}
+	return m, err
 }
+
+// errAlreadyRegistered says the very same signed manifest is registered already: a re-run
+// deploy script pushing it again succeeds and changes nothing.
+var errAlreadyRegistered = errors.New("already registered")
 
 func (s *Server) registerManifest(ctx context.Context, signed []byte, actor string) (*wire.Manifest, error) {
 	m, err := wire.OpenManifest(signed, s.cfg.VendorKeys...)
@@ -35,6 +44,9 @@ func (s *Server) registerManifest(ctx context.Context, signed []byte, actor stri
 	}
 	if cur, err := s.st.CurrentManifest(ctx, m.Product); err == nil {
 		if m.Version <= cur.Version {
+			if same, err := s.st.GetManifest(ctx, m.Product, m.Version); err == nil && bytes.Equal(same.Signed, signed) {
+				return m, errAlreadyRegistered
+			}
 			err := fmt.Errorf("%w: %s version %d is not higher than the current %d", wire.ErrDowngrade, m.Product, m.Version, cur.Version)
 			s.auditAdmin(ctx, actor, "manifest-refused", "", wire.ErrDowngrade.Error(), map[string]any{"product": m.Product, "version": m.Version, "current": cur.Version})
 			return nil, err
@@ -118,7 +130,7 @@ func (s *Server) provision(ctx context.Context, dev, product string, pin uint64,
 		ReportInterval: interval, Created: now}
 	detail, _ := json.Marshal(map[string]any{"product": product, "epoch": epoch, "pinned_version": pin})
 	ch := &store.Change{Device: d, Create: true, Audits: []store.Audit{{At: now, Actor: actor, Kind: kind, Dev: dev, Reason: kind, Detail: string(detail)}}}
-	if err := s.commit.submit(ctx, ch, time.Time{}); err != nil {
+	if err := s.commit.submit(ctx, ch); err != nil {
 		ds.loaded = false
 		return nil, err
 	}
@@ -155,7 +167,7 @@ func (s *Server) openVisit(ctx context.Context, dev, workOrder, technician strin
 	now := s.now()
 	nd := ds.d.Clone()
 	ch := &store.Change{Device: nd}
-	tok, err := s.newToken(nd, wire.TokenService, wire.TokenArgs{WorkOrder: workOrder, Technician: technician, Window: uint32(window / time.Second)}, now, 7*24*time.Hour, ch)
+	tok, err := newToken(nd, wire.TokenService, wire.TokenArgs{WorkOrder: workOrder, Technician: technician, Window: uint32(window / time.Second)}, now, 7*24*time.Hour, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -176,16 +188,7 @@ func (s *Server) openVisit(ctx context.Context, dev, workOrder, technician strin
 
 // commitDevice commits an admin change to a locked device and updates the cache.
 func (s *Server) commitDevice(ctx context.Context, ds *devState, ch *store.Change) error {
-	if err := s.commit.submit(ctx, ch, time.Time{}); err != nil {
-		ds.loaded = false
-		s.devs.load(ctx, ds, ch.Device.ID, s)
-		return err
-	}
-	ch.Device.Version++
-	ds.d = ch.Device
-	applyTokenChanges(ds, ch)
-	s.afterCommit(ch)
-	return nil
+	return s.apply(ctx, ds, ch)
 }
 
 func newVisitID() string {
@@ -253,7 +256,7 @@ func (s *Server) ClearTamper(ctx context.Context, dev, result, actor string) err
 	now := s.now()
 	nd := ds.d.Clone()
 	ch := &store.Change{Device: nd}
-	tok, err := s.newToken(nd, wire.TokenClear, wire.TokenArgs{}, now, 7*24*time.Hour, ch)
+	tok, err := newToken(nd, wire.TokenClear, wire.TokenArgs{}, now, 7*24*time.Hour, ch)
 	if err != nil {
 		return err
 	}
@@ -305,7 +308,7 @@ func (s *Server) markSilent(ctx context.Context, dev string, now time.Time, inte
 	ch := &store.Change{Device: nd}
 	ev := map[string]any{"last_seen": d.LastSeen, "missed_intervals": int(now.Sub(d.LastSeen) / interval), "interval_s": int(interval / time.Second), "anchor_n": d.AnchorN, "was": d.State}
 	nd.State = store.StateTrusted // silent overrides suspect/service
-	if !s.transition(nd, store.StateSilent, "silent", now, ev, ch) {
+	if !transition(nd, store.StateSilent, "silent", now, ev, ch) {
 		return nil
 	}
 	ch.Audits[len(ch.Audits)-1].Actor = "timer"

@@ -66,7 +66,7 @@ func (a *alerter) deliver(al store.Alert) {
 }
 
 func (a *alerter) post(url string, al store.Alert) {
-	body, _ := json.Marshal(map[string]any{"alert": al, "source": "fieldseal"})
+	body, _ := json.Marshal(map[string]any{"alert": alertView(al), "source": "fieldseal"})
 	delay := 500 * time.Millisecond
 	for i := 0; i < webhookAttempts; i++ {
 		req, err := http.NewRequestWithContext(a.ctx, http.MethodPost, url, bytes.NewReader(body))

@@ -19,6 +19,8 @@ import (
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/memstore"
+	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -36,28 +38,34 @@ func TestAuthorizationMatrix(t *testing.T) {
 		tokens[role] = tok
 	}
 	want := map[string][]string{ // the documented matrix; a change to Routes must change this too
-		"GET /metrics":                     server.Roles,
-		"GET /api/openapi.json":            server.Roles,
-		"GET /api/v1/whoami":               server.Roles,
-		"GET /api/v1/devices":              server.Roles,
-		"POST /api/v1/devices":             {"admin"},
-		"GET /api/v1/devices/{id}":         server.Roles,
-		"GET /api/v1/devices/{id}/events":  server.Roles,
-		"POST /api/v1/devices/{id}/visits": {"operator", "technician", "admin"},
-		"POST /api/v1/devices/{id}/clear":  {"operator", "admin"},
-		"GET /api/v1/visits":               server.Roles,
-		"POST /api/v1/visits/{id}/close":   {"operator", "technician", "admin"},
-		"GET /api/v1/alerts":               server.Roles,
-		"POST /api/v1/alerts/{id}/ack":     {"operator", "admin"},
-		"GET /api/v1/audit":                {"operator", "admin"},
-		"GET /api/v1/manifests":            server.Roles,
-		"POST /api/v1/manifests":           {"admin"},
-		"GET /api/v1/tokens":               {"admin"},
-		"POST /api/v1/tokens":              {"admin"},
-		"DELETE /api/v1/tokens/{name}":     {"admin"},
-		"GET /healthz":                     nil,
-		"POST /v1/reports":                 nil,
-		"POST /v1/reports:batch":           nil,
+		"GET /metrics":                          server.Roles,
+		"GET /api/openapi.json":                 nil, // open: standard tooling fetches it without a token
+		"GET /api/v1/whoami":                    server.Roles,
+		"GET /api/v1/devices":                   server.Roles,
+		"POST /api/v1/devices":                  {"admin"},
+		"GET /api/v1/devices/{id}":              server.Roles,
+		"GET /api/v1/devices/{id}/events":       server.Roles,
+		"POST /api/v1/devices/{id}/visits":      {"operator", "technician", "admin"},
+		"POST /api/v1/devices/{id}/clear":       {"operator", "admin"},
+		"GET /api/v1/visits":                    server.Roles,
+		"POST /api/v1/visits/{id}/close":        {"operator", "technician", "admin"},
+		"GET /api/v1/alerts":                    server.Roles,
+		"POST /api/v1/alerts/{id}/ack":          {"operator", "admin"},
+		"GET /api/v1/audit":                     {"operator", "admin"},
+		"GET /api/v1/manifests":                 server.Roles,
+		"POST /api/v1/manifests":                {"admin"},
+		"GET /api/v1/tokens":                    {"admin"},
+		"POST /api/v1/tokens":                   {"admin"},
+		"DELETE /api/v1/tokens/{name}":          {"admin"},
+		"GET /api/v1/districts":                 server.Roles,
+		"GET /api/v1/districts/{id}":            server.Roles,
+		"PUT /api/v1/districts/{id}":            {"admin"},
+		"POST /api/v1/district-members":         {"admin"},
+		"GET /api/v1/districts/{id}/balance":    server.Roles,
+		"GET /api/v1/districts/{id}/inspection": server.Roles,
+		"GET /healthz":                          nil,
+		"POST /v1/reports":                      nil,
+		"POST /v1/reports:batch":                nil,
 	}
 	seen := 0
 	for _, rt := range e.s.Routes() {
@@ -127,17 +135,17 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 func TestMQTTIngest(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
-	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acks := make(chan []byte, 4)
-	if tok := c.Subscribe(server.DownTopic("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Subscribe(wire.DefaultTopics.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	for i := 0; i < 3; i++ {
 		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(100 * i)})
-		if tok := c.Publish(server.UpTopic("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Publish(wire.DefaultTopics.Up("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 		select {
@@ -163,7 +171,7 @@ func TestMQTTIngest(t *testing.T) {
 func TestMQTTAckDelivery(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
-	pass := server.MQTTPassword(d.b.UplinkKey)
+	pass := wire.MQTTPassword(d.b.UplinkKey)
 	connect := func(suffix string) pahoClient {
 		c := newPaho(pahoOptions(e.s.MQTTAddr(), "meter-1/"+suffix, "meter-1", pass))
 		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -174,7 +182,7 @@ func TestMQTTAckDelivery(t *testing.T) {
 	}
 	subscribe := func(c pahoClient) chan []byte {
 		ch := make(chan []byte, 4)
-		if tok := c.Subscribe(server.DownTopic("meter-1"), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Subscribe(wire.DefaultTopics.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 		return ch
@@ -195,14 +203,14 @@ func TestMQTTAckDelivery(t *testing.T) {
 	publish := func(c pahoClient, qos byte) {
 		t.Helper()
 		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: d.rseq})
-		if tok := c.Publish(server.UpTopic("meter-1"), qos, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Publish(wire.DefaultTopics.Up("meter-1"), qos, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 	}
 	publish(reporter, 1)
 	expect(siblingAcks, 1, "reporter not subscribed, sibling is")
 
-	sibling.Unsubscribe(server.DownTopic("meter-1")).WaitTimeout(5 * time.Second)
+	sibling.Unsubscribe(wire.DefaultTopics.Down("meter-1")).WaitTimeout(5 * time.Second)
 	own := subscribe(reporter)
 	publish(reporter, 1)
 	expect(own, 2, "reporter subscribed, QoS 1")
@@ -299,7 +307,7 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 	}
 	tok, pub := e.s.AdminToken(), e.s.PublicKey()
 	e.s.Shutdown(context.Background())
-	s2, err := server.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
+	s2, err := server.New(server.Config{Store: openStore(t, dir), DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,23 +320,23 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 // A port in use is a clear error naming the port and the flag.
 func TestPortInUse(t *testing.T) {
 	e := newEnv(t)
-	_, err := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	_, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	s2, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	err = s2.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.HTTPAddr()) || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("HTTP port in use: %v", err)
 	}
 	httpAddr := testenv.FreeAddr(t)
-	s3, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
+	s3, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
 	err = s3.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.MQTTAddr()) || !strings.Contains(err.Error(), "--mqtt") {
 		t.Fatalf("MQTT port in use: %v", err)
 	}
 	// the failed start released its HTTP port
-	s4, _ := server.New(server.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
+	s4, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
 	if err := s4.Start(context.Background()); err != nil {
 		t.Fatalf("HTTP port still held after a failed start: %v", err)
 	}
@@ -358,7 +366,7 @@ func TestProvisionAPI(t *testing.T) {
 			t.Fatal("device API shows a secret")
 		}
 	}
-	var list struct{ Devices []store.Device }
+	var list struct{ Devices []server.DeviceView }
 	e.api("GET", "/api/v1/devices?state=provisioned", e.s.AdminToken(), nil, &list)
 	if len(list.Devices) != 1 {
 		t.Fatalf("list %+v", list)
@@ -371,9 +379,12 @@ func TestProvisionAPI(t *testing.T) {
 	}
 }
 
-// Shutdown drains: reports in flight finish (committed and acked) before the store closes.
+// Shutdown drains: reports in flight finish (committed and acked) before the store closes,
+// and every ack handed out is durable — read back from the database file after the
+// server is gone; a report refused for the shutdown changed nothing.
 func TestGracefulShutdownDrains(t *testing.T) {
-	e := newEnv(t)
+	dir := t.TempDir()
+	e := newEnv(t, func(c *server.Config) { c.DataDir = dir })
 	var devs []*device
 	for i := 0; i < 50; i++ {
 		devs = append(devs, e.provision("m-"+string(rune('A'+i%26))+string(rune('a'+i/26)), "watermeter"))
@@ -381,29 +392,55 @@ func TestGracefulShutdownDrains(t *testing.T) {
 	var wg sync.WaitGroup
 	results := make([]error, len(devs))
 	acks := make([][]byte, len(devs))
+	firstAck := make(chan struct{})
+	var once sync.Once
 	for i, d := range devs {
 		data := d.report(nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			acks[i], results[i] = e.s.HandleReport(context.Background(), data)
+			if results[i] == nil {
+				once.Do(func() { close(firstAck) })
+			}
 		}()
 	}
-	time.Sleep(time.Millisecond)
+	<-firstAck // reports are flowing: shut down in the middle of them
 	if err := e.s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	st := e.s.Store()
-	_ = st
+	e.s.Store().Close()
+	st, err := sqlite.Open(filepath.Join(dir, "fieldseal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	acked := 0
 	for i, err := range results {
-		if err == nil && acks[i] == nil {
-			t.Fatalf("report %d: no ack and no error", i)
+		got, gerr := st.GetDevice(context.Background(), devs[i].b.Device)
+		if gerr != nil {
+			t.Fatal(gerr)
 		}
-		if err != nil && server.Reason(err) != "unavailable" {
+		switch {
+		case err == nil && acks[i] == nil:
+			t.Fatalf("report %d: no ack and no error", i)
+		case err == nil:
+			acked++
+			a := devs[i].accept(acks[i])
+			if got.LastRSeq != 1 || got.AnchorN != a.Anchor.N || !bytes.Equal(got.LastAck, acks[i]) {
+				t.Fatalf("report %d was acked but is not durable: last rseq %d, anchor %d (ack says %d)", i, got.LastRSeq, got.AnchorN, a.Anchor.N)
+			}
+		case server.Reason(err) != "unavailable":
 			t.Fatalf("report %d: %v", i, err)
+		case got.LastRSeq != 0:
+			t.Fatalf("report %d refused at shutdown, yet stored (rseq %d)", i, got.LastRSeq)
 		}
 	}
+	if acked == 0 {
+		t.Fatal("no report acked")
+	}
+	t.Logf("%d of %d reports acked before the shutdown, all durable", acked, len(devs))
 }
 
 func hexs(b []byte) string {
@@ -425,18 +462,18 @@ func TestExternalBroker(t *testing.T) {
 	}
 	id := fmt.Sprintf("ext-%d", time.Now().UnixNano())
 	d := e.provision(id, "watermeter")
-	c, err := mqttConnect(t, addr, id, server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, addr, id, wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acks := make(chan []byte, 4)
-	if tok := c.Subscribe(server.DownTopic(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Subscribe(wire.DefaultTopics.Down(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
 	time.Sleep(200 * time.Millisecond) // the server's subscription is in place before Start returns; ours now too
 	for i := 0; i < 3; i++ {
 		d.log(wire.EntryRegister, &wire.RegisterPayload{Litres: uint64(i)})
-		c.Publish(server.UpTopic(id), 1, false, d.report(nil))
+		c.Publish(wire.DefaultTopics.Up(id), 1, false, d.report(nil))
 		select {
 		case b := <-acks:
 			if a := d.accept(b); a.AckedRSeq != uint64(i+1) || a.Reject != "" {
@@ -456,14 +493,14 @@ func TestExternalBrokerShared(t *testing.T) {
 	})
 	id := fmt.Sprintf("shr-%d", time.Now().UnixNano())
 	d := e.provision(id, "watermeter")
-	c, err := mqttConnect(t, addr, id, server.MQTTPassword(d.b.UplinkKey))
+	c, err := mqttConnect(t, addr, id, wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
 	}
 	acks := make(chan []byte, 4)
-	c.Subscribe(server.DownTopic(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }).WaitTimeout(5 * time.Second)
+	c.Subscribe(wire.DefaultTopics.Down(id), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }).WaitTimeout(5 * time.Second)
 	time.Sleep(200 * time.Millisecond)
-	c.Publish(server.UpTopic(id), 1, false, d.report(nil))
+	c.Publish(wire.DefaultTopics.Up(id), 1, false, d.report(nil))
 	select {
 	case b := <-acks:
 		d.accept(b)
@@ -545,38 +582,32 @@ func TestClockAnomaly(t *testing.T) {
 	}
 }
 
-// The dashboard is behind the same auth; a GET with ?token= is admitted (the dashboard turns
-// it into its cookie), the API never takes a token from the URL.
-func TestDashboardAuth(t *testing.T) {
-	dash := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("dashboard")) })
-	e := newEnv(t, func(c *server.Config) { c.Dashboard = dash })
-	tok := e.s.AdminToken()
-	get := func(path string, cookie string) int {
-		req, _ := http.NewRequest("GET", e.base+path, nil)
-		if cookie != "" {
-			req.AddCookie(&http.Cookie{Name: "fieldseal_token", Value: cookie})
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+// Two fleets on one broker: a server under its own topic root takes reports there and
+// answers there.
+func TestMQTTTopicRoot(t *testing.T) {
+	root := wire.Topics{Root: "utility-a/meters"}
+	e := newEnv(t, func(c *server.Config) { c.TopicRoot = root.Root })
+	d := e.provision("meter-1", "watermeter")
+	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for path, want := range map[string]int{
-		"/":                            401,
-		"/ui/devices":                  401,
-		"/?token=" + tok:               200,
-		"/ui/devices?token=" + tok:     200,
-		"/ui/devices?token=wrong":      401,
-		"/api/v1/devices?token=" + tok: 401,
-		"/metrics?token=" + tok:        401,
-	} {
-		if got := get(path, ""); got != want {
-			t.Errorf("GET %s: %d, want %d", path, got, want)
-		}
+	acks := make(chan []byte, 1)
+	if tok := c.Subscribe(root.Down("meter-1"), 1, func(_ pahoClient, m pahoMessage) { acks <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
 	}
-	if got := get("/ui/devices", tok); got != 200 {
-		t.Errorf("cookie: %d", got)
+	if tok := c.Publish(root.Up("meter-1"), 1, false, d.report(nil)); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	select {
+	case b := <-acks:
+		if a := d.accept(b); a.Reject != "" || a.AckedRSeq != 1 {
+			t.Fatalf("ack %+v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ack under the topic root")
+	}
+	if _, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), TopicRoot: "a/+/b"}); err == nil || !strings.Contains(err.Error(), "topic root") {
+		t.Fatalf("a wildcard root: %v", err)
 	}
 }

@@ -45,6 +45,12 @@ type devState struct {
 	rcpt         []byte
 	rcptN, rcptT uint64
 
+	// The latched report flags the device's stored entries explain (explainedFlags), and
+	// when it last raised a replay alert (S12; per server process).
+	explained      uint32
+	explainedKnown bool
+	replayAlert    time.Time
+
 	// Prepared HMAC states for the device's uplink and downlink keys (used under mu only);
 	// remade when the row's key differs (re-keying, reload).
 	up, down *wire.MACKey
@@ -159,6 +165,7 @@ func (c *deviceCache) dropIdle(ds *devState) {
 
 // load fills ds from the store (device row and pending tokens).
 func (c *deviceCache) load(ctx context.Context, ds *devState, id string, s *Server) error {
+	ds.explainedKnown = false // another replica may have stored entries since
 	d, err := c.st.GetDevice(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		ds.d, ds.tokens, ds.loaded = nil, nil, true
@@ -229,9 +236,6 @@ func (c *deviceCache) unlinkLocked(ds *devState) {
 	}
 	ds.prev, ds.next = nil, nil
 }
-
-// forget drops a device from the cache (after a lost compare-and-set).
-func (c *deviceCache) forget(ds *devState) { ds.loaded = false }
 
 // manifestCache keeps registered manifests by product and version. Another replica may
 // register a manifest at any time, so a miss (a version the cache does not know, or one

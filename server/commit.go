@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/fieldseal/fieldseal/store"
 )
@@ -24,9 +23,8 @@ type committer struct {
 }
 
 type job struct {
-	c    *store.Change
-	err  chan error
-	recv time.Time
+	c   *store.Change
+	err chan error
 }
 
 var errStopped = errors.New("server is shutting down")
@@ -65,11 +63,7 @@ func (c *committer) loop() {
 			changes = append(changes, j.c)
 		}
 		errs := c.st.Commit(context.Background(), changes)
-		now := time.Now()
 		for i, j := range batch {
-			if c.met != nil && j.recv != (time.Time{}) && errs[i] == nil {
-				c.met.latency.Observe(now.Sub(j.recv).Seconds())
-			}
 			j.err <- errs[i]
 		}
 		if c.met != nil {
@@ -79,13 +73,13 @@ func (c *committer) loop() {
 }
 
 // submit queues a change and waits until it is durable (or failed).
-func (c *committer) submit(ctx context.Context, ch *store.Change, recv time.Time) (err error) {
+func (c *committer) submit(ctx context.Context, ch *store.Change) (err error) {
 	defer func() {
 		if recover() != nil { // channel closed: shutting down
 			err = errStopped
 		}
 	}()
-	j := &job{c: ch, err: make(chan error, 1), recv: recv}
+	j := &job{c: ch, err: make(chan error, 1)}
 	c.ch <- j
 	return <-j.err
 }

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/internal/testenv"
-	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
@@ -126,16 +125,16 @@ func TestThreatS9_KillMidIngest(t *testing.T) {
 		if i%2 == 0 {
 			continue
 		}
-		c, err := mqttConnect(t, p.mqtt, d.b.Device, server.MQTTPassword(d.b.UplinkKey))
+		c, err := mqttConnect(t, p.mqtt, d.b.Device, wire.MQTTPassword(d.b.UplinkKey))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ch := make(chan []byte, 1)
-		if tok := c.Subscribe(server.DownTopic(d.b.Device), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		if tok := c.Subscribe(wire.DefaultTopics.Down(d.b.Device), 1, func(_ pahoClient, m pahoMessage) { ch <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatal(tok.Error())
 		}
 		sendMQTT[i] = func(rep []byte) ([]byte, bool) {
-			c.Publish(server.UpTopic(d.b.Device), 1, false, rep)
+			c.Publish(wire.DefaultTopics.Up(d.b.Device), 1, false, rep)
 			select {
 			case b := <-ch:
 				return b, true

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,9 @@ import (
 
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/dashboard"
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -42,7 +45,8 @@ type env struct {
 	s      *server.Server
 	clock  *clock
 	vendor ed25519.PrivateKey
-	base   string // http://addr
+	base   string         // http://addr
+	man    *wire.Manifest // registered by registerManifest: the manifest devices report
 }
 
 func quietLogger() *slog.Logger {
@@ -63,9 +67,15 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 	for _, m := range mod {
 		m(&cfg)
 	}
+	if cfg.Store == nil {
+		cfg.Store = openStore(t, cfg.DataDir)
+	}
 	s, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Dashboard == nil {
+		s.SetDashboard(dashboard.ForServer(s)) // as `fieldseal server` mounts it
 	}
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -346,3 +356,15 @@ func pahoOptions(addr, clientID, user, password string) *paho.ClientOptions {
 }
 
 func newPaho(o *paho.ClientOptions) paho.Client { return paho.NewClient(o) }
+
+// openStore opens a SQLite store in dir, closed when the test ends (after the servers on
+// it have shut down: cleanups run last-registered first).
+func openStore(t *testing.T, dir string) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(filepath.Join(dir, "fieldseal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}

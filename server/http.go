@@ -46,10 +46,7 @@ type Route struct {
 	Method, Path string
 	Roles        []string
 	Open         bool // no bearer token: /healthz, and device ingest (authenticated by the COSE MAC)
-	// QueryToken also accepts "?token=T" on GET (the dashboard's first visit from a link
-	// that the dashboard then turns into its cookie); API routes never do.
-	QueryToken bool
-	h          func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
+	h            func(w http.ResponseWriter, r *http.Request, who *store.APIToken)
 }
 
 //go:embed openapi.json
@@ -65,7 +62,7 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/v1/reports", Open: true, h: s.postReport},
 		{Method: "POST", Path: "/v1/reports:batch", Open: true, h: s.postBatch},
 		{Method: "GET", Path: "/metrics", Roles: anyRole, h: s.metricsHandler},
-		{Method: "GET", Path: "/api/openapi.json", Roles: anyRole, h: s.openapi},
+		{Method: "GET", Path: "/api/openapi.json", Open: true, h: s.openapi}, // tooling fetches it without a token
 		{Method: "GET", Path: "/api/v1/devices", Roles: anyRole, h: s.listDevices},
 		{Method: "POST", Path: "/api/v1/devices", Roles: adminOnly, h: s.postDevice},
 		{Method: "GET", Path: "/api/v1/devices/{id}", Roles: anyRole, h: s.getDevice},
@@ -83,19 +80,33 @@ func (s *Server) Routes() []Route {
 		{Method: "POST", Path: "/api/v1/tokens", Roles: adminOnly, h: s.postToken},
 		{Method: "DELETE", Path: "/api/v1/tokens/{name}", Roles: adminOnly, h: s.deleteToken},
 		{Method: "GET", Path: "/api/v1/whoami", Roles: anyRole, h: s.whoami},
+		{Method: "GET", Path: "/api/v1/districts", Roles: anyRole, h: s.listDistricts},
+		{Method: "GET", Path: "/api/v1/districts/{id}", Roles: anyRole, h: s.getDistrict},
+		{Method: "PUT", Path: "/api/v1/districts/{id}", Roles: adminOnly, h: s.putDistrict},
+		{Method: "POST", Path: "/api/v1/district-members", Roles: adminOnly, h: s.importMembers},
+		{Method: "GET", Path: "/api/v1/districts/{id}/balance", Roles: anyRole, h: s.getBalance},
+		{Method: "GET", Path: "/api/v1/districts/{id}/inspection", Roles: anyRole, h: s.getInspection},
 	}
 }
 
-// Handler is the server's HTTP handler: API, ingest, metrics and the optional dashboard.
+// Handler is the server's HTTP handler: API, ingest, metrics and the operator's console
+// (console.go), which has its own sign-in and sessions.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	allow := map[string][]string{}
 	for _, rt := range s.Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
+		allow[rt.Path] = append(allow[rt.Path], rt.Method)
+		if rt.Method == http.MethodGet {
+			allow[rt.Path] = append(allow[rt.Path], http.MethodHead)
+		}
 	}
-	if s.cfg.Dashboard != nil {
-		dash := Route{Roles: anyRole, QueryToken: true, h: func(w http.ResponseWriter, r *http.Request, _ *store.APIToken) { s.cfg.Dashboard.ServeHTTP(w, r) }}
-		mux.Handle("/ui/", s.guard(dash))
-		mux.Handle("GET /{$}", s.guard(dash))
+	for path := range allow {
+		mux.Handle(path, methodNotAllowed(allow, path))
+	}
+	if con := s.cfg.Dashboard; con != nil {
+		mux.Handle("/ui/", con)
+		mux.Handle("GET /{$}", con)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := s.authenticate(r); !ok {
@@ -105,6 +116,17 @@ func (s *Server) Handler() http.Handler {
 		apiError(w, http.StatusNotFound, "not-found", "no such route")
 	})
 	return mux
+}
+
+// methodNotAllowed answers a known path asked with a method it does not serve: 405 with
+// the methods it does serve, before any token check (the route is public knowledge: the
+// OpenAPI document lists it).
+func methodNotAllowed(allow map[string][]string, path string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		methods := strings.Join(allow[path], ", ")
+		w.Header().Set("Allow", methods)
+		apiError(w, http.StatusMethodNotAllowed, "method-not-allowed", fmt.Sprintf("%s %s: this path answers %s", r.Method, path, methods))
+	})
 }
 
 // guard checks the bearer token and role of a route.
@@ -121,13 +143,6 @@ func (s *Server) guard(rt Route) http.Handler {
 			return
 		}
 		who, ok := s.authenticate(r)
-		if !ok && rt.QueryToken && r.Method == http.MethodGet {
-			if tok := r.URL.Query().Get("token"); tok != "" && len(tok) <= 256 {
-				if t, err := s.st.GetAPIToken(r.Context(), hashToken(tok)); err == nil {
-					who, ok = t, true
-				}
-			}
-		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fieldseal"`)
 			apiError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
@@ -141,14 +156,13 @@ func (s *Server) guard(rt Route) http.Handler {
 	})
 }
 
-// authenticate reads "Authorization: Bearer T" (or the fieldseal_token cookie, for the
-// dashboard in a browser) and looks the token's hash up.
+// authenticate reads "Authorization: Bearer T" and looks the token's hash up. The API
+// takes no cookie (a browser would send it cross-site) and no token in the URL; the console
+// has its own session cookie with CSRF protection.
 func (s *Server) authenticate(r *http.Request) (*store.APIToken, bool) {
 	tok := ""
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		tok = strings.TrimSpace(h[len("Bearer "):])
-	} else if c, err := r.Cookie("fieldseal_token"); err == nil {
-		tok = c.Value
 	}
 	if tok == "" || len(tok) > 256 {
 		return nil, false
@@ -223,7 +237,7 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *store.APITok
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
-	writeJSON(w, http.StatusOK, who)
+	writeJSON(w, http.StatusOK, apiTokenView(*who))
 }
 
 // --- device ingest over HTTP ---
@@ -248,7 +262,7 @@ func statusFor(reason string) int {
 
 func isCoseMac0(ct string) bool {
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/cose" {
+	if err != nil || mt != wire.ReportMediaTypeBase {
 		return false
 	}
 	t, ok := params["cose-type"]
@@ -271,7 +285,7 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, b
 
 func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	if !isCoseMac0(r.Header.Get("Content-Type")) {
-		apiError(w, http.StatusUnsupportedMediaType, ReasonMalformed, `Content-Type must be application/cose; cose-type="cose-mac0"`)
+		apiError(w, http.StatusUnsupportedMediaType, ReasonMalformed, "Content-Type must be "+wire.ReportMediaType)
 		return
 	}
 	body, ok := readLimited(w, r, wire.MaxMessageSize+1)
@@ -283,7 +297,7 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.API
 		reason := Reason(err)
 		w.Header().Set("Fieldseal-Reject", reason)
 		if ack != nil {
-			w.Header().Set("Content-Type", `application/cose; cose-type="cose-mac0"`)
+			w.Header().Set("Content-Type", wire.ReportMediaType)
 			w.WriteHeader(statusFor(reason))
 			w.Write(ack)
 			return
@@ -291,7 +305,7 @@ func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.API
 		apiError(w, statusFor(reason), reason, err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", `application/cose; cose-type="cose-mac0"`)
+	w.Header().Set("Content-Type", wire.ReportMediaType)
 	w.Write(ack)
 }
 
@@ -332,17 +346,6 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIT
 
 // --- operator API ---
 
-type deviceView struct {
-	*store.Device
-	Pending []tokenView `json:"pending_tokens,omitempty"`
-}
-
-type tokenView struct {
-	ID      string    `json:"id"`
-	Action  string    `json:"action"`
-	Expires time.Time `json:"expires"`
-}
-
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	state := r.URL.Query().Get("state")
 	if state != "" && !slices.Contains(store.States, state) {
@@ -355,10 +358,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.AP
 		storeError(w, err)
 		return
 	}
-	if list == nil {
-		list = []*store.Device{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"devices": list})
+	writeJSON(w, http.StatusOK, map[string]any{"devices": views(list, func(d *store.Device) DeviceView { return deviceView(d, nil) })})
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -367,12 +367,8 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIT
 		storeError(w, err)
 		return
 	}
-	v := deviceView{Device: d}
 	toks, _ := s.st.PendingTokens(r.Context(), d.ID, d.Epoch, s.now())
-	for _, t := range toks {
-		v.Pending = append(v.Pending, tokenView{ID: hex.EncodeToString(t.ID), Action: t.Action, Expires: t.Expires})
-	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, deviceView(d, toks))
 }
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -381,9 +377,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, After: after, Limit: lim})
+	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, AfterN: after, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
@@ -391,10 +387,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.API
 	if r.URL.Query().Get("tamper") == "true" {
 		evs = slices.DeleteFunc(evs, func(e store.Event) bool { return !e.Tamper })
 	}
-	if evs == nil {
-		evs = []store.Event{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": evs})
+	writeJSON(w, http.StatusOK, map[string]any{"events": views(evs, eventView)})
 }
 
 type provisionReq struct {
@@ -437,7 +430,7 @@ func (s *Server) postVisit(w http.ResponseWriter, r *http.Request, who *store.AP
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, v)
+	writeJSON(w, http.StatusCreated, visitView(*v))
 }
 
 type closeReq struct {
@@ -455,7 +448,7 @@ func (s *Server) closeVisit(w http.ResponseWriter, r *http.Request, who *store.A
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, visitView(*v))
 }
 
 func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -464,10 +457,7 @@ func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if vs == nil {
-		vs = []store.Visit{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"visits": vs})
+	writeJSON(w, http.StatusOK, map[string]any{"visits": views(vs, visitView)})
 }
 
 type clearReq struct {
@@ -483,23 +473,24 @@ func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.AP
 		storeError(w, err)
 		return
 	}
-	d, _ := s.st.GetDevice(r.Context(), r.PathValue("id"))
-	writeJSON(w, http.StatusOK, d)
-}
-
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
-	lim, _ := strconv.Atoi(q.Get("limit"))
-	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim}, q.Get("unacked") == "true")
+	d, err := s.st.GetDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	if al == nil {
-		al = []store.Alert{}
+	writeJSON(w, http.StatusOK, deviceView(d, nil))
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	q := r.URL.Query()
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	lim, _ := strconv.Atoi(q.Get("limit"))
+	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim}, q.Get("unacked") == "true")
+	if err != nil {
+		storeError(w, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": al})
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": views(al, alertView)})
 }
 
 func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -508,27 +499,23 @@ func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.API
 		apiError(w, http.StatusBadRequest, "invalid", "alert id must be a number")
 		return
 	}
-	if err := s.st.AckAlert(r.Context(), id, who.Name, s.now()); err != nil {
+	if err := s.AckAlert(r.Context(), id, who.Name); err != nil {
 		storeError(w, err)
 		return
 	}
-	s.auditAdmin(r.Context(), who.Name, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
 	writeJSON(w, http.StatusOK, map[string]any{"acked": id})
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("before"), 10, 64)
+	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	lim, _ := strconv.Atoi(q.Get("limit"))
-	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), After: after, Limit: lim})
+	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	if au == nil {
-		au = []store.Audit{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"audit": au})
+	writeJSON(w, http.StatusOK, map[string]any{"audit": views(au, auditView)})
 }
 
 func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
@@ -537,10 +524,7 @@ func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.
 		storeError(w, err)
 		return
 	}
-	if ms == nil {
-		ms = []*store.Manifest{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"manifests": ms})
+	writeJSON(w, http.StatusOK, map[string]any{"manifests": views(ms, manifestInfo)})
 }
 
 func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -549,14 +533,12 @@ func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store
 		return
 	}
 	m, err := s.registerManifest(r.Context(), body, who.Name)
+	if errors.Is(err, errAlreadyRegistered) {
+		writeJSON(w, http.StatusOK, map[string]any{"product": m.Product, "version": m.Version, "root": hex.EncodeToString(m.Root), "already_registered": true})
+		return
+	}
 	if err != nil {
 		reason := Reason(err)
-		for _, e := range []error{wire.ErrDowngrade, wire.ErrWrongProduct, wire.ErrUnknownKey, wire.ErrBadSig, wire.ErrBadManifest, wire.ErrOversize, wire.ErrUnsupported} {
-			if errors.Is(err, e) {
-				reason = e.Error()
-				break
-			}
-		}
 		code := http.StatusBadRequest
 		if reason == wire.ErrDowngrade.Error() {
 			code = http.StatusConflict
@@ -573,10 +555,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *store.API
 		storeError(w, err)
 		return
 	}
-	if ts == nil {
-		ts = []store.APIToken{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": views(ts, apiTokenView)})
 }
 
 type tokenReq struct {

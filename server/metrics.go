@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/fieldseal/fieldseal/store"
 )
@@ -27,17 +29,27 @@ func newMetrics(s *Server) *metrics {
 	m.accepted = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldseal_reports_accepted_total", Help: "Reports verified, stored durably and acked."})
 	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fieldseal_reports_rejected_total", Help: "Reports rejected, by reason name."}, []string{"reason"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_report_commit_seconds", Help: "Receive-to-commit latency of accepted reports.",
-		Buckets: prometheus.ExponentialBuckets(0.0002, 1.4, 30)})
+		Buckets: latencyBuckets()})
 	m.verify = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_report_handle_seconds", Help: "Time HandleReport takes, verification and commit included.",
-		Buckets: prometheus.ExponentialBuckets(0.0002, 1.4, 30)})
+		Buckets: latencyBuckets()})
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_commit_batch_size", Help: "Changes per group commit.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
 	m.unrecorded = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldseal_rejections_unrecorded_total", Help: "Rejections of unauthenticated input counted but not stored as audit records (flood protection)."})
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldseal_commit_queue_depth", Help: "Changes waiting for the group commit."},
 		func() float64 { return float64(s.commit.depth()) })
 	m.reg.MustRegister(m.accepted, m.rejected, m.unrecorded, m.latency, m.verify, m.batchSize, queue, &stateCollector{s: s},
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// latencyBuckets are 0.2 ms × 1.4^k (30 bounds, up to about 3 minutes) rounded to two
+// significant digits: le="0.00039", not le="0.00039199999999999994".
+func latencyBuckets() []float64 {
+	b := prometheus.ExponentialBuckets(0.0002, 1.4, 30)
+	for i, v := range b {
+		b[i], _ = strconv.ParseFloat(strconv.FormatFloat(v, 'g', 2, 64), 64)
+	}
+	return b
 }
 
 func (m *metrics) observe(err error, recv time.Time) {

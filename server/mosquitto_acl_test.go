@@ -16,7 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fieldseal/fieldseal/internal/testenv"
-	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // docBlock returns the code block of docs/OPERATIONS.md that starts with the line first.
@@ -142,10 +142,10 @@ func willReaches(t *testing.T, acl string) []string {
 	devices, servers := mosquitto(t, acl)
 	got := make(chan string, 8)
 	b, _ := pahoConnect(t, devices, "meter-b", "meter-b", "")
-	if tok := b.Subscribe(server.DownTopic("meter-b"), 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := b.Subscribe(wire.DefaultTopics.Down("meter-b"), 1, func(_ paho.Client, m paho.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	_, lost := pahoConnect(t, devices, "meter-a", "meter-a", server.DownTopic("meter-b"))
+	_, lost := pahoConnect(t, devices, "meter-a", "meter-a", wire.DefaultTopics.Down("meter-b"))
 	pahoConnect(t, devices, "meter-a", "meter-a", "") // takes the session over: the will is due
 	select {
 	case <-lost:
@@ -153,7 +153,7 @@ func willReaches(t *testing.T, acl string) []string {
 		t.Fatal("the first meter-a connection was not taken over")
 	}
 	srv, _ := pahoConnect(t, servers, "fleet-1", "", "")
-	srv.Publish(server.DownTopic("meter-b"), 1, false, "MARK").WaitTimeout(5 * time.Second)
+	srv.Publish(wire.DefaultTopics.Down("meter-b"), 1, false, "MARK").WaitTimeout(5 * time.Second)
 	var before []string
 	for {
 		select {
@@ -186,7 +186,7 @@ func TestThreatS11_MosquittoDocumentedACL(t *testing.T) {
 	t.Run("retain", func(t *testing.T) {
 		devices, _ := mosquitto(t, acl)
 		a, lost := pahoConnect(t, devices, "meter-a", "meter-a", "")
-		a.Publish(server.UpTopic("meter-a"), 1, true, "retained report")
+		a.Publish(wire.DefaultTopics.Up("meter-a"), 1, true, "retained report")
 		select {
 		case <-lost:
 		case <-time.After(5 * time.Second):

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -26,42 +24,11 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// MQTT topics (docs/PROTOCOL.md, "Transports").
-const (
-	topicPrefix = "fieldseal/v1/"
-	upSuffix    = "/up"
-	downSuffix  = "/down"
-	// SharedUplink is the subscription replicas of the share group "fieldseal" use.
-	SharedUplink = "$share/fieldseal/fieldseal/v1/+/up"
-	// Uplink is the plain subscription (MQTT 3.1.1).
-	Uplink = "fieldseal/v1/+/up"
-)
-
-// UpTopic and DownTopic are a device's topics.
-func UpTopic(dev string) string   { return topicPrefix + dev + upSuffix }
-func DownTopic(dev string) string { return topicPrefix + dev + downSuffix }
-
-// MQTTPassword is a device's MQTT password on the embedded broker: the lowercase hex of
-// HMAC-SHA-256(R, "fs1/mqtt-password"). Its username is its device id.
-func MQTTPassword(uplinkKey []byte) string {
-	m := hmac.New(sha256.New, uplinkKey)
-	m.Write([]byte("fs1/mqtt-password"))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-func devFromUp(topic string) (string, bool) {
-	if !strings.HasPrefix(topic, topicPrefix) || !strings.HasSuffix(topic, upSuffix) {
-		return "", false
-	}
-	dev := topic[len(topicPrefix) : len(topic)-len(upSuffix)]
-	return dev, dev != "" && !strings.Contains(dev, "/")
-}
-
 func (s *Server) startBroker() error {
 	ln, err := listen(s.cfg.MQTTAddr, "--mqtt")
 	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "already in use") {
-			return fmt.Errorf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr)
+		if errors.Is(err, ErrAddrInUse) {
+			return addrInUseError(fmt.Sprintf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr))
 		}
 		return err
 	}
@@ -151,7 +118,7 @@ func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 	if ds.d == nil {
 		return false
 	}
-	want := MQTTPassword(ds.d.UplinkKey)
+	want := wire.MQTTPassword(ds.d.UplinkKey)
 	return hmac.Equal([]byte(want), pk.Connect.Password)
 }
 
@@ -161,16 +128,16 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 	}
 	dev := string(cl.Properties.Username)
 	if write {
-		return topic == UpTopic(dev)
+		return topic == h.s.topics.Up(dev)
 	}
-	return topic == DownTopic(dev)
+	return topic == h.s.topics.Down(dev)
 }
 
 func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	dev, ok := devFromUp(pk.TopicName)
+	dev, ok := h.s.topics.DeviceOfUp(pk.TopicName)
 	if !ok || dev != string(cl.Properties.Username) {
 		return pk, packets.ErrRejectPacket
 	}
@@ -183,7 +150,7 @@ func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	// Runs before the broker sends PUBACK: the MQTT-level ack follows the durable commit.
 	ack, err := h.s.HandleReport(context.Background(), pk.Payload)
 	if ack != nil && !h.stashAck(cl, pk, dev, ack) {
-		if perr := h.s.broker.Publish(DownTopic(dev), ack, false, 1); perr != nil {
+		if perr := h.s.broker.Publish(h.s.topics.Down(dev), ack, false, 1); perr != nil {
 			h.s.log.Warn("publishing ack", "dev", dev, "err", perr)
 		}
 	}
@@ -207,7 +174,7 @@ func (h *brokerHook) stashAck(cl *mqtt.Client, pk packets.Packet, dev string, ac
 	if !ok || pk.FixedHeader.Qos != 1 || cl.Properties.ProtocolVersion >= 5 || cl.Closed() {
 		return false
 	}
-	topic := DownTopic(dev)
+	topic := h.s.topics.Down(dev)
 	sub, ok := cl.State.Subscriptions.Get(topic)
 	if !ok || cl.State.Inflight.Len() >= int(h.s.broker.Options.Capabilities.MaximumInflight) {
 		return false
@@ -310,19 +277,19 @@ func (s *Server) connectExternal(ctx context.Context) (*externalBroker, error) {
 	opts := paho.NewClientOptions().AddBroker(s.cfg.MQTTBroker).SetClientID("fieldseal-server-" + hex.EncodeToString(id)).
 		SetCleanSession(true).SetAutoReconnect(true).SetOrderMatters(false).SetConnectTimeout(10 * time.Second).
 		SetMaxReconnectInterval(10 * time.Second)
-	topic := Uplink
+	topic := s.topics.UplinkFilter()
 	if g := s.cfg.MQTTShareGroup; g != "" {
-		topic = "$share/" + g + "/" + Uplink
+		topic = s.topics.SharedUplinkFilter(g)
 	}
 	var cl paho.Client
 	handler := func(_ paho.Client, m paho.Message) {
-		dev, ok := devFromUp(m.Topic())
+		dev, ok := s.topics.DeviceOfUp(m.Topic())
 		if !ok {
 			return
 		}
 		ack, _ := s.HandleReport(context.Background(), m.Payload())
 		if ack != nil {
-			cl.Publish(DownTopic(dev), 1, false, ack)
+			cl.Publish(s.topics.Down(dev), 1, false, ack)
 		}
 	}
 	opts.SetOnConnectHandler(func(c paho.Client) {

@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // appendPublish311 must produce exactly what the broker's own encoder does, across the
 // remaining-length boundaries (1, 2 and 3 length bytes) and both QoS levels.
 func TestAppendPublish311MatchesBrokerEncoder(t *testing.T) {
-	topic := DownTopic("meter-0001")
+	topic := wire.DefaultTopics.Down("meter-0001")
 	for _, size := range []int{0, 1, 100, 127 - 2 - len(topic) - 2, 128, 16383 - 2 - len(topic) - 2, 16384, 70000} {
 		for _, qos := range []byte{0, 1} {
 			payload := bytes.Repeat([]byte{0xa5}, max(0, size))

@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -16,8 +15,8 @@ func TestThreatS11_BrokerRefusesWillsAndRetain(t *testing.T) {
 	e := newEnv(t)
 	a := e.provision("meter-a", "watermeter")
 	e.provision("meter-b", "watermeter")
-	passA := server.MQTTPassword(a.b.UplinkKey)
-	for _, will := range []string{server.DownTopic("meter-b"), server.UpTopic("meter-a")} {
+	passA := wire.MQTTPassword(a.b.UplinkKey)
+	for _, will := range []string{wire.DefaultTopics.Down("meter-b"), wire.DefaultTopics.Up("meter-a")} {
 		o := pahoOptions(e.s.MQTTAddr(), "meter-a", "meter-a", passA).SetWill(will, "forged ack", 1, true)
 		c := newPaho(o)
 		tok := c.Connect()
@@ -34,12 +33,12 @@ func TestThreatS11_BrokerRefusesWillsAndRetain(t *testing.T) {
 		t.Fatal(err)
 	}
 	acks := make(chan pahoMessage, 4)
-	if tok := c.Subscribe(server.DownTopic("meter-a"), 1, func(_ pahoClient, m pahoMessage) { acks <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+	if tok := c.Subscribe(wire.DefaultTopics.Down("meter-a"), 1, func(_ pahoClient, m pahoMessage) { acks <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
 	r1, r2 := a.report(nil), a.report(nil) // rseq 1 and 2
-	c.Publish(server.UpTopic("meter-a"), 1, true, r2)
-	c.Publish(server.UpTopic("meter-a"), 1, false, r1)
+	c.Publish(wire.DefaultTopics.Up("meter-a"), 1, true, r2)
+	c.Publish(wire.DefaultTopics.Up("meter-a"), 1, false, r1)
 	select {
 	case m := <-acks:
 		ack, err := wire.OpenAck(m.Payload(), "meter-a", a.b.DownlinkKey)

@@ -12,11 +12,11 @@ import (
 // them verbatim. The FS-chain names are fschain's (gap, reorder, rollback, fork,
 // forged-entry, head-mismatch, bad-seal).
 const (
-	ReasonMalformed     = "malformed"      // not a COSE_Mac0 report
-	ReasonOversize      = "oversize"       // over 16 KiB
-	ReasonUnsupported   = "unsupported"    // algorithm or header we do not accept
+	ReasonMalformed     = "malformed"      // not a COSE_Mac0 report (wire.ErrMalformed)
+	ReasonOversize      = "oversize"       // over 16 KiB (wire.ErrOversize)
+	ReasonUnsupported   = "unsupported"    // algorithm or header we do not accept (wire.ErrUnsupported)
 	ReasonUnknownDevice = "unknown-device" // kid names no provisioned device
-	ReasonBadMAC        = "bad-mac"        // MAC does not verify under the device's R
+	ReasonBadMAC        = "bad-mac"        // MAC does not verify under the device's R (wire.ErrBadMAC)
 	ReasonWrongEpoch    = "wrong-epoch"    // epoch is not the device's current one
 	ReasonReplay        = "replay"         // rseq not above the last accepted one
 	ReasonStaleNonce    = "stale-nonce"    // nonce is not one of the two latest the server sent
@@ -29,7 +29,6 @@ const (
 type RejectError struct {
 	Reason string
 	Detail string
-	ack    []byte // set when the device can be told (authenticated rejection)
 }
 
 func (e *RejectError) Error() string {
@@ -56,26 +55,19 @@ func Reason(err error) string {
 	if errors.As(err, &ve) {
 		return ve.Name
 	}
-	for _, e := range []error{wire.ErrOversize, wire.ErrBadMAC, wire.ErrUnsupported, wire.ErrMalformed} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
+	if n := wire.ErrorName(err); n != "" {
+		return n
 	}
 	return ReasonMalformed
 }
 
-// wireReject maps a wire decoding error to a rejection.
+// wireReject maps a wire decoding error to a rejection named after it.
 func wireReject(err error) *RejectError {
-	switch {
-	case errors.Is(err, wire.ErrOversize):
-		return &RejectError{Reason: ReasonOversize, Detail: err.Error()}
-	case errors.Is(err, wire.ErrBadMAC):
-		return &RejectError{Reason: ReasonBadMAC, Detail: err.Error()}
-	case errors.Is(err, wire.ErrUnsupported):
-		return &RejectError{Reason: ReasonUnsupported, Detail: err.Error()}
-	default:
-		return &RejectError{Reason: ReasonMalformed, Detail: err.Error()}
+	reason := wire.ErrorName(err)
+	if reason == "" {
+		reason = ReasonMalformed
 	}
+	return &RejectError{Reason: reason, Detail: err.Error()}
 }
 
 // tamperReasons are rejections that prove the device (not the network) is compromised:

@@ -30,7 +30,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/store"
-	"github.com/fieldseal/fieldseal/store/sqlite"
+	"github.com/fieldseal/fieldseal/wire"
 )
 
 // Defaults of a zero-setup start.
@@ -42,19 +42,24 @@ const (
 
 // Config configures a Server. Zero values mean the defaults.
 type Config struct {
-	DataDir    string // holds fieldseal.db, server.key, admin.token; default ./fieldseal-data
+	DataDir    string // holds server.key and admin.token; default ./fieldseal-data
 	HTTPAddr   string // default 127.0.0.1:8080; "off" disables HTTP
 	MQTTAddr   string // embedded broker; default 127.0.0.1:1883; "off" disables it
 	MQTTBroker string // tcp://host:port of an external broker to consume from instead of the embedded one
 	// MQTTShareGroup, when set, subscribes to the external broker with the shared
-	// subscription $share/<group>/fieldseal/v1/+/up, so the replicas of one group split the
+	// subscription $share/<group>/<root>/+/up, so the replicas of one group split the
 	// load (the broker must support shared subscriptions: MQTT 5 brokers, and Mosquitto
 	// also for 3.1.1 clients). "fieldseal" is the customary group.
 	MQTTShareGroup string
+	// TopicRoot is the root of the MQTT topics (default wire.DefaultTopicRoot,
+	// "fieldseal/v1"): two fleets can share one broker under two roots.
+	TopicRoot string
 
 	VendorKeys []ed25519.PublicKey // keys that may sign manifests
-	Store      store.Store         // optional; default SQLite in DataDir
-	Now        func() time.Time    // optional clock (the demo runs compressed time)
+	// Store is where everything durable lives (required; the caller opens it, e.g. with
+	// store/storeurl, and closes it after Shutdown). The server imports no backend.
+	Store store.Store
+	Now   func() time.Time // optional clock (the demo runs compressed time)
 	// SilentAfter is how many report intervals a device may miss before it is silent (default 3).
 	SilentAfter int
 	// SilentCheck is how often the silence timer runs (default 1 minute; 0 keeps the default).
@@ -65,8 +70,11 @@ type Config struct {
 	// Default 1 hour; negative signs a receipt whenever the anchor moves.
 	ReceiptInterval time.Duration
 	Logger          *slog.Logger
-	Webhooks        []string     // alert webhooks: POST JSON, retried with backoff
-	Dashboard       http.Handler // optional, mounted at / and /ui/ behind the same auth
+	Webhooks        []string // alert webhooks: POST JSON, retried with backoff
+	// Dashboard is the operator's console (server/dashboard), mounted at / and /ui/; it
+	// signs people in itself. The composition root builds it on the server's Console (it
+	// needs the server, so SetDashboard may set it after New).
+	Dashboard http.Handler
 
 	HTTPTLS *tls.Config // optional TLS for the HTTP listener
 	MQTTTLS *tls.Config // optional TLS for the embedded MQTT listener
@@ -75,6 +83,12 @@ type Config struct {
 	MaxBatch int
 	// DeviceCache bounds the devices kept in memory (default 200,000).
 	DeviceCache int
+
+	// LoRaWAN are the network server integrations to ingest LPWAN frames from (lorawan.go).
+	LoRaWAN []LoRaWAN
+
+	// Balance schedules the districts' water balance and inspection lists (balance.go).
+	Balance BalanceConfig
 }
 
 // Server is a running fleet server.
@@ -83,7 +97,6 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	st     store.Store
-	ownSt  bool
 	priv   ed25519.PrivateKey
 	admin  string
 	devs   *deviceCache
@@ -93,12 +106,18 @@ type Server struct {
 	alerts *alerter
 
 	recordLimit *rateLimit // audit records of unauthenticated rejections
+	lp          lpState    // LPWAN profile: entry fragments being assembled (lpwan.go)
+	lorawan     []*lorawanConn
 
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	broker   *mqtt.Server
 	mqttAddr string
 	ext      *externalBroker
+	topics   wire.Topics
+
+	con *Console
+	bal *balances
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -107,7 +126,7 @@ type Server struct {
 	bgDone   sync.WaitGroup
 }
 
-// New prepares a server: it opens the store and creates, on first start, the server's
+// New prepares a server on cfg.Store: it creates, on first start, the server's
 // Ed25519 key (DIR/server.key) and an admin API token (DIR/admin.token, mode 0600).
 func New(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
@@ -128,10 +147,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.SilentCheck <= 0 {
 		cfg.SilentCheck = time.Minute
 	}
+	if cfg.Balance.Every == 0 {
+		cfg.Balance.Every = time.Hour
+	}
+	if cfg.Balance.History <= 0 {
+		cfg.Balance.History = 60 * 24 * time.Hour
+	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1024
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	if cfg.TopicRoot == "" {
+		cfg.TopicRoot = wire.DefaultTopicRoot
+	}
+	if !wire.ValidTopicRoot(cfg.TopicRoot) {
+		return nil, fmt.Errorf("topic root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", cfg.TopicRoot)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -146,16 +177,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.st = cfg.Store
 	if s.st == nil {
-		st, err := sqlite.Open(filepath.Join(cfg.DataDir, "fieldseal.db"))
-		if err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
-		s.st, s.ownSt = st, true
+		return nil, errors.New("server: no store: open one with store/storeurl (SQLite in the data folder by default) and set Config.Store")
 	}
 	if err := s.loadAdminToken(); err != nil {
-		if s.ownSt {
-			s.st.Close()
-		}
 		return nil, err
 	}
 	s.recordLimit = newRateLimit(unauthRecordsPerSecond, s.now)
@@ -167,6 +191,8 @@ func New(cfg Config) (*Server, error) {
 	s.mans = newManifestCache(s.st)
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
+	s.con = newConsole(s)
+	s.bal = newBalances(cfg.Store)
 	return s, nil
 }
 
@@ -278,7 +304,13 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	s.bgDone.Add(1)
+	if err := s.startLoRaWAN(ctx); err != nil {
+		s.stopLoRaWAN()
+		s.abortStart()
+		return err
+	}
+	s.bgDone.Add(2)
+	go s.balanceLoop(bg)
 	go func() {
 		defer s.bgDone.Done()
 		t := time.NewTicker(s.cfg.SilentCheck)
@@ -297,11 +329,20 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+// ErrAddrInUse says a listen address is taken by another process; the error names the
+// address and the flag that sets it.
+var ErrAddrInUse = errors.New("address in use")
+
+type addrInUseError string
+
+func (e addrInUseError) Error() string        { return string(e) }
+func (e addrInUseError) Is(target error) bool { return target == ErrAddrInUse }
+
 func listen(addr, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-			return nil, fmt.Errorf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag)
+			return nil, addrInUseError(fmt.Sprintf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag))
 		}
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
 	}
@@ -325,6 +366,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ext != nil {
 		s.ext.close()
 	}
+	s.stopLoRaWAN()
 	if s.broker != nil {
 		s.broker.Close()
 	}
@@ -357,9 +399,6 @@ func (s *Server) stopAll() {
 	s.bgDone.Wait()
 	s.commit.stop()
 	s.alerts.stop()
-	if s.ownSt {
-		s.st.Close()
-	}
 }
 
 // enter registers a report in flight; false once shutting down.

@@ -2,12 +2,9 @@ package server
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"time"
 
-	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -17,6 +14,7 @@ import (
 //	provisioned → trusted                  first accepted report
 //	* → tampered                           code mismatch, tamper entry (cover opened outside a
 //	                                       service window, check-fail, refused, erased, magnet),
+//	                                       a latched report flag no entry explains (evidence-lost),
 //	                                       forged-entry, bad-seal, rollback, fork. Sticky: only an
 //	                                       operator closes it, with an inspection result.
 //	* → suspect                            gap, reorder, head-mismatch, clock going backwards,
@@ -27,7 +25,13 @@ import (
 //	                                       verified by the chain), service-end, or visit closed
 //
 // Every transition is an audit record with its evidence; entering tampered, suspect or
-// silent also raises an alert.
+// silent also raises an alert. A replayed report moves nothing (rejection, S12).
+
+// ReasonEvidenceLost names a report whose MAC'd flags say a tamper input latched (cover
+// opened, magnet, tamper-latched) while no verified log entry records it: the entry was
+// removed (a rolled-back state slot, a restored flash image), so the evidence is gone but
+// the flag proves it existed (D22).
+const ReasonEvidenceLost = "evidence-lost"
 
 var stateRank = map[string]int{
 	store.StateProvisioned: 0, store.StateTrusted: 0, store.StateService: 1, store.StateSilent: 2,
@@ -35,7 +39,7 @@ var stateRank = map[string]int{
 }
 
 // transition moves nd to state (unless a stickier state holds) and records it in ch.
-func (s *Server) transition(nd *store.Device, state, reason string, now time.Time, evidence map[string]any, ch *store.Change) bool {
+func transition(nd *store.Device, state, reason string, now time.Time, evidence map[string]any, ch *store.Change) bool {
 	if nd.State == state && nd.StateReason == reason {
 		return false
 	}
@@ -62,210 +66,215 @@ func (s *Server) transition(nd *store.Device, state, reason string, now time.Tim
 	return true
 }
 
-type evaluation struct{ transitioned bool }
+// judge walks a report's fresh entries and flags and decides the device's new state.
+type judge struct {
+	in       *evalInput
+	nd       *store.Device
+	ch       *store.Change
+	evidence map[string]any
 
-// evaluate stores the newly verified entries and applies what they and the report's
-// flags say to the device's state.
-// partial: the report is a chunk of a larger backlog, verified only up to its last entry;
-// its tamper entries count, but promotions (to trusted) wait for the chunk that reaches
-// the claimed n, the only one whose head and seal are checked.
-func (s *Server) evaluate(ctx context.Context, ds *devState, nd *store.Device, r *wire.Report, fresh []wire.Entry, from fschain.Anchor, partial bool, now time.Time, ch *store.Change) evaluation {
-	var ev evaluation
-	prev := from.Head
-	tampered, suspect := "", ""
-	evidence := map[string]any{"rseq": r.RSeq}
-	var tamperEntries []map[string]any
-	for i := range fresh {
-		e := &fresh[i]
-		head := entryHead(nd.ID, nd.Epoch, &prev, e)
-		prev = head
-		rec := store.Event{Dev: nd.ID, Epoch: nd.Epoch, N: e.N, T: e.T, Type: e.Type, Tamper: wire.IsTamper(e.Type),
-			Payload: e.Payload, Tag: e.Tag, Head: append([]byte(nil), head[:]...), Received: now}
-		if dec := decodePayload(e.Type, e.Payload); dec != nil && (rec.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd || e.Type == wire.EntryTamperCleared) {
-			b, _ := json.Marshal(dec)
-			rec.Decoded = string(b)
+	tampered, suspect string
+	tamperEntries     []map[string]any
+	explained         uint32 // latched flags explained by an entry since the last clear
+	moved             bool   // an entry already made a transition (service-end)
+}
+
+// The latched report flags, and the flags each tamper entry type explains.
+const latchFlags = wire.StateCoverWasOpen | wire.StateMagnet | wire.StateTamperLatched
+
+// latchedBy returns the latched report flags an entry explains: a device latches a flag
+// exactly when it logs one of these entries (agent.latchFor, the guard's latch_for), and
+// only a clear token unlatches it.
+func latchedBy(typ uint16) uint32 {
+	switch typ {
+	case wire.EntryCoverOpen:
+		return wire.StateCoverWasOpen | wire.StateTamperLatched
+	case wire.EntryMagnet:
+		return wire.StateMagnet | wire.StateTamperLatched
+	case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryRollbackDetected, wire.EntryLogCorrupt:
+		return wire.StateTamperLatched
+	}
+	return 0
+}
+
+// entry applies one newly verified entry (with its head and its decoded payload).
+func (j *judge) entry(e *wire.Entry, head [32]byte, payload any) {
+	nd, now := j.nd, j.in.Now
+	rec := store.Event{Dev: nd.ID, Epoch: nd.Epoch, N: e.N, T: e.T, Type: e.Type, Tamper: wire.IsTamper(e.Type),
+		Payload: e.Payload, Tag: e.Tag, Head: append([]byte(nil), head[:]...), Received: now}
+	if payload != nil && (rec.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd || e.Type == wire.EntryTamperCleared) {
+		b, _ := json.Marshal(payload)
+		rec.Decoded = string(b)
+	}
+	j.ch.Events = append(j.ch.Events, rec)
+	j.explained |= latchedBy(e.Type)
+	switch e.Type {
+	case wire.EntryServiceBegin:
+		p, _ := payload.(*wire.ServiceBeginPayload)
+		t := j.useToken(p, wire.TokenService, e.N)
+		if t == nil {
+			return
 		}
-		ch.Events = append(ch.Events, rec)
-		switch e.Type {
-		case wire.EntryServiceBegin:
-			var p wire.ServiceBeginPayload
-			if wire.Unmarshal(e.Payload, &p) != nil || !s.useToken(ctx, ds, nd, p.TokenID, wire.TokenService, now, ch) {
-				suspect = "token-replay"
-				evidence["token"] = hexID(p.TokenID)
-				evidence["entry"] = e.N
-				continue
-			}
-			win := uint64(3600)
-			for _, t := range ds.tokens {
-				if bytes.Equal(t.ID, p.TokenID) && t.Window > 0 {
-					win = uint64(t.Window)
-				}
-			}
-			nd.WindowUntil = e.T + win
-		case wire.EntryServiceEnd:
-			nd.WindowUntil = 0
-			if nd.State == store.StateService {
-				ev.transitioned = s.transition(nd, store.StateTrusted, "service-end", now, map[string]any{"entry": e.N}, ch) || ev.transitioned
-			}
-		case wire.EntryTamperCleared:
-			var p wire.TamperClearedPayload
-			if wire.Unmarshal(e.Payload, &p) != nil || !s.useToken(ctx, ds, nd, p.TokenID, wire.TokenClear, now, ch) {
-				suspect = "token-replay"
-				evidence["token"] = hexID(p.TokenID)
-				evidence["entry"] = e.N
-			}
-		case wire.EntryCoverOpen:
-			if nd.WindowUntil != 0 && e.T <= nd.WindowUntil {
-				continue // expected: a technician with a service token
-			}
-			tampered = "cover-open"
-			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
-		case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryMagnet:
-			if tampered == "" || tampered == "cover-open" {
-				tampered = wire.EntryName(e.Type)
-			}
-			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
-		case wire.EntryRepeat: // a counted flood of one kind (D24): tamper under that kind's name
-			var p wire.RepeatPayload
-			if tampered == "" && wire.Unmarshal(e.Payload, &p) == nil {
-				tampered = wire.EntryName(p.Type)
-			}
-			tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
-		case wire.EntryOverflow, wire.EntryBadDownlink:
-			suspect = wire.EntryName(e.Type)
-			evidence["entry"] = e.N
-		default:
-			// Any other tamper-class type (rollback-detected, log-corrupt, and those added
-			// later) is tamper evidence under its own name.
-			if wire.IsTamper(e.Type) {
-				if tampered == "" || tampered == "cover-open" {
-					tampered = wire.EntryName(e.Type)
-				}
-				tamperEntries = append(tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": decodePayload(e.Type, e.Payload)})
+		// The window is judged in server time (D25): it runs from when the token was
+		// delivered — no later than the ack that answered the device's previous report —
+		// for the token's window, plus one report interval for the last openings to arrive.
+		// Device time, which a renter can reset, plays no part.
+		win := uint64(defaultWindow)
+		if t.Window > 0 {
+			win = uint64(t.Window)
+		}
+		delivered := j.in.Dev.LastSeen
+		if delivered.IsZero() || delivered.Before(t.Issued) {
+			delivered = t.Issued
+		}
+		nd.WindowUntil = uint64(delivered.Unix()) + win + uint64(interval(j.in))
+	case wire.EntryServiceEnd:
+		nd.WindowUntil = 0
+		if nd.State == store.StateService {
+			j.moved = transition(nd, store.StateTrusted, "service-end", now, map[string]any{"entry": e.N}, j.ch) || j.moved
+		}
+	case wire.EntryTamperCleared:
+		p, _ := payload.(*wire.TamperClearedPayload)
+		if j.useToken(p, wire.TokenClear, e.N) != nil {
+			j.explained = 0 // the device unlatched everything: later flags need later entries
+		}
+	case wire.EntryCoverOpen:
+		if nd.WindowUntil != 0 && uint64(now.Unix()) <= nd.WindowUntil {
+			return // expected: a technician with a service token, reported inside its window
+		}
+		j.tamper("cover-open", e, payload)
+	case wire.EntryCheckFail, wire.EntryRefused, wire.EntryErased, wire.EntryMagnet:
+		j.tamper(wire.EntryName(e.Type), e, payload)
+	case wire.EntryRepeat: // a counted flood of one kind (D24): tamper under that kind's name
+		p, _ := payload.(*wire.RepeatPayload)
+		kind := e.Type
+		if p != nil {
+			kind = p.Type
+			j.explained |= latchedBy(p.Type)
+		}
+		j.tamper(wire.EntryName(kind), e, payload)
+	case wire.EntryOverflow, wire.EntryBadDownlink:
+		j.suspect = wire.EntryName(e.Type)
+		j.evidence["entry"] = e.N
+	default:
+		// Any other tamper-class type (rollback-detected, log-corrupt, and those added
+		// later) is tamper evidence under its own name.
+		if wire.IsTamper(e.Type) {
+			j.tamper(wire.EntryName(e.Type), e, payload)
+		}
+	}
+}
+
+func interval(in *evalInput) uint32 {
+	if in.Interval > 0 {
+		return in.Interval
+	}
+	if in.Dev.ReportInterval > 0 {
+		return in.Dev.ReportInterval
+	}
+	return defaultInterval
+}
+
+func (j *judge) tamper(reason string, e *wire.Entry, payload any) {
+	if j.tampered == "" || j.tampered == "cover-open" {
+		j.tampered = reason
+	}
+	j.tamperEntries = append(j.tamperEntries, map[string]any{"n": e.N, "type": wire.EntryName(e.Type), "t": e.T, "payload": payload})
+}
+
+// useToken marks the token an entry names used; nil (and suspect token-replay) when it is
+// undecodable, unknown, for another device or action, expired, or used already (S6).
+func (j *judge) useToken(p any, action string, n uint64) *store.Token {
+	var id []byte
+	switch p := p.(type) {
+	case *wire.ServiceBeginPayload:
+		if p != nil {
+			id = p.TokenID
+		}
+	case *wire.TamperClearedPayload:
+		if p != nil {
+			id = p.TokenID
+		}
+	}
+	var t *store.Token
+	for _, list := range [][]store.Token{j.in.Pending, j.in.Named} {
+		for i := range list {
+			if t == nil && id != nil && bytes.Equal(list[i].ID, id) {
+				t = &list[i]
 			}
 		}
 	}
+	nd, now := j.nd, j.in.Now
+	if t == nil || usedIn(j.ch, id) || t.Dev != nd.ID || t.Epoch != nd.Epoch || t.Action != action || t.Used || !t.Expires.After(now) {
+		detail, _ := json.Marshal(map[string]any{"token": hexID(id), "action": action})
+		j.ch.Audits = append(j.ch.Audits, store.Audit{At: now, Actor: "pipeline", Kind: "rejection", Dev: nd.ID, Reason: "token-replay", Detail: string(detail)})
+		j.suspect = "token-replay"
+		j.evidence["token"] = hexID(id)
+		j.evidence["entry"] = n
+		return nil
+	}
+	j.ch.UsedTokens = append(j.ch.UsedTokens, id)
+	return t
+}
+
+// flags applies the report's MAC'd state flags: a code mismatch is tamper; a latched flag
+// that no verified entry explains is evidence lost (D22).
+func (j *judge) flags() {
+	r := j.in.Report
 	if r.State&wire.StateCodeMismatch != 0 || r.Meas.Status == wire.MeasMismatch {
-		tampered = "code-mismatch"
-		evidence["bad"] = r.Meas.Bad
+		j.tampered = "code-mismatch"
+		j.evidence["bad"] = r.Meas.Bad
 	}
-	if tamperEntries != nil {
-		evidence["entries"] = tamperEntries
+	if lost := r.State & latchFlags &^ j.explained; lost != 0 {
+		j.tampered = ReasonEvidenceLost
+		j.evidence["flags"] = r.State
+		j.evidence["unexplained_flags"] = lost
+		j.explained |= r.State & latchFlags // one verdict per loss, not one per report
 	}
+}
+
+// decide moves the device by what the entries and flags said; true if it transitioned.
+func (j *judge) decide(partial bool) bool {
+	nd, in, now, ch, evidence := j.nd, j.in, j.in.Now, j.ch, j.evidence
+	moved := j.moved
+	if j.tamperEntries != nil {
+		evidence["entries"] = j.tamperEntries
+	}
+	r := in.Report
 	if r.Boot == nd.LastBoot && nd.LastDeviceTime > 0 && r.Time+3600 < nd.LastDeviceTime {
-		suspect = "clock"
+		j.suspect = "clock"
 		evidence["device_time"], evidence["previous_device_time"] = r.Time, nd.LastDeviceTime
 	}
 	switch {
-	case tampered != "":
-		ev.transitioned = s.transition(nd, store.StateTampered, tampered, now, evidence, ch) || ev.transitioned
-	case suspect != "":
-		ev.transitioned = s.transition(nd, store.StateSuspect, suspect, now, evidence, ch) || ev.transitioned
+	case j.tampered != "":
+		return transition(nd, store.StateTampered, j.tampered, now, evidence, ch) || moved
+	case j.suspect != "":
+		return transition(nd, store.StateSuspect, j.suspect, now, evidence, ch) || moved
 	case partial:
-		// no promotion on part of a log: the chunk reaching the claimed n decides
-	default:
-		switch nd.State {
-		case store.StateProvisioned:
-			ev.transitioned = s.transition(nd, store.StateTrusted, "first-report", now, evidence, ch)
-		case store.StateSuspect:
-			ev.transitioned = s.transition(nd, store.StateTrusted, "clean-report", now, evidence, ch)
-		case store.StateSilent:
-			evidence["log_from"], evidence["log_to"] = from.N, r.Log.N
-			evidence["silent_since"] = nd.StateSince
-			ev.transitioned = s.transition(nd, store.StateTrusted, "returned-log-continuous", now, evidence, ch)
-		case store.StateService:
-			if !hasPending(ds, wire.TokenService, now) && (nd.WindowUntil == 0 || r.Time > nd.WindowUntil) && len(ch.UsedTokens) == 0 {
-				ev.transitioned = s.transition(nd, store.StateTrusted, "service-window-over", now, evidence, ch)
-			}
+		return moved // no promotion on part of a log: the chunk reaching the claimed n decides
+	}
+	switch nd.State {
+	case store.StateProvisioned:
+		return transition(nd, store.StateTrusted, "first-report", now, evidence, ch) || moved
+	case store.StateSuspect:
+		return transition(nd, store.StateTrusted, "clean-report", now, evidence, ch) || moved
+	case store.StateSilent:
+		evidence["log_from"], evidence["log_to"] = in.From.N, r.Log.N
+		evidence["silent_since"] = nd.StateSince
+		return transition(nd, store.StateTrusted, "returned-log-continuous", now, evidence, ch) || moved
+	case store.StateService:
+		if !hasPending(in.Pending, wire.TokenService, now) && (nd.WindowUntil == 0 || uint64(now.Unix()) > nd.WindowUntil) && len(ch.UsedTokens) == 0 {
+			return transition(nd, store.StateTrusted, "service-window-over", now, evidence, ch) || moved
 		}
 	}
-	return ev
+	return moved
 }
 
-func hasPending(ds *devState, action string, now time.Time) bool {
-	for _, t := range ds.tokens {
+func hasPending(tokens []store.Token, action string, now time.Time) bool {
+	for _, t := range tokens {
 		if t.Action == action && !t.Used && t.Expires.After(now) {
 			return true
 		}
 	}
 	return false
-}
-
-// useToken marks a token used by a log entry; false when it is unknown, for another
-// device or action, expired, or used already (S6).
-func (s *Server) useToken(ctx context.Context, ds *devState, nd *store.Device, id []byte, action string, now time.Time, ch *store.Change) bool {
-	for _, u := range ch.UsedTokens {
-		if bytes.Equal(u, id) {
-			return false
-		}
-	}
-	t, err := s.st.GetToken(ctx, id)
-	if err != nil || t.Dev != nd.ID || t.Epoch != nd.Epoch || t.Action != action || t.Used || !t.Expires.After(now) {
-		detail, _ := json.Marshal(map[string]any{"token": hexID(id), "action": action})
-		ch.Audits = append(ch.Audits, store.Audit{At: now, Actor: "pipeline", Kind: "rejection", Dev: nd.ID, Reason: "token-replay", Detail: string(detail)})
-		return false
-	}
-	ch.UsedTokens = append(ch.UsedTokens, id)
-	return true
-}
-
-// entryHead is h_n = H("fs1/head" || msg_n || tag_n) (fschain.md), stored per entry so
-// later resent entries can be checked for forks.
-func entryHead(dev string, epoch uint32, prev *fschain.Hash, e *wire.Entry) fschain.Hash {
-	h := sha256.New()
-	h.Write([]byte("fs1/head"))
-	h.Write(fschain.Msg(dev, epoch, e.N, e.T, e.Type, *prev, e.Payload))
-	h.Write(e.Tag)
-	var out fschain.Hash
-	h.Sum(out[:0])
-	return out
-}
-
-// decodePayload decodes a known entry payload for display (nil when unknown or invalid).
-func decodePayload(typ uint16, payload []byte) any {
-	var v any
-	switch typ {
-	case wire.EntryBoot:
-		v = &wire.BootPayload{}
-	case wire.EntryCheckOK:
-		v = &wire.CheckOKPayload{}
-	case wire.EntryCheckFail:
-		v = &wire.CheckFailPayload{}
-	case wire.EntryCoverOpen:
-		v = &wire.CoverOpenPayload{}
-	case wire.EntryMagnet:
-		v = &wire.MagnetPayload{}
-	case wire.EntryRefused:
-		v = &wire.RefusedPayload{}
-	case wire.EntryErased:
-		v = &wire.ErasedPayload{}
-	case wire.EntryServiceBegin:
-		v = &wire.ServiceBeginPayload{}
-	case wire.EntryServiceEnd:
-		v = &wire.ServiceEndPayload{}
-	case wire.EntryTamperCleared:
-		v = &wire.TamperClearedPayload{}
-	case wire.EntryManifestUpdate:
-		v = &wire.ManifestUpdatePayload{}
-	case wire.EntryRegister:
-		v = &wire.RegisterPayload{}
-	case wire.EntryOverflow:
-		v = &wire.OverflowPayload{}
-	case wire.EntryRecovered:
-		v = &wire.RecoveredPayload{}
-	case wire.EntryBadDownlink:
-		v = &wire.BadDownlinkPayload{}
-	case wire.EntryRollbackDetected:
-		v = &wire.RollbackPayload{}
-	case wire.EntryLogCorrupt:
-		v = &wire.LogCorruptPayload{}
-	default:
-		if v = fschain.NewPayload(typ); v == nil { // the guard's own types (repeat, boot-failed)
-			return nil
-		}
-	}
-	if wire.Unmarshal(payload, v) != nil {
-		return nil
-	}
-	return v
 }

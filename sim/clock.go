@@ -58,6 +58,18 @@ func (c *Clock) Stop() {
 	}
 }
 
+// Set moves a stopped clock to t: a stepped run advances virtual time itself, tick by
+// tick, instead of letting the wall clock drive it, so that what happens at a virtual time
+// does not depend on how fast the machine is.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		panic("sim: Clock.Set on a running clock")
+	}
+	c.origin = t
+}
+
 // SetSpeed changes the rate from now on; virtual time stays continuous.
 func (c *Clock) SetSpeed(speed float64) {
 	c.mu.Lock()

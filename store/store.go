@@ -35,38 +35,38 @@ var States = []string{StateProvisioned, StateTrusted, StateSuspect, StateTampere
 // every successful Commit and is the compare-and-set guard: two replicas (or a stale cache)
 // can never both advance the same anchor.
 type Device struct {
-	ID      string `json:"id"`
-	Product string `json:"product"`
-	Epoch   uint32 `json:"epoch"`
-	Version uint64 `json:"-"`
+	ID      string
+	Product string
+	Epoch   uint32
+	Version uint64
 
-	UplinkKey   []byte `json:"-"` // R
-	DownlinkKey []byte `json:"-"` // T
+	UplinkKey   []byte // R
+	DownlinkKey []byte // T
 
-	State       string    `json:"state"`
-	StateSince  time.Time `json:"state_since"`
-	StateReason string    `json:"state_reason,omitempty"`
+	State       string
+	StateSince  time.Time
+	StateReason string
 
-	PinnedVersion  uint64 `json:"pinned_version,omitempty"` // 0: follow the product's current manifest
-	RunningVersion uint64 `json:"running_version,omitempty"`
+	PinnedVersion  uint64 // 0: follow the product's current manifest
+	RunningVersion uint64
 
-	AnchorN    uint64 `json:"anchor_n"`
-	AnchorHead []byte `json:"anchor_head"`
-	AnchorKey  []byte `json:"-"` // chain key K_{n+1}
-	Receipt    []byte `json:"-"` // latest signed receipt for the anchor
+	AnchorN    uint64
+	AnchorHead []byte
+	AnchorKey  []byte // chain key K_{n+1}
+	Receipt    []byte // latest signed receipt for the anchor
 
-	LastRSeq       uint64    `json:"last_rseq"`
-	LastReportHash []byte    `json:"-"` // SHA-256 of the last accepted report: exact retransmission
-	LastAck        []byte    `json:"-"` // its ack, answered again to a retransmission
-	Nonce          []byte    `json:"-"` // the nonce the last ack carried
-	PrevNonce      []byte    `json:"-"` // the one before: the device may not have seen the newest ack
-	LastSeen       time.Time `json:"last_seen"`
-	LastDeviceTime uint64    `json:"last_device_time,omitempty"`
-	LastBoot       uint32    `json:"last_boot,omitempty"`
-	ReportInterval uint32    `json:"report_interval"`        // seconds
-	Rejections     uint32    `json:"rejections"`             // consecutive authenticated rejections
-	WindowUntil    uint64    `json:"window_until,omitempty"` // device time a service window is open until
-	Created        time.Time `json:"created"`
+	LastRSeq       uint64
+	LastReportHash []byte // SHA-256 of the last accepted report: exact retransmission
+	LastAck        []byte // its ack, answered again to a retransmission
+	Nonce          []byte // the nonce the last ack carried
+	PrevNonce      []byte // the one before: the device may not have seen the newest ack
+	LastSeen       time.Time
+	LastDeviceTime uint64
+	LastBoot       uint32
+	ReportInterval uint32 // seconds
+	Rejections     uint32 // consecutive authenticated rejections
+	WindowUntil    uint64 // server time (unix s) a service window is open until
+	Created        time.Time
 }
 
 // Clone returns a deep enough copy to mutate.
@@ -208,88 +208,88 @@ func bytesDiffer(a, b []byte) bool {
 
 // Manifest is a registered, vendor-signed manifest.
 type Manifest struct {
-	Product string    `json:"product"`
-	Version uint64    `json:"version"`
-	Root    []byte    `json:"root"`
-	Signed  []byte    `json:"-"` // the COSE_Sign1 as registered
-	Created time.Time `json:"created"`
+	Product string
+	Version uint64
+	Root    []byte
+	Signed  []byte // the COSE_Sign1 as registered
+	Created time.Time
 	// ReportInterval is the policy's report interval in seconds, for silence detection.
-	ReportInterval uint32 `json:"report_interval"`
+	ReportInterval uint32
 }
 
 // Event is one verified log entry.
 type Event struct {
-	Dev      string    `json:"dev"`
-	Epoch    uint32    `json:"epoch"`
-	N        uint64    `json:"n"`
-	T        uint64    `json:"t"`
-	Type     uint16    `json:"type"`
-	TypeName string    `json:"type_name"`
-	Tamper   bool      `json:"tamper"`
-	Payload  []byte    `json:"payload"`
-	Decoded  string    `json:"decoded,omitempty"` // JSON of the decoded payload, for tamper-class entries
-	Tag      []byte    `json:"tag"`
-	Head     []byte    `json:"head"`
-	Received time.Time `json:"received"`
+	Dev      string
+	Epoch    uint32
+	N        uint64
+	T        uint64
+	Type     uint16
+	TypeName string
+	Tamper   bool
+	Payload  []byte
+	Decoded  string // JSON of the decoded payload, for tamper-class entries
+	Tag      []byte
+	Head     []byte
+	Received time.Time
 }
 
 // Audit is a record of something that happened: a rejection, a state transition with its
 // evidence, an admin action.
 type Audit struct {
-	ID     int64     `json:"id"`
-	At     time.Time `json:"at"`
-	Actor  string    `json:"actor"` // "pipeline", "timer" or an API token's name
-	Kind   string    `json:"kind"`  // "rejection", "transition", "provision", "manifest", ...
-	Dev    string    `json:"dev,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Detail string    `json:"detail,omitempty"` // JSON evidence
+	ID     int64
+	At     time.Time
+	Actor  string // "pipeline", "timer" or an API token's name
+	Kind   string // "rejection", "transition", "provision", "manifest", ...
+	Dev    string
+	Reason string
+	Detail string // JSON evidence
 }
 
 // Alert is raised on a transition into tampered, suspect or silent (and on replays).
 type Alert struct {
-	ID      int64     `json:"id"`
-	At      time.Time `json:"at"`
-	Dev     string    `json:"dev"`
-	Kind    string    `json:"kind"` // the state entered, or the rejection name
-	Reason  string    `json:"reason"`
-	Detail  string    `json:"detail,omitempty"`
-	AckedAt time.Time `json:"acked_at,omitzero"`
-	AckedBy string    `json:"acked_by,omitempty"`
+	ID      int64
+	At      time.Time
+	Dev     string
+	Kind    string // the state entered, or the rejection name
+	Reason  string
+	Detail  string
+	AckedAt time.Time
+	AckedBy string
 }
 
 // Token is a command token issued to a device.
 type Token struct {
-	ID      []byte    `json:"id"`
-	Dev     string    `json:"dev"`
-	Epoch   uint32    `json:"epoch"`
-	Action  string    `json:"action"`
-	Sealed  []byte    `json:"-"` // COSE_Mac0 under T, delivered in acks until used or expired
-	Issued  time.Time `json:"issued"`
-	Expires time.Time `json:"expires"`
-	Window  uint32    `json:"window,omitempty"`
-	Used    bool      `json:"used"`
-	UsedAt  time.Time `json:"used_at,omitzero"`
+	ID      []byte
+	Dev     string
+	Epoch   uint32
+	Action  string
+	Sealed  []byte // COSE_Mac0 under T, delivered in acks until used or expired
+	Issued  time.Time
+	Expires time.Time
+	Window  uint32
+	Used    bool
+	UsedAt  time.Time
 }
 
 // Visit is a service visit: a work order with the token that authorises it.
 type Visit struct {
-	ID         string    `json:"id"` // chosen by the caller (random), so a Change can create it
-	Dev        string    `json:"dev"`
-	WorkOrder  string    `json:"work_order"`
-	Technician string    `json:"technician"`
-	TokenID    []byte    `json:"token_id"`
-	Opened     time.Time `json:"opened"`
-	Closed     time.Time `json:"closed,omitzero"`
-	SealNumber string    `json:"seal_number,omitempty"`
-	Result     string    `json:"result,omitempty"`
+	ID         string // chosen by the caller (random), so a Change can create it
+	Dev        string
+	WorkOrder  string
+	Technician string
+	TokenID    []byte
+	Opened     time.Time
+	Closed     time.Time
+	SealNumber string
+	Result     string
 }
 
 // APIToken is a bearer token of the API. Only its SHA-256 is stored.
 type APIToken struct {
-	Hash    []byte    `json:"-"`
-	Name    string    `json:"name"`
-	Role    string    `json:"role"`
-	Created time.Time `json:"created"`
+	Hash    []byte
+	Name    string
+	Role    string
+	Created time.Time
 }
 
 // Change is one atomic unit of work: a device update guarded by compare-and-set on the
@@ -357,11 +357,14 @@ func (f DeviceFilter) Overdue(d *Device) bool {
 	return f.OverdueAt.Sub(d.LastSeen) > time.Duration(f.Missed)*iv
 }
 
-// Page bounds a listing: entries after After (an id or sequence number), at most Limit.
+// Page bounds a listing, at most Limit entries of device Dev ("" for all, where allowed).
+// Each listing has its own cursor, named for what it means: events go oldest first,
+// from AfterN; audit records and alerts go newest first, from BeforeID.
 type Page struct {
-	Dev   string
-	After int64
-	Limit int
+	Dev      string
+	AfterN   uint64 // ListEvents: only entries with a sequence number above AfterN
+	BeforeID int64  // ListAudit, ListAlerts: only ids below BeforeID (0: from the newest)
+	Limit    int
 }
 
 // Store is the server's storage. Implementations are safe for concurrent use.
@@ -374,19 +377,21 @@ type Store interface {
 	GetDevice(ctx context.Context, id string) (*Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
 	CountDevices(ctx context.Context) (map[string]int, error)
+	// QueryDevices returns one page of the fleet list (devicequery.go).
+	QueryDevices(ctx context.Context, q DeviceQuery) ([]*Device, error)
 
 	PutManifest(ctx context.Context, m *Manifest) error // ErrConflict if product/version exists
 	GetManifest(ctx context.Context, product string, version uint64) (*Manifest, error)
 	CurrentManifest(ctx context.Context, product string) (*Manifest, error) // highest version
 	ListManifests(ctx context.Context) ([]*Manifest, error)
 
-	ListEvents(ctx context.Context, p Page) ([]Event, error) // by N, p.After is a sequence number
+	ListEvents(ctx context.Context, p Page) ([]Event, error) // oldest first, n above p.AfterN
 	EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error)
 
 	AddAudit(ctx context.Context, a Audit) error
-	ListAudit(ctx context.Context, p Page) ([]Audit, error) // newest first; p.After>0: ids below it
+	ListAudit(ctx context.Context, p Page) ([]Audit, error) // newest first, ids below p.BeforeID (when > 0)
 
-	ListAlerts(ctx context.Context, p Page, unackedOnly bool) ([]Alert, error) // newest first
+	ListAlerts(ctx context.Context, p Page, unackedOnly bool) ([]Alert, error) // newest first, ids below p.BeforeID (when > 0)
 	AckAlert(ctx context.Context, id int64, by string, at time.Time) error
 
 	GetToken(ctx context.Context, id []byte) (*Token, error)
@@ -399,6 +404,8 @@ type Store interface {
 	GetAPIToken(ctx context.Context, hash []byte) (*APIToken, error)
 	ListAPITokens(ctx context.Context) ([]APIToken, error)
 	DeleteAPIToken(ctx context.Context, name string) error
+
+	Districts // district.go
 
 	Close() error
 }

@@ -66,7 +66,7 @@ func decodeAck(m *Maced, dev string) (*Ack, error) {
 		}
 	}
 	if a.Dev != dev || string(m.Kid) != dev {
-		return nil, fmt.Errorf("%w: ack for device %q, not %q", ErrMalformed, a.Dev, dev)
+		return nil, wrongDevice(fmt.Sprintf("malformed: ack for device %q, not %q", a.Dev, dev))
 	}
 	return a, nil
 }
@@ -124,7 +124,7 @@ func OpenToken(data []byte, dev string, downlinkKey []byte) (*Token, error) {
 		return nil, err
 	}
 	if t.Dev != dev || string(m.Kid) != dev {
-		return nil, fmt.Errorf("%w: token for device %q, not %q", ErrMalformed, t.Dev, dev)
+		return nil, wrongDevice(fmt.Sprintf("malformed: token for device %q, not %q", t.Dev, dev))
 	}
 	if len(t.ID) != 16 {
 		return nil, fmt.Errorf("%w: token id is %d bytes", ErrMalformed, len(t.ID))
@@ -166,3 +166,11 @@ func OpenReceipt(data []byte, serverPub ed25519.PublicKey) (*Receipt, error) {
 	}
 	return &r, nil
 }
+
+// wrongDevice is an authentic downlink for another device: it reads as before
+// ("malformed: …") and matches both ErrMalformed and ErrWrongDevice.
+type wrongDevice string
+
+func (e wrongDevice) Error() string { return string(e) }
+
+func (e wrongDevice) Is(target error) bool { return target == ErrMalformed || target == ErrWrongDevice }

@@ -74,4 +74,7 @@ var (
 	ErrBadSig      = errors.New("bad-signature") // COSE_Sign1 signature does not verify
 	ErrUnknownKey  = errors.New("unknown-key")   // kid names no key we know
 	ErrUnsupported = errors.New("unsupported")   // algorithm or version we do not accept
+	// ErrWrongDevice: an authentic downlink (ack, token) names another device; it also
+	// matches ErrMalformed.
+	ErrWrongDevice = errors.New("wrong-device")
 )

@@ -1,5 +1,10 @@
 package wire
 
+import (
+	"fmt"
+	"reflect"
+)
+
 // Entry payloads (fschain.md, "Entry types"): deterministic CBOR maps with small integer
 // keys, encoded identically by the Go agent and the MicroPython guard. Every field is
 // optional to a decoder; unknown keys are an error (one encoding per meaning).
@@ -128,3 +133,78 @@ type LogCorruptPayload struct {
 
 // EmptyPayload is the payload of entries that carry nothing (cover-close): the empty map.
 type EmptyPayload struct{}
+
+// payloadTypes is the one table from entry type to payload struct. Every package that
+// reads or writes an entry payload goes through NewPayload, DecodePayload or
+// EncodePayload; internal/vocabulary's test fails if another package grows its own.
+var payloadTypes = map[uint16]func() any{
+	EntryBoot:             func() any { return &BootPayload{} },
+	EntryCheckOK:          func() any { return &CheckOKPayload{} },
+	EntryCheckFail:        func() any { return &CheckFailPayload{} },
+	EntryCoverOpen:        func() any { return &CoverOpenPayload{} },
+	EntryCoverClose:       func() any { return &EmptyPayload{} },
+	EntryMagnet:           func() any { return &MagnetPayload{} },
+	EntryRefused:          func() any { return &RefusedPayload{} },
+	EntryErased:           func() any { return &ErasedPayload{} },
+	EntryServiceBegin:     func() any { return &ServiceBeginPayload{} },
+	EntryServiceEnd:       func() any { return &ServiceEndPayload{} },
+	EntryTamperCleared:    func() any { return &TamperClearedPayload{} },
+	EntryManifestUpdate:   func() any { return &ManifestUpdatePayload{} },
+	EntryRegister:         func() any { return &RegisterPayload{} },
+	EntryOverflow:         func() any { return &OverflowPayload{} },
+	EntryRecovered:        func() any { return &RecoveredPayload{} },
+	EntryBadDownlink:      func() any { return &BadDownlinkPayload{} },
+	EntryRollbackDetected: func() any { return &RollbackPayload{} },
+	EntryLogCorrupt:       func() any { return &LogCorruptPayload{} },
+	EntryBootFailed:       func() any { return &BootFailedPayload{} },
+	EntryRepeat:           func() any { return &RepeatPayload{} },
+}
+
+// NewPayload returns a pointer to the zero payload struct of an entry type, or nil for
+// application and unknown types.
+func NewPayload(typ uint16) any {
+	if f := payloadTypes[typ]; f != nil {
+		return f()
+	}
+	return nil
+}
+
+// DecodePayload decodes an entry payload into its typed struct (a pointer to one of the
+// *Payload types above). Application types (≥ 0x8000) come back as the raw []byte;
+// unknown types are an ErrUnsupported error. An empty payload decodes to the zero struct.
+func DecodePayload(typ uint16, b []byte) (any, error) {
+	v := NewPayload(typ)
+	if v == nil {
+		if typ >= EntryApplication {
+			return b, nil
+		}
+		return nil, fmt.Errorf("%w: unknown entry type %d", ErrUnsupported, typ)
+	}
+	if len(b) == 0 {
+		return v, nil
+	}
+	if err := Unmarshal(b, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// EncodePayload encodes the payload of an entry of type typ; v must be that type's
+// payload struct (or a pointer to it), or a []byte for application types.
+func EncodePayload(typ uint16, v any) ([]byte, error) {
+	if typ >= EntryApplication {
+		b, ok := v.([]byte)
+		if !ok {
+			return nil, fmt.Errorf("%w: application entry %#x takes raw bytes, not %T", ErrUnsupported, typ, v)
+		}
+		return b, nil
+	}
+	want := NewPayload(typ)
+	if want == nil {
+		return nil, fmt.Errorf("%w: unknown entry type %d", ErrUnsupported, typ)
+	}
+	if reflect.TypeOf(v) != reflect.TypeOf(want) && reflect.TypeOf(v) != reflect.TypeOf(want).Elem() {
+		return nil, fmt.Errorf("%w: a %s entry carries %T, not %T", ErrUnsupported, EntryName(typ), want, v)
+	}
+	return Marshal(v)
+}

@@ -7,4 +7,6 @@ package wire
 //	               tokens, anchor receipts, log entries and segments, device bundle (JSON).
 //	2  2026-12-06  entry types 17 rollback-detected and 18 log-corrupt (tamper class); DeviceState,
 //	               the device state both implementations keep in the state slots (fsx2, tagged).
-const ProtocolVersion = 2
+//	3  2026-12-06  LPWAN profile (lpwan.go): status, entry-fragment, ack and token frames of at most
+//	               51 bytes with 8-byte truncated HMACs; the COSE messages are unchanged.
+const ProtocolVersion = 3

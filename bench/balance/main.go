@@ -90,8 +90,6 @@ func run(n *sim.Network, each func(w analytics.Window, alarms []analytics.Alarm,
 	}
 }
 
-const calib = 7 * 24 * time.Hour
-
 func quiet(towns int, seed uint64) []row {
 	const days = 37
 	var rise, standing, flagged, customers int

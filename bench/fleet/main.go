@@ -36,6 +36,7 @@ import (
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/sim"
+	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -120,7 +121,12 @@ func run(meters int, levels string, level time.Duration, workers, overMQTT int, 
 	if overMQTT > 0 {
 		mqttAddr = freeAddr()
 	}
-	srv, err := server.New(server.Config{DataDir: dir, HTTPAddr: freeAddr(), MQTTAddr: mqttAddr, Now: clock.Now, SilentAfter: 1000,
+	db, err := storeurl.Open(ctx, "", dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	srv, err := server.New(server.Config{Store: db, DataDir: dir, HTTPAddr: freeAddr(), MQTTAddr: mqttAddr, Now: clock.Now, SilentAfter: 1000,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err

@@ -429,7 +429,7 @@ func rawBroker() float64 {
 	if t := sub.Connect(); t.Wait() && t.Error() != nil {
 		log.Fatal(t.Error())
 	}
-	sub.Subscribe("raw/+/up", 1, func(paho.Client, paho.Message) { got.Add(1) }).Wait()
+	sub.Subscribe(wire.Topics{Root: "raw"}.UplinkFilter(), 1, func(paho.Client, paho.Message) { got.Add(1) }).Wait()
 	pubs := 100
 	payload := bytes.Repeat([]byte{0xa5}, 260)
 	var wg sync.WaitGroup
@@ -444,7 +444,7 @@ func rawBroker() float64 {
 				log.Fatal(t.Error())
 			}
 			defer c.Disconnect(0)
-			topic := "raw/" + strconv.Itoa(p) + "/up"
+			topic := wire.Topics{Root: "raw"}.Up(strconv.Itoa(p))
 			for time.Now().Before(stop) {
 				c.Publish(topic, 1, false, payload).Wait()
 			}

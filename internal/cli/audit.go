@@ -27,9 +27,8 @@ func runAudit(_ context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos, "BOARD_DIR: the MicroPython board definition folder (ports/PORT/boards/NAME)"); !ok {
+		return code
 	}
 	tools := audit.ToolsAuto
 	if *builtin {

@@ -54,6 +54,7 @@ func TestAuditJSONShape(t *testing.T) {
 	if code != ExitFound {
 		t.Fatalf("code %d: %s", code, errs)
 	}
+	assertSnakeCase(t, "audit --json", []byte(out))
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)

@@ -25,17 +25,15 @@ func runBalance(ctx context.Context, env *Env, args []string) int {
 	fromS := flags.String("from", "", "start of the period, RFC 3339 (default: the first hour the bulk meters cover)")
 	toS := flags.String("to", "", "end of the period, RFC 3339 (default: the last hour the data covers)")
 	asJSON := flags.Bool("json", false, "print the inspection as JSON: balances, night flows, alarms, verdict, ranked meters")
-	if pos, code, ok := parseFlags(flags, args); !ok {
+	pos, code, ok := parseFlags(flags, args)
+	if !ok {
 		return code
-	} else if len(pos) > 0 {
-		return fail(env, "balance", fmt.Errorf("unexpected argument %q: the files go with --district and --reads", pos[0]))
 	}
-	if *district == "" || *reads == "" {
-		missing := "--district"
-		if *district != "" {
-			missing = "--reads"
-		}
-		return fail(env, "balance", fmt.Errorf("%s is required (run 'fieldseal balance -h')", missing))
+	if len(pos) > 0 {
+		return usageError(env, flags, "unexpected argument %q: the files go with --district and --reads", pos[0])
+	}
+	if code, ok := requireFlags(env, flags, "district", "reads"); !ok {
+		return code
 	}
 	raw, err := os.ReadFile(*district)
 	if err != nil {

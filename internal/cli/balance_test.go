@@ -57,6 +57,7 @@ func TestBalanceVerb(t *testing.T) {
 		t.Errorf("CSV lacks %q (the same balance as the package's):\n%s", line, out)
 	}
 	code, out, errs = balanceRun(t, "--district", cfgPath, "--reads", readsPath, "--json")
+	assertSnakeCase(t, "balance --json", []byte(out))
 	var in analytics.Inspection
 	if err := json.Unmarshal([]byte(out), &in); err != nil || code != ExitOK || in.Balance == nil || len(in.List) != 40 || in.Windows < 24*7 {
 		t.Fatalf("--json: exit %d, %v, %d windows, %d listed; %s", code, err, in.Windows, len(in.List), errs)
@@ -87,8 +88,8 @@ func TestBalanceVerbErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--reads", readsPath}, "--district is required"},
-		{[]string{"--district", cfgPath}, "--reads is required"},
+		{[]string{"--reads", readsPath}, "missing --district"},
+		{[]string{"--district", cfgPath}, "missing --reads"},
 		{[]string{"--district", filepath.Join(dir, "none.json"), "--reads", readsPath}, "none.json: no such file"},
 		{[]string{"--district", cfgPath, "--reads", filepath.Join(dir, "none.csv")}, "none.csv: no such file"},
 		{[]string{"--district", unknown, "--reads", readsPath}, `unknown field "pipes"`},

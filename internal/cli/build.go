@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -43,11 +44,16 @@ func runBuild(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 || *keyPath == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos, "SRC: the application folder to seal"); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "key", "out"); !ok {
+		return code
 	}
 	src := pos[0]
+	if err := checkBuildFolders(src, *out); err != nil {
+		return fail(env, "build", err)
+	}
 	priv, err := keys.LoadPrivate(*keyPath)
 	if err != nil {
 		return fail(env, "build", err)
@@ -72,7 +78,7 @@ func runBuild(ctx context.Context, env *Env, args []string) int {
 		Policy: pol, Mutable: mutable, AllowNative: *allowNative,
 	}
 	if hasPy(src) {
-		c, err := mpycross.Find(*mpyCross, mpyArgs)
+		c, err := mpycross.FindOrInstall(ctx, *mpyCross, mpyArgs, env.Stderr)
 		if err != nil {
 			return fail(env, "build", err)
 		}
@@ -105,6 +111,48 @@ func runBuild(ctx context.Context, env *Env, args []string) int {
 	fmt.Fprintf(env.Stdout, "  wrote     %s, %s, %s in %s\n",
 		filepath.Join(*out, manifest.AppDir)+string(filepath.Separator), filepath.Join(*out, manifest.ManifestFile), filepath.Join(*out, manifest.FrozenFile), time.Since(start).Round(time.Millisecond))
 	return ExitOK
+}
+
+// checkBuildFolders refuses what would seal nonsense: a source that is not a folder or holds
+// no file, and an output folder inside the source (the next build would seal the previous
+// one's output) or holding it.
+func checkBuildFolders(src, out string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("source folder %s: %w", src, errors.Unwrap(err))
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("source %s is a file: give the folder that holds the application", src)
+	}
+	absSrc, err1 := filepath.Abs(src)
+	absOut, err2 := filepath.Abs(out)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	if inside(absOut, absSrc) {
+		return fmt.Errorf("--out %s is inside the source folder %s: the next build would seal this one's output; choose a folder outside it", out, src)
+	}
+	if inside(absSrc, absOut) {
+		return fmt.Errorf("--out %s holds the source folder %s: the build replaces --out/%s; choose another output folder", out, src, manifest.AppDir)
+	}
+	files := 0
+	filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files++
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	if files == 0 {
+		return fmt.Errorf("source folder %s holds no files: nothing to seal (give the folder with the application's .py files)", src)
+	}
+	return nil
+}
+
+// inside says whether path is dir or below it (both absolute and clean).
+func inside(path, dir string) bool {
+	r, err := filepath.Rel(dir, path)
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
 }
 
 func hasPy(src string) bool {

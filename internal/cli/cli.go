@@ -1,31 +1,25 @@
-// Package cli implements the fieldseal verbs, one file per verb. Each file registers its
-// verb in init, so adding a verb touches no other file.
+// Package cli implements the verbs of the full fieldseal binary, one file per verb, each
+// registered in init. The device's verbs (agent, log, version) and the plumbing they all
+// share live in internal/devicecli, which cmd/fieldseal-agent builds alone; importing it
+// here registers them for `fieldseal` too.
 package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"sort"
-	"syscall"
+
+	"github.com/fieldseal/fieldseal/internal/devicecli"
 )
 
 // Exit codes shared by every verb.
 const (
-	ExitOK    = 0 // clean
-	ExitFound = 1 // tamper or an open finding
-	ExitError = 2 // bad usage, unreadable input, bad signature
+	ExitOK    = devicecli.ExitOK
+	ExitFound = devicecli.ExitFound
+	ExitError = devicecli.ExitError
 )
 
 // Env is what a verb runs with; tests substitute the streams.
-type Env struct {
-	Stdout, Stderr io.Writer
-	Stdin          io.Reader
-}
+type Env = devicecli.Env
 
 type verb struct {
 	name    string
@@ -33,84 +27,34 @@ type verb struct {
 	run     func(ctx context.Context, env *Env, args []string) int
 }
 
-var verbs = map[string]verb{}
-
-func register(v verb) {
-	if _, dup := verbs[v.name]; dup {
-		panic("cli: verb registered twice: " + v.name)
-	}
-	verbs[v.name] = v
-}
+func register(v verb) { devicecli.Register(v.name, v.summary, v.run) }
 
 // Main runs the fieldseal command line and returns the process exit code.
-func Main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return Run(ctx, &Env{Stdout: os.Stdout, Stderr: os.Stderr, Stdin: os.Stdin}, args)
-}
+func Main(args []string) int { return devicecli.Main(args) }
 
 // Run is Main with explicit context and streams, for tests.
-func Run(ctx context.Context, env *Env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(env.Stdout)
-		if len(args) == 0 {
-			return ExitError
-		}
-		return ExitOK
-	}
-	v, ok := verbs[args[0]]
-	if !ok {
-		fmt.Fprintf(env.Stderr, "fieldseal: unknown verb %q (run 'fieldseal help' for the list)\n", args[0])
-		return ExitError
-	}
-	return v.run(ctx, env, args[1:])
-}
+func Run(ctx context.Context, env *Env, args []string) int { return devicecli.Run(ctx, env, args) }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "fieldseal — tamper evidence for field devices that run MicroPython or Linux.")
-	fmt.Fprintln(w, "\nUsage: fieldseal VERB [flags]; 'fieldseal VERB -h' for a verb's flags.\n\nVerbs:")
-	names := make([]string, 0, len(verbs))
-	for n := range verbs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, verbs[n].summary)
-	}
-}
-
-// newFlags makes a flag set whose errors go to env.Stderr and never exit the process.
 func newFlags(env *Env, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet("fieldseal "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: fieldseal %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
-	}
-	return fs
+	return devicecli.NewFlags(env, name, synopsis)
 }
 
-// parseFlags parses args allowing flags after positional arguments ("build SRC --key K")
-// and returns the positional ones. ok=false means usage was printed: return code.
-func parseFlags(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, ExitOK, false
-			}
-			return nil, ExitError, false
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, ExitOK, true
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	return devicecli.ParseFlags(fs, args)
 }
 
-// fail prints a one-line error for the verb and returns ExitError.
-func fail(env *Env, verb string, err error) int {
-	fmt.Fprintf(env.Stderr, "fieldseal %s: %v\n", verb, err)
-	return ExitError
+func fail(env *Env, verb string, err error) int { return devicecli.Fail(env, verb, err) }
+
+func readLimited(path string, limit int64) ([]byte, error) { return devicecli.ReadLimited(path, limit) }
+
+func usageError(env *Env, fs *flag.FlagSet, format string, a ...any) int {
+	return devicecli.UsageError(env, fs, format, a...)
+}
+
+func requireFlags(env *Env, fs *flag.FlagSet, names ...string) (int, bool) {
+	return devicecli.RequireFlags(env, fs, names...)
+}
+
+func requireArgs(env *Env, fs *flag.FlagSet, pos []string, names ...string) (int, bool) {
+	return devicecli.RequireArgs(env, fs, pos, names...)
 }

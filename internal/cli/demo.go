@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/fieldseal/fieldseal/sim/demo"
+	"github.com/fieldseal/fieldseal/internal/demo"
 	"github.com/fieldseal/fieldseal/store"
 )
 
@@ -27,12 +27,20 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	data := fs.String("data", "", "server data folder to keep (default: a temporary folder, removed at the end)")
 	seed := fs.Uint64("seed", 1, "random seed: victims, consumption, offline periods")
 	mp := fs.Int("micropython", 0, "also run N meters as the real MicroPython guard (needs Node.js and mpy-cross)")
-	if _, code, ok := parseFlags(fs, args); !ok {
+	pos, code, ok := parseFlags(fs, args)
+	if !ok {
 		return code
 	}
-	if *meters < 1 || *dur <= 0 || *speed < 0 {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
+	}
+	switch {
+	case *meters < 1:
+		return usageError(env, fs, "--meters %d: want at least 1 meter", *meters)
+	case *dur <= 0:
+		return usageError(env, fs, "--for %s: want a wall-clock duration above zero, e.g. 45s", *dur)
+	case *speed < 0:
+		return usageError(env, fs, "--speed %g: want virtual seconds per wall second above zero (or 0 for one day in --for)", *speed)
 	}
 	progress := env.Stdout
 	if *asJSON {
@@ -56,13 +64,14 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "demo", err)
 	}
+	// The server has stopped by now: a dashboard link (with its admin token) would lead
+	// nowhere.
+	r.Dashboard = ""
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(r)
 	} else if !*open {
-		// The server has stopped by now: a dashboard link would lead nowhere.
-		r.Dashboard = ""
 		demo.PrintTable(env.Stdout, r)
 		fmt.Fprintln(env.Stdout, "(run 'fieldseal demo --open' to keep the server running and browse this fleet in the dashboard)")
 	}

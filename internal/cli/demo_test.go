@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics"
 	"github.com/fieldseal/fieldseal/internal/testenv"
 )
 
@@ -33,11 +34,23 @@ func TestDemo(t *testing.T) {
 		Meters      int
 		Reports     int64
 		OK          bool
+		Inspections []struct {
+			District string `json:"district"`
+			Alarms   []struct {
+				Kind        string    `json:"kind"`
+				At          time.Time `json:"at"`
+				StartLatest time.Time `json:"start_latest"`
+			} `json:"alarms"`
+		} `json:"inspections"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("exit %d, output is not the JSON verdict: %v\nstdout: %s\nstderr: %s", code, err, out.String(), errb.String())
 	}
 	t.Logf("progress:\n%s", errb.String())
+	assertSnakeCase(t, "demo --json", out.Bytes())
+	if strings.Contains(out.String(), "token=") || strings.Contains(out.String(), "dashboard") {
+		t.Errorf("demo --json links to the dashboard of a server that has stopped:\n%s", out.String())
+	}
 	if r.Meters != 200 || r.Reports < 200*50 {
 		t.Errorf("%d meters sent %d reports; want 200 meters reporting every 15 virtual minutes over a virtual day", r.Meters, r.Reports)
 	}
@@ -57,6 +70,28 @@ func TestDemo(t *testing.T) {
 	}
 	for n := range want {
 		t.Errorf("scenario %s missing from the verdict", n)
+	}
+	// Never an effect before its cause: the only change in the town's losses is the bypass,
+	// so a loss-rise alarm fires, and its start is estimated, no earlier than the bypass.
+	var bypassAt *time.Time
+	var bypassDistrict string
+	for _, s := range r.Scenarios {
+		if s.Name == "meter-bypass" {
+			bypassAt, bypassDistrict = s.InjectedAt, s.Device[:3]
+		}
+	}
+	for _, in := range r.Inspections {
+		for _, a := range in.Alarms {
+			if a.Kind != analytics.AlarmLossRise {
+				continue
+			}
+			switch {
+			case in.District != bypassDistrict || bypassAt == nil:
+				t.Errorf("district %s: loss-rise alarm at %s with no change in its losses", in.District, a.At)
+			case a.At.Before(*bypassAt) || a.StartLatest.Before(*bypassAt):
+				t.Errorf("district %s: loss-rise alarm at %s (start no later than %s) before the bypass at %s", in.District, a.At, a.StartLatest, bypassAt)
+			}
+		}
 	}
 	if r.FalseAlarms != 0 {
 		t.Errorf("%d false alarms: %s", r.FalseAlarms, strings.Join(r.FalseDevs, ", "))
@@ -106,6 +141,43 @@ func TestDemoMicroPython(t *testing.T) {
 		t.Error("no MicroPython scenario in the verdict")
 	}
 	if code != ExitOK || !r.OK || r.FalseAlarms != 0 {
-		t.Errorf("exit %d, ok %v, false alarms %d", code, r.OK, r.FalseAlarms)
+		t.Errorf("exit %d, ok %v, false alarms %d; scenarios %+v", code, r.OK, r.FalseAlarms, r.Scenarios)
 	}
+}
+
+// The same --seed tells the same story: the verdict table, times included, is the same on
+// every run, however the machine's load delays the simulation.
+func TestDemoSameSeedSameTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two demo runs of 8 s")
+	}
+	table := func() string {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		code := Run(ctx, &Env{Stdout: &out, Stderr: &errb}, []string{"demo", "--meters", "100", "--for", "8s", "--seed", "7"})
+		if code != ExitOK {
+			t.Fatalf("demo exit %d:\n%s\n%s", code, out.String(), errb.String())
+		}
+		s := out.String()
+		start, end := strings.Index(s, "SCENARIO"), strings.Index(s, "verdict:")
+		if start < 0 || end < start {
+			t.Fatalf("no verdict table in:\n%s", s)
+		}
+		return s[start:end]
+	}
+	first, second := table(), table()
+	if first != second {
+		t.Fatalf("the same seed gave two different tables:\n%s\n---\n%s", first, second)
+	}
+	if !strings.Contains(first, "code-edit-restore") || !strings.Contains(first, "silent-meter") {
+		t.Fatalf("the table lacks scenarios:\n%s", first)
+	}
+	t.Logf("\n%s", first)
+}
+
+// assertSnakeCase: see testenv.AssertSnakeCase.
+func assertSnakeCase(t *testing.T, what string, data []byte) {
+	t.Helper()
+	testenv.AssertSnakeCase(t, what, data)
 }

@@ -25,11 +25,10 @@ func runKeygen(_ context.Context, env *Env, args []string) int {
 	if len(pos) == 1 && *out == "" {
 		*out = pos[0]
 	} else if len(pos) > 0 {
-		return fail(env, "keygen", fmt.Errorf("unexpected argument %q", pos[0]))
+		return usageError(env, fs, "unexpected argument %q", pos[0])
 	}
-	if *out == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireFlags(env, fs, "out"); !ok {
+		return code
 	}
 	priv, err := keys.Generate()
 	if err != nil {

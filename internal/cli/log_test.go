@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/fieldseal/fieldseal/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,7 +147,11 @@ func TestLogVerifyTamperEvent(t *testing.T) {
 	}
 	t.Logf("verdict:\n%s", out)
 	code, out, _ = runCLI("log", "verify", "--log", p, "--json")
-	var v logVerdict
+	testenv.AssertSnakeCase(t, "log verify --json", []byte(out))
+	var v struct {
+		Verdict string
+		Tamper  []struct{ N uint64 }
+	}
 	must(t, json.Unmarshal([]byte(out), &v))
 	if code != ExitFound || v.Verdict != "tamper" || len(v.Tamper) != 1 || v.Tamper[0].N != 17 {
 		t.Fatalf("json: exit %d %+v", code, v)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 
+	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -15,7 +15,13 @@ func init() {
 
 func runManifest(ctx context.Context, env *Env, args []string) int {
 	if len(args) == 0 || args[0] != "push" {
+		if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
+			fmt.Fprintf(env.Stderr, "fieldseal manifest: unknown sub-command %q\n", args[0])
+		}
 		fmt.Fprintln(env.Stderr, "Usage: fieldseal manifest push --server URL --token T DIST/manifest.cose")
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return ExitOK
+		}
 		return ExitError
 	}
 	fs := newFlags(env, "manifest push", "--server URL --token T DIST/manifest.cose")
@@ -25,31 +31,40 @@ func runManifest(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos, "MANIFEST: the signed manifest to register (DIST/manifest.cose from 'fieldseal build')"); !ok {
+		return code
 	}
-	signed, err := os.ReadFile(pos[0])
+	if code, ok := requireFlags(env, fs, "server"); !ok {
+		return code
+	}
+	signed, err := readLimited(pos[0], wire.MaxManifestSize)
 	if err != nil {
-		return fail(env, "manifest push", err)
+		return fail(env, "manifest push", fmt.Errorf("manifest: %w", err))
 	}
-	if len(signed) > wire.MaxManifestSize {
-		return fail(env, "manifest push", fmt.Errorf("%s is over %d bytes", pos[0], wire.MaxManifestSize))
+	// Check it here first: a file that is no signed manifest at all gets a plain answer
+	// instead of the server's refusal.
+	if _, err := wire.ParseManifestUnverified(signed); err != nil {
+		return fail(env, "manifest push", fmt.Errorf("%s is not a signed manifest (want DIST/%s from 'fieldseal build')", pos[0], manifest.ManifestFile))
 	}
 	c, err := newAPIClient(*srv, *token)
 	if err != nil {
 		return fail(env, "manifest push", err)
 	}
-	data, err := c.do(ctx, "POST", "/api/v1/manifests", "application/cose", signed)
+	data, err := c.do(ctx, "POST", "/api/v1/manifests", wire.ManifestMediaType, signed)
 	if err != nil {
 		return fail(env, "manifest push", err)
 	}
 	var m struct {
-		Product string
-		Version uint64
-		Root    string
+		Product           string `json:"product"`
+		Version           uint64 `json:"version"`
+		Root              string `json:"root"`
+		AlreadyRegistered bool   `json:"already_registered"`
 	}
 	json.Unmarshal(data, &m)
+	if m.AlreadyRegistered {
+		fmt.Fprintf(env.Stdout, "%s version %d is already registered (root %s): nothing to do\n", m.Product, m.Version, m.Root)
+		return ExitOK
+	}
 	fmt.Fprintf(env.Stdout, "registered %s version %d (root %s); devices of %s must run it from now on\n", m.Product, m.Version, m.Root, m.Product)
 	return ExitOK
 }

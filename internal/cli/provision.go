@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,21 +30,47 @@ type apiClient struct {
 
 func newAPIClient(server, token string) (*apiClient, error) {
 	if server == "" {
-		return nil, fmt.Errorf("--server is required (e.g. http://127.0.0.1:8080)")
+		return nil, fmt.Errorf("missing --server (the fleet server's URL, e.g. http://127.0.0.1:8080)")
 	}
-	if token == "" {
-		token = os.Getenv("FIELDSEAL_TOKEN")
-	}
-	if token == "" {
-		return nil, fmt.Errorf("--token is required (or FIELDSEAL_TOKEN); the admin token is in the server's data folder, admin.token")
-	}
-	if t, err := os.ReadFile(token); err == nil && !strings.ContainsAny(token, " \n") && len(t) < 512 {
-		token = strings.TrimSpace(string(t)) // a path to a token file
+	token, err := resolveToken(token)
+	if err != nil {
+		return nil, err
 	}
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
 	}
 	return &apiClient{base: strings.TrimRight(server, "/"), token: token, hc: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// resolveToken turns --token (or $FIELDSEAL_TOKEN) into the token itself: a value naming
+// a file is read from it. A value that looks like a path but names no file is an error: sent
+// as the token it would only earn a baffling 401.
+func resolveToken(token string) (string, error) {
+	from := "--token"
+	if token == "" {
+		token, from = os.Getenv("FIELDSEAL_TOKEN"), "FIELDSEAL_TOKEN"
+	}
+	if token == "" {
+		return "", errors.New("missing --token (the admin API token, or the file that holds it: the server writes it to DATA/admin.token, e.g. fieldseal-data/admin.token; or set FIELDSEAL_TOKEN)")
+	}
+	st, err := os.Stat(token)
+	switch {
+	case err == nil && st.IsDir():
+		return "", fmt.Errorf("%s %s is a folder: give the token file in it (%s)", from, token, filepath.Join(token, "admin.token"))
+	case err == nil:
+		b, err := readLimited(token, 4<<10)
+		if err != nil {
+			return "", fmt.Errorf("%s: token file: %w", from, err)
+		}
+		t := strings.TrimSpace(string(b))
+		if t == "" || strings.ContainsAny(t, " \n\t") {
+			return "", fmt.Errorf("%s %s: the file does not hold one token (want a single line, as in the server's admin.token)", from, token)
+		}
+		return t, nil
+	case strings.ContainsAny(token, `/\`) || strings.HasSuffix(token, ".token"):
+		return "", fmt.Errorf("%s %s: no such file; give the admin token itself or the path of the file that holds it (the server prints it at start: DATA/admin.token)", from, token)
+	}
+	return token, nil
 }
 
 // do sends body with content type ct and returns the response body, or an error that
@@ -56,7 +86,14 @@ func (c *apiClient) do(ctx context.Context, method, path, ct string, body []byte
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cannot reach the server at %s (%v): is 'fieldseal server' running there, and is --server right?", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -73,6 +110,36 @@ func (c *apiClient) do(ctx context.Context, method, path, ct string, body []byte
 	return data, nil
 }
 
+// checkProduct refuses a product with no registered manifest: a device of it could never
+// report anything the server accepts (a misspelt --product, or the manifest not pushed yet).
+func (c *apiClient) checkProduct(ctx context.Context, product string) error {
+	data, err := c.do(ctx, "GET", "/api/v1/manifests", "", nil)
+	if err != nil {
+		return err
+	}
+	var list struct {
+		Manifests []struct {
+			Product string `json:"product"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &list); err != nil {
+		return fmt.Errorf("the server's manifest list is not JSON: is %s a fieldseal server?", c.base)
+	}
+	var known []string
+	for _, m := range list.Manifests {
+		if m.Product == product {
+			return nil
+		}
+		if !slices.Contains(known, m.Product) {
+			known = append(known, m.Product)
+		}
+	}
+	if len(known) == 0 {
+		return fmt.Errorf("--product %s: the server has no manifest for it (none registered yet): push the product's manifest first with 'fieldseal manifest push'", product)
+	}
+	return fmt.Errorf("--product %s: the server has no manifest for it (known products: %s); check the name, or push its manifest first with 'fieldseal manifest push'", product, strings.Join(known, ", "))
+}
+
 func runProvision(ctx context.Context, env *Env, args []string) int {
 	fs := newFlags(env, "provision", "--server URL --token T --device ID --product P [--manifest VERSION] --out BUNDLE")
 	srv := fs.String("server", "", "fleet server URL, e.g. http://127.0.0.1:8080")
@@ -85,21 +152,26 @@ func runProvision(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return fail(env, "provision", fmt.Errorf("unexpected argument %q", pos[0]))
+	if code, ok := requireArgs(env, fs, pos); !ok {
+		return code
 	}
-	if *dev == "" || *product == "" || *out == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireFlags(env, fs, "server", "device", "product", "out"); !ok {
+		return code
 	}
 	c, err := newAPIClient(*srv, *token)
 	if err != nil {
 		return fail(env, "provision", err)
 	}
 	// Refuse to overwrite before asking the server: the secrets are shown only once.
+	if _, err := os.Lstat(*out); err == nil {
+		return fail(env, "provision", fmt.Errorf("--out %s exists: it may hold another device's secrets; choose a new file name", *out))
+	}
+	if err := c.checkProduct(ctx, *product); err != nil {
+		return fail(env, "provision", err)
+	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fail(env, "provision", fmt.Errorf("bundle file: %w", err))
+		return fail(env, "provision", fmt.Errorf("--out %s: %w", *out, errors.Unwrap(err)))
 	}
 	body, _ := json.Marshal(map[string]any{"device": *dev, "product": *product, "manifest": *pin})
 	data, err := c.do(ctx, "POST", "/api/v1/devices", "application/json", body)

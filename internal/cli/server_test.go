@@ -14,9 +14,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,12 +67,15 @@ func TestServerProvisionManifestPush(t *testing.T) {
 			t.Error("server did not shut down")
 		}
 	}()
+	// Up once it answers and has printed its start lines (they follow the listeners).
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Get("http://" + httpAddr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
-			break
+			if strings.Contains(out.String(), "MQTT ") {
+				break
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server not up: %s %s", out.String(), errOut.String())
@@ -98,8 +104,23 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != 0 || !strings.Contains(msg, "version 5") {
 		t.Fatalf("manifest push: %d %s", code, msg)
 	}
+	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitOK || !strings.Contains(msg, "already registered") {
+		t.Fatalf("the same manifest pushed again: %d %s", code, msg)
+	}
+	m.Created = 2 // other bytes, same version
+	resigned, _ := wire.SignManifest(m, vendor)
+	os.WriteFile(mpath, resigned, 0o644)
 	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitError || !strings.Contains(msg, "downgrade") {
-		t.Fatalf("second push: %d %s", code, msg)
+		t.Fatalf("another manifest with the same version: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-1", "--product", "watermeterr", "--out", filepath.Join(dir, "typo.json")); code != ExitError || !strings.Contains(msg, "--product watermeterr") || !strings.Contains(msg, "known products: watermeter") {
+		t.Fatalf("provision of an unknown product: %d %s", code, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo.json")); err == nil {
+		t.Fatal("a refused provision left a bundle file")
+	}
+	if code, msg := run("provision", "--server", base, "--token", filepath.Join(dir, "no-such", "admin.token"), "--device", "meter-1", "--product", "watermeter", "--out", filepath.Join(dir, "x.json")); code != ExitError || !strings.Contains(msg, "no such file") {
+		t.Fatalf("a missing token file: %d %s", code, msg)
 	}
 	foreign, _ := keys.Generate()
 	fsigned, _ := wire.SignManifest(&wire.Manifest{Product: "watermeter", Version: 6, Created: 1, Files: files, Mutable: []string{}, Policy: wire.DefaultPolicy(), Root: wire.FilesRoot(files), Mpy: m.Mpy}, foreign)
@@ -132,6 +153,36 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "m2.json")); err == nil {
 		t.Fatal("a failed provision left a bundle file")
+	}
+	// The real server mounts the operator's console at / and /ui/: a browser without a
+	// session is sent to sign in (a bearer token is the API's, not the console's); signed
+	// in with the admin token, the pages answer.
+	adminTok, _ := os.ReadFile(tokenFile)
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", base+"/ui/devices", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(adminTok)))
+	if resp, err := browser.Do(req); err != nil || resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/ui/login") {
+		t.Fatalf("console without a session: %v %v, want 303 to /ui/login", resp, err)
+	}
+	login, _ := http.NewRequest("POST", base+"/ui/login", strings.NewReader(url.Values{"token": {strings.TrimSpace(string(adminTok))}}.Encode()))
+	login.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := browser.Do(login); err != nil || resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("console sign-in: %v %v", resp, err)
+	}
+	for _, path := range []string{"/", "/ui/devices", "/ui/devices/meter-1"} {
+		resp, err := browser.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("console %s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		if path == "/ui/devices/meter-1" && !strings.Contains(string(body), "meter-1") {
+			t.Fatalf("console page for meter-1 does not name it")
+		}
 	}
 }
 
@@ -240,8 +291,12 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 // A misspelt or malformed config key is an error that names it, not a silent default.
 func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 	for name, c := range map[string]struct{ toml, want string }{
-		"misspelt":     {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
-		"bad duration": {"receipt_interval = \"soon\"\n", "receipt_interval"},
+		"misspelt":          {"silent_aftr = 4\n", `unknown key "silent_aftr"`},
+		"bad duration":      {"receipt_interval = \"soon\"\n", "receipt_interval"},
+		"lorawan kind":      {"[[lorawan]]\nkind = \"chirpstak\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n", `kind "chirpstak"`},
+		"lorawan eui":       {"[[lorawan]]\nkind = \"tts\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n[lorawan.devices]\n\"0102\" = \"wm-1\"\n", `DevEUI "0102"`},
+		"bad schedule":      {"balance_every = \"often\"\n", "balance_every"},
+		"negative schedule": {"balance_every = \"-1h\"\n", "--balance-every"},
 	} {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "fieldseal.toml")
@@ -256,5 +311,55 @@ func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, "server.key")); err == nil {
 			t.Errorf("%s: the server started (created server.key) despite the bad config", name)
 		}
+	}
+}
+
+// A first start that fails on a taken port says what to do and leaves no half-made data
+// folder behind; a data folder that existed before is kept.
+func TestServerFailedStartLeavesNoDataFolder(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	data := filepath.Join(t.TempDir(), "fieldseal-data")
+	var e bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &e}, []string{"server", "--data", data, "--http", testenv.FreeAddr(t), "--mqtt", taken.Addr().String()})
+	if code != ExitError {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	for _, want := range []string{taken.Addr().String(), "--mqtt 127.0.0.1:1884", "--mqtt off"} {
+		if !strings.Contains(e.String(), want) {
+			t.Errorf("the message does not say %q: %s", want, e.String())
+		}
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("a failed first start left %s behind (%v)", data, err)
+	}
+	kept := t.TempDir()
+	os.WriteFile(filepath.Join(kept, "notes"), []byte("mine"), 0o600)
+	Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}, []string{"server", "--data", kept, "--http", testenv.FreeAddr(t), "--mqtt", taken.Addr().String()})
+	if _, err := os.Stat(filepath.Join(kept, "notes")); err != nil {
+		t.Fatalf("a failed start touched a data folder that existed before: %v", err)
+	}
+}
+
+// A fleet server must never hold the vendor's signing key: given the private key where the
+// public one belongs, it refuses to start and names the public key file.
+func TestServerRefusesVendorPrivateKey(t *testing.T) {
+	dir := t.TempDir()
+	vendorPath := filepath.Join(dir, "vendor.key")
+	vendor, _ := keys.Generate()
+	if err := keys.WritePair(vendorPath, vendor, false); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	var e bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &e}, []string{"server", "--data", data, "--http", testenv.FreeAddr(t), "--mqtt", "off", "--vendor-key", vendorPath})
+	if code != ExitError || !strings.Contains(e.String(), "private") || !strings.Contains(e.String(), "vendor.key.pub") {
+		t.Fatalf("exit %d: %s", code, e.String())
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatal("the refused start created the data folder")
 	}
 }

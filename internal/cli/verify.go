@@ -51,9 +51,11 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) != 1 || *pubPath == "" {
-		fs.Usage()
-		return ExitError
+	if code, ok := requireArgs(env, fs, pos, "DIR: the folder to check (or a build's output folder)"); !ok {
+		return code
+	}
+	if code, ok := requireFlags(env, fs, "pub"); !ok {
+		return code
 	}
 	dir := pos[0]
 	failJSON := func(err error) int {
@@ -66,7 +68,10 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		// A build's output folder: DIST/manifest.cose seals DIST/app.
 		cand := filepath.Join(dir, manifest.ManifestFile)
 		if _, err := os.Stat(cand); err != nil {
-			return failJSON(errors.New("--manifest is required (no manifest.cose in DIR)"))
+			if *asJSON {
+				json.NewEncoder(env.Stdout).Encode(verifyReport{Dir: dir, Error: "missing --manifest", Findings: []manifest.Finding{}})
+			}
+			return usageError(env, fs, "missing --manifest (%s holds no %s, so it is not a build's output folder)", dir, manifest.ManifestFile)
 		}
 		*manPath = cand
 		if st, err := os.Stat(filepath.Join(dir, manifest.AppDir)); err == nil && st.IsDir() {
@@ -82,6 +87,9 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		return failJSON(fmt.Errorf("manifest: %w", err))
 	}
 	m, err := wire.OpenManifest(data, pub)
+	if errors.Is(err, wire.ErrUnknownKey) {
+		return failJSON(fmt.Errorf("manifest %s is not signed by --pub %s (key id %x): %w; give the public key of the vendor key that sealed it", *manPath, *pubPath, wire.KeyID(pub), err))
+	}
 	if err != nil {
 		return failJSON(fmt.Errorf("manifest %s rejected: %w", *manPath, err))
 	}
@@ -132,22 +140,6 @@ func runVerify(ctx context.Context, env *Env, args []string) int {
 		return ExitFound
 	}
 	return ExitOK
-}
-
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes (%w)", path, limit, wire.ErrOversize)
-	}
-	return data, nil
 }
 
 // progress draws a one-line bar on stderr when stderr is a terminal, at most ten times a

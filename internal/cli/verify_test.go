@@ -39,6 +39,7 @@ func TestVerifyVerb(t *testing.T) {
 		}
 	}
 	code, out, _ = sealRun(t, "verify", dist, "--pub", key+".pub", "--json") // DIST: manifest and app found
+	assertSnakeCase(t, "verify --json", []byte(out))
 	var rep verifyReport
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != ExitFound || rep.Clean || len(rep.Findings) != 3 {
 		t.Fatalf("--json: %d %v %+v", code, err, rep)
@@ -65,7 +66,7 @@ func TestVerifyVerbErrors(t *testing.T) {
 		{[]string{"verify", app, "--manifest", edited, "--pub", key + ".pub"}, "rejected"},
 		{[]string{"verify", app, "--manifest", filepath.Join(dist, "nope.cose"), "--pub", key + ".pub"}, "nope.cose"},
 		{[]string{"verify", app, "--manifest", key, "--pub", key + ".pub"}, "rejected"},
-		{[]string{"verify", app, "--pub", key + ".pub"}, "--manifest is required"},
+		{[]string{"verify", app, "--pub", key + ".pub"}, "missing --manifest"},
 		{[]string{"verify", filepath.Join(dist, "gone"), "--manifest", man, "--pub", key + ".pub"}, "cannot open"},
 		{[]string{"verify", app, "--manifest", man}, "Usage"},
 	}

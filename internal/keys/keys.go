@@ -13,7 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/fieldseal/fieldseal/internal/atomicfile"
 )
 
 // PubSuffix is appended to a private key's path to name its public key.
@@ -61,7 +62,7 @@ func ParsePrivate(data []byte) (ed25519.PrivateKey, error) {
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("%T is not an Ed25519 key", k)
+		return nil, errors.New("not an Ed25519 key (fieldseal keys are Ed25519: make one with 'fieldseal keygen')")
 	}
 	return priv, nil
 }
@@ -78,7 +79,7 @@ func ParsePublic(data []byte) (ed25519.PublicKey, error) {
 	}
 	pub, ok := k.(ed25519.PublicKey)
 	if !ok {
-		return nil, fmt.Errorf("%T is not an Ed25519 key", k)
+		return nil, errors.New("not an Ed25519 key (fieldseal keys are Ed25519: make one with 'fieldseal keygen')")
 	}
 	return pub, nil
 }
@@ -133,6 +134,26 @@ func LoadPublic(path string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
+// ErrPrivateGiven says a private key file was given where only a public key belongs.
+var ErrPrivateGiven = errors.New("is a private key")
+
+// LoadPublicOnly reads a public key file and refuses a private one: for holders that must
+// never keep the private key, such as a fleet server that only checks vendor signatures.
+func LoadPublicOnly(path string) (ed25519.PublicKey, error) {
+	data, err := readSmall(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, perr := ParsePrivate(data); perr == nil {
+		return nil, fmt.Errorf("%s %w", path, ErrPrivateGiven)
+	}
+	pub, err := ParsePublic(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return pub, nil
+}
+
 // WritePair writes priv to path (mode 0600) and its public key to path+".pub" (mode 0644).
 // Unless overwrite is set it refuses when either file exists, and it never leaves a
 // half-written key behind: each file is written to a temporary name and renamed.
@@ -153,33 +174,8 @@ func WritePair(path string, priv ed25519.PrivateKey, overwrite bool) error {
 			}
 		}
 	}
-	if err := writeAtomic(path, privPEM, 0o600); err != nil {
+	if err := atomicfile.Write(path, privPEM, 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(pubPath, pubPEM, 0o644)
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(pubPath, pubPEM, 0o644)
 }

@@ -53,3 +53,20 @@ func TestWriteLoadPair(t *testing.T) {
 		t.Fatal("junk accepted")
 	}
 }
+
+// LoadPublicOnly refuses a private key file: a holder that must never keep the signing key
+// (a fleet server) is not handed one by mistake.
+func TestLoadPublicOnlyRefusesPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vendor.key")
+	priv, _ := Generate()
+	if err := WritePair(path, priv, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPublicOnly(path); !errors.Is(err, ErrPrivateGiven) {
+		t.Fatalf("private key: %v", err)
+	}
+	pub, err := LoadPublicOnly(path + PubSuffix)
+	if err != nil || !pub.Equal(priv.Public()) {
+		t.Fatalf("public key: %v", err)
+	}
+}

@@ -15,7 +15,7 @@ import (
 // line at every tamper-class entry and a blue one at service begin/end. Drawn here so the
 // page needs no script.
 func chart(evs []store.Event) template.HTML {
-	const W, H, padL, padR, padT, padB = 1000, 240, 70, 16, 14, 34
+	const W, H, padL, padR, padT, padB = 1000, 240, 96, 16, 14, 44
 	type pt struct {
 		t float64
 		v float64
@@ -33,9 +33,8 @@ func chart(evs []store.Event) template.HTML {
 	for _, e := range evs {
 		switch {
 		case e.Type == wire.EntryRegister:
-			var p wire.RegisterPayload
-			if wire.Unmarshal(e.Payload, &p) == nil {
-				pts = append(pts, pt{float64(e.T), float64(p.Litres)})
+			if v, err := wire.DecodePayload(e.Type, e.Payload); err == nil {
+				pts = append(pts, pt{float64(e.T), float64(v.(*wire.RegisterPayload).Litres)})
 				see(float64(e.T))
 			}
 		case e.Tamper || e.Type == wire.EntryServiceBegin || e.Type == wire.EntryServiceEnd:
@@ -69,10 +68,14 @@ func chart(evs []store.Event) template.HTML {
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#d0d5dd"/>`, padL, padT, padL, H-padB)
 	for i := 0; i <= 4; i++ {
 		v := vmin + (vmax-vmin)*float64(i)/4
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#667085">%.0f L</text>`, padL-6, y(v)+4, v)
+		class := ""
+		if i%2 == 1 {
+			class = ` class="mid"` // hidden on a phone, where the labels are larger
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-size="11" text-anchor="end" fill="#475467"%s>%.0f L</text>`, padL-6, y(v)+4, class, v)
 		t := tmin + (tmax-tmin)*float64(i)/4
 		anchor := [...]string{"start", "middle", "middle", "middle", "end"}[i]
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="%s" fill="#667085">%s</text>`, x(t), H-padB+16, anchor,
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" dominant-baseline="hanging" text-anchor="%s" fill="#475467"%s>%s</text>`, x(t), H-padB+6, anchor, class,
 			time.Unix(int64(t), 0).UTC().Format("01-02 15:04"))
 	}
 	for _, e := range marks {
@@ -102,7 +105,7 @@ func chart(evs []store.Event) template.HTML {
 // device reported, and when it went quiet (a silent device's bars stop; a device back from
 // an offline period delivers its stored entries in one taller bar).
 func received(evs []store.Event) template.HTML {
-	const W, H, padL, padR, padT, padB = 1000, 110, 70, 16, 8, 22
+	const W, H, padL, padR, padT, padB = 1000, 110, 96, 16, 8, 28
 	if len(evs) == 0 {
 		return ""
 	}

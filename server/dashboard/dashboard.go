@@ -1,25 +1,29 @@
-// Package dashboard is the fleet server's web UI: fleet overview (devices by state, open
-// alerts), device pages (state history, the verified evidence log with tamper entries
-// highlighted, the signed meter register over time as an SVG drawn on the server), alerts
-// and service visits. Plain HTML from embedded templates, no script and no build step; it
-// reads through the store.Store interface only. The server mounts it (server.Config.
-// Dashboard) behind its own authentication.
+// Package dashboard is the operator's console that `fieldseal server` serves (and the demo,
+// through the same server): sign-in and sessions, the fleet list (counts by state, devices
+// needing attention first, search, filters, keyset paging, CSV), device pages (evidence
+// in sentences, the register chart, software, visits), alerts and visits, the actions an
+// operator takes (acknowledge, clear a tamper, book and close a service visit) and a
+// printable check-in report. The composition root mounts it on the server with
+// srv.SetDashboard(dashboard.ForServer(srv)). Server-rendered HTML from embedded templates, one small
+// style sheet and no script. It reads through store.Store and acts through Backend, the
+// server's audited operations, so a click and the matching API call are the same thing.
 package dashboard
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"embed"
 	"encoding/hex"
 	"errors"
 	"html/template"
 	"net/http"
-	"net/url"
-	"sort"
-	"strings"
+	"strconv"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics"
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
-	"github.com/fieldseal/fieldseal/wire"
 )
 
 //go:embed templates/*.html
@@ -28,64 +32,133 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// TokenCookie is the cookie the server's authentication reads.
-const TokenCookie = "fieldseal_token"
+// User is who a session belongs to: an API token's name and role.
+type User = server.ConsoleUser
 
-// Options tune the dashboard.
-type Options struct {
-	Now func() time.Time // shown in the header; the demo's virtual clock
+// Actions the console offers; Backend.Allowed says which role may take them.
+const (
+	ActAck        = server.ActAck
+	ActClear      = server.ActClear
+	ActVisitOpen  = server.ActVisitOpen
+	ActVisitClose = server.ActVisitClose
+	ActCheckIn    = server.ActCheckIn
+	actSignOut    = server.ActSignOut
+)
+
+// Backend is what the console needs of the server (*server.Console): sign-in, the role
+// rules, and the audited operations behind the API's action routes (the server checks the
+// role again).
+type Backend interface {
+	SignIn(ctx context.Context, secret string) (User, error)
+	Lookup(ctx context.Context, tokenHash []byte) (User, error)
+	// Redeem spends a one-time sign-in code (the demo's link).
+	Redeem(code string) (User, bool)
+	Allowed(role, action string) bool
+
+	AckAlert(ctx context.Context, u User, id int64) error
+	ClearTamper(ctx context.Context, u User, dev, result string) error
+	BookVisit(ctx context.Context, u User, dev, workOrder, technician string, window time.Duration) (*store.Visit, error)
+	CloseVisit(ctx context.Context, u User, visit, sealNumber, result string) (*store.Visit, error)
+
+	// The water balance the server refreshes on its schedule (server/balance.go).
+	DistrictResult(ctx context.Context, id string) (*server.DistrictResult, error)
+	OnInspectionList(dev string) (analytics.Candidate, bool)
 }
+
+// Options configure the console.
+type Options struct {
+	Backend    Backend
+	SessionKey []byte            // MACs session cookies and CSRF tokens; replicas must share it
+	ServerPub  ed25519.PublicKey // checks the receipts of an uploaded device log at check-in
+	Now        func() time.Time  // the fleet's clock (the demo's is compressed); sessions use real time
+	// ThreatModelURL is where reason names link to (their THREAT_MODEL row).
+	ThreatModelURL string
+}
+
+// ForServer is the console of srv, as `fieldseal server` and the demo mount it:
+//
+//	srv.SetDashboard(dashboard.ForServer(srv))
+func ForServer(srv *server.Server) http.Handler {
+	c := srv.Console()
+	return New(srv.Store(), Options{Backend: c, SessionKey: c.SessionKey(), ServerPub: srv.PublicKey(), Now: c.Now})
+}
+
+// DefaultThreatModelURL is the project's published threat model.
+const DefaultThreatModelURL = "https://github.com/fieldseal/fieldseal/blob/main/docs/THREAT_MODEL.md"
 
 type dash struct {
-	st   store.Store
-	now  func() time.Time
-	tmpl *template.Template
+	st      store.Store
+	be      Backend
+	now     func() time.Time
+	sess    *sessions
+	pub     ed25519.PublicKey
+	threats string
+	tmpl    *template.Template
+	counts  countCache
 }
 
-// New returns the dashboard handler for "/" and "/ui/...".
+// New returns the console's handler for "/" and "/ui/...".
 func New(st store.Store, o Options) http.Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	d := &dash{st: st, now: o.Now}
+	if o.ThreatModelURL == "" {
+		o.ThreatModelURL = DefaultThreatModelURL
+	}
+	if o.Backend == nil || len(o.SessionKey) < 16 {
+		panic("dashboard: Backend and a SessionKey of at least 16 bytes are required")
+	}
+	d := &dash{st: st, be: o.Backend, now: o.Now, sess: &sessions{key: o.SessionKey, ended: map[string]time.Time{}}, pub: o.ServerPub, threats: o.ThreatModelURL}
 	d.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-		"time": func(t time.Time) string {
-			if t.IsZero() {
-				return "—"
+		"time":   fmtTime,
+		"hm":     func(t time.Time) string { return t.UTC().Format("15:04") },
+		"unix":   func(s uint64) string { return time.Unix(int64(s), 0).UTC().Format("2006-01-02 15:04:05") },
+		"hex":    func(b []byte) string { return hex.EncodeToString(b[:min(len(b), 6)]) },
+		"hexall": func(b []byte) string { return hex.EncodeToString(b) },
+		"short":  short,
+		"reason": func(name string) Reason { return lookupReason(name) },
+		"threat": d.threatURL,
+		"inspect": func(dev string) *analytics.Candidate {
+			if c, ok := d.be.OnInspectionList(dev); ok {
+				return &c
 			}
-			return t.UTC().Format("2006-01-02 15:04:05")
+			return nil
 		},
-		"unix":  func(s uint64) string { return time.Unix(int64(s), 0).UTC().Format("2006-01-02 15:04:05") },
-		"hex":   func(b []byte) string { return hex.EncodeToString(b[:min(len(b), 6)]) },
-		"short": short,
-		"base":  func() string { return "" },
+		"f1": func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
 	}).ParseFS(templateFS, "templates/*.html"))
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", d.fleet)
-	mux.HandleFunc("GET /ui/{$}", d.fleet)
-	mux.HandleFunc("GET /ui/devices", d.devices)
-	mux.HandleFunc("GET /ui/devices/{id}", d.device)
-	mux.HandleFunc("GET /ui/alerts", d.alerts)
-	mux.HandleFunc("GET /ui/visits", d.visits)
+	mux.HandleFunc("GET /ui/login", d.loginPage)
+	mux.HandleFunc("POST /ui/login", d.login)
+	mux.HandleFunc("POST /ui/logout", d.act(actSignOut, d.logout))
+	mux.HandleFunc("GET /{$}", d.view(d.fleet))
+	mux.HandleFunc("GET /ui/{$}", d.view(d.fleet))
+	mux.HandleFunc("GET /ui/devices", d.view(d.fleet))
+	mux.HandleFunc("GET /ui/devices.csv", d.view(d.fleetCSV))
+	mux.HandleFunc("GET /ui/devices/{id}", d.view(d.device))
+	mux.HandleFunc("GET /ui/devices/{id}/checkin", d.view(d.checkinPage))
+	mux.HandleFunc("POST /ui/devices/{id}/checkin", d.act(ActCheckIn, d.checkin))
+	mux.HandleFunc("POST /ui/devices/{id}/clear", d.act(ActClear, d.clear))
+	mux.HandleFunc("POST /ui/devices/{id}/visits", d.act(ActVisitOpen, d.bookVisit))
+	mux.HandleFunc("POST /ui/visits/{id}/close", d.act(ActVisitClose, d.closeVisit))
+	mux.HandleFunc("POST /ui/alerts/{id}/ack", d.act(ActAck, d.ack))
+	mux.HandleFunc("GET /ui/alerts", d.view(d.alerts))
+	mux.HandleFunc("GET /ui/visits", d.view(d.visits))
+	mux.HandleFunc("GET /ui/reasons", d.view(d.reasons))
+	mux.HandleFunc("GET /ui/balance", d.view(d.districts))
+	mux.HandleFunc("GET /ui/balance/{id}", d.view(d.balance))
 	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/", http.FileServerFS(staticFS)))
-	return tokenLanding(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		d.problem(w, r, http.StatusNotFound, "No such page.")
+	})
+	return mux
 }
 
-// tokenLanding turns "?token=T" on a first visit into the session cookie and redirects to
-// the same page without it, so the token does not linger in the address bar or history.
-func tokenLanding(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := r.URL.Query().Get("token"); tok != "" && r.Method == http.MethodGet {
-			http.SetCookie(w, &http.Cookie{Name: TokenCookie, Value: tok, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-			u := *r.URL
-			q := u.Query()
-			q.Del("token")
-			u.RawQuery = q.Encode()
-			http.Redirect(w, r, (&url.URL{Path: u.Path, RawQuery: u.RawQuery}).String(), http.StatusSeeOther)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
 }
 
 func short(s string, n int) string {
@@ -95,249 +168,62 @@ func short(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// page is what every template's frame needs.
 type page struct {
-	Title, Nav, Base, Now string
+	Title, Nav, Now string
+	User            *who
+	CSRF            string
+	Can             map[string]bool
 }
 
-func (d *dash) page(title, nav string) page {
-	return page{Title: title, Nav: nav, Now: d.now().UTC().Format("2006-01-02 15:04")}
+func (d *dash) page(r *http.Request, title, nav string) page {
+	p := page{Title: title, Nav: nav, Now: d.now().UTC().Format("2006-01-02 15:04"), Can: map[string]bool{}}
+	if u := current(r.Context()); u != nil {
+		p.User, p.CSRF = u, u.csrf
+		for _, a := range []string{ActAck, ActClear, ActVisitOpen, ActVisitClose, ActCheckIn} {
+			p.Can[a] = d.be.Allowed(u.Role, a)
+		}
+	}
+	return p
 }
 
-func (d *dash) render(w http.ResponseWriter, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; img-src 'self' data:")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	var b strings.Builder
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}
+
+func (d *dash) render(w http.ResponseWriter, r *http.Request, name string, data any) {
+	var b bytes.Buffer
 	if err := d.tmpl.ExecuteTemplate(&b, name, data); err != nil {
 		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	w.Write([]byte(b.String()))
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write(b.Bytes())
 }
 
-func fail(w http.ResponseWriter, err error) {
+// problem answers with a page that says what went wrong and what to do.
+func (d *dash) problem(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	var b bytes.Buffer
+	d.tmpl.ExecuteTemplate(&b, "problem.html", struct {
+		page
+		Code    int
+		Message string
+	}{d.page(r, http.StatusText(code), ""), code, msg})
+	w.Write(b.Bytes())
+}
+
+func (d *dash) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, store.ErrNotFound) {
-		http.Error(w, "not found", http.StatusNotFound)
+		d.problem(w, r, http.StatusNotFound, "Not found: "+err.Error())
 		return
 	}
-	http.Error(w, "store: "+err.Error(), http.StatusInternalServerError)
-}
-
-type stateCount struct {
-	Name string
-	N    int
-}
-
-func (d *dash) fleet(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	counts, err := d.st.CountDevices(ctx)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	data := struct {
-		page
-		Total     int
-		States    []stateCount
-		Open      []store.Alert
-		Attention []*store.Device
-	}{page: d.page("Fleet", "fleet")}
-	for _, s := range store.States {
-		if counts[s] > 0 {
-			data.States = append(data.States, stateCount{s, counts[s]})
-		}
-		data.Total += counts[s]
-	}
-	if data.Open, err = d.st.ListAlerts(ctx, store.Page{Limit: 100}, true); err != nil {
-		fail(w, err)
-		return
-	}
-	for _, s := range []string{store.StateTampered, store.StateSuspect, store.StateSilent, store.StateService} {
-		list, err := d.st.ListDevices(ctx, store.DeviceFilter{State: s, Limit: 100})
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		data.Attention = append(data.Attention, list...)
-	}
-	d.render(w, "fleet.html", data)
-}
-
-func (d *dash) devices(w http.ResponseWriter, r *http.Request) {
-	const limit = 1000
-	filter := r.URL.Query().Get("state")
-	list, err := d.st.ListDevices(r.Context(), store.DeviceFilter{State: filter, Limit: limit + 1})
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	data := struct {
-		page
-		Filter  string
-		Devices []*store.Device
-		More    bool
-	}{page: d.page("Devices", "devices"), Filter: filter, Devices: list}
-	if len(list) > limit {
-		data.Devices, data.More = list[:limit], true
-	}
-	d.render(w, "devices.html", data)
-}
-
-// maxEvents bounds what a device page reads of the log; routine entries beyond
-// shownRoutine are summarised, tamper-class ones always shown.
-const (
-	maxEvents    = 5000
-	shownRoutine = 200
-)
-
-func (d *dash) device(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id := r.PathValue("id")
-	dev, err := d.st.GetDevice(ctx, id)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	evs, err := d.events(ctx, id)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	data := struct {
-		page
-		D          *store.Device
-		Chart      template.HTML
-		Received   template.HTML
-		History    []store.Audit
-		Events     []store.Event
-		EventCount int
-		Tamper     int
-		Elided     int
-		Alerts     []store.Alert
-		Visits     []store.Visit
-	}{page: d.page(id, "devices"), D: dev, EventCount: len(evs)}
-	data.Chart, data.Received = chart(evs), received(evs)
-	// Newest first; every tamper-class entry, and the newest routine ones.
-	routine := 0
-	for i := len(evs) - 1; i >= 0; i-- {
-		e := evs[i]
-		if e.Tamper {
-			data.Tamper++
-		}
-		if e.Decoded == "" && !e.Tamper {
-			e.Decoded = decode(e.Type, e.Payload)
-		}
-		if e.Tamper || routine < shownRoutine {
-			if !e.Tamper {
-				routine++
-			}
-			data.Events = append(data.Events, e)
-			continue
-		}
-		data.Elided++
-	}
-	if data.History, err = d.st.ListAudit(ctx, store.Page{Dev: id, Limit: 100}); err != nil {
-		fail(w, err)
-		return
-	}
-	alerts, err := d.st.ListAlerts(ctx, store.Page{Dev: id, Limit: 100}, false)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	for _, a := range alerts {
-		if a.Dev == id {
-			data.Alerts = append(data.Alerts, a)
-		}
-	}
-	if data.Visits, err = d.st.ListVisits(ctx, id); err != nil {
-		fail(w, err)
-		return
-	}
-	d.render(w, "device.html", data)
-}
-
-// events reads a device's verified log, oldest first.
-func (d *dash) events(ctx context.Context, id string) ([]store.Event, error) {
-	var out []store.Event
-	after := int64(0)
-	for len(out) < maxEvents {
-		page, err := d.st.ListEvents(ctx, store.Page{Dev: id, After: after, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) < 1000 {
-			break
-		}
-		after = int64(page[len(page)-1].N)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].N < out[j].N })
-	return out, nil
-}
-
-// decode renders a routine entry's payload for the table (the store decodes tamper-class
-// and service entries itself).
-func decode(typ uint16, payload []byte) string {
-	switch typ {
-	case wire.EntryRegister:
-		var p wire.RegisterPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return "register " + itoa(p.Litres) + " L"
-		}
-	case wire.EntryBoot:
-		var p wire.BootPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return "boot " + itoa(uint64(p.BootCount)) + " (" + p.ResetCause + "), manifest v" + itoa(p.ManifestVersion)
-		}
-	case wire.EntryCheckOK:
-		var p wire.CheckOKPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return itoa(uint64(p.Files)) + " files verified"
-		}
-	case wire.EntryRecovered:
-		var p wire.RecoveredPayload
-		if wire.Unmarshal(payload, &p) == nil {
-			return p.What
-		}
-	}
-	return ""
-}
-
-func itoa(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(b[i:])
-}
-
-func (d *dash) alerts(w http.ResponseWriter, r *http.Request) {
-	list, err := d.st.ListAlerts(r.Context(), store.Page{Limit: 500}, false)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	d.render(w, "alerts.html", struct {
-		page
-		Alerts []store.Alert
-	}{d.page("Alerts", "alerts"), list})
-}
-
-func (d *dash) visits(w http.ResponseWriter, r *http.Request) {
-	list, err := d.st.ListVisits(r.Context(), "")
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	d.render(w, "visits.html", struct {
-		page
-		Visits []store.Visit
-	}{d.page("Service visits", "visits"), list})
+	d.problem(w, r, http.StatusInternalServerError, "The store failed: "+err.Error())
 }

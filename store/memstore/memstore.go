@@ -27,6 +27,8 @@ type Store struct {
 	tokens    map[string]*store.Token
 	visits    map[string]*store.Visit
 	api       map[string]store.APIToken // hash → token
+	districts map[string]store.District
+	members   map[string]map[string]string // district → dev → role
 }
 
 var _ store.Store = (*Store)(nil)
@@ -34,7 +36,8 @@ var _ store.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store {
 	return &Store{devices: map[string]*store.Device{}, manifests: map[string]map[uint64]*store.Manifest{}, events: map[string][]store.Event{},
-		tokens: map[string]*store.Token{}, visits: map[string]*store.Visit{}, api: map[string]store.APIToken{}}
+		tokens: map[string]*store.Token{}, visits: map[string]*store.Visit{}, api: map[string]store.APIToken{},
+		districts: map[string]store.District{}, members: map[string]map[string]string{}}
 }
 
 func (s *Store) Close() error { return nil }
@@ -265,7 +268,7 @@ func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, er
 	defer s.mu.Unlock()
 	var out []store.Event
 	for _, e := range s.events[p.Dev] {
-		if int64(e.N) > p.After && len(out) < limit(p.Limit) {
+		if e.N > p.AfterN && len(out) < limit(p.Limit) {
 			out = append(out, e)
 		}
 	}
@@ -296,7 +299,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 	var out []store.Audit
 	for i := len(s.audit) - 1; i >= 0 && len(out) < limit(p.Limit); i-- {
 		a := s.audit[i]
-		if (p.Dev == "" || a.Dev == p.Dev) && (p.After <= 0 || a.ID < p.After) {
+		if (p.Dev == "" || a.Dev == p.Dev) && (p.BeforeID <= 0 || a.ID < p.BeforeID) {
 			out = append(out, a)
 		}
 	}
@@ -309,7 +312,7 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 	var out []store.Alert
 	for i := len(s.alerts) - 1; i >= 0 && len(out) < limit(p.Limit); i-- {
 		a := s.alerts[i]
-		if (p.Dev == "" || a.Dev == p.Dev) && (p.After <= 0 || a.ID < p.After) && (!unackedOnly || a.AckedAt.IsZero()) {
+		if (p.Dev == "" || a.Dev == p.Dev) && (p.BeforeID <= 0 || a.ID < p.BeforeID) && (!unackedOnly || a.AckedAt.IsZero()) {
 			out = append(out, a)
 		}
 	}
@@ -424,4 +427,32 @@ func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
 		}
 	}
 	return fmt.Errorf("%w: API token %q", store.ErrNotFound, name)
+}
+
+func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store.Device, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var visits []store.Visit
+	if q.Search != "" {
+		for _, v := range s.visits {
+			visits = append(visits, *v)
+		}
+	}
+	var out []*store.Device
+	for _, d := range s.devices {
+		if q.Filters(d) && q.SearchMatches(d, visits) && q.IsAfter(store.CursorOf(d)) {
+			out = append(out, d.Clone())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := store.CursorOf(out[i]), store.CursorOf(out[j])
+		if q.Desc {
+			return q.Less(b, a)
+		}
+		return q.Less(a, b)
+	})
+	if n := q.QueryLimit(); len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
 }

@@ -229,30 +229,28 @@ const (
  last_ack=$18, nonce=$19, prev_nonce=$20, last_seen=$21, last_device_time=$22, last_boot=$23, report_interval=$24, rejections=$25, window_until=$26, created=$27
  WHERE id = $1 AND version = $28 AND epoch = $3 RETURNING 1)
 SELECT fieldseal_conflict($29) WHERE NOT EXISTS (SELECT FROM u)`
-	sqlEvent     = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`
-	sqlAudit     = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES ($1,$2,$3,$4,$5,$6)`
-	sqlAlert     = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES ($1,$2,$3,$4,$5)`
-	sqlToken     = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`
-	sqlUseToken  = `WITH u AS (UPDATE tokens SET used = true, used_at = $1 WHERE id = $2 AND NOT used RETURNING 1) SELECT fieldseal_conflict($3) WHERE NOT EXISTS (SELECT FROM u)`
-	sqlVisit     = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`
-	sqlCloseVist = `WITH u AS (UPDATE visits SET closed = $1, seal_number = $2, result = $3 WHERE id = $4 AND closed IS NULL RETURNING 1) SELECT fieldseal_conflict($5) WHERE NOT EXISTS (SELECT FROM u)`
+	sqlEvent      = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`
+	sqlAudit      = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES ($1,$2,$3,$4,$5,$6)`
+	sqlAlert      = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES ($1,$2,$3,$4,$5)`
+	sqlToken      = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`
+	sqlUseToken   = `WITH u AS (UPDATE tokens SET used = true, used_at = $1 WHERE id = $2 AND NOT used RETURNING 1) SELECT fieldseal_conflict($3) WHERE NOT EXISTS (SELECT FROM u)`
+	sqlVisit      = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`
+	sqlCloseVisit = `WITH u AS (UPDATE visits SET closed = $1, seal_number = $2, result = $3 WHERE id = $4 AND closed IS NULL RETURNING 1) SELECT fieldseal_conflict($5) WHERE NOT EXISTS (SELECT FROM u)`
 )
 
-// stmtErr turns a statement's error into the change's error; conflict marks the statements
-// whose every database error is a conflict (inserts of events, tokens and visits, as on
-// SQLite).
+// stmtErr turns a statement's error into the change's error, by its SQLSTATE code only:
+// a lost compare-and-set, a duplicate key or a lost race is store.ErrConflict; anything
+// else (a full disk, 53100; bad data, a bug) is an error of its own, never a conflict.
 type stmtErr struct {
-	change   int // index of the change; -1: not part of a change
-	what     string
-	conflict bool
+	change int // index of the change; -1: not part of a change
+	what   string
 }
 
 func (m stmtErr) wrap(pe *pgconn.PgError) error {
 	switch {
 	case pe.Code == "FS409":
 		return fmt.Errorf("%w: %s", store.ErrConflict, pe.Message)
-	case m.conflict,
-		pe.Code == "23505", // unique_violation: duplicate key
+	case pe.Code == "23505", // unique_violation: duplicate key
 		pe.Code == "40P01", // deadlock_detected: a race with another replica, lost
 		pe.Code == "40001": // serialization_failure
 		return fmt.Errorf("%w: %s: %v", store.ErrConflict, m.what, pe)
@@ -316,7 +314,7 @@ func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time
 		}
 	}
 	for _, e := range c.Events {
-		q(stmtErr{what: fmt.Sprintf("event %s/%d/%d", e.Dev, e.Epoch, e.N), conflict: true}, sqlEvent,
+		q(stmtErr{what: fmt.Sprintf("event %s/%d/%d", e.Dev, e.Epoch, e.N)}, sqlEvent,
 			e.Dev, int64(e.Epoch), int64(e.N), int64(e.T), int32(e.Type), e.Tamper, nonNil(e.Payload), e.Decoded, nonNil(e.Tag), nonNil(e.Head), ts(e.Received))
 	}
 	for _, a := range c.Audits {
@@ -326,18 +324,18 @@ func queueChange(b *pgx.Batch, marks []stmtErr, i int, c *store.Change, now time
 		q(stmtErr{what: "alert"}, sqlAlert, ts(a.At), a.Dev, a.Kind, a.Reason, a.Detail)
 	}
 	for _, t := range c.Tokens {
-		q(stmtErr{what: "token", conflict: true}, sqlToken,
+		q(stmtErr{what: "token"}, sqlToken,
 			t.ID, t.Dev, int64(t.Epoch), t.Action, t.Sealed, ts(t.Issued), ts(t.Expires), int64(t.Window), t.Used, ts(t.UsedAt))
 	}
 	for _, id := range c.UsedTokens {
 		q(stmtErr{what: "use token"}, sqlUseToken, now, id, fmt.Sprintf("token %x already used or unknown", id))
 	}
 	for _, v := range c.Visits {
-		q(stmtErr{what: "visit", conflict: true}, sqlVisit,
+		q(stmtErr{what: "visit"}, sqlVisit,
 			v.ID, v.Dev, v.WorkOrder, v.Technician, v.TokenID, ts(v.Opened), ts(v.Closed), v.SealNumber, v.Result)
 	}
 	for _, v := range c.CloseVisits {
-		q(stmtErr{what: "close visit"}, sqlCloseVist, ts(v.Closed), v.SealNumber, v.Result, v.ID, fmt.Sprintf("visit %s already closed or unknown", v.ID))
+		q(stmtErr{what: "close visit"}, sqlCloseVisit, ts(v.Closed), v.SealNumber, v.Result, v.ID, fmt.Sprintf("visit %s already closed or unknown", v.ID))
 	}
 	if savepoint {
 		q(stmtErr{what: "release"}, `RELEASE c`)

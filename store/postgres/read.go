@@ -180,7 +180,7 @@ func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, er
 		e.TypeName = wire.EntryName(e.Type)
 		return e, nil
 	}, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
- WHERE dev = $1 AND n > $2 ORDER BY epoch, n LIMIT $3`, p.Dev, p.After, limit(p.Limit))
+ WHERE dev = $1 AND n > $2 ORDER BY epoch, n LIMIT $3`, p.Dev, int64(p.AfterN), limit(p.Limit))
 }
 
 func (s *Store) EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error) {
@@ -203,7 +203,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 		err := r.Scan(&a.ID, tsOut(&a.At), &a.Actor, &a.Kind, &a.Dev, &a.Reason, &a.Detail)
 		return a, err
 	}, `SELECT id, at, actor, kind, dev, reason, detail FROM audit
- WHERE ($1 = '' OR dev = $1) AND ($2 <= 0 OR id < $2) ORDER BY id DESC LIMIT $3`, p.Dev, p.After, limit(p.Limit))
+ WHERE ($1 = '' OR dev = $1) AND ($2 <= 0 OR id < $2) ORDER BY id DESC LIMIT $3`, p.Dev, p.BeforeID, limit(p.Limit))
 }
 
 func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) ([]store.Alert, error) {
@@ -213,7 +213,7 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 		return a, err
 	}, `SELECT id, at, dev, kind, reason, detail, acked_at, acked_by FROM alerts
  WHERE ($1 = '' OR dev = $1) AND ($2 <= 0 OR id < $2) AND (NOT $3 OR acked_at IS NULL) ORDER BY id DESC LIMIT $4`,
-		p.Dev, p.After, unackedOnly, limit(p.Limit))
+		p.Dev, p.BeforeID, unackedOnly, limit(p.Limit))
 }
 
 func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) error {

@@ -22,7 +22,7 @@ import (
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 
-	_ "modernc.org/sqlite" // pure Go driver "sqlite"
+	msqlite "modernc.org/sqlite" // pure Go driver "sqlite"
 )
 
 //go:embed migrations/*.sql
@@ -312,24 +312,24 @@ func (s *Store) commit(ctx context.Context, changes []*store.Change, savepoints 
 
 // Write statements of Commit, prepared once at Open.
 const (
-	qWrite0 = `DELETE FROM devices WHERE id = ?`
-	qWrite1 = `INSERT INTO devices (` + deviceCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
-	qWrite2 = `UPDATE devices SET product=?, epoch=?, version=?, uplink_key=?, downlink_key=?, state=?, state_since=?, state_reason=?,
+	qDeleteDevice = `DELETE FROM devices WHERE id = ?`
+	qInsertDevice = `INSERT INTO devices (` + deviceCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	qUpdateDevice = `UPDATE devices SET product=?, epoch=?, version=?, uplink_key=?, downlink_key=?, state=?, state_since=?, state_reason=?,
  pinned_version=?, running_version=?, anchor_n=?, anchor_head=?, anchor_key=?, receipt=?, last_rseq=?, last_report_hash=?,
  last_ack=?, nonce=?, prev_nonce=?, last_seen=?, last_device_time=?, last_boot=?, report_interval=?, rejections=?, window_until=?, created=?
  WHERE id = ? AND version = ? AND epoch = ?`
-	qWrite3 = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
-	qWrite4 = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES (?,?,?,?,?)`
-	qWrite5 = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES (?,?,?,?,?,?,?,?,?,?)`
-	qWrite6 = `UPDATE tokens SET used = 1, used_at = ? WHERE id = ? AND used = 0`
-	qWrite7 = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES (?,?,?,?,?,?,?,?,?)`
-	qWrite8 = `UPDATE visits SET closed = ?, seal_number = ?, result = ? WHERE id = ? AND closed = 0`
+	qInsertEvent = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
+	qInsertAlert = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES (?,?,?,?,?)`
+	qInsertToken = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES (?,?,?,?,?,?,?,?,?,?)`
+	qUseToken    = `UPDATE tokens SET used = 1, used_at = ? WHERE id = ? AND used = 0`
+	qInsertVisit = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES (?,?,?,?,?,?,?,?,?)`
+	qCloseVisit  = `UPDATE visits SET closed = ?, seal_number = ?, result = ? WHERE id = ? AND closed = 0`
 )
 
 // qAudit is also run outside Commit (AddAudit).
 const qAudit = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES (?,?,?,?,?,?)`
 
-var writeQueries = []string{qAudit, qWrite0, qWrite1, qWrite2, qWrite3, qWrite4, qWrite5, qWrite6, qWrite7, qWrite8}
+var writeQueries = []string{qAudit, qDeleteDevice, qInsertDevice, qUpdateDevice, qInsertEvent, qInsertAlert, qInsertToken, qUseToken, qInsertVisit, qCloseVisit}
 
 // txExec runs a statement of the write path inside tx, prepared once per query on the
 // writer connection (parsing SQL was a sixth of the ingest CPU); the transaction's handle
@@ -453,12 +453,12 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 			case uint32(epoch) >= d.Epoch:
 				return fmt.Errorf("%w: device %s exists with epoch %d", store.ErrConflict, d.ID, epoch)
 			default:
-				if _, err := tx.ExecContext(ctx, qWrite0, d.ID); err != nil {
+				if _, err := tx.ExecContext(ctx, qDeleteDevice, d.ID); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, qWrite1, deviceArgs(d, 1)...); err != nil {
-				return err
+			if _, err := tx.ExecContext(ctx, qInsertDevice, deviceArgs(d, 1)...); err != nil {
+				return classify(err, "device %s", d.ID)
 			}
 		} else {
 			var res sql.Result
@@ -484,7 +484,7 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 				// The guard includes the epoch: re-provisioning restarts the version at 1, and a
 				// writer still holding the old epoch's row at version 1 must not overwrite the new one.
 				args = append(args[1:], d.ID, int64(d.Version), int64(d.Epoch))
-				res, err = tx.ExecContext(ctx, qWrite2, args...)
+				res, err = tx.ExecContext(ctx, qUpdateDevice, args...)
 			}
 			if err != nil {
 				return err
@@ -497,9 +497,9 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 		}
 	}
 	for _, e := range c.Events {
-		if _, err := tx.ExecContext(ctx, qWrite3,
+		if _, err := tx.ExecContext(ctx, qInsertEvent,
 			e.Dev, int64(e.Epoch), int64(e.N), int64(e.T), int64(e.Type), b2i(e.Tamper), nonNil(e.Payload), e.Decoded, nonNil(e.Tag), nonNil(e.Head), nanos(e.Received)); err != nil {
-			return fmt.Errorf("%w: event %s/%d/%d: %v", store.ErrConflict, e.Dev, e.Epoch, e.N, err)
+			return classify(err, "event %s/%d/%d", e.Dev, e.Epoch, e.N)
 		}
 	}
 	for _, a := range c.Audits {
@@ -508,18 +508,18 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 		}
 	}
 	for _, a := range c.Alerts {
-		if _, err := tx.ExecContext(ctx, qWrite4, nanos(a.At), a.Dev, a.Kind, a.Reason, a.Detail); err != nil {
+		if _, err := tx.ExecContext(ctx, qInsertAlert, nanos(a.At), a.Dev, a.Kind, a.Reason, a.Detail); err != nil {
 			return err
 		}
 	}
 	for _, t := range c.Tokens {
-		if _, err := tx.ExecContext(ctx, qWrite5,
+		if _, err := tx.ExecContext(ctx, qInsertToken,
 			t.ID, t.Dev, int64(t.Epoch), t.Action, t.Sealed, nanos(t.Issued), nanos(t.Expires), int64(t.Window), b2i(t.Used), nanos(t.UsedAt)); err != nil {
-			return fmt.Errorf("%w: token: %v", store.ErrConflict, err)
+			return classify(err, "token %x", t.ID)
 		}
 	}
 	for _, id := range c.UsedTokens {
-		res, err := tx.ExecContext(ctx, qWrite6, time.Now().UnixNano(), id)
+		res, err := tx.ExecContext(ctx, qUseToken, time.Now().UnixNano(), id)
 		if err != nil {
 			return err
 		}
@@ -528,13 +528,13 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 		}
 	}
 	for _, v := range c.Visits {
-		if _, err := tx.ExecContext(ctx, qWrite7,
+		if _, err := tx.ExecContext(ctx, qInsertVisit,
 			v.ID, v.Dev, v.WorkOrder, v.Technician, v.TokenID, nanos(v.Opened), nanos(v.Closed), v.SealNumber, v.Result); err != nil {
-			return fmt.Errorf("%w: visit: %v", store.ErrConflict, err)
+			return classify(err, "visit %s", v.ID)
 		}
 	}
 	for _, v := range c.CloseVisits {
-		res, err := tx.ExecContext(ctx, qWrite8, nanos(v.Closed), v.SealNumber, v.Result, v.ID)
+		res, err := tx.ExecContext(ctx, qCloseVisit, nanos(v.Closed), v.SealNumber, v.Result, v.ID)
 		if err != nil {
 			return err
 		}
@@ -613,10 +613,10 @@ func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
 func (s *Store) PutManifest(ctx context.Context, m *store.Manifest) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO manifests (product, version, root, signed, created, report_interval) VALUES (?,?,?,?,?,?)`,
 		m.Product, int64(m.Version), m.Root, m.Signed, nanos(m.Created), int64(m.ReportInterval))
-	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
-		return fmt.Errorf("%w: manifest %s version %d exists", store.ErrConflict, m.Product, m.Version)
+	if err != nil {
+		return classify(err, "manifest %s version %d", m.Product, m.Version)
 	}
-	return err
+	return nil
 }
 
 const manifestCols = `product, version, root, signed, created, report_interval`
@@ -669,7 +669,7 @@ func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, er
 		e.TypeName = wire.EntryName(e.Type)
 		return e, nil
 	}, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
- WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`, p.Dev, p.After, limit(p.Limit))
+ WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`, p.Dev, int64(p.AfterN), limit(p.Limit))
 }
 
 func (s *Store) EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error) {
@@ -690,9 +690,9 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 		q += ` AND dev = ?`
 		args = append(args, p.Dev)
 	}
-	if p.After > 0 {
+	if p.BeforeID > 0 {
 		q += ` AND id < ?`
-		args = append(args, p.After)
+		args = append(args, p.BeforeID)
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit(p.Limit))
@@ -714,9 +714,9 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 		q += ` AND dev = ?`
 		args = append(args, p.Dev)
 	}
-	if p.After > 0 {
+	if p.BeforeID > 0 {
 		q += ` AND id < ?`
-		args = append(args, p.After)
+		args = append(args, p.BeforeID)
 	}
 	if unackedOnly {
 		q += ` AND acked_at = 0`
@@ -811,10 +811,10 @@ func (s *Store) ListVisits(ctx context.Context, dev string) ([]store.Visit, erro
 
 func (s *Store) PutAPIToken(ctx context.Context, t store.APIToken) error {
 	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (hash, name, role, created) VALUES (?,?,?,?)`, t.Hash, t.Name, t.Role, nanos(t.Created))
-	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
-		return fmt.Errorf("%w: API token %q exists", store.ErrConflict, t.Name)
+	if err != nil {
+		return classify(err, "API token %q", t.Name)
 	}
-	return err
+	return nil
 }
 
 func (s *Store) GetAPIToken(ctx context.Context, hash []byte) (*store.APIToken, error) {
@@ -849,4 +849,26 @@ func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
 		return fmt.Errorf("%w: API token %q", store.ErrNotFound, name)
 	}
 	return nil
+}
+
+// SQLite result codes (https://sqlite.org/rescode.html). The driver reports extended
+// codes; the low byte of one is its primary code.
+const (
+	resultFull             = 13   // SQLITE_FULL: the disk (or max_page_count) is full
+	resultPrimaryKeyExists = 1555 // SQLITE_CONSTRAINT_PRIMARYKEY
+	resultUniqueExists     = 2067 // SQLITE_CONSTRAINT_UNIQUE
+)
+
+// classify turns a write error into what it means, by SQLite's result code, never by its
+// text: a duplicate key (the row exists: another writer got there first) is
+// store.ErrConflict; everything else — a full disk, an I/O error, a NOT NULL or CHECK
+// violation (a bug, not a race) — stays an error of its own, so a caller never retries a
+// full disk as if it were a lost race.
+func classify(err error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	var se *msqlite.Error
+	if errors.As(err, &se) && (se.Code() == resultPrimaryKeyExists || se.Code() == resultUniqueExists) {
+		return fmt.Errorf("%w: %s exists: %v", store.ErrConflict, what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }

@@ -39,6 +39,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"Visits", testVisits},
 		{"APITokens", testAPITokens},
+		{"QueryDevices", testQueryDevices},
+		{"Districts", testDistricts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,7 +324,7 @@ func testEvents(t *testing.T, s store.Store) {
 	if err := commit1(t, s, &store.Change{Events: evs}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ListEvents(ctx, store.Page{Dev: "m-1", After: 2, Limit: 2})
+	got, err := s.ListEvents(ctx, store.Page{Dev: "m-1", AfterN: 2, Limit: 2})
 	if err != nil || len(got) != 2 || got[0].N != 3 || !got[0].Tamper || got[0].TypeName != "cover-open" || got[0].Decoded == "" {
 		t.Fatalf("events %+v %v", got, err)
 	}
@@ -352,12 +354,20 @@ func testAuditAlerts(t *testing.T, s store.Store) {
 	if err != nil || len(au) != 3 || au[0].ID < au[2].ID || au[0].Reason != "replay" {
 		t.Fatalf("audit %+v %v", au, err)
 	}
+	// Newest first, paged by BeforeID: the next page starts below the last id seen.
+	older, err := s.ListAudit(ctx, store.Page{Dev: "m-1", BeforeID: au[0].ID, Limit: 1})
+	if err != nil || len(older) != 1 || older[0].ID != au[1].ID {
+		t.Fatalf("audit page below %d: %+v %v", au[0].ID, older, err)
+	}
 	al, err := s.ListAlerts(ctx, store.Page{}, true)
 	if err != nil || len(al) != 2 {
 		t.Fatalf("alerts %+v %v", al, err)
 	}
 	if al[0].Dev != "m-2" || al[1].Dev != "m-1" {
 		t.Fatalf("alerts not newest first: %+v", al)
+	}
+	if page, err := s.ListAlerts(ctx, store.Page{BeforeID: al[0].ID}, true); err != nil || len(page) != 1 || page[0].ID != al[1].ID {
+		t.Fatalf("alerts below %d: %+v %v", al[0].ID, page, err)
 	}
 	if err := s.AckAlert(ctx, al[1].ID, "op", t0); err != nil {
 		t.Fatal(err)

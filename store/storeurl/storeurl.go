@@ -42,10 +42,7 @@ func Open(ctx context.Context, rawURL, dataDir string) (store.Store, error) {
 		}
 		return openSQLite(filepath.Join(dataDir, DefaultFile))
 	case strings.HasPrefix(rawURL, "sqlite:"):
-		path := strings.TrimPrefix(rawURL, "sqlite:")
-		if strings.HasPrefix(path, "//") {
-			path = path[2:] // sqlite:///abs/path
-		}
+		path := strings.TrimPrefix(strings.TrimPrefix(rawURL, "sqlite:"), "//") // sqlite:///abs/path too
 		return openSQLite(path)
 	case strings.HasPrefix(rawURL, "postgres://") || strings.HasPrefix(rawURL, "postgresql://"):
 		st, err := postgres.Open(ctx, rawURL)

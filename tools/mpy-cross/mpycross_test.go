@@ -93,3 +93,29 @@ func TestExecCompile(t *testing.T) {
 		t.Fatalf("failure: %v", err)
 	}
 }
+
+// An installed fieldseal outside a checkout finds the package it installed into its cache;
+// with node but no npm and no package anywhere, the error says what is missing.
+func TestFindOrInstallCache(t *testing.T) {
+	node, modules := testenv.Node(t)
+	bin := t.TempDir()
+	os.Symlink(node, filepath.Join(bin, "node"))
+	t.Setenv("PATH", bin) // node, no npm, no mpy-cross
+	t.Setenv("FIELDSEAL_NODE_MODULES", "")
+	cache := t.TempDir()
+	t.Setenv("FIELDSEAL_CACHE", cache)
+	t.Chdir(t.TempDir()) // outside the repository: no node_modules above
+	if _, err := FindOrInstall(context.Background(), "", nil, nil); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "npm not found") {
+		t.Fatalf("no package, no npm: %v", err)
+	}
+	dir, _ := CacheDir()
+	pkg := filepath.Join(dir, "node_modules", "@pybricks")
+	os.MkdirAll(pkg, 0o755)
+	if err := os.Symlink(filepath.Join(modules, "@pybricks", "mpy-cross-v6"), filepath.Join(pkg, "mpy-cross-v6")); err != nil {
+		t.Fatal(err)
+	}
+	c, err := FindOrInstall(context.Background(), "", nil, nil)
+	if n, ok := c.(*Node); err != nil || !ok || n.Modules != filepath.Join(dir, "node_modules") {
+		t.Fatalf("installed package in the cache: %v %v", c, err)
+	}
+}

@@ -23,10 +23,11 @@ def start(port=None):
     return d
 
 
-def run_app(d, mod, samples=None, sleep=None):
+def run_app(d, mod, samples=None, sleep=None, uplink=None):
     """Run the application's run() with the guard in its loop: the app's sleep polls the
     guard once per second (tamper events, checks, reports), and the app's readings go into
-    the reports. An app without run() just leaves the guard's loop running."""
+    the reports. An app without run() just leaves the guard's loop running. Reports go out
+    through uplink (a fieldseal.uplink.Uplink), else the port's send(report) -> answer."""
     p = d.port
     sent = []
 
@@ -35,9 +36,12 @@ def run_app(d, mod, samples=None, sleep=None):
             r = d.poll()
             if r is not None:
                 sent.append(r)
-                down = p.send(r) if hasattr(p, "send") else None
-                if down:
-                    d.ack(down)
+                if uplink is not None:
+                    uplink.deliver(r)
+                elif hasattr(p, "send"):
+                    down = p.send(r)
+                    if down:
+                        d.ack(down)
             (sleep or p.sleep)(1)
 
     def on_reading(state):
@@ -56,11 +60,13 @@ def run_app(d, mod, samples=None, sleep=None):
     return sent
 
 
-def send_now(d):
-    """Build a report and hand it to the port now (used when the boot check failed: the
-    evidence leaves before any application code runs, issue 12 item 10)."""
+def send_now(d, uplink=None):
+    """Build a report and send it now (used when the boot check failed: the evidence
+    leaves before any application code runs, issue 12 item 10)."""
     p = d.port
-    if hasattr(p, "send"):
+    if uplink is not None:
+        uplink.deliver(d.report())
+    elif hasattr(p, "send"):
         down = p.send(d.report())
         if down:
             d.ack(down)
@@ -107,18 +113,23 @@ def main(app="main", port=None):
         usys.path[:] = [port.FROZEN]
         d = Device(port)
         d.boot()
+        up = None
+        if not hasattr(d.port, "send"):
+            from fieldseal import uplink
+
+            up = uplink.pick(d)  # the port's UPLINK, else the bundle's server URLs
         if d.bad:
-            send_now(d)
+            send_now(d, up)
         mod = None
         try:
             mod = __import__(app)
         except ImportError:
             pass  # refused or missing: logged by the verified filesystem; keep reporting
         if mod is None:
-            run_app(d, None)
+            run_app(d, None, uplink=up)
         else:
-            run_app(d, mod)
-            run_app(d, None)
+            run_app(d, mod, uplink=up)
+            run_app(d, None, uplink=up)
     except Exception as e:
         failed(d, e)
     finally:

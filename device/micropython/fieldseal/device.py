@@ -166,6 +166,9 @@ class Device:
              "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0, "sum": None, "svw": None,
              "seen": 0}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
+        urls = {k: b[k] for k in ("mqtt", "http") if b.get(k)}
+        if urls:
+            self.st.write("uplink.json", ujson.dumps(urls))  # where fieldseal.uplink reports to
         self.st.remove("bundle.json")
         self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
 
@@ -494,8 +497,12 @@ class Device:
         return m
 
     def ack(self, data):
-        """Apply a server ack: verify it (S5), prune what the anchor covers, run its tokens.
-        Returns "ok" or the rejection name (also logged as bad-downlink)."""
+        """Apply a server ack by the downlink rules of docs/PROTOCOL.md (vectors in
+        testdata/vectors/downlink, shared with the Go agent): verify it (S5), take it only
+        if it answers the last report sent (an authentic answer to an earlier one is
+        "stale" and ignored whole, tokens included), prune what the anchor covers, run its
+        tokens. Returns "ok", "stale", "rejected:<reason>" or the rejection name (also
+        logged as bad-downlink)."""
         x = self.x
         c = self.chain
         try:
@@ -503,9 +510,15 @@ class Device:
         except cose.BadMessage as e:
             return self._bad(e.args[0])
         acked = a.get(3)
-        if not isinstance(acked, int) or acked > x["rseq"] or acked < x["ack"]:
-            return self._bad("replay")
+        if not isinstance(acked, int) or acked < 1 or acked > x["rseq"]:
+            return self._bad("unsent-rseq")
+        if acked < x["rseq"]:
+            return "stale"
         if a.get(16):
+            nonce = a.get(10)
+            if isinstance(nonce, bytes) and nonce:
+                x["nonce"] = nonce  # authentic: worth echoing even on a refusal
+                c.save()
             return "rejected:" + str(a[16])
         anc = a.get(12)
         if not isinstance(anc, list) or len(anc) != 2 or not isinstance(anc[0], int) or not isinstance(anc[1], bytes):
@@ -543,34 +556,44 @@ class Device:
             self.log(OVERFLOW, {1: d})
         res = "ok"
         for t in a.get(14) or ():
-            r = self.token(t)
+            r = self.token(t, True)
             if r != "ok":
                 res = "ok; token " + r
         return res
 
-    def token(self, data):
-        """Apply a single-use command token (D10, S6, S7)."""
+    def token(self, data, in_ack=False):
+        """Apply a single-use command token (D10, S6, S7). in_ack: it came inside an
+        accepted ack, where a spent one is a harmless repeat (the server re-sends a pending
+        token until it sees it used) and is ignored; anywhere else it is refused."""
         x = self.x
         p = self.port
         try:
             t = self._open(data)
         except cose.BadMessage as e:
             return self._bad(e.args[0])
+        return self.apply_token(t, in_ack)
+
+    def apply_token(self, t, in_ack=False):
+        """Apply an authentic token (its decoded map), whichever frame carried it."""
+        x = self.x
+        p = self.port
         tid = t.get(3)
         if not isinstance(tid, bytes) or len(tid) != 16:
             return self._bad("malformed")
         for u in x["used"]:
             if ct_eq(u[0], tid):
-                return self._bad("replay")
+                return "ok" if in_ack else self._bad("token-replay")
         until = t.get(5, 0)
-        if until < x["rseq"] or (t.get(6, 0) and t[6] < p.time()):
-            return self._bad("expired")
+        if not isinstance(until, int) or until < 1 or until < x["rseq"] or (t.get(6, 0) and t[6] < p.time()):
+            return self._bad("token-expired")
+        act = t.get(4)
+        if act not in ("service", "clear", "manifest", "config"):
+            return self._bad("unknown-action")
         used = [u for u in x["used"] if u[1] >= x["rseq"]]
         if len(used) >= MAX_TOKENS:
             return self._bad("token-store-full")
         used.append([tid, until])
         x["used"] = used  # saved with the entry below: the id is spent with its effect
-        act = t.get(4)
         args = t.get(7) or {}
         if act == "service":
             win = args.get(6) or 3600
@@ -611,6 +634,4 @@ class Device:
             if args.get(5):
                 x["riv"] = args[5]
             self.chain.save()
-        else:
-            return self._bad("unknown-action")
         return "ok"

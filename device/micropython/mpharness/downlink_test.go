@@ -158,13 +158,13 @@ func TestThreatD10_ClearOnlyWithToken(t *testing.T) {
 	// S6: the same token again
 	r.step(Cmd{"cmd": "cover", "open": true})
 	r.step(Cmd{"cmd": "cover", "open": false})
-	if got := r.token(r.tokenBytes(tok, r.bundle.DownlinkKey)); got != "replay" {
+	if got := r.token(r.tokenBytes(tok, r.bundle.DownlinkKey)); got != "token-replay" {
 		t.Fatalf("replayed token: %q", got)
 	}
 	// also after a reboot (used ids are persisted)
 	r.off()
 	r.boot()
-	if got := r.token(r.tokenBytes(tok, r.bundle.DownlinkKey)); got != "replay" {
+	if got := r.token(r.tokenBytes(tok, r.bundle.DownlinkKey)); got != "token-replay" {
 		t.Fatalf("replayed token after reboot: %q", got)
 	}
 	if f := r.step(Cmd{"cmd": "state"}).Summary.Flags; f&wire.StateTamperLatched == 0 {
@@ -174,7 +174,7 @@ func TestThreatD10_ClearOnlyWithToken(t *testing.T) {
 	old := r.newToken(wire.TokenClear, 0, wire.TokenArgs{})
 	old.UntilRSeq = 0
 	r.report()
-	if got := r.token(r.tokenBytes(old, r.bundle.DownlinkKey)); got != "expired" {
+	if got := r.token(r.tokenBytes(old, r.bundle.DownlinkKey)); got != "token-expired" {
 		t.Fatalf("expired token: %q", got)
 	}
 	es := r.lastEntries(a)
@@ -347,8 +347,8 @@ func TestCoverOpenRefusePolicy(t *testing.T) {
 	}
 }
 
-// S6: a service token is single-use: replayed directly or inside a later ack, after a
-// reboot too, it is refused and logged; its window is not reopened.
+// S6: a service token is single-use: replayed directly, after a reboot too, it is refused
+// and logged; repeated inside a later ack it is ignored; its window is not reopened.
 func TestThreatS6_TokenReplayRefused(t *testing.T) {
 	r := newRig(t, nil, AppOptions{})
 	s := r.boot().Summary
@@ -357,18 +357,23 @@ func TestThreatS6_TokenReplayRefused(t *testing.T) {
 		t.Fatalf("first use: %q", got)
 	}
 	r.step(Cmd{"cmd": "tick", "s": 700}) // window over
-	if got := r.token(tok); got != "replay" {
+	if got := r.token(tok); got != "token-replay" {
 		t.Fatalf("direct replay: %q", got)
 	}
 	rep := r.report()
 	a, _ := r.verify(r.anchor0(), rep)
 	ack := &wire.Ack{Dev: r.bundle.Device, Epoch: 1, AckedRSeq: rep.RSeq, Anchor: wire.Anchor{N: a.N, Head: a.Head[:]}, Commands: [][]byte{tok}}
-	if got := r.ack(r.seal(ack, r.bundle.DownlinkKey)); got != "ok; token replay" {
-		t.Fatalf("replay inside an ack: %q", got)
+	// inside a later accepted ack it is the server's resend of a pending token: ignored,
+	// not applied again (the window stays closed) and not logged
+	if got := r.ack(r.seal(ack, r.bundle.DownlinkKey)); got != "ok" {
+		t.Fatalf("repeat inside an ack: %q", got)
+	}
+	if f := r.step(Cmd{"cmd": "state"}).Summary.Flags; f&wire.StateServiceMode != 0 {
+		t.Fatalf("service window reopened by a repeat inside an ack: %b", f)
 	}
 	r.off()
 	r.boot()
-	if got := r.token(tok); got != "replay" {
+	if got := r.token(tok); got != "token-replay" {
 		t.Fatalf("replay after reboot: %q", got)
 	}
 	if f := r.step(Cmd{"cmd": "state"}).Summary.Flags; f&wire.StateServiceMode != 0 {

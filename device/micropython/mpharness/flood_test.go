@@ -3,7 +3,6 @@ package mpharness
 import (
 	"testing"
 
-	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -37,7 +36,7 @@ func TestThreatD24_CoverFloodCountedNotLogged(t *testing.T) {
 			opens++
 		case wire.EntryRepeat:
 			repeats++
-			v, err := fschain.DecodePayload(e.Type, e.Payload)
+			v, err := wire.DecodePayload(e.Type, e.Payload)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,6 +70,7 @@ var allowedImports = map[string]bool{
 	"uhashlib": true, "uos": true, "usys": true, "ujson": true, "ubinascii": true, "utime": true,
 	"uio": true, "urandom": true, "ustruct": true, "umachine": true, "vfs": true, "micropython": true,
 	"stm": true, "pyb": true, "esp32": true, "rp2": true, "_fieldseal_manifest": true,
+	"usocket": true, "uselect": true, "tls": true, "ussl": true, "network": true,
 	"gc": true, // built-in, not extensible (py/builtinimport.c): no file can shadow it
 	// a board's own adapter, frozen; imported only after the boot file trimmed sys.path
 	// to frozen modules (D23)

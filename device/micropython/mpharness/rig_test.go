@@ -129,7 +129,7 @@ func (r *rig) open(b []byte) *wire.Report {
 		r.t.Fatalf("report payload is not Go's encoding:\nguard %x\ngo    %x", m.Payload, again)
 	}
 	for _, e := range rep.Log.Entries {
-		v, err := fschain.DecodePayload(e.Type, e.Payload)
+		v, err := wire.DecodePayload(e.Type, e.Payload)
 		if err != nil {
 			r.t.Fatalf("entry %d (%s): %v", e.N, wire.EntryName(e.Type), err)
 		}

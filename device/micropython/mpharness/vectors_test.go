@@ -109,3 +109,17 @@ func TestThreatD26_StorageVectorsInMicroPython(t *testing.T) {
 		}
 	}
 }
+
+// The guard's LPWAN code (fieldseal/lpwan.py) reproduces Go's LPWAN vectors byte for byte
+// (testdata/vectors/lpwan): status and entry frames, acks and tokens, altered frames refused.
+func TestLPWANVectorsInMicroPython(t *testing.T) {
+	res := runPy(t, "lpvectors.py", filepath.Join(testenv.RepoRoot(), "testdata", "vectors", "lpwan"))
+	if len(res) < 6 {
+		t.Fatalf("%d results", len(res))
+	}
+	for _, r := range res {
+		if r["ok"] != true {
+			t.Errorf("%s: %s", r["name"], r["why"])
+		}
+	}
+}

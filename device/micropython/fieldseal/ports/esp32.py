@@ -52,3 +52,22 @@ class Port(MachinePort):
 
     def wdt_start(self, ms=30000):
         MachinePort.wdt_start(self, ms)
+
+    def network_up(self):
+        """Wi-Fi for the uplink (fieldseal.uplink), credentials from wifi.json on internal
+        storage ({"ssid": ..., "key": ...}, written at provisioning). Starts connecting and
+        returns whether the link is up; the uplink retries with backoff until it is."""
+        import network
+        import ujson
+
+        wlan = network.WLAN(network.STA_IF)
+        if wlan.isconnected():
+            return True
+        raw = self.store.read("wifi.json")
+        if not raw:
+            return False  # Ethernet boards: return LAN().isconnected() here instead
+        cfg = ujson.loads(raw)
+        wlan.active(True)
+        if wlan.status() != network.STAT_CONNECTING:
+            wlan.connect(cfg["ssid"], cfg["key"])
+        return wlan.isconnected()

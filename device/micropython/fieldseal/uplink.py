@@ -1,0 +1,164 @@
+# The guard's uplink: delivers reports over MQTT 3.1.1 or HTTP and hands the answers to the
+# device, which takes only the ack whose acked rseq answers the report just sent
+# (PROTOCOL.md, "Downlink rules"). Store-and-forward is the evidence log itself: a report
+# that does not arrive leaves its entries unacknowledged, and the next report carries them
+# again (a failed attempt brings the next one forward, with exponential backoff).
+import ubinascii
+import ujson
+import utime
+from fieldseal import fscrypto
+
+SETTINGS = "uplink.json"  # on internal storage: {"mqtt": url, "http": url}, from the bundle
+TAKEN = ("ok", "rejected:")  # outcomes that end the wait for this report's answer
+
+
+def tls_wrapper(ca):
+    """A function (sock, host) -> TLS socket checking the server against the CA certificate
+    ca (DER bytes), when the port offers TLS (the built-in `tls`, or `ussl` on older
+    MicroPython: names a file on storage cannot shadow); None when it does not."""
+    try:
+        import tls
+    except ImportError:
+        try:
+            import ussl as tls
+        except ImportError:
+            return None
+    if not hasattr(tls, "SSLContext"):
+        return None
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=ca)
+
+    def wrap(sock, host):
+        return ctx.wrap_socket(sock, server_hostname=host)
+
+    return wrap
+
+
+def mqtt_password(R):
+    # lowercase hex of HMAC-SHA-256(R, "fs1/mqtt-password") (PROTOCOL.md, "Transports")
+    return ubinascii.hexlify(fscrypto.hmac(R, b"fs1/mqtt-password")).decode()
+
+
+def settings(store):
+    raw = store.read(SETTINGS)
+    return ujson.loads(raw) if raw else {}
+
+
+class Uplink:
+    """One server URL: mqtt://, mqtts://, http:// or https://."""
+
+    def __init__(self, device, url, tls=None, timeout_ms=10000, backoff=(5, 900)):
+        self.d = device
+        self.url = url
+        self.scheme = url.split("://")[0]
+        if self.scheme not in ("mqtt", "mqtts", "http", "https"):
+            raise ValueError("uplink URL must be mqtt, mqtts, http or https: %s" % url)
+        self.secure = self.scheme in ("mqtts", "https")
+        if self.secure and tls is None:
+            # the server's CA: the port's TLS_CA (DER), else ca.der on internal storage
+            ca = getattr(device.port, "TLS_CA", None) or device.st.read("ca.der")
+            if not ca:
+                raise ValueError("%s needs the server's CA certificate (ca.der on internal storage)" % url)
+            tls = tls_wrapper(ca)
+            if tls is None:
+                raise ValueError("%s needs TLS, which this port does not offer" % url)
+        self.tls = tls
+        self.timeout_ms = timeout_ms
+        self.backoff = backoff
+        self.fails = 0
+        self.client = None
+        self.last = ""  # outcome of the last attempt, for the application and tests
+
+    # -- MQTT -------------------------------------------------------------------------
+    def _mqtt(self):
+        if self.client is not None and self.client.sock is not None:
+            return self.client
+        from fieldseal.mqtt import Client
+
+        rest = self.url.split("://", 1)[1].split("/")[0]
+        host, _, port = rest.partition(":")
+        dev = self.d.chain.s["d"]
+        c = Client(host, int(port) if port else (8883 if self.secure else 1883), dev, user=dev,
+                   password=mqtt_password(self.d.x["R"]), tls=self.tls,
+                   feed=self.d.port.wdt_feed, timeout_ms=self.timeout_ms)
+        c.connect()
+        c.subscribe("fieldseal/v1/%s/down" % dev)
+        self.client = c
+        return c
+
+    def _send_mqtt(self, report):
+        dev = self.d.chain.s["d"]
+        c = self._mqtt()
+        while c.queue:  # answers to earlier reports, come too late: this report supersedes them
+            c.queue.pop(0)
+        c.publish("fieldseal/v1/%s/up" % dev, report)
+        deadline = utime.ticks_add(utime.ticks_ms(), self.timeout_ms)
+        while True:
+            left = utime.ticks_diff(deadline, utime.ticks_ms())
+            if left <= 0:
+                return None
+            m = c.wait(left)
+            if m is None:
+                return None
+            res = self.d.ack(m[1])
+            if res.startswith(TAKEN):
+                return res
+            # stale (an earlier report's answer) or refused (logged by the device): the
+            # answer to this report may still come
+
+    # -- HTTP -------------------------------------------------------------------------
+    def _send_http(self, report):
+        from fieldseal import http
+
+        status, headers, body = http.post(self.url.rstrip("/") + "/v1/reports", report, tls=self.tls,
+                                          feed=self.d.port.wdt_feed, timeout_ms=self.timeout_ms)
+        if status in (200, 409) and body:
+            return self.d.ack(body)
+        return None if status >= 500 else "refused:%d %s" % (status, headers.get("fieldseal-reject", ""))
+
+    # -- the loop's entry point -------------------------------------------------------
+    def deliver(self, report):
+        """Send one report and apply its answer. Returns the device's outcome ("ok",
+        "rejected:<reason>", a downlink rejection name) or None when nothing answered; on
+        failure the next report is brought forward (backoff)."""
+        up = getattr(self.d.port, "network_up", None)
+        try:
+            if up is not None and not up():
+                raise OSError("network not up")
+            if self.scheme.startswith("mqtt"):
+                res = self._send_mqtt(report)
+            else:
+                res = self._send_http(report)
+        except Exception as e:  # network errors of every kind: retry later, never crash the guard
+            if self.client is not None:
+                self.client.close()
+            res = None
+            self.last = "error: %s" % e
+        else:
+            self.last = res or "no answer"
+        if res is not None and res.startswith("ok"):
+            self.fails = 0
+            return res
+        self.fails += 1
+        lo, hi = self.backoff
+        wait = min(hi, lo << min(self.fails - 1, 16))
+        now = self.d.port.time()
+        if self.d.next_report > now + wait:
+            self.d.next_report = now + wait  # store-and-forward: the entries go with the next one
+        return res
+
+    def close(self):
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def pick(device, url=None):
+    """The uplink for a device: url, else the port's UPLINK, else the server URLs the
+    provisioning bundle named (kept in uplink.json); None when there is none."""
+    url = url or getattr(device.port, "UPLINK", None)
+    if not url:
+        s = settings(device.st)
+        url = s.get("mqtt") or s.get("http")
+    return Uplink(device, url) if url else None
