@@ -2,6 +2,8 @@ package audit
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
 	"strings"
 )
 
@@ -48,49 +50,48 @@ func (b *board) stateSlots() Check {
 		}
 		c.Status, c.Evidence = Open, b.partsFile+": no partition named fsstate*"
 		return c
-	case "stm32":
-		c.Fix = "#define FIELDSEAL_STATE_BKPSRAM (1) (battery-backed, erased by RTC tamper) or FIELDSEAL_STATE_FLASH_ADDR/FIELDSEAL_STATE_FLASH_SIZE for a dedicated internal-flash sector outside the filesystem (docs/HARDENING.md)."
-		return b.stateDefine(c, "FIELDSEAL_STATE_BKPSRAM", "FIELDSEAL_STATE_FLASH_ADDR")
 	default:
-		c.Fix = "#define FIELDSEAL_STATE_FLASH_ADDR/FIELDSEAL_STATE_FLASH_SIZE for a dedicated flash sector outside the filesystem, and on RP2350 FIELDSEAL_STATE_OTP (1) for counters (docs/HARDENING.md); external flash can still be snapshot-restored (D13)."
-		names := []string{"FIELDSEAL_STATE_FLASH_ADDR"}
-		if strings.HasPrefix(b.chip, "rp2350") {
-			names = append(names, "FIELDSEAL_STATE_OTP")
-		}
-		return b.stateDefine(c, names...)
+		// FIELDSEAL_STATE_BKPSRAM / FIELDSEAL_STATE_FLASH_ADDR are not read by the guard: on
+		// stm32 and rp2 its slots leave the filesystem only when the board's frozen boot file
+		// hands the adapter a block device over that memory (Port(slots=…)).
+		c.Fix = "freeze a boot file that passes a block device over a dedicated flash sector or battery-backed SRAM to the adapter: `fieldseal.boot.main(port=Port(slots=dev))` (RawSlotStore, docs/HARDENING.md §9). The FIELDSEAL_STATE_* defines alone change nothing: the guard does not read them."
+		return b.slotsPassed(c)
 	}
 }
 
-func (b *board) stateDefine(c Check, names ...string) Check {
-	var unknown []string
-	for _, n := range names {
-		t, ev := b.isDef(n)
-		switch t {
-		case triUnknown:
-			unknown = append(unknown, ev)
-		case triTrue:
-			v, ev2, ok := b.num(n)
-			if !ok {
-				unknown = append(unknown, ev2)
-				continue
-			}
-			if v != 0 || n == "FIELDSEAL_STATE_FLASH_ADDR" {
-				if n == "FIELDSEAL_STATE_FLASH_ADDR" {
-					if st, sev := b.isDef("FIELDSEAL_STATE_FLASH_SIZE"); st != triTrue {
-						unknown = append(unknown, ev2+" but "+sev)
-						continue
-					}
-				}
-				c.Status, c.Evidence = Closed, ev2
-				return c
-			}
+// passesSlots matches a call that hands the adapter a slot device: Port(slots=...).
+var passesSlots = regexp.MustCompile(`(?m)^[^#\n]*\bslots\s*=\s*[^=\s)]`)
+
+// slotsPassed closes state-slots when the frozen boot file passes a slot device to the
+// port adapter; without it the guard keeps its slots as files on the user filesystem.
+func (b *board) slotsPassed(c Check) Check {
+	it, st, ev := b.bootFile()
+	if st != Closed {
+		c.Status, c.Evidence = st, ev
+		if st == Open {
+			c.Evidence = ev + ": the guard keeps its state slots as files on the user filesystem"
 		}
-	}
-	if len(unknown) > 0 {
-		c.Status, c.Evidence = Unknown, strings.Join(unknown, "; ")
 		return c
 	}
-	c.Status, c.Evidence = Open, "none of "+strings.Join(names, ", ")+" is defined: the guard would keep its state on the user filesystem"
+	if it.src == "" {
+		c.Status, c.Evidence = Open, it.where+": the stock "+it.name+" passes no slot device: the slots are files on the user filesystem"
+		return c
+	}
+	data, err := os.ReadFile(it.src)
+	if err != nil {
+		c.Status, c.Evidence = Unknown, it.where+": "+err.Error()
+		return c
+	}
+	if passesSlots.Match(data) {
+		c.Status, c.Evidence = Closed, it.where+": "+it.name+" passes a slot device to the adapter (slots=)"
+		return c
+	}
+	c.Status, c.Evidence = Open, it.where+": "+it.name+" passes no slot device to the adapter (no slots=): the guard keeps its state slots as files on the user filesystem"
+	for _, n := range []string{"FIELDSEAL_STATE_BKPSRAM", "FIELDSEAL_STATE_FLASH_ADDR"} {
+		if t, dev := b.isDef(n); t == triTrue {
+			c.Evidence += "; " + dev + " is not read by the guard"
+		}
+	}
 	return c
 }
 

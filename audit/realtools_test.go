@@ -16,6 +16,9 @@ import (
 // headers written here that carry the defaults defaults.go models (the pinned tree has
 // only the unix and qemu ports); the boards are this test's own.
 
+// slotsBoot is the guard boot file of a board that passes its state-slot device to the adapter.
+const slotsBoot = "import sys\nsys.path[:] = [\".frozen\"]\nimport fieldseal.boot\nfrom fieldseal.ports.stm32 import Port\nfrom board_slots import bkpsram\nfieldseal.boot.main(port=Port(slots=bkpsram()))\n"
+
 // Port headers: the #ifndef defaults and unguarded definitions defaults.go cites, in
 // the order the ports have them.
 var fakePorts = map[string]string{
@@ -123,7 +126,7 @@ var agreeBoards = map[string]string{
 #define FIELDSEAL_STM32_RDP_LEVEL (2)
 `,
 	"ports/stm32/boards/HARD/manifest.py":                 "module(\"fieldseal_boot.py\")\npackage(\"fieldseal\", base_path=\"$(BOARD_DIR)/g\")\nmodule(\"_fieldseal_manifest.py\", base_path=\"$(BOARD_DIR)/dist\")\n",
-	"ports/stm32/boards/HARD/fieldseal_boot.py":           guardBoot,
+	"ports/stm32/boards/HARD/fieldseal_boot.py":           slotsBoot,
 	"ports/stm32/boards/HARD/g/fieldseal/__init__.py":     "",
 	"ports/stm32/boards/HARD/g/fieldseal/boot.py":         "def main():\n    pass\n",
 	"ports/stm32/boards/HARD/dist/_fieldseal_manifest.py": "M = b''\n",

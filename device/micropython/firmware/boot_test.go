@@ -64,6 +64,10 @@ func bootToApp(t *testing.T, fw *firmware.QEMUFirmware, dir string, heap int) (t
 	}
 	ticks, _ = strconv.Atoi(m[1])
 	alloc, _ = strconv.Atoi(m[2])
+	free, _ := strconv.Atoi(m[3])
+	if alloc+free > heap {
+		t.Fatalf("heap %d asked, the app sees %d bytes: the board ignored heap=", heap, alloc+free)
+	}
 	return ticks, alloc
 }
 

@@ -168,7 +168,9 @@ static void mount_flash(void) {
 static uint32_t board_heap[MICROPY_HEAP_SIZE / sizeof(uint32_t)];
 
 static size_t heap_bytes(void) {
-    static char cmdline[80];
+    // The command line is the kernel's path, then -append's text: room for a long path (a
+    // buffer too small makes SYS_GET_CMDLINE fail, and the heap silently stays the largest).
+    static char cmdline[512];
     uint32_t args[2] = { (uint32_t)cmdline, sizeof(cmdline) - 1 };
     if (semihost(SYS_GET_CMDLINE, args) != 0) {
         return MICROPY_HEAP_SIZE;
@@ -199,6 +201,9 @@ int main(int argc, char **argv) {
             pyexec_file_if_exists("boot.py");
             pyexec_file_if_exists("main.py");
         }
+        #if MICROPY_ENABLE_COMPILER
+        // Without the compiler there is no REPL to fall into (as ports/stm32/main.c): a
+        // soft reset follows boot.py/main.py.
         for (;;) {
             if (pyexec_mode_kind == PYEXEC_MODE_RAW_REPL) {
                 if (pyexec_raw_repl() != 0) {
@@ -210,6 +215,7 @@ int main(int argc, char **argv) {
                 }
             }
         }
+        #endif
         mp_printf(&mp_plat_print, "MPY: soft reboot\n");
         gc_sweep_all();
         mp_deinit();
