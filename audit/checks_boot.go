@@ -170,25 +170,39 @@ func bootStatement(s, where string, cleared *bool) (Status, string, bool) {
 // splitPyStatements splits a line at top-level semicolons (outside strings).
 func splitPyStatements(line string) []string {
 	var out []string
-	var q byte
 	start := 0
+	forTopLevel(line, func(i int) bool {
+		if line[i] == ';' {
+			out = append(out, strings.TrimSpace(line[start:i]))
+			start = i + 1
+		}
+		return true
+	})
+	if t := strings.TrimSpace(line[start:]); t != "" {
+		out = append(out, t)
+	}
+	return out
+}
+
+// forTopLevel calls f with the index of every byte of line that is outside a Python string
+// literal (escapes inside strings skipped), until f returns false.
+func forTopLevel(line string, f func(i int) bool) {
+	var q byte
 	for i := 0; i < len(line); i++ {
 		switch c := line[i]; {
 		case q != 0 && c == '\\':
 			i++
 		case q != 0 && c == q:
 			q = 0
-		case q == 0 && (c == '"' || c == '\''):
+		case q != 0:
+		case c == '"' || c == '\'':
 			q = c
-		case q == 0 && c == ';':
-			out = append(out, strings.TrimSpace(line[start:i]))
-			start = i + 1
+		default:
+			if !f(i) {
+				return
+			}
 		}
 	}
-	if t := strings.TrimSpace(line[start:]); t != "" {
-		out = append(out, t)
-	}
-	return out
 }
 
 // stringLiterals parses `"a", 'b'` (the inside of a list or tuple display).
@@ -248,18 +262,13 @@ func romfsOff(port string) string {
 
 // stripPyComment drops a # comment that is outside string literals.
 func stripPyComment(line string) string {
-	var q byte
-	for i := 0; i < len(line); i++ {
-		switch c := line[i]; {
-		case q != 0 && c == '\\':
-			i++
-		case q != 0 && c == q:
-			q = 0
-		case q == 0 && (c == '"' || c == '\''):
-			q = c
-		case q == 0 && c == '#':
-			return line[:i]
+	end := len(line)
+	forTopLevel(line, func(i int) bool {
+		if line[i] == '#' {
+			end = i
+			return false
 		}
-	}
-	return line
+		return true
+	})
+	return line[:end]
 }

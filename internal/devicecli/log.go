@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -146,12 +147,7 @@ func runLogVerify(env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) == 1 && *logPath == "" {
-		*logPath = pos[0]
-	} else if code, ok := requireArgs(env, fs, pos); !ok {
-		return code
-	}
-	if code, ok := requireFlags(env, fs, "log"); !ok {
+	if code, ok := exportArg(env, fs, pos, logPath); !ok {
 		return code
 	}
 	var opt fschain.CheckOptions
@@ -436,12 +432,7 @@ func runLogShow(env *Env, args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) == 1 && *logPath == "" {
-		*logPath = pos[0]
-	} else if code, ok := requireArgs(env, fs, pos); !ok {
-		return code
-	}
-	if code, ok := requireFlags(env, fs, "log"); !ok {
+	if code, ok := exportArg(env, fs, pos, logPath); !ok {
 		return code
 	}
 	x, err := readExport(*logPath)
@@ -512,4 +503,15 @@ func runLogExport(env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "exported entries %d..%d of %s to %s\n", x.BaseN+1, x.N, x.Dev, *out)
 	return ExitOK
+}
+
+// exportArg takes the exported log from --log or as the one positional argument, and
+// names --log when neither is given.
+func exportArg(env *Env, fs *flag.FlagSet, pos []string, logPath *string) (int, bool) {
+	if len(pos) == 1 && *logPath == "" {
+		*logPath = pos[0]
+	} else if code, ok := requireArgs(env, fs, pos); !ok {
+		return code, false
+	}
+	return requireFlags(env, fs, "log")
 }
