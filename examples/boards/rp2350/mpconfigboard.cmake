@@ -2,6 +2,11 @@
 set(PICO_BOARD "pico2")
 set(PICO_PLATFORM "rp2350-arm-s")
 
+# The filesystem size goes here, not in mpconfigboard.h: ports/rp2/CMakeLists.txt passes it to
+# the linker (__micropy_flash_storage_bytes__, the FLASH/FLASH_FS regions) and as -D to the
+# C code; a header-only define leaves the linker's regions undefined.
+set(MICROPY_HW_FLASH_STORAGE_BYTES 2883584)  # 2816 KiB of the 4 MiB flash
+
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
 
 # MicroPython's rp2 port has no signing step: sign firmware.elf yourself, e.g.
