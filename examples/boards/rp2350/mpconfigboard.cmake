@@ -12,3 +12,7 @@ set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
 # MicroPython's rp2 port has no signing step: sign firmware.elf yourself, e.g.
 #   picotool seal --sign firmware.elf firmware-signed.elf signing-key.pem otp.json
 # and provision OTP from otp.json (reference §2.6).
+
+# MICROPY_ENABLE_COMPILER (0) leaves ports/rp2/main.c's REPL calls without a definition:
+# ../norepl.c provides them (no REPL: they soft-reset). Adjust the path with the manifest's.
+set(MICROPY_SOURCE_BOARD ${MICROPY_BOARD_DIR}/../norepl.c)
