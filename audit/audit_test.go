@@ -357,7 +357,7 @@ func TestStateDefineAloneIsNotAStateLocation(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", "stm32_hardened"), dir)
 	boot := "import sys\nsys.path[:] = [\".frozen\"]\nimport fieldseal.boot\n\nfieldseal.boot.main()  # slots= left out\n"
-	if err := os.WriteFile(filepath.Join(dir, "fieldseal_boot.py"), []byte(boot), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "fsboot.py"), []byte(boot), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := mustRun(t, dir, Options{})
@@ -496,5 +496,68 @@ func TestBoardVariantsDefaultBuildIsEvaluated(t *testing.T) {
 	}
 	if _, err := Run(dir, Options{Variant: "NOPE"}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "DP, NOCOMP") {
 		t.Errorf("unknown variant: %v", err)
+	}
+}
+
+// Settings that pass every check but do not build, each one found by building the board
+// templates with the real stm32 port (docs/HARDENING.md, "Built with"): the report names
+// them as build errors and its verdict says the board does not build, whatever the score.
+func TestBoardsThatDoNotBuildAreReported(t *testing.T) {
+	hardened := filepath.Join("testdata", "stm32_hardened")
+	if r := mustRun(t, hardened, Options{}); len(r.BuildErrors) != 0 {
+		t.Fatalf("stm32_hardened builds, yet: %v", r.BuildErrors)
+	}
+	edit := func(t *testing.T, src, file string, f func(string) string) string {
+		dir := t.TempDir()
+		copyDir(t, src, dir)
+		p := filepath.Join(dir, file)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f(string(data))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		name, src, file string
+		f               func(string) string
+		want            string
+	}{
+		{"boot file named like the guard's boot module", hardened, "manifest.py",
+			func(s string) string {
+				return strings.Replace(s, `module("fsboot.py"`, `module("fieldseal_boot.py"`, 1)
+			},
+			"same C name frozen_module_fieldseal_boot"},
+		{"machine.mem* off with the stm module on", hardened, "mpconfigboard.h",
+			func(s string) string {
+				return strings.Replace(s, "#define MICROPY_PY_STM ", "#define MICROPY_PY_STM_UNUSED ", 1)
+			},
+			"with the stm module on"},
+		{"compiler off, frozen source loader left on", hardened, "mpconfigboard.h",
+			func(s string) string {
+				return regexp.MustCompile(`(?m)^#(undef|define)\s+MICROPY_MODULE_FROZEN_STR\b.*$`).ReplaceAllString(s, "")
+			},
+			"-DMICROPY_MODULE_FROZEN_STR"},
+		{"esp32 compiler off without the REPL entry points", filepath.Join("testdata", "esp32_secure"), "mpconfigboard.cmake",
+			func(s string) string { return strings.Replace(s, "set(MICROPY_SOURCE_BOARD", "set(UNUSED_SOURCE", 1) },
+			"pyexec_friendly_repl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := edit(t, tc.src, tc.file, tc.f)
+			if tc.name == "boot file named like the guard's boot module" {
+				if err := os.Rename(filepath.Join(dir, "fsboot.py"), filepath.Join(dir, "fieldseal_boot.py")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := mustRun(t, dir, Options{})
+			if len(r.BuildErrors) != 1 || !strings.Contains(r.BuildErrors[0], tc.want) {
+				t.Fatalf("build errors %q, want one naming %q", r.BuildErrors, tc.want)
+			}
+			if !strings.HasPrefix(r.Verdict, "does not build") {
+				t.Errorf("verdict %q", r.Verdict)
+			}
+		})
 	}
 }
