@@ -28,6 +28,12 @@ import (
 // lorawanNS is the network server's sign-in on the embedded broker.
 const lorawanNS = "chirpstack@demo"
 
+// nsConns is how many MQTT connections the network server spreads its meters over: the
+// embedded broker runs each connection's publishes in order, one after the other, and the
+// server takes a status only once it is durably stored, so one connection would make the
+// district's meters wait on each other (a real ChirpStack has no such clock to keep).
+const nsConns = 4
+
 // roundTimeout bounds how long a meter waits for the server to take its status.
 const roundTimeout = 60 * time.Second
 
@@ -52,14 +58,15 @@ func lorawanConfig(broker string, ids []string) (server.LoRaWAN, error) {
 // …/command/down wait for the meter's next uplink, as class A allows.
 type chirpStack struct {
 	cfg   server.LoRaWAN
-	cl    paho.Client
+	cls   []paho.Client     // nsConns connections; the first also reads the downlinks
 	euis  map[string]string // device id → DevEUI
 	now   func() time.Time
 	taken func(ctx context.Context, dev string, rseq uint32) bool
 
-	mu   sync.Mutex
-	down map[string]chan []byte // DevEUI → downlinks waiting
-	fcnt map[string]uint32
+	mu    sync.Mutex
+	down  map[string]chan []byte // DevEUI → downlinks waiting
+	fcnt  map[string]uint32
+	links int
 }
 
 // startChirpStack connects the network server to addr (host:port of the embedded broker,
@@ -70,23 +77,38 @@ func startChirpStack(cfg server.LoRaWAN, addr string, now func() time.Time, take
 		ns.euis[id] = eui
 		ns.down[eui] = make(chan []byte, 8)
 	}
-	opts := paho.NewClientOptions().SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second)
+	cid := "chirpstack-demo-" + hex.EncodeToString(random(4))
 	if cfg.Broker == server.LoRaWANEmbedded {
-		opts.AddBroker("tcp://" + addr).SetClientID(cfg.Username).SetUsername(cfg.Username).SetPassword(cfg.Password)
-	} else {
-		opts.AddBroker(cfg.Broker).SetClientID("chirpstack-demo-" + hex.EncodeToString(random(4)))
+		cid = cfg.Username // the embedded broker wants client ids that start with it
 	}
-	opts.SetOnConnectHandler(func(cl paho.Client) {
-		cl.Subscribe(cfg.DownlinkTopic("+"), 1, func(_ paho.Client, m paho.Message) { ns.enqueue(m.Topic(), m.Payload()) })
-	})
-	ns.cl = paho.NewClient(opts)
-	if tok := ns.cl.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
-		return nil, fmt.Errorf("LoRaWAN network server: connecting to %s: %v", strings.TrimPrefix(opts.Servers[0].String(), "tcp://"), tok.Error())
+	for i := 0; i < nsConns; i++ {
+		opts := paho.NewClientOptions().SetCleanSession(true).SetAutoReconnect(true).SetConnectTimeout(10 * time.Second).
+			SetClientID(fmt.Sprintf("%s/%d", cid, i))
+		if cfg.Broker == server.LoRaWANEmbedded {
+			opts.AddBroker("tcp://" + addr).SetUsername(cfg.Username).SetPassword(cfg.Password)
+		} else {
+			opts.AddBroker(cfg.Broker)
+		}
+		if i == 0 {
+			opts.SetOnConnectHandler(func(cl paho.Client) {
+				cl.Subscribe(cfg.DownlinkTopic("+"), 1, func(_ paho.Client, m paho.Message) { ns.enqueue(m.Topic(), m.Payload()) })
+			})
+		}
+		cl := paho.NewClient(opts)
+		if tok := cl.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+			ns.close()
+			return nil, fmt.Errorf("LoRaWAN network server: connecting to %s: %v", strings.TrimPrefix(opts.Servers[0].String(), "tcp://"), tok.Error())
+		}
+		ns.cls = append(ns.cls, cl)
 	}
 	return ns, nil
 }
 
-func (ns *chirpStack) close() { ns.cl.Disconnect(500) }
+func (ns *chirpStack) close() {
+	for _, cl := range ns.cls {
+		cl.Disconnect(500)
+	}
+}
 
 // enqueue takes a downlink command ({"devEui", "fPort", "data"}) for the device's next uplink.
 func (ns *chirpStack) enqueue(topic string, msg []byte) {
@@ -135,11 +157,16 @@ func (ns *chirpStack) dial(_ context.Context, b *wire.Bundle) (sim.LPLink, error
 	if !ok {
 		return nil, fmt.Errorf("LoRaWAN: %s has no DevEUI", b.Device)
 	}
-	return &nsLink{ns: ns, dev: b.Device, eui: eui}, nil
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	cl := ns.cls[ns.links%len(ns.cls)] // a device's frames keep to one connection: in order
+	ns.links++
+	return &nsLink{ns: ns, cl: cl, dev: b.Device, eui: eui}, nil
 }
 
 type nsLink struct {
 	ns       *chirpStack
+	cl       paho.Client
 	dev, eui string
 }
 
@@ -158,7 +185,7 @@ func (l *nsLink) Round(ctx context.Context, frames [][]byte, st *wire.LPStatusFr
 		ns.fcnt[l.eui]++
 		fc := ns.fcnt[l.eui]
 		ns.mu.Unlock()
-		if tok := ns.cl.Publish(topic, 0, false, ns.uplinkEvent(l.dev, l.eui, fc, f)); !tok.WaitTimeout(roundTimeout) || tok.Error() != nil {
+		if tok := l.cl.Publish(topic, 0, false, ns.uplinkEvent(l.dev, l.eui, fc, f)); !tok.WaitTimeout(roundTimeout) || tok.Error() != nil {
 			return nil, fmt.Errorf("uplink event: %v", tok.Error())
 		}
 	}

@@ -114,7 +114,9 @@ def main(app="main", port=None):
         d = Device(port)
         d.boot()
         up = None
-        if not hasattr(d.port, "send"):
+        if hasattr(d.port, "uplink"):
+            up = d.port.uplink(d)  # the board's own link, e.g. a LoRaWAN modem (examples/boards/stm32-lorawan)
+        elif not hasattr(d.port, "send"):
             from fieldseal import uplink
 
             up = uplink.pick(d)  # the port's UPLINK, else the bundle's server URLs
