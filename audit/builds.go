@@ -35,7 +35,13 @@ func (b *board) buildErrors() []string {
 			continue
 		}
 		c := frozenCName(it.name)
-		if first, ok := seen[c]; ok && first.name != it.name {
+		if first, ok := seen[c]; ok {
+			if first.name == it.name {
+				// manifestfile.py keeps both, and mpy-tool.py writes the module twice
+				errs = append(errs, first.where+" and "+it.where+" both freeze "+it.name+
+					": frozen_content.c defines frozen_module_"+c+" twice and does not compile; freeze it once")
+				continue
+			}
 			errs = append(errs, first.where+" "+first.name+" and "+it.where+" "+it.name+" get the same C name frozen_module_"+c+
 				" (tools/mpy-tool.py:1559): frozen_content.c does not compile; rename one of them")
 			continue
