@@ -329,6 +329,9 @@ func TestExampleBoardsAllClosed(t *testing.T) {
 		if r.Port != tc.port {
 			t.Errorf("%s: port %s", tc.dir, r.Port)
 		}
+		if len(r.BuildErrors) != 0 {
+			t.Errorf("%s does not build: %q", tc.dir, r.BuildErrors)
+		}
 		if tc.open == nil {
 			allClosed(t, r)
 			continue
@@ -532,6 +535,9 @@ func TestBoardsThatDoNotBuildAreReported(t *testing.T) {
 				return strings.Replace(s, `module("fsboot.py"`, `module("fieldseal_boot.py"`, 1)
 			},
 			"same C name frozen_module_fieldseal_boot"},
+		{"a module frozen twice", hardened, "manifest.py",
+			func(s string) string { return s + "module(\"fsboot.py\", base_path=\"$(BOARD_DIR)\")\n" },
+			"both freeze fsboot.py"},
 		{"machine.mem* off with the stm module on", hardened, "mpconfigboard.h",
 			func(s string) string {
 				return strings.Replace(s, "#define MICROPY_PY_STM ", "#define MICROPY_PY_STM_UNUSED ", 1)
