@@ -6,9 +6,9 @@ import (
 )
 
 // The settings below pass every check yet give a firmware that does not compile or link:
-// each was found by building the board templates with the real stm32 port
-// (docs/HARDENING.md, "Built with"). A score describes a firmware that does not exist
-// until they are fixed, so Run reports them as build errors and the verdict says so.
+// each was found by building the board templates with the real stm32 and rp2 ports
+// (docs/HARDENING.md §11). A score describes a firmware that does not exist until they
+// are fixed, so Run reports them as build errors and the verdict says so.
 
 var cNameUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
