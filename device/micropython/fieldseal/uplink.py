@@ -12,10 +12,20 @@ SETTINGS = "uplink.json"  # on internal storage: {"mqtt": url, "http": url}, fro
 TAKEN = ("ok", "rejected:")  # outcomes that end the wait for this report's answer
 
 
+class TLSError(OSError):
+    pass
+
+
 def tls_wrapper(ca):
     """A function (sock, host) -> TLS socket checking the server against the CA certificate
-    ca (DER bytes), when the port offers TLS (the built-in `tls`, or `ussl` on older
-    MicroPython: names a file on storage cannot shadow); None when it does not."""
+    ca (DER bytes), when the port offers TLS that checks certificates (the built-in `tls`,
+    or `ussl` on older MicroPython: names a file on storage cannot shadow); None when it
+    does not.
+
+    The server must present a certificate chain to ca, valid now, for the host name of the
+    uplink URL (mbedTLS matches it against the certificate's DNS names and CN: use a name,
+    not an IP address). Anything else refuses the connection with TLSError, which names
+    what mbedTLS found wrong; nothing is sent."""
     try:
         import tls
     except ImportError:
@@ -23,14 +33,23 @@ def tls_wrapper(ca):
             import ussl as tls
         except ImportError:
             return None
-    if not hasattr(tls, "SSLContext"):
-        return None
+    if not (hasattr(tls, "SSLContext") and hasattr(tls, "CERT_REQUIRED")):
+        return None  # no TLS, or TLS that cannot check a certificate (axTLS: esp8266)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = tls.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=ca)
+    if ctx.verify_mode != tls.CERT_REQUIRED or not hasattr(ctx, "load_verify_locations"):
+        return None  # a TLS that would connect unverified is no TLS for the guard
+    try:
+        ctx.load_verify_locations(ca)  # positional: the built-in takes no keywords
+    except Exception as e:
+        raise ValueError("the server's CA certificate (ca.der) is unusable: %s" % e)
 
     def wrap(sock, host):
-        return ctx.wrap_socket(sock, server_hostname=host)
+        try:
+            return ctx.wrap_socket(sock, server_hostname=host)
+        except Exception as e:  # mbedTLS's verification result, one finding per line
+            sock.close()
+            raise TLSError("TLS handshake with %s failed: %s" % (host, str(e).strip().replace("\n", "; ")))
 
     return wrap
 
@@ -62,7 +81,7 @@ class Uplink:
                 raise ValueError("%s needs the server's CA certificate (ca.der on internal storage)" % url)
             tls = tls_wrapper(ca)
             if tls is None:
-                raise ValueError("%s needs TLS, which this port does not offer" % url)
+                raise ValueError("%s needs TLS that checks certificates, which this port does not offer" % url)
         self.tls = tls
         self.timeout_ms = timeout_ms
         self.backoff = backoff
@@ -135,6 +154,7 @@ class Uplink:
                 self.client.close()
             res = None
             self.last = "error: %s" % e
+            print("fieldseal uplink:", self.last)  # the console is the board's log
         else:
             self.last = res or "no answer"
         if res is not None and res.startswith("ok"):

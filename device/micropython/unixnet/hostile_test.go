@@ -85,7 +85,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // any packet over its bound before reading it. One that stalls mid-packet cannot hang the
 // guard: it gives up at its deadline, feeding the watchdog all the while.
 func TestGuardMQTTClientAgainstHostileBroker(t *testing.T) {
-	mp := micropython(t, meterManifest(t))
+	mp := micropython(t, meterManifest(t), false)
 	port := hostileBroker(t, func(c net.Conn) {
 		c.Write([]byte{0x40, 2, 0, 2})             // PUBACK
 		c.Write([]byte{0x30, 0x80, 0x80, 0x80, 1}) // PUBLISH of 2 MiB announced
