@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -213,5 +214,30 @@ func TestThreatS15_GuardUplinkOverTLSRefusesImpostors(t *testing.T) {
 	acknowledged(t, r)
 	if st := e.state(h.id); st != "trusted" {
 		t.Fatalf("server state %q over https, want trusted", st)
+	}
+}
+
+// The guard never connects unverified: firmware without a tls module that checks
+// certificates gives no TLS wrapper (the uplink then refuses mqtts:// and https://), and a
+// CA certificate mbedTLS cannot parse is refused when the uplink is made, not at the first
+// handshake.
+func TestThreatS15_GuardRefusesTLSThatCannotVerify(t *testing.T) {
+	m := meterManifest(t)
+	script := `from fieldseal import uplink
+try:
+    print(uplink.tls_wrapper(b"not a certificate"))
+except ValueError as e:
+    print("ValueError:", e)`
+	for _, c := range []struct {
+		withTLS bool
+		want    string
+	}{
+		{false, "None"},
+		{true, "ValueError: the server's CA certificate (ca.der) is unusable: invalid cert"},
+	} {
+		out, err := exec.Command(micropython(t, m, c.withTLS), "-c", script).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != c.want {
+			t.Fatalf("tls=%v: %v %q, want %q", c.withTLS, err, out, c.want)
+		}
 	}
 }
