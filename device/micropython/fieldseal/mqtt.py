@@ -12,6 +12,7 @@
 import usocket
 import uselect
 import utime
+from fieldseal.uplink import handshake_failed, write_all
 
 
 class MQTTError(Exception):
@@ -42,7 +43,8 @@ def _str(s):
 class Client:
     def __init__(self, host, port, client_id, user=None, password=None, tls=None,
                  keepalive=60, feed=None, timeout_ms=10000, max_packet=MAX_PACKET):
-        """tls: None for plain TCP, or a function (sock, host) -> wrapped socket."""
+        """tls: None for plain TCP, or a function (sock, host) -> wrapped socket
+        (uplink.tls_wrapper)."""
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -68,17 +70,7 @@ class Client:
         return utime.ticks_diff(deadline, utime.ticks_ms())
 
     def _send(self, data):
-        mv = memoryview(data)
-        deadline = self._deadline()
-        while mv:
-            if self._left(deadline) <= 0:
-                raise MQTTError("write timeout")
-            n = self.sock.write(mv)
-            if n is None:
-                self.feed()
-                utime.sleep_ms(10)
-                continue
-            mv = mv[n:]
+        write_all(self.sock, data, self._deadline(), self.feed, MQTTError)
         self.last_tx = utime.ticks_ms()
 
     def _fill(self, need, deadline):
@@ -129,11 +121,11 @@ class Client:
     def connect(self):
         self.close()
         addr = usocket.getaddrinfo(self.host, self.port)[0][-1]
-        s = usocket.socket()
+        s = raw = usocket.socket()
         s.settimeout(self.timeout_ms / 1000)
         s.connect(addr)
         if self.tls:
-            s = self.tls(s, self.host)
+            s = self.tls(s, self.host)  # the handshake runs in the first write (CONNECT)
         s.setblocking(False)
         self.sock = s
         self.poller = uselect.poll()
@@ -150,7 +142,14 @@ class Client:
                 payload += _str(self.password)
         vh = _str("MQTT") + bytes((4, flags, self.keepalive >> 8, self.keepalive & 0xFF))
         body = vh + payload
-        self._send(b"\x10" + _varint(len(body)) + body)
+        try:
+            self._send(b"\x10" + _varint(len(body)) + body)
+        except Exception as e:
+            self.close()
+            if not self.tls:
+                raise
+            raw.close()  # a failed handshake detaches the TLS socket from it
+            raise MQTTError(handshake_failed(self.host, e))
         p = self._packet(self._deadline())
         if p is None:
             raise MQTTError("no CONNACK")

@@ -12,10 +12,6 @@ SETTINGS = "uplink.json"  # on internal storage: {"mqtt": url, "http": url}, fro
 TAKEN = ("ok", "rejected:")  # outcomes that end the wait for this report's answer
 
 
-class TLSError(OSError):
-    pass
-
-
 def tls_wrapper(ca):
     """A function (sock, host) -> TLS socket checking the server against the CA certificate
     ca (DER bytes), when the port offers TLS that checks certificates (the built-in `tls`,
@@ -24,8 +20,10 @@ def tls_wrapper(ca):
 
     The server must present a certificate chain to ca, valid now, for the host name of the
     uplink URL (mbedTLS matches it against the certificate's DNS names and CN: use a name,
-    not an IP address). Anything else refuses the connection with TLSError, which names
-    what mbedTLS found wrong; nothing is sent."""
+    not an IP address). The socket comes back non-blocking with the handshake still to run:
+    the client's first write runs it, in the same short waits that feed the watchdog as any
+    write and by the same deadline (a blocking handshake could outlast the watchdog). A
+    failed check raises there, naming what mbedTLS found, before any data is sent."""
     try:
         import tls
     except ImportError:
@@ -45,13 +43,32 @@ def tls_wrapper(ca):
         raise ValueError("the server's CA certificate (ca.der) is unusable: %s" % e)
 
     def wrap(sock, host):
-        try:
-            return ctx.wrap_socket(sock, server_hostname=host)
-        except Exception as e:  # mbedTLS's verification result, one finding per line
-            sock.close()
-            raise TLSError("TLS handshake with %s failed: %s" % (host, str(e).strip().replace("\n", "; ")))
+        sock.setblocking(False)
+        return ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
 
     return wrap
+
+
+def write_all(sock, data, deadline, feed, error=OSError):
+    """Write all of data on a non-blocking socket by the deadline (ticks_ms), feeding the
+    watchdog while the socket cannot take more (or, over TLS, while the handshake waits for
+    the server); error("write timeout") when the deadline passes. For both transports."""
+    mv = memoryview(data)
+    while mv:
+        if utime.ticks_diff(deadline, utime.ticks_ms()) <= 0:
+            raise error("write timeout")
+        n = sock.write(mv)
+        if n is None:
+            feed()
+            utime.sleep_ms(10)
+            continue
+        mv = mv[n:]
+
+
+def handshake_failed(host, e):
+    """The message for an error raised by the first write over TLS (the handshake's);
+    mbedTLS gives one finding per line."""
+    return "TLS handshake with %s failed: %s" % (host, str(e).strip().replace("\n", "; "))
 
 
 def mqtt_password(R):

@@ -62,12 +62,14 @@ type hostileRun struct {
 	MS    int    `json:"ms"`
 }
 
-func runHostile(t *testing.T, mp string, port int) hostileRun {
+// runHostile runs testdata/hostile.py with a 1.5 s deadline; caFile (DER) makes it connect
+// over TLS.
+func runHostile(t *testing.T, mp string, port int, caFile ...string) hostileRun {
 	t.Helper()
 	script, _ := filepath.Abs(filepath.Join("testdata", "hostile.py"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, mp, script, itoa(port), "1500").CombinedOutput()
+	out, err := exec.CommandContext(ctx, mp, append([]string{script, itoa(port), "1500"}, caFile...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("micropython: %v\n%s", err, out)
 	}

@@ -241,3 +241,33 @@ except ValueError as e:
 		}
 	}
 }
+
+// A server that takes the connection and never answers the ClientHello cannot hold the
+// guard past its deadline, and the guard feeds the watchdog while it waits: the handshake
+// runs in the client's first write, in short non-blocking waits (a blocking handshake
+// would wait up to the socket timeout per step, outlasting an 8 s watchdog).
+func TestGuardTLSHandshakeGivesUpOnAStalledServer(t *testing.T) {
+	mp := micropython(t, meterManifest(t), true)
+	caFile := filepath.Join(t.TempDir(), "ca.der")
+	if err := os.WriteFile(caFile, newTestCA(t, "fieldseal test CA").cert.Raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }() // reads the ClientHello, answers nothing
+		}
+	}()
+	r := runHostile(t, mp, ln.Addr().(*net.TCPAddr).Port, caFile)
+	if r.Error != "TLS handshake with 127.0.0.1 failed: write timeout" || r.MS < 1400 || r.MS > 10000 || r.Feeds < 4 {
+		t.Fatalf("stalled handshake: %+v (want to give up at the 1.5 s deadline, feeding the watchdog)", r)
+	}
+}
