@@ -76,9 +76,24 @@ type impostor struct {
 	conns, handshakes, dataBytes int
 }
 
-func startImpostor(t *testing.T, cfg *tls.Config) *impostor {
+// localhostAddr is the listening address ("127.0.0.1:0" or "[::1]:0") at which the guard
+// on the unix build mp reaches "localhost": it connects to the first address the resolver
+// gives, which is ::1 on hosts that list it.
+func localhostAddr(t *testing.T, mp string) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	out, err := exec.Command(mp, "-c", "import socket; print(socket.getaddrinfo('localhost', 1)[0][0])").CombinedOutput()
+	if err != nil {
+		t.Fatalf("resolving localhost on the unix build: %v %s", err, out)
+	}
+	if strings.TrimSpace(string(out)) == "10" { // AF_INET6 on Linux
+		return "[::1]:0"
+	}
+	return "127.0.0.1:0"
+}
+
+func startImpostor(t *testing.T, cfg *tls.Config, addr string) *impostor {
+	t.Helper()
+	ln, err := tls.Listen("tcp", addr, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +192,7 @@ func TestThreatS15_GuardUplinkOverTLSRefusesImpostors(t *testing.T) {
 		{"the right CA, another name", ca.serverConfig(t, "meters.example"), "Common Name (CN) does not match"},
 	}
 	for _, c := range cases {
-		im := startImpostor(t, c.cfg)
+		im := startImpostor(t, c.cfg, localhostAddr(t, e.mp))
 		r := e.boot(m, "mqtts://localhost:"+im.port(), 2)
 		refusedEveryTime(t, r, c.want)
 		conns, handshakes, data := im.stop()

@@ -93,7 +93,11 @@ func newEnvTLS(t *testing.T, cfg *tls.Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+	listen := "127.0.0.1:0"
+	if cfg != nil {
+		listen = localhostAddr(t, mp) // TLS URLs name "localhost", as the certificates do
+	}
+	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
 		HTTPTLS: cfg, MQTTTLS: cfg,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
