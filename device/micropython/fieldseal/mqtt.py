@@ -56,6 +56,8 @@ class Client:
         self.timeout_ms = timeout_ms
         self.max_packet = max_packet
         self.sock = None
+        self.raw = None  # the TCP socket under a TLS one
+        self.connected = False  # after CONNACK
         self.poller = None
         self.pid = 0
         self.rx = bytearray()
@@ -121,13 +123,20 @@ class Client:
     def connect(self):
         self.close()
         addr = usocket.getaddrinfo(self.host, self.port)[0][-1]
-        s = raw = usocket.socket()
+        self.raw = self.sock = usocket.socket()
+        try:
+            self._connect(addr)
+        except Exception:
+            self.close()  # whatever failed: a socket left open per attempt exhausts a board's few
+            raise
+
+    def _connect(self, addr):
+        s = self.sock
         s.settimeout(self.timeout_ms / 1000)
         s.connect(addr)
         if self.tls:
-            s = self.tls(s, self.host)  # the handshake runs in the first write (CONNECT)
+            s = self.sock = self.tls(s, self.host)  # the handshake runs in the first write
         s.setblocking(False)
-        self.sock = s
         self.poller = uselect.poll()
         self.poller.register(s, uselect.POLLIN)
         self.rx = bytearray()
@@ -145,10 +154,8 @@ class Client:
         try:
             self._send(b"\x10" + _varint(len(body)) + body)
         except Exception as e:
-            self.close()
             if not self.tls:
                 raise
-            raw.close()  # a failed handshake detaches the TLS socket from it
             raise MQTTError(handshake_failed(self.host, e))
         p = self._packet(self._deadline())
         if p is None:
@@ -156,8 +163,8 @@ class Client:
         if p[0] != 0x20 or len(p[1]) != 2:
             raise MQTTError("expected CONNACK")
         if p[1][1] != 0:
-            self.close()
             raise MQTTError("connection refused, code %d" % p[1][1])
+        self.connected = True
 
     def _next_pid(self):
         self.pid = self.pid % 65535 + 1
@@ -226,13 +233,21 @@ class Client:
 
     def close(self):
         if self.sock is not None:
-            try:
-                self.sock.write(b"\xe0\x00")  # DISCONNECT: the broker drops the session
-            except Exception:
-                pass
+            if self.connected:
+                try:
+                    self.sock.write(b"\xe0\x00")  # DISCONNECT: the broker drops the session
+                except Exception:
+                    pass
             try:
                 self.sock.close()
             except Exception:
                 pass
+        if self.raw is not None and self.raw is not self.sock:
+            try:
+                self.raw.close()  # a failed TLS handshake detaches the TLS socket from it
+            except Exception:
+                pass
         self.sock = None
+        self.raw = None
         self.poller = None
+        self.connected = False

@@ -118,8 +118,12 @@ class Uplink:
         c = Client(host, int(port) if port else (8883 if self.secure else 1883), dev, user=dev,
                    password=mqtt_password(self.d.x["R"]), tls=self.tls,
                    feed=self.d.port.wdt_feed, timeout_ms=self.timeout_ms)
-        c.connect()
-        c.subscribe("fieldseal/v1/%s/down" % dev)
+        try:
+            c.connect()
+            c.subscribe("fieldseal/v1/%s/down" % dev)
+        except Exception:
+            c.close()
+            raise
         self.client = c
         return c
 

@@ -155,7 +155,7 @@ func quiet(t *testing.T, r *run) {
 }
 
 // refusedEveryTime checks that no attempt of r reached a server: each failed with the TLS
-// refusal naming want, logged on the console, and nothing was pruned.
+// refusal naming want, logged on the console, nothing was pruned and no socket was left open.
 func refusedEveryTime(t *testing.T, r *run, want string) {
 	t.Helper()
 	quiet(t, r)
@@ -166,6 +166,9 @@ func refusedEveryTime(t *testing.T, r *run, want string) {
 	}
 	if !strings.Contains(r.Out, "fieldseal uplink: error: TLS handshake with localhost failed: ") {
 		t.Fatalf("the refusal is not on the console:\n%s", r.Out)
+	}
+	if len(r.FDs) != 2 || r.FDs[1] != r.FDs[0] {
+		t.Fatalf("open file descriptors %v: a refused connection left its socket open", r.FDs)
 	}
 }
 

@@ -161,6 +161,7 @@ type cycle struct {
 type run struct {
 	Cycles []cycle     `json:"cycles"`
 	Mem    []int       `json:"mem"` // heap in use: before the uplink, with it, session open
+	FDs    []int       `json:"fds"` // open file descriptors: before the uplink, after it closed
 	Flags  uint32      `json:"flags"`
 	Bad    [][2]string `json:"bad"`
 	URL    string      `json:"url"`
