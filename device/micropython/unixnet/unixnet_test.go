@@ -271,6 +271,9 @@ func TestMeterStoresAndForwardsOverReboot(t *testing.T) {
 			t.Fatalf("cycle %d without a server: %+v", i, c)
 		}
 	}
+	if len(r.FDs) != 2 || r.FDs[1] != r.FDs[0] {
+		t.Fatalf("open file descriptors %v: a refused connection left its socket open", r.FDs)
+	}
 	offline := r.Cycles[len(r.Cycles)-1].N
 	r = e.boot(m, "", 2)
 	acknowledged(t, r)
