@@ -4,7 +4,8 @@ set(PICO_PLATFORM "rp2350-arm-s")
 
 # The filesystem size goes here, not in mpconfigboard.h: ports/rp2/CMakeLists.txt passes it to
 # the linker (__micropy_flash_storage_bytes__, the FLASH/FLASH_FS regions) and as -D to the
-# C code; a header-only define leaves the linker's regions undefined.
+# C code; a header-only define still links, but leaves the linker's regions without a length,
+# so nothing stops the firmware from growing into the filesystem.
 set(MICROPY_HW_FLASH_STORAGE_BYTES 2883584)  # 2816 KiB of the 4 MiB flash
 
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
