@@ -137,6 +137,9 @@ func Run(dir string, opt Options) (*Report, error) {
 		}
 	}
 	b.annotateCauses(checks)
+	if w := b.flashLayoutWarning(); w != "" {
+		b.warnings = append(b.warnings, w)
+	}
 	r := &Report{Port: b.port, Board: b.name, Variant: b.variant, Resolver: b.resolver, Warnings: b.warnings,
 		BuildErrors: b.buildErrors(), Checks: checks}
 	closed := r.Count(Closed)

@@ -569,3 +569,39 @@ func TestBoardsThatDoNotBuildAreReported(t *testing.T) {
 		})
 	}
 }
+
+// rp2 takes the filesystem size from CMake (ports/rp2/CMakeLists.txt:570-582): set only in a
+// header it links, but the linker's FLASH/FLASH_FS regions get no length (measured on the
+// real rp2 port), so the audit warns.
+func TestRP2FilesystemSizeInHeaderWarns(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "examples", "boards", "rp2350"), dir)
+	hasWarning := func() bool {
+		for _, w := range mustRun(t, dir, Options{}).Warnings {
+			if strings.Contains(w, "MICROPY_HW_FLASH_STORAGE_BYTES is set in a header") {
+				return true
+			}
+		}
+		return false
+	}
+	if hasWarning() {
+		t.Fatal("the template sets the size in mpconfigboard.cmake, yet the audit warns")
+	}
+	cm := filepath.Join(dir, "mpconfigboard.cmake")
+	data, err := os.ReadFile(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`(?m)^set\(MICROPY_HW_FLASH_STORAGE_BYTES.*$`).ReplaceAll(data, nil)
+	h, err := os.ReadFile(filepath.Join(dir, "mpconfigboard.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = append(h, "#define MICROPY_HW_FLASH_STORAGE_BYTES (2816 * 1024)\n"...)
+	if os.WriteFile(cm, data, 0o644) != nil || os.WriteFile(filepath.Join(dir, "mpconfigboard.h"), h, 0o644) != nil {
+		t.Fatal("cannot write the board")
+	}
+	if !hasWarning() {
+		t.Fatal("no warning for a filesystem size set only in mpconfigboard.h")
+	}
+}

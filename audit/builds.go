@@ -93,3 +93,24 @@ func (b *board) replWithoutCompiler() []string {
 		"which shared/runtime/pyexec.c builds only with the compiler; add a board source that defines them " +
 		"(set(MICROPY_SOURCE_BOARD ${MICROPY_BOARD_DIR}/../norepl.c), examples/boards/norepl.c)"}
 }
+
+// flashLayoutWarning: ports/rp2/CMakeLists.txt:570-582 takes MICROPY_HW_FLASH_STORAGE_BYTES
+// from CMake and gives it to the linker's FLASH/FLASH_FS regions and, as -D, to the C code.
+// Set in a board header only, the firmware still links, but ld gives both regions no length
+// ("invalid length for memory region FLASH"), so nothing stops the firmware from growing into
+// the filesystem (measured, docs/HARDENING.md §11).
+func (b *board) flashLayoutWarning() string {
+	if b.port != "rp2" {
+		return ""
+	}
+	if _, set := b.bv.get("MICROPY_HW_FLASH_STORAGE_BYTES"); set {
+		return ""
+	}
+	d, has := b.hs.defs["MICROPY_HW_FLASH_STORAGE_BYTES"]
+	if !has || d.undef || d.unknown != "" || strings.HasPrefix(d.where, "ports/") {
+		return "" // the port's own default, or nothing the board set
+	}
+	return d.where + ": MICROPY_HW_FLASH_STORAGE_BYTES is set in a header, which the rp2 linker does not see: its FLASH and FLASH_FS " +
+		"regions get no length, so nothing stops the firmware from growing into the filesystem; " +
+		"set(MICROPY_HW_FLASH_STORAGE_BYTES …) in mpconfigboard.cmake instead"
+}
