@@ -93,6 +93,28 @@ def enc(v):
     return bytes(out)
 
 
+class Buf:
+    """A CBOR output of a size known in advance: _head and _enc write into it as into a
+    bytearray (append, extend), but nothing grows or moves (memoryview writes), so a
+    large message (a report) costs one allocation of its exact size, not the repeated
+    reallocations and fragments of a growing bytearray (D24). b is the buffer, i the
+    write position."""
+
+    def __init__(self, size):
+        self.b = bytearray(size)
+        self.m = memoryview(self.b)
+        self.i = 0
+
+    def append(self, x):
+        self.m[self.i] = x
+        self.i += 1
+
+    def extend(self, v):
+        j = self.i + len(v)
+        self.m[self.i:j] = v
+        self.i = j
+
+
 class _Dec:
     def __init__(self, b, maxdepth, maxitems):
         self.b = b

@@ -39,7 +39,7 @@ func labSession(t *testing.T, dir string, heap int) *firmware.VM {
 }
 
 // nextReport waits for the next FSREPORT line and opens it under the device's uplink key.
-func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration) (*wire.Report, int) {
+func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration) (*wire.Report, []byte) {
 	t.Helper()
 	if _, err := vm.Expect("FSREPORT ", timeout); err != nil {
 		t.Fatalf("no report: %v\n%s", err, vm.Output())
@@ -60,7 +60,7 @@ func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration
 	if err != nil {
 		t.Fatalf("report does not open under the device's key: %v", err)
 	}
-	return rep, len(raw)
+	return rep, raw
 }
 
 // serverVerify checks a report's log as the server does for a fresh device: the whole
@@ -85,8 +85,9 @@ var appTicks = regexp.MustCompile(`APP ticks_us=(\d+) alloc=(\d+)`)
 
 // bootRealToReport powers the guard image on over dir (the board's own boot path), waits for
 // the app, then moves the board's clock past the report interval and returns the report the
-// running guard sends, with the app line's instruction count (thousands) and heap in use.
-func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.Report, int, int, int) {
+// running guard sends (opened, and its bytes), with the app line's instruction count
+// (thousands) and heap in use.
+func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.Report, []byte, int, int) {
 	t.Helper()
 	fw, _ := guardImage(t)
 	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: heap, ICount: true})
@@ -99,11 +100,11 @@ func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.
 		t.Fatalf("app line %q", line)
 	}
 	setClock(t, dir, 1767225600+1000) // time passes: the default 900 s report interval is due
-	rep, size := nextReport(t, vm, b.UplinkKey, 120*time.Second)
+	rep, raw := nextReport(t, vm, b.UplinkKey, 120*time.Second)
 	vm.Kill()
 	k, _ := strconv.Atoi(m[1])
 	alloc, _ := strconv.Atoi(m[2])
-	return rep, size, k, alloc
+	return rep, raw, k, alloc
 }
 
 // D24 (b), on the Cortex-M3 build: 10,000 cover openings (each an open and a close edge on
@@ -154,10 +155,10 @@ func TestThreatD24_CoverFloodAt64KiBOnCortexM3(t *testing.T) {
 		}
 	}
 	check("after the flood", rep)
-	rep2, size, kinstr, alloc := bootRealToReport(t, dir, 64<<10, bundle)
+	rep2, raw, kinstr, alloc := bootRealToReport(t, dir, 64<<10, bundle)
 	check("after the next boot", rep2)
 	t.Logf("flood: %s; next boot at 64 KiB: app after %d k-instructions, %d bytes in use; report %d bytes, log n=%d",
-		strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]), kinstr, alloc, size, rep2.Log.N)
+		strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]), kinstr, alloc, len(raw), rep2.Log.N)
 }
 
 func openFromOutput(t *testing.T, out string, key []byte) *wire.Report {

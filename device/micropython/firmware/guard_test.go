@@ -32,12 +32,17 @@ func sealedApp(t *testing.T) (mainMpy []byte, module []byte) {
 	if !bytes.Equal(fresh, kept) {
 		t.Fatalf("%s is not main.py compiled by this tree's mpy-cross: copy %s over it", filepath.Join(dir, "main.mpy"), out)
 	}
-	sum := sha256.Sum256(kept)
+	return kept, mpharness.FrozenModule(sealedManifest(kept))
+}
+
+// sealedManifest is the manifest that seals testdata/guard/app with main.mpy's bytes.
+func sealedManifest(mainMpy []byte) *wire.Manifest {
+	sum := sha256.Sum256(mainMpy)
 	m := wire.Manifest{Product: "watermeter", Version: 1, Created: 1767225600, Mutable: []string{},
-		Files:  []wire.File{{Path: "main.mpy", Size: uint64(len(kept)), SHA256: sum[:]}},
+		Files:  []wire.File{{Path: "main.mpy", Size: uint64(len(mainMpy)), SHA256: sum[:]}},
 		Policy: wire.DefaultPolicy(), Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
 	m.Root = wire.FilesRoot(m.Files)
-	return kept, mpharness.FrozenModule(&m)
+	return &m
 }
 
 // guardImage is the qemu board with the guard frozen the way the stm32 template freezes it

@@ -62,5 +62,11 @@ class Port(BasePort):
         self._read()
 
     def send(self, report):
-        print("FSREPORT " + ubinascii.b2a_base64(report).decode().strip())
+        # base64 in pieces (768 bytes: a multiple of 3, so the pieces join into the whole's
+        # encoding): a report as large as the heap allows is not copied whole once more
+        m = memoryview(report)
+        print("FSREPORT ", end="")
+        for i in range(0, len(m), 768):
+            print(ubinascii.b2a_base64(m[i:i + 768], newline=False).decode(), end="")
+        print()
         return None
