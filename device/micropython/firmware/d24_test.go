@@ -67,18 +67,30 @@ func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration
 // backlog with fschain.Verify, or its oldest part (a report cut to fit) with VerifyPrefix.
 func serverVerify(t *testing.T, b wire.Bundle, rep *wire.Report) []wire.Entry {
 	t.Helper()
+	_, fresh := verifyFrom(t, anchor0(b), rep)
+	return fresh
+}
+
+// anchor0 is the server's anchor for a freshly provisioned device.
+func anchor0(b wire.Bundle) fschain.Anchor {
 	var k fschain.Key
 	copy(k[:], b.ChainKey)
-	a := fschain.NewAnchor(b.Device, b.Epoch, k)
+	return fschain.NewAnchor(b.Device, b.Epoch, k)
+}
+
+// verifyFrom verifies a report's log from anchor a as the server does (VerifyPrefix for a
+// report cut short) and returns the new anchor and the entries it adds.
+func verifyFrom(t *testing.T, a fschain.Anchor, rep *wire.Report) (fschain.Anchor, []wire.Entry) {
+	t.Helper()
 	verify := fschain.Verify
 	if n := len(rep.Log.Entries); n > 0 && rep.Log.Entries[n-1].N < rep.Log.N {
 		verify = fschain.VerifyPrefix
 	}
-	_, fresh, err := verify(a, rep.Log, nil)
+	a2, fresh, err := verify(a, rep.Log, nil)
 	if err != nil {
 		t.Fatalf("the server rejects the log: %v", err)
 	}
-	return fresh
+	return a2, fresh
 }
 
 var appTicks = regexp.MustCompile(`APP ticks_us=(\d+) alloc=(\d+)`)
@@ -99,7 +111,7 @@ func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.
 	if m == nil {
 		t.Fatalf("app line %q", line)
 	}
-	setClock(t, dir, 1767225600+1000) // time passes: the default 900 s report interval is due
+	setClock(t, dir, boardClock(t, dir)+1000) // time passes: the default 900 s report interval is due
 	rep, raw := nextReport(t, vm, b.UplinkKey, 120*time.Second)
 	vm.Kill()
 	k, _ := strconv.Atoi(m[1])
@@ -186,14 +198,36 @@ func openFromOutput(t *testing.T, out string, key []byte) *wire.Report {
 // reads hw.img at every pass of its loop and must never see it truncated.
 func setClock(t *testing.T, dir string, now uint64) {
 	t.Helper()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], now)
+	pokeHW(t, dir, 8, b[:])
+}
+
+// boardClock reads the board's clock from hw.img.
+func boardClock(t *testing.T, dir string) uint64 {
+	t.Helper()
+	return binary.BigEndian.Uint64(readHW(t, dir)[8:16])
+}
+
+// pokeHW writes b at offset off of the board's test hardware (hw.img; layout in
+// qemu/fieldseal_port.py), in place.
+func pokeHW(t *testing.T, dir string, off int64, b []byte) {
+	t.Helper()
 	f, err := os.OpenFile(filepath.Join(dir, "hw.img"), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], now)
-	if _, err := f.WriteAt(b[:], 8); err != nil {
+	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func readHW(t *testing.T, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "hw.img"))
+	if err != nil || len(b) < 20 {
+		t.Fatalf("hw.img: %v", err)
+	}
+	return b
 }

@@ -1,7 +1,6 @@
 package firmware_test
 
 import (
-	"encoding/base64"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,30 +15,21 @@ import (
 // the report opened under the device's key.
 func attackedBoot(t *testing.T, sd map[string][]byte) (string, *wire.Report) {
 	t.Helper()
-	fw, mainMpy := guardImage(t)
+	_, mainMpy := guardImage(t)
 	dir, bundle := newDevice(t, mainMpy, false)
 	lfsWrite(t, filepath.Join(dir, "sd.img"), 4096, sd)
-	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: 64 << 10})
-	if _, err := vm.Expect("FSREPORT ", 90*time.Second); err != nil {
-		t.Fatalf("no report: %v\n%s", err, vm.Output())
-	}
-	line, err := vm.Expect("\n", 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return bootToFirstReport(t, dir, 64<<10, bundle.UplinkKey)
+}
+
+// bootToFirstReport powers the guard image on over dir and returns the console output up
+// to the first report the board sends (at once when the boot check fails) and the report.
+func bootToFirstReport(t *testing.T, dir string, heap int, key []byte) (string, *wire.Report) {
+	t.Helper()
+	fw, _ := guardImage(t)
+	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: heap})
+	rep, _ := nextReport(t, vm, key, 90*time.Second)
 	out := vm.Output()
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := wire.ParseReport(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := wire.OpenReport(m, bundle.UplinkKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm.Kill()
 	return out, rep
 }
 
