@@ -2,6 +2,7 @@
 # Encodes: int, bytes/bytearray/memoryview, str, list/tuple, dict (keys sorted by their
 # encoded bytes), None, bool, Tag. Decodes the same subset and rejects floats, indefinite
 # lengths, non-shortest heads, duplicate map keys, trailing bytes and nesting beyond a limit.
+from ustruct import pack_into
 
 
 class Tag:
@@ -110,9 +111,11 @@ class Buf:
         self.i += 1
 
     def extend(self, v):
-        j = self.i + len(v)
-        self.m[self.i:j] = v
-        self.i = j
+        # struct copies in C; a slice store (m[i:j] = v) costs ~15k instructions a call on
+        # the Cortex-M3 build whatever the length, pack_into a tenth of that
+        n = len(v)
+        pack_into("%ds" % n, self.b, self.i, v)
+        self.i += n
 
 
 class _Dec:
