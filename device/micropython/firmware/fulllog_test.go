@@ -97,24 +97,31 @@ func fullLogReported(t *testing.T, heap int) {
 	}
 	dir := provisioned(t, mainMpy, false, *b)
 
-	// Fill the log (at the largest heap: fewer collections, quicker). Then the heap in use
-	// with a full log's report built and held (after a collection): what the guard holds
-	// beside its buffer is one record at a time. That report is built and not sent (as if
-	// lost on the way): the next one carries the same entries.
+	// Fill the log (at the largest heap: fewer collections, quicker). Then the heap a full
+	// log's report keeps live: before, at its peak (sampled at every log record the report
+	// reads, after a collection: the buffer, the record, the generators) and with the report
+	// built and held. That report is built and not sent (as if lost on the way): the next
+	// one carries the same entries.
 	vm := labSession(t, dir, 112<<10)
 	size, capacity, n := fillLog(t, vm)
-	out, err := vm.Exec("import gc\ngc.collect()\na0 = gc.mem_alloc()\nr = D.report()\ngc.collect()\nprint(a0, gc.mem_alloc(), len(r), D.partial)\n", 300*time.Second)
+	out, err := vm.Exec("import gc\nc = D.chain\nstream = c.entries\npeak = [0]\n"+
+		"def sampled():\n    for e in stream():\n        gc.collect()\n        peak[0] = max(peak[0], gc.mem_alloc())\n        yield e\n"+
+		"c.entries = sampled\ngc.collect()\na0 = gc.mem_alloc()\nr = D.report()\ndel c.entries\ngc.collect()\n"+
+		"print(a0, peak[0], gc.mem_alloc(), len(r), D.partial)\n", 300*time.Second)
 	if err != nil {
 		t.Fatalf("report at 112 KiB: %v\n%s", err, vm.Output())
 	}
 	vm.Kill()
-	var before, held, whole int
+	var before, peak, held, whole int
 	var partial string
-	if _, err := fmt.Sscan(out, &before, &held, &whole, &partial); err != nil {
+	if _, err := fmt.Sscan(out, &before, &peak, &held, &whole, &partial); err != nil {
 		t.Fatalf("lab output %q: %v", out, err)
 	}
 	if partial != "False" {
 		t.Fatalf("at 112 KiB a full log's report (%d bytes) was cut: %q", whole, out)
+	}
+	if peak < before+whole {
+		t.Fatalf("peak %d below %d in use before plus the %d-byte report: the sampling missed the writing", peak, before, whole)
 	}
 
 	// What a check and a report cost at this heap with the log full: instructions (qemu
@@ -191,7 +198,7 @@ func fullLogReported(t *testing.T, heap int) {
 	t.Logf("%d KiB heap, log %d/%d bytes (%d entries): board boot to the app %d k-instructions, %d bytes in use; "+
 		"first report %d bytes with entries 1..%d; the whole log (and what the boots and acks added, up to n=%d) in %d report(s). "+
 		"Lab at the same heap: %s bytes in use, check %s k-instructions, report %s k-instructions (%s bytes, partial %s); "+
-		"at 112 KiB: %d bytes in use before the whole report, %d with it built (%d bytes)",
+		"at 112 KiB: %d bytes in use before the whole report, %d at its peak, %d with it built and held (%d bytes)",
 		heap>>10, size, capacity, n, kinstr, alloc, first, firstN, rep.Log.N, parts,
-		cost[1], cost[3], cost[4], cost[5], cost[6], before, held, whole)
+		cost[1], cost[3], cost[4], cost[5], cost[6], before, peak, held, whole)
 }
