@@ -31,8 +31,12 @@ const DefaultLoRaWANFPort = 73
 
 // LoRaWAN configures one network server integration (server TOML: [[lorawan]]).
 type LoRaWAN struct {
-	Kind     string // LoRaWANChirpStack or LoRaWANTTS
-	Broker   string // tcp://host:1883 or ssl://host:8883: the network server's MQTT integration
+	Kind string // LoRaWANChirpStack or LoRaWANTTS
+	// Broker is the network server's MQTT integration: tcp://host:1883 or ssl://host:8883,
+	// or LoRaWANEmbedded when the network server publishes to this server's own broker.
+	Broker string
+	// Username and Password sign in to Broker; with LoRaWANEmbedded they are what the
+	// network server signs in to the embedded broker with (lorawan_embedded.go).
 	Username string
 	Password string
 	// Application is ChirpStack's application id (UUID) or TTS's application id.
@@ -56,6 +60,9 @@ func (l *LoRaWAN) Check() error {
 	}
 	if l.Broker == "" || l.Application == "" {
 		return fmt.Errorf("lorawan %s: broker and application are required", l.Kind)
+	}
+	if err := l.checkEmbedded(); err != nil {
+		return err
 	}
 	for eui := range l.Devices {
 		if b, err := hex.DecodeString(eui); err != nil || len(b) != 8 {
@@ -152,8 +159,9 @@ func LoRaWANDownlink(kind, nsDevice string, fport uint8, frame []byte) []byte {
 }
 
 type lorawanConn struct {
-	cfg LoRaWAN
-	cl  paho.Client
+	cfg     LoRaWAN
+	publish func(topic string, payload []byte) // enqueues a downlink
+	close   func()
 }
 
 // startLoRaWAN connects to every configured network server integration.
@@ -174,6 +182,14 @@ func (s *Server) startLoRaWAN(ctx context.Context) error {
 		id := make([]byte, 6)
 		rand.Read(id)
 		c := &lorawanConn{cfg: l}
+		if l.Broker == LoRaWANEmbedded {
+			if err := s.subscribeEmbedded(c); err != nil {
+				return err
+			}
+			s.lorawan = append(s.lorawan, c)
+			s.log.Info("LoRaWAN ingest", "kind", l.Kind, "broker", "embedded", "topic", l.UplinkTopic(), "devices", len(l.Devices))
+			continue
+		}
 		opts := paho.NewClientOptions().AddBroker(l.Broker).SetClientID("fieldseal-lorawan-" + hex.EncodeToString(id)).
 			SetUsername(l.Username).SetPassword(l.Password).SetCleanSession(true).SetAutoReconnect(true).
 			SetOrderMatters(true). // entry frames before the status that claims them
@@ -181,10 +197,12 @@ func (s *Server) startLoRaWAN(ctx context.Context) error {
 		opts.SetOnConnectHandler(func(cl paho.Client) {
 			cl.Subscribe(l.UplinkTopic(), 0, func(_ paho.Client, m paho.Message) { s.lorawanUplink(c, m.Payload()) })
 		})
-		c.cl = paho.NewClient(opts)
-		if tok := c.cl.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		cl := paho.NewClient(opts)
+		if tok := cl.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 			return fmt.Errorf("lorawan %s: connecting to %s: %v", l.Kind, l.Broker, tok.Error())
 		}
+		c.publish = func(topic string, payload []byte) { cl.Publish(topic, 0, false, payload) }
+		c.close = func() { cl.Disconnect(1000) }
 		s.lorawan = append(s.lorawan, c)
 		s.log.Info("LoRaWAN ingest", "kind", l.Kind, "broker", l.Broker, "topic", l.UplinkTopic(), "devices", len(l.Devices))
 	}
@@ -193,7 +211,7 @@ func (s *Server) startLoRaWAN(ctx context.Context) error {
 
 func (s *Server) stopLoRaWAN() {
 	for _, c := range s.lorawan {
-		c.cl.Disconnect(1000)
+		c.close()
 	}
 }
 
@@ -217,6 +235,6 @@ func (s *Server) lorawanUplink(c *lorawanConn, msg []byte) {
 		return
 	}
 	if res.Downlink != nil {
-		c.cl.Publish(c.cfg.DownlinkTopic(nsDev), 0, false, LoRaWANDownlink(c.cfg.Kind, nsDev, c.cfg.FPort, res.Downlink))
+		c.publish(c.cfg.DownlinkTopic(nsDev), LoRaWANDownlink(c.cfg.Kind, nsDev, c.cfg.FPort, res.Downlink))
 	}
 }

@@ -92,6 +92,9 @@ func (h *brokerHook) Provides(b byte) bool {
 }
 
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if ns := h.s.embeddedNS(pk.Connect.Username); ns != nil {
+		return ns.nsAuthenticate(pk) // a LoRaWAN network server (lorawan_embedded.go)
+	}
 	dev := string(pk.Connect.Username)
 	if !wire.ValidDeviceID(dev) {
 		return false
@@ -126,6 +129,9 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 	if cl.Net.Inline {
 		return true // the server's own client
 	}
+	if ns := h.s.embeddedNS(cl.Properties.Username); ns != nil {
+		return ns.nsMay(topic, write)
+	}
 	dev := string(cl.Properties.Username)
 	if write {
 		return topic == h.s.topics.Up(dev)
@@ -136,6 +142,12 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if h.s.embeddedNS(cl.Properties.Username) != nil {
+		if pk.FixedHeader.Retain {
+			return pk, packets.ErrRejectPacket // as for devices (S11)
+		}
+		return pk, nil // to the LoRaWAN integration's subscription (its ACL checked the topic)
 	}
 	dev, ok := h.s.topics.DeviceOfUp(pk.TopicName)
 	if !ok || dev != string(cl.Properties.Username) {
