@@ -4,8 +4,9 @@ package firmware_test
 // mpharness runs them under WebAssembly: the real boot path where a board's own boot
 // matters (D2, D9, D13, D14), the lab image (the same frozen guard and adapter, a boot file
 // that leaves the REPL open) where the test drives the board's inputs (D8, D10, D11, D15).
-// D16 (the erase policy) needs a manifest with another policy, so another image: it runs
-// under WebAssembly only.
+// D16 (the erase policy) needs a manifest sealed with another policy, so another image, and
+// a writable application volume (this board mounts it read-only): it runs under
+// WebAssembly only.
 
 import (
 	"bytes"
@@ -146,9 +147,9 @@ func TestThreatD9_LatchAtBootOnCortexM3(t *testing.T) {
 
 var tokLine = regexp.MustCompile(`TOK (\S+)`)
 
-// D10 on the Cortex-M3 build: latched tamper flags (and the board's latch) clear only with
-// an authentic clear token under T; a forged one, one under R and a replay are refused
-// and logged as bad-downlink.
+// D10 on the Cortex-M3 build: latched tamper flags clear only with an authentic clear
+// token under T; a forged one, one under R and a replay are refused and logged as
+// bad-downlink.
 func TestThreatD10_ClearOnlyWithTokenOnCortexM3(t *testing.T) {
 	_, mainMpy := guardImage(t)
 	dir, b := newDevice(t, mainMpy, false)
