@@ -175,6 +175,14 @@ func TestThreatD24_CoverFloodAt64KiBOnCortexM3(t *testing.T) {
 
 func openFromOutput(t *testing.T, out string, key []byte) *wire.Report {
 	t.Helper()
+	rep, _ := reportFromOutput(t, out, key)
+	return rep
+}
+
+// reportFromOutput finds the first FSREPORT line in a device's output and returns the
+// report opened under key, and its bytes.
+func reportFromOutput(t *testing.T, out string, key []byte) (*wire.Report, []byte) {
+	t.Helper()
 	i := strings.Index(out, "FSREPORT ")
 	if i < 0 {
 		t.Fatalf("no report in %q", out)
@@ -191,7 +199,7 @@ func openFromOutput(t *testing.T, out string, key []byte) *wire.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rep
+	return rep, raw
 }
 
 // setClock moves the board's clock (hw.img bytes 8..15) in place: the running firmware

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -73,7 +72,10 @@ func fillLog(t *testing.T, vm *firmware.VM) (size, capacity int, n uint64) {
 	return size, capacity, n
 }
 
-var costLine = regexp.MustCompile(`COST (\d+) (\d+) (\d+) (\d+) (\d+) (True|False)`)
+var (
+	costLine = regexp.MustCompile(`COST (\d+) (\d+) (\d+) (\d+) (\d+) (True|False)`)
+	ackOK    = regexp.MustCompile(`ACK ok\s`)
+)
 
 // D24 (a), on the Cortex-M3 build: the log filled to its cap (routine entries through the
 // guard's own log API until the guard drops them), then the board's real boot — the
@@ -172,11 +174,10 @@ func fullLogReported(t *testing.T, heap int) {
 			if err != nil {
 				t.Fatalf("report %d: %v\n%s", parts, err, vm.Output())
 			}
-			if !regexp.MustCompile(`ACK ok\s`).MatchString(out) {
+			if !ackOK.MatchString(out) {
 				t.Fatalf("the device does not take the server's ack: %q", out)
 			}
-			rep = openFromOutput(t, out, b.UplinkKey)
-			raw, _ = base64.StdEncoding.DecodeString(strings.TrimSpace(strings.SplitN(out[strings.Index(out, "FSREPORT ")+9:], "\n", 2)[0]))
+			rep, raw = reportFromOutput(t, out, b.UplinkKey)
 			if ack, err = s.HandleReport(ctx, raw); err != nil {
 				t.Fatalf("the server refuses report %d: %v", parts, err)
 			}

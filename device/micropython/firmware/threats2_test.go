@@ -350,7 +350,7 @@ func TestThreatD15_LogFullOnCortexM3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out := labExec(t, vm, "print('ACK', D.ack(ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(ack)+"')))\n"); !strings.Contains(out, "ACK ok") {
+	if out := labExec(t, vm, "print('ACK', D.ack(ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(ack)+"')))\n"); !ackOK.MatchString(out) {
 		t.Fatalf("ack: %q", out)
 	}
 	_, es := verifyFrom(t, a, labReport(t, vm, b))
