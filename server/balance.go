@@ -56,9 +56,9 @@ func newBalances(st store.Store) *balances {
 	return &balances{coll: analytics.NewCollector(st), results: map[string]*DistrictResult{}, onList: map[string]analytics.Candidate{}}
 }
 
-// DistrictSettings is what an administrator configures for a district: everything of
+// ParseDistrictConfig reads what an administrator configures for a district: everything of
 // analytics.DistrictConfig except its meters (members, set by CSV import) and tanks.
-func parseDistrictConfig(id string, raw []byte) (analytics.DistrictConfig, error) {
+func ParseDistrictConfig(id string, raw []byte) (analytics.DistrictConfig, error) {
 	var cfg analytics.DistrictConfig
 	if len(bytes.TrimSpace(raw)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -82,7 +82,7 @@ func parseDistrictConfig(id string, raw []byte) (analytics.DistrictConfig, error
 
 // districtConfig assembles a stored district and its members into analytics' config.
 func districtConfig(d *store.District, ms []store.DistrictMember) (analytics.DistrictConfig, error) {
-	cfg, err := parseDistrictConfig(d.ID, d.Config)
+	cfg, err := ParseDistrictConfig(d.ID, d.Config)
 	if err != nil {
 		return cfg, err
 	}

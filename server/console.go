@@ -31,12 +31,12 @@ const (
 )
 
 var consoleRoles = map[string][]string{
-	ActAck:        opRoles,     // POST /api/v1/alerts/{id}/ack
-	ActClear:      opRoles,     // POST /api/v1/devices/{id}/clear
-	ActVisitOpen:  serviceRole, // POST /api/v1/devices/{id}/visits
-	ActVisitClose: serviceRole, // POST /api/v1/visits/{id}/close
-	ActCheckIn:    anyRole,     // reads only: checks an uploaded log
-	ActSignOut:    anyRole,
+	ActAck:        OperatorRole, // POST /api/v1/alerts/{id}/ack
+	ActClear:      OperatorRole, // POST /api/v1/devices/{id}/clear
+	ActVisitOpen:  ServiceRole,  // POST /api/v1/devices/{id}/visits
+	ActVisitClose: ServiceRole,  // POST /api/v1/visits/{id}/close
+	ActCheckIn:    AnyRole,      // reads only: checks an uploaded log
+	ActSignOut:    AnyRole,
 }
 
 // ConsoleActionRoutes maps each console action to the API route it shares its rule with.
@@ -117,10 +117,10 @@ func (c *Console) SignIn(ctx context.Context, secret string) (ConsoleUser, error
 	}
 	u, err := c.Lookup(ctx, hashToken(secret))
 	if err != nil {
-		c.s.auditAdmin(ctx, "console", "sign-in-refused", "", "unknown-token", nil)
+		c.s.AuditAdmin(ctx, "console", "sign-in-refused", "", "unknown-token", nil)
 		return u, err
 	}
-	c.s.auditAdmin(ctx, u.Name, "sign-in", "", "console", map[string]any{"role": u.Role})
+	c.s.AuditAdmin(ctx, u.Name, "sign-in", "", "console", map[string]any{"role": u.Role})
 	return u, nil
 }
 
@@ -178,7 +178,7 @@ func (c *Console) BookVisit(ctx context.Context, u ConsoleUser, dev, workOrder, 
 	if err := c.check(u, ActVisitOpen); err != nil {
 		return nil, err
 	}
-	v, err := c.s.openVisit(ctx, dev, workOrder, technician, window, u.Name)
+	v, err := c.s.OpenVisit(ctx, dev, workOrder, technician, window, u.Name)
 	return v, consoleErr(err)
 }
 
@@ -195,6 +195,6 @@ func (s *Server) AckAlert(ctx context.Context, id int64, actor string) error {
 	if err := s.st.AckAlert(ctx, id, actor, s.now()); err != nil {
 		return err
 	}
-	s.auditAdmin(ctx, actor, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
+	s.AuditAdmin(ctx, actor, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
 	return nil
 }

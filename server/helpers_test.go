@@ -22,6 +22,7 @@ import (
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
@@ -70,7 +71,7 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 	if cfg.Store == nil {
 		cfg.Store = openStore(t, cfg.DataDir)
 	}
-	s, err := server.New(cfg)
+	s, err := serve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ const tokenLifetimeRSeq = 1000
 const maxCommandBytes = 12 << 10
 
 // HandleReport runs the verification pipeline on one encoded report and returns the
-// sealed ack to send back. Every transport is an adapter in front of it (http.go,
-// mqtt.go). On rejection err is a *RejectError whose Reason is the stable name; when the
+// sealed ack to send back. Every transport is an adapter in front of it (server/httpapi,
+// server/mqttingest, and server/lorawan through HandleLPFrame). On rejection err is a *RejectError whose Reason is the stable name; when the
 // device can be told (the report was authentic), ack is also set and carries Reject =
 // reason.
 //

@@ -34,6 +34,7 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -161,7 +162,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		log.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -59,7 +60,7 @@ func TestGuardLPWANToServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off",
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Now: func() time.Time { return time.Unix(t0, 0) },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

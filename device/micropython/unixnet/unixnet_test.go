@@ -20,6 +20,7 @@ import (
 	"github.com/fieldseal/fieldseal/device/micropython/firmware"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -87,7 +88,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/analytics"
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -39,8 +40,8 @@ type districtReq struct {
 // maxMembersCSV bounds a members import (about 200,000 rows).
 const maxMembersCSV = 8 << 20
 
-func (s *Server) districtView(r *http.Request, d *store.District) (*DistrictView, error) {
-	ms, err := s.st.ListDistrictMembers(r.Context(), d.ID)
+func (a *API) districtView(r *http.Request, d *store.District) (*DistrictView, error) {
+	ms, err := a.st.ListDistrictMembers(r.Context(), d.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -51,15 +52,15 @@ func (s *Server) districtView(r *http.Request, d *store.District) (*DistrictView
 	return v, nil
 }
 
-func (s *Server) listDistricts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	ds, err := s.st.ListDistricts(r.Context())
+func (a *API) listDistricts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	ds, err := a.st.ListDistricts(r.Context())
 	if err != nil {
 		storeError(w, err)
 		return
 	}
 	out := []*DistrictView{}
 	for i := range ds {
-		v, err := s.districtView(r, &ds[i])
+		v, err := a.districtView(r, &ds[i])
 		if err != nil {
 			storeError(w, err)
 			return
@@ -69,13 +70,13 @@ func (s *Server) listDistricts(w http.ResponseWriter, r *http.Request, _ *store.
 	writeJSON(w, http.StatusOK, map[string]any{"districts": out})
 }
 
-func (s *Server) getDistrict(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	d, err := s.st.GetDistrict(r.Context(), r.PathValue("id"))
+func (a *API) getDistrict(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	d, err := a.st.GetDistrict(r.Context(), r.PathValue("id"))
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	v, err := s.districtView(r, d)
+	v, err := a.districtView(r, d)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -84,7 +85,7 @@ func (s *Server) getDistrict(w http.ResponseWriter, r *http.Request, _ *store.AP
 }
 
 // putDistrict creates or replaces a district's name and configuration (its members stay).
-func (s *Server) putDistrict(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) putDistrict(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	id := r.PathValue("id")
 	if err := checkID(id); err != nil {
 		apiError(w, http.StatusBadRequest, "invalid", "district id: "+err.Error())
@@ -97,7 +98,7 @@ func (s *Server) putDistrict(w http.ResponseWriter, r *http.Request, who *store.
 	if len(req.Config) == 0 || string(req.Config) == "null" {
 		req.Config = json.RawMessage("{}")
 	}
-	if _, err := parseDistrictConfig(id, req.Config); err != nil {
+	if _, err := server.ParseDistrictConfig(id, req.Config); err != nil {
 		storeError(w, err)
 		return
 	}
@@ -109,13 +110,13 @@ func (s *Server) putDistrict(w http.ResponseWriter, r *http.Request, who *store.
 	if req.Name == "" {
 		req.Name = id
 	}
-	d := store.District{ID: id, Name: req.Name, Config: compact.Bytes(), Updated: s.now().UTC()}
-	if err := s.st.PutDistrict(r.Context(), d); err != nil {
+	d := store.District{ID: id, Name: req.Name, Config: compact.Bytes(), Updated: a.s.Now().UTC()}
+	if err := a.st.PutDistrict(r.Context(), d); err != nil {
 		storeError(w, err)
 		return
 	}
-	s.auditAdmin(r.Context(), who.Name, "district", "", "configured", map[string]any{"district": id, "config": json.RawMessage(d.Config)})
-	v, err := s.districtView(r, &d)
+	a.s.AuditAdmin(r.Context(), who.Name, "district", "", "configured", map[string]any{"district": id, "config": json.RawMessage(d.Config)})
+	v, err := a.districtView(r, &d)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -132,10 +133,10 @@ func ParseMembersCSV(rd io.Reader) (set, remove []store.DistrictMember, err erro
 	cr.TrimLeadingSpace = true
 	head, err := cr.Read()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: members CSV: %v (want the header device,district,role)", ErrInput, err)
+		return nil, nil, fmt.Errorf("%w: members CSV: %v (want the header device,district,role)", server.ErrInput, err)
 	}
 	if strings.Join(head, ",") != "device,district,role" {
-		return nil, nil, fmt.Errorf("%w: members CSV: header %q, want device,district,role", ErrInput, strings.Join(head, ","))
+		return nil, nil, fmt.Errorf("%w: members CSV: header %q, want device,district,role", server.ErrInput, strings.Join(head, ","))
 	}
 	for {
 		rec, err := cr.Read()
@@ -143,22 +144,22 @@ func ParseMembersCSV(rd io.Reader) (set, remove []store.DistrictMember, err erro
 			break
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: members CSV: %v", ErrInput, err)
+			return nil, nil, fmt.Errorf("%w: members CSV: %v", server.ErrInput, err)
 		}
 		line, _ := cr.FieldPos(0)
 		m := store.DistrictMember{Dev: strings.TrimSpace(rec[0]), District: strings.TrimSpace(rec[1]), Role: strings.TrimSpace(rec[2])}
 		if err := checkID(m.Dev); err != nil {
-			return nil, nil, fmt.Errorf("%w: members CSV line %d: device: %v", ErrInput, line, err)
+			return nil, nil, fmt.Errorf("%w: members CSV line %d: device: %v", server.ErrInput, line, err)
 		}
 		if m.District == "" {
-			return nil, nil, fmt.Errorf("%w: members CSV line %d: empty district", ErrInput, line)
+			return nil, nil, fmt.Errorf("%w: members CSV line %d: empty district", server.ErrInput, line)
 		}
 		if m.Role == "remove" {
 			remove = append(remove, m)
 			continue
 		}
 		if err := store.CheckRole(m.Role); err != nil {
-			return nil, nil, fmt.Errorf("%w: members CSV line %d: %v (or remove)", ErrInput, line, err)
+			return nil, nil, fmt.Errorf("%w: members CSV line %d: %v (or remove)", server.ErrInput, line, err)
 		}
 		set = append(set, m)
 	}
@@ -166,10 +167,10 @@ func ParseMembersCSV(rd io.Reader) (set, remove []store.DistrictMember, err erro
 }
 
 // importMembers applies a members CSV: every row is checked before any is applied.
-func (s *Server) importMembers(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) importMembers(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxMembersCSV))
 	if err != nil {
-		apiError(w, http.StatusRequestEntityTooLarge, ReasonOversize, fmt.Sprintf("members CSV: larger than %d bytes: split it", maxMembersCSV))
+		apiError(w, http.StatusRequestEntityTooLarge, server.ReasonOversize, fmt.Sprintf("members CSV: larger than %d bytes: split it", maxMembersCSV))
 		return
 	}
 	set, remove, err := ParseMembersCSV(bytes.NewReader(body))
@@ -178,25 +179,25 @@ func (s *Server) importMembers(w http.ResponseWriter, r *http.Request, who *stor
 		return
 	}
 	for _, m := range append(set, remove...) {
-		if _, err := s.st.GetDistrict(r.Context(), m.District); err != nil {
+		if _, err := a.st.GetDistrict(r.Context(), m.District); err != nil {
 			storeError(w, fmt.Errorf("%w: create district %q first (PUT /api/v1/districts/%s)", err, m.District, m.District))
 			return
 		}
 	}
-	if err := s.st.SetDistrictMembers(r.Context(), set); err != nil {
+	if err := a.st.SetDistrictMembers(r.Context(), set); err != nil {
 		storeError(w, err)
 		return
 	}
 	removed := 0
 	for _, m := range remove {
-		if err := s.st.RemoveDistrictMember(r.Context(), m.District, m.Dev); err == nil {
+		if err := a.st.RemoveDistrictMember(r.Context(), m.District, m.Dev); err == nil {
 			removed++
 		} else if !errors.Is(err, store.ErrNotFound) {
 			storeError(w, err)
 			return
 		}
 	}
-	s.auditAdmin(r.Context(), who.Name, "district-members", "", "imported", map[string]any{"set": len(set), "removed": removed})
+	a.s.AuditAdmin(r.Context(), who.Name, "district-members", "", "imported", map[string]any{"set": len(set), "removed": removed})
 	writeJSON(w, http.StatusOK, map[string]int{"set": len(set), "removed": removed})
 }
 
@@ -207,14 +208,14 @@ func parseTimeParam(r *http.Request, name string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return t, fmt.Errorf("%w: %s=%q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", ErrInput, name, v)
+		return t, fmt.Errorf("%w: %s=%q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", server.ErrInput, name, v)
 	}
 	return t, nil
 }
 
 // getBalance answers a district's IWA balance over ?from=&to= (RFC 3339; default the
 // latest refresh's period), as JSON or, with ?format=csv, the IWA table.
-func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) getBalance(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	from, err := parseTimeParam(r, "from")
 	if err != nil {
 		storeError(w, err)
@@ -234,7 +235,7 @@ func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, _ *store.API
 		apiError(w, http.StatusBadRequest, "invalid", fmt.Sprintf("format=%q: want json or csv", format))
 		return
 	}
-	b, err := s.DistrictBalance(r.Context(), r.PathValue("id"), from, to)
+	b, err := a.s.DistrictBalance(r.Context(), r.PathValue("id"), from, to)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -255,8 +256,8 @@ func (s *Server) getBalance(w http.ResponseWriter, r *http.Request, _ *store.API
 
 // getInspection answers a district's latest refresh: inspection list, alarms, balance and
 // the plot's series.
-func (s *Server) getInspection(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	res, err := s.DistrictResult(r.Context(), r.PathValue("id"))
+func (a *API) getInspection(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	res, err := a.s.DistrictResult(r.Context(), r.PathValue("id"))
 	if err != nil {
 		storeError(w, err)
 		return
