@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics/districts"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -22,7 +23,7 @@ import (
 const defaultReportInterval = 900
 
 // ErrInput is an operator error (bad request): the API answers 400 with its text.
-var ErrInput = errors.New("invalid request")
+var ErrInput = districts.ErrInput
 
 // RegisterManifest checks a vendor-signed manifest (known vendor key, valid signature and
 // structure, version higher than the product's current one) and registers it. Devices of

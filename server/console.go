@@ -147,7 +147,7 @@ func (c *Console) check(u ConsoleUser, action string) error {
 	return nil
 }
 
-// DistrictResult is a district's latest water balance and inspection list (balance.go).
+// DistrictResult is a district's latest water balance and inspection list (analytics/districts).
 func (c *Console) DistrictResult(ctx context.Context, id string) (*DistrictResult, error) {
 	return c.s.DistrictResult(ctx, id)
 }

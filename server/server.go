@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics/districts"
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -85,7 +86,7 @@ type Config struct {
 	// LoRaWAN are the network server integrations server/lorawan ingests LPWAN frames from.
 	LoRaWAN []LoRaWAN
 
-	// Balance schedules the districts' water balance and inspection lists (balance.go).
+	// Balance schedules the districts' water balance and inspection lists (analytics/districts).
 	Balance BalanceConfig
 }
 
@@ -110,7 +111,7 @@ type Server struct {
 	started     int         // how many of them Start has started
 
 	con *Console
-	bal *balances
+	bal *districts.Refresher
 
 	inflight sync.WaitGroup
 	mu       sync.Mutex
@@ -185,7 +186,7 @@ func New(cfg Config) (*Server, error) {
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
 	s.con = newConsole(s)
-	s.bal = newBalances(cfg.Store)
+	s.bal = districts.New(cfg.Store, cfg.Balance, s.now, s.log)
 	return s, nil
 }
 
@@ -298,7 +299,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.started++
 	}
 	s.bgDone.Add(2)
-	go s.balanceLoop(bg)
+	go func() { defer s.bgDone.Done(); s.bal.Run(bg) }()
 	go func() {
 		defer s.bgDone.Done()
 		t := time.NewTicker(s.cfg.SilentCheck)

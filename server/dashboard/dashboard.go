@@ -60,7 +60,7 @@ type Backend interface {
 	BookVisit(ctx context.Context, u User, dev, workOrder, technician string, window time.Duration) (*store.Visit, error)
 	CloseVisit(ctx context.Context, u User, visit, sealNumber, result string) (*store.Visit, error)
 
-	// The water balance the server refreshes on its schedule (server/balance.go).
+	// The water balance the server refreshes on its schedule (analytics/districts).
 	DistrictResult(ctx context.Context, id string) (*server.DistrictResult, error)
 	OnInspectionList(dev string) (analytics.Candidate, bool)
 }

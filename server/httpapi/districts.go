@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/analytics"
+	"github.com/fieldseal/fieldseal/analytics/districts"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -98,7 +99,7 @@ func (a *API) putDistrict(w http.ResponseWriter, r *http.Request, who *store.API
 	if len(req.Config) == 0 || string(req.Config) == "null" {
 		req.Config = json.RawMessage("{}")
 	}
-	if _, err := server.ParseDistrictConfig(id, req.Config); err != nil {
+	if _, err := districts.ParseConfig(id, req.Config); err != nil {
 		storeError(w, err)
 		return
 	}
