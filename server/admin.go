@@ -394,3 +394,12 @@ func (s *Server) deviceURLs() (mqttURL, httpURL string) {
 	}
 	return mqttURL, httpURL
 }
+
+// AckAlert acknowledges an alert and records who did (the API route and the console).
+func (s *Server) AckAlert(ctx context.Context, id int64, actor string) error {
+	if err := s.st.AckAlert(ctx, id, actor, s.now()); err != nil {
+		return err
+	}
+	s.AuditAdmin(ctx, actor, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
+	return nil
+}

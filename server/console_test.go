@@ -244,14 +244,14 @@ func TestConsoleRolesMatchAPI(t *testing.T) {
 	for _, rt := range httpapi.New(e.s).Routes() {
 		routes[rt.Method+" "+rt.Path] = rt.Roles
 	}
-	for action, route := range server.ConsoleActionRoutes {
+	for action, route := range dashboard.ActionRoutes {
 		roles, ok := routes[route]
 		if !ok {
 			t.Fatalf("%s: no route %s", action, route)
 		}
 		for _, role := range server.Roles {
-			if server.ConsoleAllowed(role, action) != slices.Contains(roles, role) {
-				t.Errorf("%s by %s: console %v, API route %s admits %v", action, role, server.ConsoleAllowed(role, action), route, roles)
+			if dashboard.Allowed(role, action) != slices.Contains(roles, role) {
+				t.Errorf("%s by %s: console %v, API route %s admits %v", action, role, dashboard.Allowed(role, action), route, roles)
 			}
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/lpwan"
 	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
@@ -48,6 +49,7 @@ type env struct {
 	vendor ed25519.PrivateKey
 	base   string         // http://addr
 	man    *wire.Manifest // registered by registerManifest: the manifest devices report
+	lpa    *lpwan.Assembler
 }
 
 func quietLogger() *slog.Logger {

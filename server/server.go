@@ -105,17 +105,16 @@ type Server struct {
 	alerts *alerter
 
 	recordLimit *rateLimit // audit records of unauthenticated rejections
-	lp          lpState    // LPWAN profile: entry fragments being assembled (lpwan.go)
 	topics      wire.Topics
 	transports  []Transport // attached before Start, started in order
 	started     int         // how many of them Start has started
 
-	con *Console
 	bal *districts.Refresher
 
 	inflight sync.WaitGroup
-	mu       sync.Mutex
+	mu       sync.Mutex // guards closing and once
 	closing  bool
+	once     map[string]onceCode // one-time console sign-in codes (ConsoleLink)
 	stopBg   context.CancelFunc
 	bgDone   sync.WaitGroup
 }
@@ -156,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 	if !wire.ValidTopicRoot(cfg.TopicRoot) {
 		return nil, fmt.Errorf("topic root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", cfg.TopicRoot)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}, once: map[string]onceCode{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -185,7 +184,6 @@ func New(cfg Config) (*Server, error) {
 	s.mans = newManifestCache(s.st)
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
-	s.con = newConsole(s)
 	s.bal = districts.New(cfg.Store, cfg.Balance, s.now, s.log)
 	return s, nil
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/lpwan"
 	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
@@ -171,6 +172,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer s.Shutdown(ctx)
+	lpa := lpwan.New(s)
 	now := func() uint64 { return uint64(clk.Now().Unix()) }
 	mk := func(id string) *agent.Device {
 		b, err := s.ProvisionDevice(ctx, id, "watermeter")
@@ -258,7 +260,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 			lp.upFrames++
 			lp.toa7 += loraToA(len(f)+loraOverhead, 7)
 			lp.toa12 += loraToA(len(f)+loraOverhead, 12)
-			res, err := s.HandleLPFrame(ctx, "wm-lora-01", f)
+			res, err := lpa.HandleFrame(ctx, "wm-lora-01", f)
 			if err != nil {
 				log.Fatal(err)
 			}

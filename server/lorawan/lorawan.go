@@ -1,7 +1,7 @@
 // Package lorawan is the fleet server's LoRaWAN transport: it subscribes to network
 // servers' MQTT integrations (ChirpStack v4, The Things Stack; server.LoRaWAN configures
 // each), takes the fieldseal frames (LPWAN profile) out of their uplink events for
-// server.HandleLPFrame and enqueues the downlinks it answers with. The network server is
+// the LPWAN profile (server/lpwan) and enqueues the downlinks it answers with. The network server is
 // not trusted: it only names the device (DevEUI, mapped to a fieldseal id) and carries
 // bytes; every frame's MAC under the device's keys decides, so a network server that
 // alters, invents, duplicates or drops frames can make a device look silent or behind,
@@ -22,6 +22,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/lpwan"
 )
 
 // chirpstackUp is the part of ChirpStack v4's uplink event (integration.UplinkEvent, JSON)
@@ -90,12 +91,13 @@ func Downlink(kind, nsDevice string, fport uint8, frame []byte) []byte {
 // one connection per configured network server.
 type Transport struct {
 	s     *server.Server
+	lp    *lpwan.Assembler
 	log   *slog.Logger
 	conns []*conn
 }
 
 // New is the LoRaWAN transport of s (for Config.LoRaWAN); attach it with s.Attach.
-func New(s *server.Server) *Transport { return &Transport{s: s, log: s.Logger()} }
+func New(s *server.Server) *Transport { return &Transport{s: s, lp: lpwan.New(s), log: s.Logger()} }
 
 // Name is "lorawan".
 func (t *Transport) Name() string { return "lorawan" }
@@ -162,7 +164,7 @@ func (t *Transport) connect(l server.LoRaWAN) error {
 }
 
 // uplink handles one uplink event: unknown devices, other ports and undecodable
-// events are ignored (logged at debug); frames go to HandleLPFrame; an answer is enqueued.
+// events are ignored (logged at debug); frames go to the LPWAN profile; an answer is enqueued.
 func (t *Transport) uplink(c *conn, msg []byte) {
 	eui, nsDev, fport, frame, err := ParseUplink(c.cfg.Kind, msg)
 	if err != nil {
@@ -175,7 +177,7 @@ func (t *Transport) uplink(c *conn, msg []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := t.s.HandleLPFrame(ctx, dev, frame)
+	res, err := t.lp.HandleFrame(ctx, dev, frame)
 	if err != nil {
 		t.log.Debug("lorawan: frame refused", "dev", dev, "err", err)
 		return
