@@ -10,11 +10,12 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// API view types: what the HTTP API and the alert webhooks answer, kept apart from the
-// store's rows so that a storage change cannot change the API by accident (and secrets in
-// a row cannot leak into an answer). One naming scheme: snake_case JSON; evidence and
-// decoded payloads are JSON objects, never JSON text inside a string. server/httpapi/openapi.json
-// describes each, and openapi_schema_test checks real answers against it.
+// API view types: what the HTTP API answers (and, server.AlertView, the alert webhooks),
+// kept apart from the store's rows so that a storage change cannot change the API by
+// accident (and secrets in a row cannot leak into an answer). One naming scheme: snake_case
+// JSON; evidence and decoded payloads are JSON objects, never JSON text inside a string.
+// openapi.json describes each, and server/openapi_schema_test.go checks real answers
+// against it.
 
 // DeviceView is a device as the API shows it.
 type DeviceView struct {
