@@ -18,8 +18,12 @@ const DefaultLoRaWANFPort = 73
 
 // LoRaWAN configures one network server integration (server TOML: [[lorawan]]).
 type LoRaWAN struct {
-	Kind     string // LoRaWANChirpStack or LoRaWANTTS
-	Broker   string // tcp://host:1883 or ssl://host:8883: the network server's MQTT integration
+	Kind string // LoRaWANChirpStack or LoRaWANTTS
+	// Broker is the network server's MQTT integration: tcp://host:1883 or ssl://host:8883,
+	// or LoRaWANEmbedded when the network server publishes to this server's own broker.
+	Broker string
+	// Username and Password sign in to Broker; with LoRaWANEmbedded they are what the
+	// network server signs in to the embedded broker with (LoRaWANEmbedded).
 	Username string
 	Password string
 	// Application is ChirpStack's application id (UUID) or TTS's application id.
@@ -43,6 +47,9 @@ func (l *LoRaWAN) Check() error {
 	}
 	if l.Broker == "" || l.Application == "" {
 		return fmt.Errorf("lorawan %s: broker and application are required", l.Kind)
+	}
+	if err := l.checkEmbedded(); err != nil {
+		return err
 	}
 	for eui := range l.Devices {
 		if b, err := hex.DecodeString(eui); err != nil || len(b) != 8 {

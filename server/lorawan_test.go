@@ -30,17 +30,29 @@ type nsRig struct {
 
 func newNSRig(t *testing.T, kind string) *nsRig {
 	addr := testenv.Service(t, "FIELDSEAL_TEST_MQTT", "127.0.0.1:1883", "MQTT broker")
+	return startNSRig(t, server.LoRaWAN{Kind: kind, Broker: "tcp://" + addr})
+}
+
+// startNSRig starts a server with the integration cfg (kind, broker and credentials set)
+// and the network server's client: on cfg.Broker, or on the server's own broker when that
+// is server.LoRaWANEmbedded.
+func startNSRig(t *testing.T, cfg server.LoRaWAN) *nsRig {
 	uniq := fmt.Sprintf("fs%d", time.Now().UnixNano())
 	eui := "70b3d57ed005b89a"
-	cfg := server.LoRaWAN{Kind: kind, Broker: "tcp://" + addr, Application: "app-" + uniq, Tenant: "ttn",
-		TopicPrefix: uniq + "/", Devices: map[string]string{strings.ToUpper(eui): "lora-" + kind}}
+	kind := cfg.Kind
+	cfg.Application, cfg.Tenant, cfg.TopicPrefix = "app-"+uniq, "ttn", uniq+"/"
+	cfg.Devices = map[string]string{strings.ToUpper(eui): "lora-" + kind}
 	e := newEnv(t, func(c *server.Config) { c.LoRaWAN = []server.LoRaWAN{cfg} })
 	cfg.FPort = server.DefaultLoRaWANFPort
 	r := &nsRig{t: t, e: e, cfg: cfg, down: make(chan []byte, 16), eui: eui, nsID: eui}
 	if kind == server.LoRaWANTTS {
 		r.nsID = "meter-17" // TTS names devices by its own id; downlinks go to that
 	}
-	r.c = newPaho(pahoOptions(addr, "ns-"+uniq, "", ""))
+	addr, cid := strings.TrimPrefix(cfg.Broker, "tcp://"), "ns-"+uniq
+	if cfg.Broker == server.LoRaWANEmbedded {
+		addr, cid = e.s.MQTTAddr(), cfg.Username
+	}
+	r.c = newPaho(pahoOptions(addr, cid, cfg.Username, cfg.Password))
 	if tok := r.c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
@@ -144,8 +156,9 @@ func (r *nsRig) awaitDownlink() []byte {
 // runNS drives one meter through the network server: a routine round, a tamper round with
 // every frame duplicated by two gateways, a round with a lost and reordered fragment that
 // the server asks to be resent, and a forged frame the MAC refuses.
-func runNS(t *testing.T, kind string) {
-	r := newNSRig(t, kind)
+func runNS(t *testing.T, kind string) { runRig(t, newNSRig(t, kind)) }
+
+func runRig(t *testing.T, r *nsRig) {
 	l := r.l
 	frames, _ := l.m.Uplink(l.now + 900)
 	for _, f := range frames {

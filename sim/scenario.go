@@ -77,6 +77,12 @@ var scenarioDefs = []scenarioDef{
 	{"silent-meter", "antenna cut: the meter stops reporting", "S4", 0.70, true, false, injectSilent},
 }
 
+// fullProtocol are the scenarios that need a meter on the full protocol: the eavesdropper
+// replays a captured COSE report, the truncation attacker re-seals one. They skip the
+// LPWAN district (its frames have their own replay and truncation rules, THREAT_MODEL S14,
+// tested in the server's LPWAN tests).
+var fullProtocol = map[string]bool{"replayed-report": true, "log-truncation": true}
+
 // Names lists every scenario the town can inject, in injection order.
 func Names() []string {
 	var n []string
@@ -102,6 +108,10 @@ func (t *Town) placeScenarios() {
 		}
 		d := t.Districts[k%len(t.Districts)]
 		k++
+		if fullProtocol[def.name] && d.Index == t.cfg.lpwanDistrict() {
+			d = t.Districts[k%len(t.Districts)]
+			k++
+		}
 		if len(d.Meters) == 0 {
 			continue
 		}

@@ -40,11 +40,25 @@ type Config struct {
 	// use HTTP instead of MQTT (every HTTPEvery-th meter).
 	Dial      func(ctx context.Context, b *wire.Bundle, http bool) (agent.Transport, error)
 	HTTPEvery int
+	// LPWANDistrict is the district (1-based) whose household meters report over the LPWAN
+	// profile through LPWANDial instead; 0: none. With a single district there is none:
+	// the replayed and truncated reports need meters on the full protocol.
+	LPWANDistrict int
+	LPWANDial     func(ctx context.Context, b *wire.Bundle) (LPLink, error)
 	// Service asks the server for an authorised service visit with a token (window, virtual).
 	Service func(ctx context.Context, dev string, window time.Duration) error
 	// Replay sends captured report bytes to the server as an eavesdropper would.
 	Replay func(ctx context.Context, report []byte) error
 	Logf   func(format string, args ...any)
+}
+
+// LPLink is a LoRaWAN meter's radio and network server: Round carries one round's uplink
+// frames (the last is the status, decoded in st) and returns the downlinks the network
+// server holds for the meter when the round is over (class A: a device hears only after
+// it sends). It returns an error when the server never took the status.
+type LPLink interface {
+	Round(ctx context.Context, frames [][]byte, st *wire.LPStatusFrame) ([][]byte, error)
+	Close() error
 }
 
 // Meter is one simulated device: a household meter or a district's bulk inlet meter.
@@ -53,12 +67,15 @@ type Meter struct {
 	District int
 	Inlet    bool
 	HTTP     bool
+	LPWAN    bool // reports over the LPWAN profile (LoRaWAN), not MQTT or HTTP
 
 	town   *Town
 	b      *wire.Bundle
 	chain  *fschain.MemStorage
 	dev    *agent.Device
 	tr     agent.Transport
+	lp     *agent.LPMeter // LPWAN meters: the profile's session, and its link
+	lk     LPLink
 	cons   Consumption
 	phase  time.Duration
 	next   time.Time // next report
@@ -155,7 +172,7 @@ func New(ctx context.Context, cfg Config) (*Town, error) {
 	}
 	for i := 0; i < cfg.Meters; i++ {
 		d := t.Districts[i%nd]
-		m := &Meter{ID: fmt.Sprintf("d%02d-m%05d", d.Index, i+1), District: d.Index}
+		m := &Meter{ID: meterID(d.Index, i), District: d.Index}
 		// Most households use 150–600 L a day; one in twenty is a business using more.
 		per := 150 + 450*unit(cfg.Seed, uint64(i), 1<<40)
 		if unit(cfg.Seed, uint64(i), 1<<41) < 0.05 {
@@ -178,9 +195,11 @@ func New(ctx context.Context, cfg Config) (*Town, error) {
 		t.Meters = append(t.Meters, d.Inlet)
 		t.Meters = append(t.Meters, d.Meters...)
 	}
+	lpDistrict := cfg.lpwanDistrict()
 	for i, m := range t.Meters {
 		m.town = t
-		m.HTTP = cfg.HTTPEvery > 0 && i%cfg.HTTPEvery == cfg.HTTPEvery-1
+		m.LPWAN = !m.Inlet && m.District == lpDistrict
+		m.HTTP = !m.LPWAN && cfg.HTTPEvery > 0 && i%cfg.HTTPEvery == cfg.HTTPEvery-1
 		m.phase = time.Duration(unit(cfg.Seed, uint64(i), 1<<43) * float64(cfg.ReportInterval))
 		m.next = origin.Add(m.phase)
 		t.byID[m.ID] = m
@@ -191,6 +210,38 @@ func New(ctx context.Context, cfg Config) (*Town, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+func meterID(district, i int) string { return fmt.Sprintf("d%02d-m%05d", district, i+1) }
+
+func (c Config) districts() int {
+	per := c.PerDistrict
+	if per <= 0 {
+		per = 100
+	}
+	return max(1, (c.Meters+per-1)/per)
+}
+
+// lpwanDistrict is the district reporting over the LPWAN profile, 0 for none.
+func (c Config) lpwanDistrict() int {
+	if c.LPWANDistrict <= 0 || c.LPWANDistrict > c.districts() || c.districts() < 2 {
+		return 0
+	}
+	return c.LPWANDistrict
+}
+
+// LPWANMeters lists the ids of the meters that will report over the LPWAN profile, before
+// the town exists: a network server needs their DevEUIs configured before they report.
+func (c Config) LPWANMeters() []string {
+	d := c.lpwanDistrict()
+	if d == 0 {
+		return nil
+	}
+	var ids []string
+	for i := d - 1; i < c.Meters; i += c.districts() {
+		ids = append(ids, meterID(d, i))
+	}
+	return ids
 }
 
 func (t *Town) provision(ctx context.Context) error {
@@ -236,6 +287,11 @@ func (m *Meter) start(ctx context.Context, now uint64) error {
 	m.b = b
 	m.chain = fschain.NewMemStorage()
 	if m.dev, err = m.boot(now, "power-on"); err != nil {
+		return err
+	}
+	if m.LPWAN {
+		m.lp = agent.NewLPMeter(m.dev)
+		m.lk, err = m.town.cfg.LPWANDial(ctx, b)
 		return err
 	}
 	m.tr, err = m.town.cfg.Dial(ctx, b, m.HTTP)
@@ -442,6 +498,9 @@ func (t *Town) Close() {
 		if m.tr != nil {
 			m.tr.Close()
 		}
+		if m.lk != nil {
+			m.lk.Close()
+		}
 	}
 }
 
@@ -516,6 +575,9 @@ func (m *Meter) reportCycle(ctx context.Context, now time.Time) {
 			return
 		}
 		m.dev = d
+		if m.LPWAN {
+			m.lp = agent.NewLPMeter(d) // a new session: entries not acknowledged go again
+		}
 	}
 	d := m.dev
 	d.Tick(unix)
@@ -528,6 +590,10 @@ func (m *Meter) reportCycle(ctx context.Context, now time.Time) {
 	}
 	if !m.offFrom.IsZero() && !now.Before(m.offFrom) && now.Before(m.offTo) {
 		return // radio off: the entries wait in the log
+	}
+	if m.LPWAN {
+		m.lpRound(ctx, now)
+		return
 	}
 	var rep []byte
 	var err error
@@ -562,7 +628,13 @@ func (m *Meter) reportCycle(ctx context.Context, now time.Time) {
 		m.town.ackErrs.Add(1)
 		m.logf("%s: ack: %v", m.ID, err)
 	}
-	if s := m.awaitSvc; s != nil && d.Status().InService {
+	m.serviceStarted(now)
+}
+
+// serviceStarted schedules the technician's visit once the service token has reached the
+// meter (scenario service-visit).
+func (m *Meter) serviceStarted(now time.Time) {
+	if s := m.awaitSvc; s != nil && m.dev.Status().InService {
 		m.awaitSvc = nil
 		m.serviceVisit(s, now)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/fieldseal/fieldseal/internal/demo"
@@ -18,7 +19,7 @@ func init() {
 }
 
 func runDemo(ctx context.Context, env *Env, args []string) int {
-	fs := newFlags(env, "demo", "[--meters N] [--for DURATION] [--speed X] [--json] [--open] [--data DIR] [--micropython N]")
+	fs := newFlags(env, "demo", "[--meters N] [--for DURATION] [--speed X] [--json] [--open] [--data DIR] [--micropython N] [--lorawan-broker URL|off]")
 	meters := fs.Int("meters", 500, "household meters to simulate (plus one inlet meter per 100)")
 	dur := fs.Duration("for", 45*time.Second, "wall-clock time the simulation runs")
 	speed := fs.Float64("speed", 0, "virtual seconds per wall second (default: one virtual day in --for)")
@@ -27,6 +28,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	data := fs.String("data", "", "server data folder to keep (default: a temporary folder, removed at the end)")
 	seed := fs.Uint64("seed", 1, "random seed: victims, consumption, offline periods")
 	mp := fs.Int("micropython", 0, "also run N meters as the real MicroPython guard (needs Node.js and mpy-cross)")
+	lorawan := fs.String("lorawan-broker", "", `MQTT broker of the LoRaWAN district's network server (ChirpStack format), e.g. tcp://127.0.0.1:1883 for Mosquitto; default the server's embedded broker; "off": no LoRaWAN district`)
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -39,6 +41,8 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		return usageError(env, fs, "--meters %d: want at least 1 meter", *meters)
 	case *dur <= 0:
 		return usageError(env, fs, "--for %s: want a wall-clock duration above zero, e.g. 45s", *dur)
+	case *lorawan != "" && *lorawan != "off" && !strings.Contains(*lorawan, "://"):
+		return usageError(env, fs, "--lorawan-broker %s: want a broker URL such as tcp://127.0.0.1:1883, or off", *lorawan)
 	case *speed < 0:
 		return usageError(env, fs, "--speed %g: want virtual seconds per wall second above zero (or 0 for one day in --for)", *speed)
 	}
@@ -46,7 +50,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if *asJSON {
 		progress = env.Stderr
 	}
-	o := demo.Options{Meters: *meters, For: *dur, Speed: *speed, DataDir: *data, Seed: *seed, MicroPython: *mp,
+	o := demo.Options{Meters: *meters, For: *dur, Speed: *speed, DataDir: *data, Seed: *seed, MicroPython: *mp, LoRaWANBroker: *lorawan,
 		Progress: progress, Terminal: isTerminal(progress)}
 	if *open {
 		o.Hold = func(r *demo.Result, _ store.Store) {

@@ -32,6 +32,7 @@ func TestDemo(t *testing.T) {
 		FalseAlarms int      `json:"false_alarms"`
 		FalseDevs   []string `json:"false_alarm_devices"`
 		Meters      int
+		OverLoRaWAN int `json:"over_lorawan"`
 		Reports     int64
 		OK          bool
 		Inspections []struct {
@@ -53,6 +54,9 @@ func TestDemo(t *testing.T) {
 	}
 	if r.Meters != 200 || r.Reports < 200*50 {
 		t.Errorf("%d meters sent %d reports; want 200 meters reporting every 15 virtual minutes over a virtual day", r.Meters, r.Reports)
+	}
+	if r.OverLoRaWAN != 100 {
+		t.Errorf("%d meters over LoRaWAN; want district d01's 100 (internal/demo tests that district)", r.OverLoRaWAN)
 	}
 	want := map[string]bool{"meter-bypass": true, "code-edit-restore": true, "cover-open": true, "service-visit": true,
 		"replayed-report": true, "magnet": true, "log-truncation": true, "silent-meter": true}

@@ -149,6 +149,8 @@ func TestCommonMistakes(t *testing.T) {
 
 		{"demo no meters", []string{"demo", "--meters", "0"}, []string{"--meters 0"}},
 		{"demo bad duration", []string{"demo", "--for", "soon"}, []string{"-for", "soon"}},
+		{"demo broker without scheme", []string{"demo", "--lorawan-broker", "127.0.0.1:1883"}, []string{"--lorawan-broker", "tcp://127.0.0.1:1883"}},
+		{"demo broker not answering", []string{"demo", "--meters", "200", "--lorawan-broker", "tcp://127.0.0.1:1"}, []string{"lorawan", "127.0.0.1:1"}},
 		{"unknown flag", []string{"verify", "--colour", "red"}, []string{"-colour"}},
 		{"unknown verb", []string{"seal"}, []string{`"seal"`}},
 	}

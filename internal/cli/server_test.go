@@ -295,6 +295,7 @@ func TestServerConfigRejectsUnknownAndMalformedKeys(t *testing.T) {
 		"bad duration":      {"receipt_interval = \"soon\"\n", "receipt_interval"},
 		"lorawan kind":      {"[[lorawan]]\nkind = \"chirpstak\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n", `kind "chirpstak"`},
 		"lorawan eui":       {"[[lorawan]]\nkind = \"tts\"\nbroker = \"tcp://127.0.0.1:1883\"\napplication = \"a\"\n[lorawan.devices]\n\"0102\" = \"wm-1\"\n", `DevEUI "0102"`},
+		"lorawan embedded":  {"[[lorawan]]\nkind = \"chirpstack\"\nbroker = \"embedded\"\nusername = \"chirpstack\"\npassword = \"0123456789abcdef\"\napplication = \"a\"\n", `username "chirpstack" could be a device id`},
 		"bad schedule":      {"balance_every = \"often\"\n", "balance_every"},
 		"negative schedule": {"balance_every = \"-1h\"\n", "--balance-every"},
 	} {

@@ -43,6 +43,13 @@ type Options struct {
 	Seed      uint64        // default 1
 	HTTPEvery int           // every n-th meter reports over HTTP, the rest over MQTT; default 10
 	Workers   int           // concurrent meter steps; default 64
+	// LoRaWANBroker is where the LoRaWAN district's network server publishes: "" for the
+	// server's embedded broker, a URL (tcp://127.0.0.1:1883) for another broker such as
+	// Mosquitto, "off" for no LoRaWAN district.
+	LoRaWANBroker string
+	// LoRaWANDistrict is the district whose meters report over LoRaWAN; default 1 (none
+	// when the town has a single district).
+	LoRaWANDistrict int
 	// MicroPython adds this many meters running the real MicroPython guard (Node.js and
 	// mpy-cross needed; skipped with a note otherwise); with two or more, the last one is
 	// the victim of an edit-and-restore.
@@ -62,6 +69,7 @@ type ScenarioResult struct {
 	Title      string     `json:"title"`
 	Threat     string     `json:"threat"`
 	Device     string     `json:"device"`
+	Link       string     `json:"link"` // how the device reports: mqtt, http or lorawan
 	InjectedAt *time.Time `json:"injected_at"`
 	Detected   bool       `json:"detected"`
 	DetectedAt *time.Time `json:"detected_at"`
@@ -80,6 +88,9 @@ type Result struct {
 	Inlets      int                     `json:"inlet_meters"`
 	OverMQTT    int                     `json:"over_mqtt"`
 	OverHTTP    int                     `json:"over_http"`
+	OverLoRaWAN int                     `json:"over_lorawan"`
+	LoRaWAN     string                  `json:"lorawan,omitempty"`             // which district, which network server and broker
+	LoRaWANApp  string                  `json:"lorawan_application,omitempty"` // the ChirpStack application id of the run
 	Reports     int64                   `json:"reports"`
 	Acked       int64                   `json:"acked"`
 	Rejected    int64                   `json:"rejected"`
@@ -114,6 +125,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.HTTPEvery == 0 {
 		o.HTTPEvery = 10
+	}
+	if o.LoRaWANDistrict == 0 {
+		o.LoRaWANDistrict = 1
+	}
+	if o.LoRaWANBroker == "off" {
+		o.LoRaWANDistrict = -1
 	}
 	dir := o.DataDir
 	if dir == "" {
@@ -165,6 +182,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Balance: server.BalanceConfig{Every: max(o.For/20, time.Second), Inspect: demoInspect(span)}}
 	// The demo is its own composition root, like `fieldseal server`: it opens the store
 	// and hands it to the server, then mounts the console on the server.
+	// The LoRaWAN district's DevEUIs go into the server's configuration before it starts,
+	// as a utility's [[lorawan]] table would hold them.
+	lpIDs := sim.Config{Meters: o.Meters, LPWANDistrict: o.LoRaWANDistrict}.LPWANMeters()
+	var lw server.LoRaWAN
+	if len(lpIDs) > 0 {
+		if lw, err = lorawanConfig(o.LoRaWANBroker, lpIDs); err != nil {
+			return nil, fmt.Errorf("--lorawan-broker: %w", err)
+		}
+		cfg.LoRaWAN = []server.LoRaWAN{lw}
+	}
 	storeDB, err := storeurl.Open(ctx, "", dir)
 	if err != nil {
 		return nil, err
@@ -196,7 +223,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Dashboard = "http://" + srv.HTTPAddr() + srv.ConsoleLink()
 	}
 	tc := sim.Config{
-		Meters: o.Meters, Seed: o.Seed, Clock: clock, Span: span, ReportInterval: interval,
+		Meters: o.Meters, Seed: o.Seed, Clock: clock, Span: span, ReportInterval: interval, LPWANDistrict: o.LoRaWANDistrict,
 		Manifest: wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root}, Files: uint32(len(m.Files)),
 		Workers: o.Workers, HTTPEvery: o.HTTPEvery,
 		Provision: func(ctx context.Context, id string) (*wire.Bundle, error) {
@@ -223,6 +250,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			fmt.Fprintf(logf, "time=%s virtual=%s sim: "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05.000"), clock.Now().Format("15:04")}, args...)...)
 		},
 	}
+	if len(lpIDs) > 0 {
+		ns, err := startChirpStack(lw, srv.MQTTAddr(), clock.Now, func(ctx context.Context, dev string, rseq uint32) bool {
+			d, err := srv.Store().GetDevice(ctx, dev)
+			return err == nil && d.LastRSeq >= uint64(rseq)
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer ns.close()
+		tc.LPWANDial = ns.dial
+		where := "the server's embedded broker"
+		if lw.Broker != server.LoRaWANEmbedded {
+			where = lw.Broker
+		}
+		res.LoRaWANApp = lw.Application
+		res.LoRaWAN = fmt.Sprintf("district d%02d reports over LoRaWAN (LPWAN profile): ChirpStack v4 uplink events on %s, taken by the server's ChirpStack integration", o.LoRaWANDistrict, where)
+	}
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "fieldseal demo: %s; provisioning %d meters and %d district inlet meters...\n", how, o.Meters, (o.Meters+99)/100)
 	}
@@ -234,13 +278,19 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if mt.Inlet {
 			res.Inlets++
 		}
-		if mt.HTTP {
+		switch {
+		case mt.LPWAN:
+			res.OverLoRaWAN++
+		case mt.HTTP:
 			res.OverHTTP++
-		} else {
+		default:
 			res.OverMQTT++
 		}
 	}
 
+	if res.LoRaWAN != "" && o.Progress != nil {
+		fmt.Fprintln(o.Progress, res.LoRaWAN)
+	}
 	if err := configureDistricts(ctx, srv.Store(), town); err != nil {
 		return nil, err
 	}

@@ -98,6 +98,18 @@ func offset(origin, t time.Time) string {
 	return fmt.Sprintf("d%d %s", day+1, origin.Add(d).Format("15:04"))
 }
 
+// link names how a device reports: mqtt, http or lorawan (the MicroPython meters: http).
+func (w *watcher) link(dev string) string {
+	m := w.town.Meter(dev)
+	switch {
+	case m == nil || m.HTTP:
+		return "http"
+	case m.LPWAN:
+		return "lorawan"
+	}
+	return "mqtt"
+}
+
 func (w *watcher) alertsCopy() []store.Alert {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -295,7 +307,7 @@ func (w *watcher) verdict(ctx context.Context, res *Result) error {
 	res.OK = true
 	for _, s := range w.scenarios() {
 		scen[s.Device] = true
-		r := ScenarioResult{Name: s.Name, Title: s.Title, Threat: s.Threat, Device: s.Device, Expect: "alarm"}
+		r := ScenarioResult{Name: s.Name, Title: s.Title, Threat: s.Threat, Device: s.Device, Link: w.link(s.Device), Expect: "alarm"}
 		if inj := s.Injected(); !inj.IsZero() {
 			r.InjectedAt = &inj
 		}
@@ -365,13 +377,16 @@ func (w *watcher) verdict(ctx context.Context, res *Result) error {
 // PrintTable writes the verdict for people.
 func PrintTable(out io.Writer, r *Result) {
 	fmt.Fprintf(out, "\n%s\n", r.Manifest)
-	fmt.Fprintf(out, "%d meters + %d district inlet meters (%d over MQTT, %d over HTTP); virtual %s → %s at %.0fx in %.0fs wall\n",
-		r.Meters, r.Inlets, r.OverMQTT, r.OverHTTP, r.Start.Format("2006-01-02 15:04"), r.End.Format("01-02 15:04"), r.Speed, r.WallSeconds)
+	fmt.Fprintf(out, "%d meters + %d district inlet meters (%d over MQTT, %d over HTTP, %d over LoRaWAN); virtual %s → %s at %.0fx in %.0fs wall\n",
+		r.Meters, r.Inlets, r.OverMQTT, r.OverHTTP, r.OverLoRaWAN, r.Start.Format("2006-01-02 15:04"), r.End.Format("01-02 15:04"), r.Speed, r.WallSeconds)
+	if r.LoRaWAN != "" {
+		fmt.Fprintln(out, r.LoRaWAN)
+	}
 	if r.MicroPython != "" {
 		fmt.Fprintln(out, r.MicroPython)
 	}
 	fmt.Fprintf(out, "%d reports sent, %d acknowledged, %d refused by the server; worst report lateness %s (virtual)\n\n", r.Reports, r.Acked, r.Rejected, r.MaxLag)
-	fmt.Fprintf(out, "%-20s %-9s %-12s %-9s %-9s %-7s %-11s %s\n", "SCENARIO", "THREAT", "DEVICE", "INJECTED", "DETECTED", "AFTER", "STATE", "EVIDENCE")
+	fmt.Fprintf(out, "%-20s %-9s %-12s %-8s %-9s %-9s %-7s %-11s %s\n", "SCENARIO", "THREAT", "DEVICE", "LINK", "INJECTED", "DETECTED", "AFTER", "STATE", "EVIDENCE")
 	for _, s := range r.Scenarios {
 		inj, det, after := "-", "-", "-"
 		if s.InjectedAt != nil {
@@ -396,7 +411,7 @@ func PrintTable(out io.Writer, r *Result) {
 		if !s.OK {
 			mark = "FAIL"
 		}
-		fmt.Fprintf(out, "%-20s %-9s %-12s %-9s %-9s %-7s %-11s %s [%s]\n", s.Name, s.Threat, s.Device, inj, det, after, s.State, s.Reason, mark)
+		fmt.Fprintf(out, "%-20s %-9s %-12s %-8s %-9s %-9s %-7s %-11s %s [%s]\n", s.Name, s.Threat, s.Device, s.Link, inj, det, after, s.State, s.Reason, mark)
 	}
 	fmt.Fprintf(out, "\nfalse alarms among honest meters: %d", r.FalseAlarms)
 	if r.FalseAlarms > 0 {
@@ -472,7 +487,11 @@ func configureDistricts(ctx context.Context, st store.Store, town *sim.Town) err
 		id := fmt.Sprintf("d%02d", d.Index)
 		inlet, meters := districtIDs(d)
 		cfg := fmt.Sprintf(`{"connections":%d,"nrw_target_pct":15}`, len(meters))
-		if err := st.PutDistrict(ctx, store.District{ID: id, Name: fmt.Sprintf("District %d", d.Index), Config: []byte(cfg), Updated: town.Origin()}); err != nil {
+		name := fmt.Sprintf("District %d", d.Index)
+		if len(d.Meters) > 0 && d.Meters[0].LPWAN {
+			name += " (LoRaWAN)" // the console shows which district reports over LoRaWAN
+		}
+		if err := st.PutDistrict(ctx, store.District{ID: id, Name: name, Config: []byte(cfg), Updated: town.Origin()}); err != nil {
 			return err
 		}
 		ms := []store.DistrictMember{{District: id, Dev: inlet, Role: store.RoleInlet}}

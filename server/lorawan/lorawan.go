@@ -120,16 +120,29 @@ func (t *Transport) Start(context.Context) error {
 // Shutdown disconnects from the network servers.
 func (t *Transport) Shutdown(context.Context) error {
 	for _, c := range t.conns {
-		c.cl.Disconnect(1000)
+		c.close()
 	}
 	t.conns = nil
 	return nil
 }
 
 type conn struct {
-	cfg server.LoRaWAN
-	cl  paho.Client
+	cfg     server.LoRaWAN
+	publish func(topic string, payload []byte) // enqueues a downlink
+	close   func()
 }
+
+// embeddedBroker is what server/mqttingest offers an integration whose network server
+// publishes to the server's own broker (server.LoRaWANEmbedded).
+type embeddedBroker interface {
+	Embedded() bool // the broker runs in this server
+	SubscribeInline(filter string, id int, fn func(payload []byte)) error
+	PublishInline(topic string, payload []byte) error
+	UnsubscribeInline(filter string, id int)
+}
+
+// subIDBase numbers the embedded broker's inline subscriptions of LoRaWAN integrations.
+const subIDBase = 7300
 
 // connect subscribes to one network server integration.
 func (t *Transport) connect(l server.LoRaWAN) error {
@@ -147,6 +160,14 @@ func (t *Transport) connect(l server.LoRaWAN) error {
 	id := make([]byte, 6)
 	rand.Read(id)
 	c := &conn{cfg: l}
+	if l.Broker == server.LoRaWANEmbedded {
+		if err := t.subscribeEmbedded(c); err != nil {
+			return err
+		}
+		t.conns = append(t.conns, c)
+		t.log.Info("LoRaWAN ingest", "kind", l.Kind, "broker", "embedded", "topic", l.UplinkTopic(), "devices", len(l.Devices))
+		return nil
+	}
 	opts := paho.NewClientOptions().AddBroker(l.Broker).SetClientID("fieldseal-lorawan-" + hex.EncodeToString(id)).
 		SetUsername(l.Username).SetPassword(l.Password).SetCleanSession(true).SetAutoReconnect(true).
 		SetOrderMatters(true). // entry frames before the status that claims them
@@ -154,12 +175,36 @@ func (t *Transport) connect(l server.LoRaWAN) error {
 	opts.SetOnConnectHandler(func(cl paho.Client) {
 		cl.Subscribe(l.UplinkTopic(), 0, func(_ paho.Client, m paho.Message) { t.uplink(c, m.Payload()) })
 	})
-	c.cl = paho.NewClient(opts)
-	if tok := c.cl.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+	cl := paho.NewClient(opts)
+	if tok := cl.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("lorawan %s: connecting to %s: %v", l.Kind, l.Broker, tok.Error())
 	}
+	c.publish = func(topic string, payload []byte) { cl.Publish(topic, 0, false, payload) }
+	c.close = func() { cl.Disconnect(1000) }
 	t.conns = append(t.conns, c)
 	t.log.Info("LoRaWAN ingest", "kind", l.Kind, "broker", l.Broker, "topic", l.UplinkTopic(), "devices", len(l.Devices))
+	return nil
+}
+
+// subscribeEmbedded takes c's uplink events from the embedded broker (the server's own
+// inline client: handled in the network server's publish, in order) and enqueues its
+// downlinks there.
+func (t *Transport) subscribeEmbedded(c *conn) error {
+	b, ok := t.s.Transport("mqtt").(embeddedBroker)
+	if !ok || !b.Embedded() {
+		return fmt.Errorf("lorawan %s: broker %q needs the embedded MQTT broker (not --mqtt off, no --mqtt-broker)", c.cfg.Kind, server.LoRaWANEmbedded)
+	}
+	id := subIDBase + len(t.conns)
+	filter := c.cfg.UplinkTopic()
+	if err := b.SubscribeInline(filter, id, func(payload []byte) { t.uplink(c, payload) }); err != nil {
+		return fmt.Errorf("lorawan %s: subscribing to %s on the embedded broker: %w", c.cfg.Kind, filter, err)
+	}
+	c.publish = func(topic string, payload []byte) {
+		if err := b.PublishInline(topic, payload); err != nil {
+			t.log.Warn("lorawan: enqueuing a downlink", "topic", topic, "err", err)
+		}
+	}
+	c.close = func() { b.UnsubscribeInline(filter, id) }
 	return nil
 }
 
@@ -183,6 +228,6 @@ func (t *Transport) uplink(c *conn, msg []byte) {
 		return
 	}
 	if res.Downlink != nil {
-		c.cl.Publish(c.cfg.DownlinkTopic(nsDev), 0, false, Downlink(c.cfg.Kind, nsDev, c.cfg.FPort, res.Downlink))
+		c.publish(c.cfg.DownlinkTopic(nsDev), Downlink(c.cfg.Kind, nsDev, c.cfg.FPort, res.Downlink))
 	}
 }

@@ -31,16 +31,19 @@ import (
 
 // Ingest is the MQTT transport of one server (a server.Transport named "mqtt").
 type Ingest struct {
-	s      *server.Server
-	log    *slog.Logger
-	topics wire.Topics
-	broker *mqtt.Server
-	addr   string
-	ext    *externalBroker
+	s       *server.Server
+	log     *slog.Logger
+	topics  wire.Topics
+	lorawan []server.LoRaWAN // the integrations, some maybe on the embedded broker (embedded.go)
+	broker  *mqtt.Server
+	addr    string
+	ext     *externalBroker
 }
 
 // New is the MQTT transport of s; attach it with s.Attach before s.Start.
-func New(s *server.Server) *Ingest { return &Ingest{s: s, log: s.Logger(), topics: s.Topics()} }
+func New(s *server.Server) *Ingest {
+	return &Ingest{s: s, log: s.Logger(), topics: s.Topics(), lorawan: s.Config().LoRaWAN}
+}
 
 // Name is "mqtt".
 func (m *Ingest) Name() string { return "mqtt" }
@@ -145,6 +148,9 @@ func (h *brokerHook) Provides(b byte) bool {
 }
 
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if ns := h.m.embeddedNS(pk.Connect.Username); ns != nil {
+		return nsAuthenticate(ns, pk) // a LoRaWAN network server (embedded.go)
+	}
 	dev := string(pk.Connect.Username)
 	if !wire.ValidDeviceID(dev) {
 		return false
@@ -170,6 +176,9 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 	if cl.Net.Inline {
 		return true // the server's own client
 	}
+	if ns := h.m.embeddedNS(cl.Properties.Username); ns != nil {
+		return nsMay(ns, topic, write)
+	}
 	dev := string(cl.Properties.Username)
 	if write {
 		return topic == h.m.topics.Up(dev)
@@ -180,6 +189,12 @@ func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool 
 func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
+	}
+	if h.m.embeddedNS(cl.Properties.Username) != nil {
+		if pk.FixedHeader.Retain {
+			return pk, packets.ErrRejectPacket // as for devices (S11)
+		}
+		return pk, nil // to the LoRaWAN integration's subscription (its ACL checked the topic)
 	}
 	dev, ok := h.m.topics.DeviceOfUp(pk.TopicName)
 	if !ok || dev != string(cl.Properties.Username) {

@@ -95,7 +95,8 @@ def main(app="main", port=None):
     """Never returns: boot, import the application from verified bytes only, then run it
     with the guard in its loop (tamper events, checks, reports). Any failure is shown and
     logged (boot-failed), then resets the device: MicroPython must never fall into the
-    REPL (hardening guide A1, A2)."""
+    REPL (hardening guide A1, A2). Reports leave through port.uplink(d) when the port has
+    one (a board's own link, e.g. a LoRaWAN modem), else port.send, else fieldseal.uplink."""
     try:
         import micropython
 
@@ -114,7 +115,9 @@ def main(app="main", port=None):
         d = Device(port)
         d.boot()
         up = None
-        if not hasattr(d.port, "send"):
+        if hasattr(d.port, "uplink"):
+            up = d.port.uplink(d)  # the board's own link, e.g. a LoRaWAN modem (examples/boards/stm32-lorawan)
+        elif not hasattr(d.port, "send"):
             from fieldseal import uplink
 
             up = uplink.pick(d)  # the port's UPLINK, else the bundle's server URLs

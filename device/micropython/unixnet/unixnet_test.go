@@ -68,7 +68,8 @@ func micropython(t *testing.T, m *wire.Manifest) string {
 		t.Fatalf("%s is not the manifest of testdata/app: go test ./device/micropython/unixnet -update", path)
 	}
 	guard, _ := filepath.Abs(filepath.Join("..", "fieldseal"))
-	return firmware.Unix(t, firmware.UnixOptions{FrozenManifest: filepath.Join("testdata", "fw", "manifest.py"), Inputs: []string{guard}})
+	modem, _ := filepath.Abs(filepath.Join("..", "..", "..", "examples", "boards", "stm32-lorawan", "modules"))
+	return firmware.Unix(t, firmware.UnixOptions{FrozenManifest: filepath.Join("testdata", "fw", "manifest.py"), Inputs: []string{guard, modem}})
 }
 
 type env struct {

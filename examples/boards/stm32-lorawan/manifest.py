@@ -1,0 +1,16 @@
+# fieldseal hardened manifest (stm32 with a LoRaWAN modem). Paths assume the fieldseal
+# repository layout: adjust base_path when you copy the board elsewhere.
+
+# The guard package, without the simulator adapter.
+include("$(BOARD_DIR)/../guard.py")
+# The guard's LPWAN profile (frames of at most 51 bytes), which the modem adapter speaks.
+freeze("$(BOARD_DIR)/../../../device/micropython", ("fieldseal/lpwan.py",))
+
+# The modem adapter: the RUI3 AT dialect and the LoRaWAN uplink (modules/lorawan_modem.py).
+module("lorawan_modem.py", base_path="$(BOARD_DIR)/modules")
+
+# The frozen boot file named by MICROPY_BOARD_FROZEN_BOOT_FILE (in ../stm32/mpconfigboard.h).
+module("fsboot.py", base_path="$(BOARD_DIR)")
+
+# The signed manifest module emitted by `fieldseal build` into DIST/.
+module("_fieldseal_manifest.py", base_path="$(BOARD_DIR)/../../../dist")
