@@ -5,6 +5,7 @@
 import usocket
 import uselect
 import utime
+from fieldseal.uplink import handshake_failed, write_all
 
 POLL_MS = 250
 MAX_HEAD = 4096
@@ -32,17 +33,22 @@ def post(url, body, tls=None, feed=None, timeout_ms=10000, max_body=16384):
     if scheme == "https" and tls is None:
         raise HTTPError("https needs TLS, which this port does not offer")
     deadline = utime.ticks_add(utime.ticks_ms(), timeout_ms)
-    s = usocket.socket()
+    s = raw = usocket.socket()
     try:
         s.settimeout(timeout_ms / 1000)
         s.connect(usocket.getaddrinfo(host, port)[0][-1])
         if scheme == "https":
-            s = tls(s, host)
+            s = tls(s, host)  # the handshake runs in the first write
+        s.setblocking(False)
         head = ("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
                 "Connection: close\r\n\r\n" % (path, host, CONTENT_TYPE, len(body)))
-        s.write(head.encode())
-        s.write(body)
-        s.setblocking(False)
+        try:
+            write_all(s, head.encode(), deadline, feed, HTTPError)
+        except Exception as e:
+            if scheme != "https":
+                raise
+            raise HTTPError(handshake_failed(host, e))
+        write_all(s, body, deadline, feed, HTTPError)
         poller = uselect.poll()
         poller.register(s, uselect.POLLIN)
         buf = bytearray()
@@ -85,3 +91,5 @@ def post(url, body, tls=None, feed=None, timeout_ms=10000, max_body=16384):
                 return status, headers, bytes(buf[start:end])
     finally:
         s.close()
+        if s is not raw:
+            raw.close()  # a failed TLS handshake detaches the TLS socket from it

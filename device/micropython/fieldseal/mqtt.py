@@ -12,6 +12,7 @@
 import usocket
 import uselect
 import utime
+from fieldseal.uplink import handshake_failed, write_all
 
 
 class MQTTError(Exception):
@@ -42,7 +43,8 @@ def _str(s):
 class Client:
     def __init__(self, host, port, client_id, user=None, password=None, tls=None,
                  keepalive=60, feed=None, timeout_ms=10000, max_packet=MAX_PACKET):
-        """tls: None for plain TCP, or a function (sock, host) -> wrapped socket."""
+        """tls: None for plain TCP, or a function (sock, host) -> wrapped socket
+        (uplink.tls_wrapper)."""
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -54,6 +56,8 @@ class Client:
         self.timeout_ms = timeout_ms
         self.max_packet = max_packet
         self.sock = None
+        self.raw = None  # the TCP socket under a TLS one
+        self.connected = False  # after CONNACK
         self.poller = None
         self.pid = 0
         self.rx = bytearray()
@@ -68,17 +72,7 @@ class Client:
         return utime.ticks_diff(deadline, utime.ticks_ms())
 
     def _send(self, data):
-        mv = memoryview(data)
-        deadline = self._deadline()
-        while mv:
-            if self._left(deadline) <= 0:
-                raise MQTTError("write timeout")
-            n = self.sock.write(mv)
-            if n is None:
-                self.feed()
-                utime.sleep_ms(10)
-                continue
-            mv = mv[n:]
+        write_all(self.sock, data, self._deadline(), self.feed, MQTTError)
         self.last_tx = utime.ticks_ms()
 
     def _fill(self, need, deadline):
@@ -129,13 +123,20 @@ class Client:
     def connect(self):
         self.close()
         addr = usocket.getaddrinfo(self.host, self.port)[0][-1]
-        s = usocket.socket()
+        self.raw = self.sock = usocket.socket()
+        try:
+            self._connect(addr)
+        except Exception:
+            self.close()  # whatever failed: a socket left open per attempt exhausts a board's few
+            raise
+
+    def _connect(self, addr):
+        s = self.sock
         s.settimeout(self.timeout_ms / 1000)
         s.connect(addr)
         if self.tls:
-            s = self.tls(s, self.host)
+            s = self.sock = self.tls(s, self.host)  # the handshake runs in the first write
         s.setblocking(False)
-        self.sock = s
         self.poller = uselect.poll()
         self.poller.register(s, uselect.POLLIN)
         self.rx = bytearray()
@@ -150,15 +151,20 @@ class Client:
                 payload += _str(self.password)
         vh = _str("MQTT") + bytes((4, flags, self.keepalive >> 8, self.keepalive & 0xFF))
         body = vh + payload
-        self._send(b"\x10" + _varint(len(body)) + body)
+        try:
+            self._send(b"\x10" + _varint(len(body)) + body)
+        except Exception as e:
+            if not self.tls:
+                raise
+            raise MQTTError(handshake_failed(self.host, e))
         p = self._packet(self._deadline())
         if p is None:
             raise MQTTError("no CONNACK")
         if p[0] != 0x20 or len(p[1]) != 2:
             raise MQTTError("expected CONNACK")
         if p[1][1] != 0:
-            self.close()
             raise MQTTError("connection refused, code %d" % p[1][1])
+        self.connected = True
 
     def _next_pid(self):
         self.pid = self.pid % 65535 + 1
@@ -227,13 +233,21 @@ class Client:
 
     def close(self):
         if self.sock is not None:
-            try:
-                self.sock.write(b"\xe0\x00")  # DISCONNECT: the broker drops the session
-            except Exception:
-                pass
+            if self.connected:
+                try:
+                    self.sock.write(b"\xe0\x00")  # DISCONNECT: the broker drops the session
+                except Exception:
+                    pass
             try:
                 self.sock.close()
             except Exception:
                 pass
+        if self.raw is not None and self.raw is not self.sock:
+            try:
+                self.raw.close()  # a failed TLS handshake detaches the TLS socket from it
+            except Exception:
+                pass
         self.sock = None
+        self.raw = None
         self.poller = None
+        self.connected = False

@@ -14,8 +14,16 @@ TAKEN = ("ok", "rejected:")  # outcomes that end the wait for this report's answ
 
 def tls_wrapper(ca):
     """A function (sock, host) -> TLS socket checking the server against the CA certificate
-    ca (DER bytes), when the port offers TLS (the built-in `tls`, or `ussl` on older
-    MicroPython: names a file on storage cannot shadow); None when it does not."""
+    ca (DER bytes), when the port offers TLS that checks certificates (the built-in `tls`,
+    or `ussl` on older MicroPython: names a file on storage cannot shadow); None when it
+    does not.
+
+    The server must present a certificate chain to ca, valid now, for the host name of the
+    uplink URL (mbedTLS matches it against the certificate's DNS names and CN: use a name,
+    not an IP address). The socket comes back non-blocking with the handshake still to run:
+    the client's first write runs it, in the same short waits that feed the watchdog as any
+    write and by the same deadline (a blocking handshake could outlast the watchdog). A
+    failed check raises there, naming what mbedTLS found, before any data is sent."""
     try:
         import tls
     except ImportError:
@@ -23,16 +31,44 @@ def tls_wrapper(ca):
             import ussl as tls
         except ImportError:
             return None
-    if not hasattr(tls, "SSLContext"):
-        return None
+    if not (hasattr(tls, "SSLContext") and hasattr(tls, "CERT_REQUIRED")):
+        return None  # no TLS, or TLS that cannot check a certificate (axTLS: esp8266)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = tls.CERT_REQUIRED
-    ctx.load_verify_locations(cadata=ca)
+    if ctx.verify_mode != tls.CERT_REQUIRED or not hasattr(ctx, "load_verify_locations"):
+        return None  # a TLS that would connect unverified is no TLS for the guard
+    try:
+        ctx.load_verify_locations(ca)  # positional: the built-in takes no keywords
+    except Exception as e:
+        raise ValueError("the server's CA certificate (ca.der) is unusable: %s" % e)
 
     def wrap(sock, host):
-        return ctx.wrap_socket(sock, server_hostname=host)
+        sock.setblocking(False)
+        return ctx.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
 
     return wrap
+
+
+def write_all(sock, data, deadline, feed, error=OSError):
+    """Write all of data on a non-blocking socket by the deadline (ticks_ms), feeding the
+    watchdog while the socket cannot take more (or, over TLS, while the handshake waits for
+    the server); error("write timeout") when the deadline passes. For both transports."""
+    mv = memoryview(data)
+    while mv:
+        if utime.ticks_diff(deadline, utime.ticks_ms()) <= 0:
+            raise error("write timeout")
+        n = sock.write(mv)
+        if n is None:
+            feed()
+            utime.sleep_ms(10)
+            continue
+        mv = mv[n:]
+
+
+def handshake_failed(host, e):
+    """The message for an error raised by the first write over TLS (the handshake's);
+    mbedTLS gives one finding per line."""
+    return "TLS handshake with %s failed: %s" % (host, str(e).strip().replace("\n", "; "))
 
 
 def mqtt_password(R):
@@ -62,7 +98,7 @@ class Uplink:
                 raise ValueError("%s needs the server's CA certificate (ca.der on internal storage)" % url)
             tls = tls_wrapper(ca)
             if tls is None:
-                raise ValueError("%s needs TLS, which this port does not offer" % url)
+                raise ValueError("%s needs TLS that checks certificates, which this port does not offer" % url)
         self.tls = tls
         self.timeout_ms = timeout_ms
         self.backoff = backoff
@@ -82,8 +118,12 @@ class Uplink:
         c = Client(host, int(port) if port else (8883 if self.secure else 1883), dev, user=dev,
                    password=mqtt_password(self.d.x["R"]), tls=self.tls,
                    feed=self.d.port.wdt_feed, timeout_ms=self.timeout_ms)
-        c.connect()
-        c.subscribe("fieldseal/v1/%s/down" % dev)
+        try:
+            c.connect()
+            c.subscribe("fieldseal/v1/%s/down" % dev)
+        except Exception:
+            c.close()
+            raise
         self.client = c
         return c
 
@@ -135,6 +175,7 @@ class Uplink:
                 self.client.close()
             res = None
             self.last = "error: %s" % e
+            print("fieldseal uplink:", self.last)  # the console is the board's log
         else:
             self.last = res or "no answer"
         if res is not None and res.startswith("ok"):

@@ -1,6 +1,7 @@
 package firmware
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fieldseal/fieldseal/internal/testenv"
@@ -47,11 +49,52 @@ type UnixOptions struct {
 	Inputs []string
 	// Flags are extra make variables (NAME=VALUE), after the defaults UnixFlags.
 	Flags []string
+	// TLS builds the `tls` module in, on the system's mbedTLS (UnixTLSFlags). A separate
+	// cached build: only the tests of the guard's TLS uplink need it.
+	TLS bool
 }
 
 // UnixFlags are the make variables every unix build uses: no TLS, btree or FFI (they need
 // libraries the machines lack), and nothing else changed: real sockets, a real VFS.
 var UnixFlags = []string{"MICROPY_PY_SSL=0", "MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0"}
+
+// UnixTLSFlags replace MICROPY_PY_SSL=0 in a UnixOptions.TLS build. The pinned tree ships
+// lib/mbedtls empty, so the `tls` module (extmod/modtls_mbedtls.c, which also builds
+// against mbedTLS 2.28) is compiled against the system's mbedTLS: its headers and their
+// configuration, linked as shared libraries, with unixtls/mbedtls_user_config.h on top (no
+// debug output: it would print the session's secrets). MICROPY_SSL_MBEDTLS stays 0 for
+// make, which would otherwise compile the empty lib/mbedtls with MicroPython's own
+// configuration, and is 1 for the compiler, which selects the mbedTLS code in extmod.
+func UnixTLSFlags() []string {
+	return []string{"MICROPY_PY_SSL=1", "MICROPY_SSL_AXTLS=0", "MICROPY_SSL_MBEDTLS=0",
+		// make hands CFLAGS to the shell: \" keeps the quotes the #include needs
+		`CFLAGS_EXTRA=-DMICROPY_SSL_MBEDTLS=1 -DMBEDTLS_USER_CONFIG_FILE=\"` + mbedTLSUserConfig() + `\"`,
+		"LDFLAGS_EXTRA=-lmbedtls -lmbedx509 -lmbedcrypto"}
+}
+
+// mbedTLSUserConfig is the path of unixtls/mbedtls_user_config.h (absolute).
+func mbedTLSUserConfig() string {
+	return filepath.Join(testenv.RepoRoot(), "device", "micropython", "firmware", "unixtls", "mbedtls_user_config.h")
+}
+
+// ErrNoMbedTLS is returned for a TLS build when the compiler finds no mbedTLS headers.
+var ErrNoMbedTLS = errors.New("mbedTLS headers not found: the unix build with TLS needs them (apt-get install libmbedtls-dev)")
+
+// mbedTLSVersion is the system mbedTLS the compiler sees ("mbed TLS 2.28.3"), part of a
+// TLS build's cache key: an upgraded library rebuilds.
+func mbedTLSVersion() (string, error) {
+	cmd := exec.Command("cc", "-E", "-dM", "-include", "mbedtls/version.h", "-x", "c", "/dev/null")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", ErrNoMbedTLS
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "#define MBEDTLS_VERSION_STRING_FULL "); ok {
+			return strings.Trim(v, `"`), nil
+		}
+	}
+	return "", ErrNoMbedTLS
+}
 
 // BuildUnix builds (or finds in the cache) the unix port and returns the path of the
 // micropython executable.
@@ -64,8 +107,19 @@ func BuildUnix(o UnixOptions, progress func(string)) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	flags := append(append([]string{}, UnixFlags...), o.Flags...)
+	flags := append([]string{}, UnixFlags...)
+	key := []string{toolVersion("cc")}
 	inputs := append([]string{}, o.Inputs...)
+	if o.TLS {
+		v, err := mbedTLSVersion()
+		if err != nil {
+			return "", err
+		}
+		flags = append(UnixTLSFlags(), UnixFlags[1:]...) // [0] is MICROPY_PY_SSL=0
+		key = append(key, v)
+		inputs = append(inputs, mbedTLSUserConfig())
+	}
+	flags = append(flags, o.Flags...)
 	if o.FrozenManifest != "" {
 		m, err := filepath.Abs(o.FrozenManifest)
 		if err != nil {
@@ -76,7 +130,7 @@ func BuildUnix(o UnixOptions, progress func(string)) (string, error) {
 	}
 	dir, err := cached(buildSpec{
 		kind:   "unix",
-		key:    append([]string{toolVersion("cc")}, flags...),
+		key:    append(key, flags...),
 		inputs: inputs,
 		make: func(out string, log io.Writer) error {
 			args := append([]string{jobs(), "BUILD=" + filepath.Join(out, "build"), "MICROPY_MPYCROSS=" + mpy}, flags...)
@@ -212,6 +266,9 @@ func Unix(t testing.TB, o UnixOptions) string {
 	t.Helper()
 	need(t)
 	p, err := BuildUnix(o, progressFor(t))
+	if errors.Is(err, ErrNoMbedTLS) {
+		testenv.SkipOrFail(t, err.Error())
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

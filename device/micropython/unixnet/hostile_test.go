@@ -62,12 +62,14 @@ type hostileRun struct {
 	MS    int    `json:"ms"`
 }
 
-func runHostile(t *testing.T, mp string, port int) hostileRun {
+// runHostile runs testdata/hostile.py with a 1.5 s deadline; caFile (DER) makes it connect
+// over TLS.
+func runHostile(t *testing.T, mp string, port int, caFile ...string) hostileRun {
 	t.Helper()
 	script, _ := filepath.Abs(filepath.Join("testdata", "hostile.py"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, mp, script, itoa(port), "1500").CombinedOutput()
+	out, err := exec.CommandContext(ctx, mp, append([]string{script, itoa(port), "1500"}, caFile...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("micropython: %v\n%s", err, out)
 	}
@@ -85,7 +87,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // any packet over its bound before reading it. One that stalls mid-packet cannot hang the
 // guard: it gives up at its deadline, feeding the watchdog all the while.
 func TestGuardMQTTClientAgainstHostileBroker(t *testing.T) {
-	mp := micropython(t, meterManifest(t))
+	mp := micropython(t, meterManifest(t), false)
 	port := hostileBroker(t, func(c net.Conn) {
 		c.Write([]byte{0x40, 2, 0, 2})             // PUBACK
 		c.Write([]byte{0x30, 0x80, 0x80, 0x80, 1}) // PUBLISH of 2 MiB announced

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"io"
@@ -54,8 +55,9 @@ func meterManifest(t *testing.T) *wire.Manifest {
 		Policy: p, Root: wire.FilesRoot(files), Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
 }
 
-// micropython returns the unix port with the guard and the meter's manifest frozen.
-func micropython(t *testing.T, m *wire.Manifest) string {
+// micropython returns the unix port with the guard and the meter's manifest frozen (with
+// the tls module when withTLS).
+func micropython(t *testing.T, m *wire.Manifest, withTLS bool) string {
 	t.Helper()
 	frozen := manifest.FrozenModule(m, wire.KeyID(vendor.Public().(ed25519.PublicKey)))
 	path := filepath.Join("testdata", "fw", "_fieldseal_manifest.py")
@@ -69,7 +71,7 @@ func micropython(t *testing.T, m *wire.Manifest) string {
 	}
 	guard, _ := filepath.Abs(filepath.Join("..", "fieldseal"))
 	modem, _ := filepath.Abs(filepath.Join("..", "..", "..", "examples", "boards", "stm32-lorawan", "modules"))
-	return firmware.Unix(t, firmware.UnixOptions{FrozenManifest: filepath.Join("testdata", "fw", "manifest.py"), Inputs: []string{guard, modem}})
+	return firmware.Unix(t, firmware.UnixOptions{FrozenManifest: filepath.Join("testdata", "fw", "manifest.py"), Inputs: []string{guard, modem}, TLS: withTLS})
 }
 
 type env struct {
@@ -79,17 +81,26 @@ type env struct {
 	man *wire.Manifest
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTLS(t, nil) }
+
+// newEnvTLS starts a server whose MQTT and HTTP listeners serve TLS with cfg (nil: plain),
+// and builds the unix port with the tls module when they do.
+func newEnvTLS(t *testing.T, cfg *tls.Config) *env {
 	t.Helper()
 	m := meterManifest(t)
-	mp := micropython(t, m)
+	mp := micropython(t, m, cfg != nil)
 	dir := t.TempDir()
 	st, err := storeurl.Open(context.Background(), "", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+	listen := "127.0.0.1:0"
+	if cfg != nil {
+		listen = localhostAddr(t, mp) // TLS URLs name "localhost", as the certificates do
+	}
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
+		HTTPTLS: cfg, MQTTTLS: cfg,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -151,9 +162,12 @@ type cycle struct {
 
 type run struct {
 	Cycles []cycle     `json:"cycles"`
+	Mem    []int       `json:"mem"` // heap in use: before the uplink, with it, session open
+	FDs    []int       `json:"fds"` // open file descriptors: before the uplink, after it closed
 	Flags  uint32      `json:"flags"`
 	Bad    [][2]string `json:"bad"`
 	URL    string      `json:"url"`
+	Out    string      `json:"-"` // the whole console output, the JSON line last
 }
 
 // boot runs the frozen guard on the unix port: boot, then cycles reports through its uplink.
@@ -174,6 +188,7 @@ func (e *env) boot(m *meter, url string, cycles int) *run {
 		e.t.Fatalf("output %q: %v", out, err)
 	}
 	e.t.Logf("%s: %s", m.id, lines[len(lines)-1])
+	r.Out = string(out)
 	return &r
 }
 
@@ -257,6 +272,9 @@ func TestMeterStoresAndForwardsOverReboot(t *testing.T) {
 		if c.Res != nil || c.Base != 0 || !strings.HasPrefix(c.Last, "error") {
 			t.Fatalf("cycle %d without a server: %+v", i, c)
 		}
+	}
+	if len(r.FDs) != 2 || r.FDs[1] != r.FDs[0] {
+		t.Fatalf("open file descriptors %v: a refused connection left its socket open", r.FDs)
 	}
 	offline := r.Cycles[len(r.Cycles)-1].N
 	r = e.boot(m, "", 2)

@@ -1,5 +1,5 @@
 # Test driver: the guard's MQTT client (frozen) against a hostile broker. Arguments: port,
-# deadline ms. Prints one JSON line: the error raised, the watchdog feeds while waiting and
+# deadline ms, and a CA certificate file (DER) to connect over TLS. Prints one JSON line: the error raised, the watchdog feeds while waiting and
 # the milliseconds it took.
 import sys
 import json
@@ -14,7 +14,13 @@ def feed():
     feeds[0] += 1
 
 
-c = Client("127.0.0.1", port, "wm-h", user="wm-h", password="x", feed=feed, timeout_ms=deadline)
+tls = None
+if len(sys.argv) > 3:
+    from fieldseal.uplink import tls_wrapper
+
+    with open(sys.argv[3], "rb") as f:
+        tls = tls_wrapper(f.read())
+c = Client("127.0.0.1", port, "wm-h", user="wm-h", password="x", tls=tls, feed=feed, timeout_ms=deadline)
 t0 = utime.ticks_ms()
 err = None
 try:

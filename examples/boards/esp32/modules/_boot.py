@@ -16,10 +16,12 @@ except OSError as e:
     print("fieldseal: flash filesystem not mounted:", e)
 
 # Reports leave through the guard's own uplink (fieldseal/uplink.py): MQTT 3.1.1 to the
-# server URL of the provisioning bundle (mqtts:// with ca.der on internal storage when the
-# firmware has TLS), over Wi-Fi with the credentials in wifi.json on internal storage
-# (ports/esp32.py, network_up). For an Ethernet board, or another server URL, subclass the
-# port: set UPLINK = "mqtt://host:1883" or "http://host:8080" and override network_up().
+# server URL of the provisioning bundle, over Wi-Fi with the credentials in wifi.json on
+# internal storage (ports/esp32.py, network_up). For an Ethernet board, or another server
+# URL, subclass the port: set UPLINK = "mqtt://host:1883" or "http://host:8080" and override
+# network_up(). For TLS set UPLINK = "mqtts://fleet.example:8883" (the name the server's
+# certificate carries) and TLS_CA to the CA's DER bytes, or put ca.der on internal storage
+# (HARDENING.md, "TLS on the uplink").
 import fieldseal.boot
 
 fieldseal.boot.main()
