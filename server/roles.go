@@ -14,8 +14,8 @@ var Roles = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
 
 // The role sets routes and console actions share.
 var (
-	AnyRole      = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
-	OperatorRole = []string{RoleOperator, RoleAdmin}
-	ServiceRole  = []string{RoleOperator, RoleTechnician, RoleAdmin}
-	AdminOnly    = []string{RoleAdmin}
+	AnyRole       = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
+	OperatorRoles = []string{RoleOperator, RoleAdmin}
+	ServiceRoles  = []string{RoleOperator, RoleTechnician, RoleAdmin}
+	AdminOnly     = []string{RoleAdmin}
 )

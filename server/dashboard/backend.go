@@ -27,11 +27,11 @@ const (
 )
 
 var consoleRoles = map[string][]string{
-	ActAck:        server.OperatorRole, // POST /api/v1/alerts/{id}/ack
-	ActClear:      server.OperatorRole, // POST /api/v1/devices/{id}/clear
-	ActVisitOpen:  server.ServiceRole,  // POST /api/v1/devices/{id}/visits
-	ActVisitClose: server.ServiceRole,  // POST /api/v1/visits/{id}/close
-	ActCheckIn:    server.AnyRole,      // reads only: checks an uploaded log
+	ActAck:        server.OperatorRoles, // POST /api/v1/alerts/{id}/ack
+	ActClear:      server.OperatorRoles, // POST /api/v1/devices/{id}/clear
+	ActVisitOpen:  server.ServiceRoles,  // POST /api/v1/devices/{id}/visits
+	ActVisitClose: server.ServiceRoles,  // POST /api/v1/visits/{id}/close
+	ActCheckIn:    server.AnyRole,       // reads only: checks an uploaded log
 	actSignOut:    server.AnyRole,
 }
 

@@ -31,8 +31,8 @@ import (
 
 var (
 	anyRole     = server.AnyRole
-	opRoles     = server.OperatorRole
-	serviceRole = server.ServiceRole
+	opRoles     = server.OperatorRoles
+	serviceRole = server.ServiceRoles
 	adminOnly   = server.AdminOnly
 )
 
