@@ -21,6 +21,7 @@ import (
 	"github.com/fieldseal/fieldseal/device/micropython/firmware"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -98,7 +99,7 @@ func newEnvTLS(t *testing.T, cfg *tls.Config) *env {
 	if cfg != nil {
 		listen = localhostAddr(t, mp) // TLS URLs name "localhost", as the certificates do
 	}
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
 		HTTPTLS: cfg, MQTTTLS: cfg,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
