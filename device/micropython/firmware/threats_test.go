@@ -67,6 +67,31 @@ func TestThreatD4_PyBesideMpyOnCortexM3(t *testing.T) {
 	}
 }
 
+// D5 on the Cortex-M3 build: a fake hashlib.py (a SHA-256 that hashes nothing) and os.py
+// on the application's volume and on internal flash (the working directory, first on
+// sys.path when stm32's frozen boot file starts): nothing of them runs, the guard's
+// built-in SHA-256 still verifies the sealed main.mpy, and both fakes are flagged extra.
+func TestThreatD5_ShadowedHashlibOnCortexM3(t *testing.T) {
+	_, mainMpy := guardImage(t)
+	dir, b := newDevice(t, mainMpy, false)
+	fakes := map[string][]byte{
+		"hashlib.py": []byte("print('DIVERTED: hashlib.py')\nclass sha256:\n    def __init__(s, d=b''): pass\n    def update(s, d): pass\n    def digest(s): return bytes(32)\n"),
+		"os.py":      []byte("print('DIVERTED: os.py')\ndef stat(p): return (0,)*10\n"),
+	}
+	lfsWrite(t, filepath.Join(dir, "flash.img"), 4096, fakes)
+	fakes["main.mpy"] = mainMpy
+	lfsWrite(t, filepath.Join(dir, "sd.img"), 4096, fakes)
+	out, rep := bootToFirstReport(t, dir, 64<<10, b.UplinkKey)
+	if strings.Contains(out, "DIVERTED") {
+		t.Fatalf("a fake ran:\n%s", out)
+	}
+	f := findings(rep)
+	if len(f) != 2 || f["hashlib.py"] != wire.KindExtra || f["os.py"] != wire.KindExtra {
+		t.Fatalf("findings %v: want the two fakes extra and main.mpy verified", f)
+	}
+	serverVerify(t, b, rep)
+}
+
 // D6 on the Cortex-M3 build: main.mpy truncated to 20 bytes (which hangs MicroPython's
 // loader) is found modified and reported; the device keeps running instead of hanging.
 func TestThreatD6_TruncatedMpyOnCortexM3(t *testing.T) {
