@@ -1,6 +1,9 @@
 package firmware_test
 
 import (
+	"encoding/base64"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,6 +67,39 @@ func TestThreatD4_PyBesideMpyOnCortexM3(t *testing.T) {
 	_, rep := attackedBoot(t, map[string][]byte{"main.mpy": mainMpy, "main.py": []byte("print('APP HIJACKED')\n")})
 	if findings(rep)["main.py"] != wire.KindExtra {
 		t.Fatalf("findings %v", findings(rep))
+	}
+}
+
+// D3 on the Cortex-M3 build: main.mpy swapped on the application's volume after the guard
+// hashed it at boot (the volume remounted writable to play the swap; the swap is visible
+// on the raw volume): importing main still runs the bytes that were hashed, and the next
+// check finds the file modified.
+func TestThreatD3_SwapAfterHashOnCortexM3(t *testing.T) {
+	_, mainMpy := guardImage(t)
+	dir, b := newDevice(t, mainMpy, false)
+	src := write(t, t.TempDir(), "main.py", "print('HIJACKED')\n")
+	swapped := filepath.Join(filepath.Dir(src), "main.mpy")
+	if out, err := exec.Command(firmware.MpyCross(t), "-o", swapped, "-s", "main.py", src).CombinedOutput(); err != nil {
+		t.Fatalf("mpy-cross: %v\n%s", err, out)
+	}
+	hijack, err := os.ReadFile(swapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := labSession(t, dir, 64<<10)
+	out := labExec(t, vm, "import vfs, hostblk\nvfs.umount('/sd')\nvfs.mount(vfs.VfsLfs2(hostblk.BlockDev('sd.img', 4096)), '/sd')\n"+
+		"with open('/sd/main.mpy', 'wb') as f:\n    f.write(ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(hijack)+"'))\n"+
+		"print('RAW', open('/sd/main.mpy', 'rb').read() == ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(hijack)+"'))\n"+
+		"D.mount()\nimport main\nD.check()\n")
+	if !strings.Contains(out, "RAW True") {
+		t.Fatalf("the swap did not reach the volume: %q", out)
+	}
+	if strings.Contains(out, "HIJACKED") || !strings.Contains(out, "APP ") {
+		t.Fatalf("import after the swap: %q (want the hashed app)", out)
+	}
+	rep := labReport(t, vm, b)
+	if findings(rep)["main.mpy"] != wire.KindModified || !hasEntry(rep, wire.EntryCheckFail) {
+		t.Fatalf("the check after the swap: %v, entries %v", findings(rep), entryTypes(rep))
 	}
 }
 
