@@ -138,6 +138,25 @@ func TestThreatD6_TruncatedMpyOnCortexM3(t *testing.T) {
 	}
 }
 
+// D7 on the Cortex-M3 build: main.mpy replaced by a native .mpy for this very CPU
+// (mpy-cross -march=armv7m, machine code that would run here): a mismatch, reported before
+// anything is imported; its code never runs.
+func TestThreatD7_NativeMpyOnCortexM3(t *testing.T) {
+	src := write(t, t.TempDir(), "main.py", "import micropython\n@micropython.native\ndef f():\n    print('NATIVE RAN')\nf()\n")
+	native := filepath.Join(filepath.Dir(src), "main.mpy")
+	if out, err := exec.Command(firmware.MpyCross(t), "-march=armv7m", "-o", native, "-s", "main.py", src).CombinedOutput(); err != nil {
+		t.Fatalf("mpy-cross: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, rep := attackedBoot(t, map[string][]byte{"main.mpy": b})
+	if findings(rep)["main.mpy"] != wire.KindModified || strings.Contains(out, "NATIVE RAN") || strings.Contains(out, "APP ") {
+		t.Fatalf("findings %v\n%s", findings(rep), out)
+	}
+}
+
 func hasEntry(r *wire.Report, typ uint16) bool {
 	for _, e := range r.Log.Entries {
 		if e.Type == typ {
