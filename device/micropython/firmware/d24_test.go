@@ -102,6 +102,12 @@ var appTicks = regexp.MustCompile(`APP ticks_us=(\d+) alloc=(\d+)`)
 func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.Report, []byte, int, int) {
 	t.Helper()
 	fw, _ := guardImage(t)
+	return bootRealToReportOn(t, fw, dir, heap, b)
+}
+
+// bootRealToReportOn is bootRealToReport on image fw.
+func bootRealToReportOn(t *testing.T, fw *firmware.QEMUFirmware, dir string, heap int, b wire.Bundle) (*wire.Report, []byte, int, int) {
+	t.Helper()
 	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: heap, ICount: true})
 	if _, err := vm.Expect("APP ", 120*time.Second); err != nil {
 		t.Fatalf("heap %d: the app did not run: %v\n%s", heap, err, vm.Output())

@@ -50,17 +50,22 @@ func sealedManifest(mainMpy []byte) *wire.Manifest {
 // manifest module (committed, so every run shares one cached build).
 func guardImage(t *testing.T) (*firmware.QEMUFirmware, []byte) {
 	t.Helper()
-	dir := filepath.Join("testdata", "guard")
 	mainMpy, mod := sealedApp(t)
+	return sealedImage(t, filepath.Join("testdata", "guard"), mod), mainMpy
+}
+
+// sealedImage is guardImage's board with the sealed manifest module mod, committed as
+// dir/_fieldseal_manifest.py beside dir/manifest.py (checked current here).
+func sealedImage(t *testing.T, dir string, mod []byte) *firmware.QEMUFirmware {
+	t.Helper()
 	p := filepath.Join(dir, "_fieldseal_manifest.py")
 	if old, _ := os.ReadFile(p); !bytes.Equal(old, mod) {
 		os.WriteFile(p+".new", mod, 0o644)
 		t.Fatalf("%s is stale: it must hold the sealed manifest of testdata/guard/app (see %s.new)", p, p)
 	}
 	root := filepath.Join("..", "..", "..")
-	fw := firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join(dir, "manifest.py"),
+	return firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join(dir, "manifest.py"),
 		Inputs: []string{filepath.Join(root, "device", "micropython", "fieldseal"), filepath.Join(root, "examples", "boards"), "qemu"}})
-	return fw, mainMpy
 }
 
 // lfsWrite puts files into a littlefs image with the unix port built from the same tree.

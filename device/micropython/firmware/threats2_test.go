@@ -1,12 +1,10 @@
 package firmware_test
 
-// The guard's threat tests D2 and D8–D15 (docs/THREAT_MODEL.md) on the Cortex-M3 build, as
+// The guard's threat tests D2 and D8–D16 (docs/THREAT_MODEL.md) on the Cortex-M3 build, as
 // mpharness runs them under WebAssembly: the real boot path where a board's own boot
 // matters (D2, D9, D13, D14), the lab image (the same frozen guard and adapter, a boot file
 // that leaves the REPL open) where the test drives the board's inputs (D8, D10, D11, D15).
-// D16 (the erase policy) needs a manifest sealed with another policy, so another image, and
-// a writable application volume (this board mounts it read-only): it runs under
-// WebAssembly only.
+// D16 (the erase policy) runs on an image sealed with that policy (testdata/guarderase).
 
 import (
 	"bytes"
@@ -24,6 +22,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/device/micropython/firmware"
+	"github.com/fieldseal/fieldseal/device/micropython/mpharness"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -360,5 +359,41 @@ func TestThreatD15_LogFullOnCortexM3(t *testing.T) {
 	var p wire.OverflowPayload
 	if err := wire.Unmarshal(es[0].Payload, &p); err != nil || strconv.FormatUint(uint64(p.Dropped), 10) != strings.TrimSpace(dropped) {
 		t.Fatalf("overflow %+v, the guard counted %s (%v)", p, dropped, err)
+	}
+}
+
+// D16 on the Cortex-M3 build: under the default policy (refuse) a file on the application's
+// volume that the manifest does not seal is reported and kept, boot after boot; on an image
+// sealed with on-mismatch=erase it is deleted at boot and the deletion logged (erased), and
+// the next boot is clean and runs the app.
+func TestThreatD16_EraseOptInOnCortexM3(t *testing.T) {
+	_, mainMpy := guardImage(t)
+	extra := map[string][]byte{"calib.mpy": []byte("not sealed")}
+	dir, b := newDevice(t, mainMpy, false)
+	lfsWrite(t, filepath.Join(dir, "sd.img"), 4096, extra)
+	for boot := 1; boot <= 2; boot++ {
+		_, rep := bootToFirstReport(t, dir, 64<<10, b.UplinkKey)
+		if findings(rep)["calib.mpy"] != wire.KindExtra || hasEntry(rep, wire.EntryErased) {
+			t.Fatalf("refuse policy, boot %d: findings %v, entries %v", boot, findings(rep), entryTypes(rep))
+		}
+	}
+
+	m := sealedManifest(mainMpy)
+	m.Policy.OnMismatch = wire.ActionErase
+	fw := sealedImage(t, filepath.Join("testdata", "guarderase"), mpharness.FrozenModule(m))
+	dir, b = newDevice(t, mainMpy, false)
+	lfsWrite(t, filepath.Join(dir, "sd.img"), 4096, extra)
+	_, rep := bootToFirstReportOn(t, fw, dir, 64<<10, b.UplinkKey)
+	erased := entriesOf(serverVerify(t, b, rep), wire.EntryErased)
+	if len(erased) != 1 {
+		t.Fatalf("erase policy: entries %v", entryTypes(rep))
+	}
+	var p wire.ErasedPayload
+	if err := wire.Unmarshal(erased[0].Payload, &p); err != nil || len(p.Paths) != 1 || p.Paths[0] != "calib.mpy" {
+		t.Fatalf("erased %+v %v", p, err)
+	}
+	rep, _, _, _ = bootRealToReportOn(t, fw, dir, 64<<10, b)
+	if rep.Meas.Status != wire.MeasOK || len(findings(rep)) != 0 {
+		t.Fatalf("the boot after the erase: measurement %+v", rep.Meas)
 	}
 }

@@ -29,6 +29,12 @@ func attackedBoot(t *testing.T, sd map[string][]byte) (string, *wire.Report) {
 func bootToFirstReport(t *testing.T, dir string, heap int, key []byte) (string, *wire.Report) {
 	t.Helper()
 	fw, _ := guardImage(t)
+	return bootToFirstReportOn(t, fw, dir, heap, key)
+}
+
+// bootToFirstReportOn is bootToFirstReport on image fw.
+func bootToFirstReportOn(t *testing.T, fw *firmware.QEMUFirmware, dir string, heap int, key []byte) (string, *wire.Report) {
+	t.Helper()
 	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: heap})
 	rep, _ := nextReport(t, vm, key, 90*time.Second)
 	out := vm.Output()
@@ -71,9 +77,8 @@ func TestThreatD4_PyBesideMpyOnCortexM3(t *testing.T) {
 }
 
 // D3 on the Cortex-M3 build: main.mpy swapped on the application's volume after the guard
-// hashed it at boot (the volume remounted writable to play the swap; the swap is visible
-// on the raw volume): importing main still runs the bytes that were hashed, and the next
-// check finds the file modified.
+// hashed it at boot (the swap is visible on the raw volume): importing main still runs the
+// bytes that were hashed, and the next check finds the file modified.
 func TestThreatD3_SwapAfterHashOnCortexM3(t *testing.T) {
 	_, mainMpy := guardImage(t)
 	dir, b := newDevice(t, mainMpy, false)
@@ -87,8 +92,7 @@ func TestThreatD3_SwapAfterHashOnCortexM3(t *testing.T) {
 		t.Fatal(err)
 	}
 	vm := labSession(t, dir, 64<<10)
-	out := labExec(t, vm, "import vfs, hostblk\nvfs.umount('/sd')\nvfs.mount(vfs.VfsLfs2(hostblk.BlockDev('sd.img', 4096)), '/sd')\n"+
-		"with open('/sd/main.mpy', 'wb') as f:\n    f.write(ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(hijack)+"'))\n"+
+	out := labExec(t, vm, "with open('/sd/main.mpy', 'wb') as f:\n    f.write(ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(hijack)+"'))\n"+
 		"print('RAW', open('/sd/main.mpy', 'rb').read() == ubinascii.a2b_base64('"+base64.StdEncoding.EncodeToString(hijack)+"'))\n"+
 		"D.mount()\nimport main\nD.check()\n")
 	if !strings.Contains(out, "RAW True") {
