@@ -228,6 +228,10 @@ func TestSealedMeterReportsOverMQTT(t *testing.T) {
 	if r.Flags != 0 || len(r.Bad) != 0 {
 		t.Fatalf("flags %b bad %v", r.Flags, r.Bad)
 	}
+	// reports, acks and prunes stream the log: each pass closes the file it opened
+	if len(r.FDs) != 2 || r.FDs[1] != r.FDs[0] {
+		t.Fatalf("open file descriptors %v: a report, ack or prune left a file open", r.FDs)
+	}
 	if st := e.state(m.id); st != "trusted" {
 		t.Fatalf("server state %q, want trusted", st)
 	}
