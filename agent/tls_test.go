@@ -20,6 +20,7 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -40,7 +41,7 @@ func TestReportOverTLS(t *testing.T) {
 	srvTLS := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 
 	f := newFleet(t) // for the manifest and vendor key
-	srv, err := server.New(server.Config{Store: sqliteStore(t), DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", HTTPTLS: srvTLS, MQTTTLS: srvTLS,
+	srv, err := serve.New(server.Config{Store: sqliteStore(t), DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", HTTPTLS: srvTLS, MQTTTLS: srvTLS,
 		VendorKeys: []ed25519.PublicKey{f.vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

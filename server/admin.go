@@ -3,13 +3,17 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/fieldseal/fieldseal/analytics/districts"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -19,36 +23,38 @@ import (
 const defaultReportInterval = 900
 
 // ErrInput is an operator error (bad request): the API answers 400 with its text.
-var ErrInput = errors.New("invalid request")
+var ErrInput = districts.ErrInput
 
 // RegisterManifest checks a vendor-signed manifest (known vendor key, valid signature and
 // structure, version higher than the product's current one) and registers it. Devices of
 // the product must run it from then on, unless pinned; they are sent it as a token.
 func (s *Server) RegisterManifest(ctx context.Context, signed []byte) (*wire.Manifest, error) {
-	m, err := s.registerManifest(ctx, signed, "api")
-	if errors.Is(err, errAlreadyRegistered) {
+	m, err := s.RegisterManifestAs(ctx, signed, "api")
+	if errors.Is(err, ErrAlreadyRegistered) {
 		return m, nil
 	}
 	return m, err
 }
 
-// errAlreadyRegistered says the very same signed manifest is registered already: a re-run
+// ErrAlreadyRegistered says the very same signed manifest is registered already: a re-run
 // deploy script pushing it again succeeds and changes nothing.
-var errAlreadyRegistered = errors.New("already registered")
+var ErrAlreadyRegistered = errors.New("already registered")
 
-func (s *Server) registerManifest(ctx context.Context, signed []byte, actor string) (*wire.Manifest, error) {
+// RegisterManifestAs is RegisterManifest on behalf of actor (audited); the very same
+// manifest registered again returns it with ErrAlreadyRegistered.
+func (s *Server) RegisterManifestAs(ctx context.Context, signed []byte, actor string) (*wire.Manifest, error) {
 	m, err := wire.OpenManifest(signed, s.cfg.VendorKeys...)
 	if err != nil {
-		s.auditAdmin(ctx, actor, "manifest-refused", "", Reason(err), map[string]any{"error": err.Error()})
+		s.AuditAdmin(ctx, actor, "manifest-refused", "", Reason(err), map[string]any{"error": err.Error()})
 		return nil, err
 	}
 	if cur, err := s.st.CurrentManifest(ctx, m.Product); err == nil {
 		if m.Version <= cur.Version {
 			if same, err := s.st.GetManifest(ctx, m.Product, m.Version); err == nil && bytes.Equal(same.Signed, signed) {
-				return m, errAlreadyRegistered
+				return m, ErrAlreadyRegistered
 			}
 			err := fmt.Errorf("%w: %s version %d is not higher than the current %d", wire.ErrDowngrade, m.Product, m.Version, cur.Version)
-			s.auditAdmin(ctx, actor, "manifest-refused", "", wire.ErrDowngrade.Error(), map[string]any{"product": m.Product, "version": m.Version, "current": cur.Version})
+			s.AuditAdmin(ctx, actor, "manifest-refused", "", wire.ErrDowngrade.Error(), map[string]any{"product": m.Product, "version": m.Version, "current": cur.Version})
 			return nil, err
 		}
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -62,12 +68,13 @@ func (s *Server) registerManifest(ctx context.Context, signed []byte, actor stri
 		return nil, err
 	}
 	s.mans.invalidate(m.Product)
-	s.auditAdmin(ctx, actor, "manifest", "", "registered", map[string]any{"product": m.Product, "version": m.Version, "root": hexID(m.Root)})
+	s.AuditAdmin(ctx, actor, "manifest", "", "registered", map[string]any{"product": m.Product, "version": m.Version, "root": hexID(m.Root)})
 	s.log.Info("manifest registered", "product", m.Product, "version", m.Version)
 	return m, nil
 }
 
-func (s *Server) auditAdmin(ctx context.Context, actor, kind, dev, reason string, detail map[string]any) {
+// AuditAdmin records an operator's action (or a refusal of one) in the audit trail.
+func (s *Server) AuditAdmin(ctx context.Context, actor, kind, dev, reason string, detail map[string]any) {
 	b, _ := json.Marshal(detail)
 	if err := s.st.AddAudit(ctx, store.Audit{At: s.now(), Actor: actor, Kind: kind, Dev: dev, Reason: reason, Detail: string(b)}); err != nil {
 		s.log.Warn("audit", "err", err)
@@ -78,10 +85,12 @@ func (s *Server) auditAdmin(ctx context.Context, actor, kind, dev, reason string
 // with fresh secrets K_1, R and T, and returns its bundle. The secrets are never readable
 // through the API again.
 func (s *Server) ProvisionDevice(ctx context.Context, dev, product string) (*wire.Bundle, error) {
-	return s.provision(ctx, dev, product, 0, "api")
+	return s.Provision(ctx, dev, product, 0, "api")
 }
 
-func (s *Server) provision(ctx context.Context, dev, product string, pin uint64, actor string) (*wire.Bundle, error) {
+// Provision is ProvisionDevice on behalf of actor, pinned to manifest version pin (0: the
+// product's current one).
+func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64, actor string) (*wire.Bundle, error) {
 	if !wire.ValidDeviceID(dev) {
 		return nil, fmt.Errorf("%w: device id %q: 1–64 of [A-Za-z0-9._:-]", ErrInput, dev)
 	}
@@ -145,11 +154,12 @@ func (s *Server) provision(ctx context.Context, dev, product string, pin uint64,
 // IssueServiceToken opens a service visit: a single-use service token for the device,
 // delivered in its next ack, that makes cover events during the window expected.
 func (s *Server) IssueServiceToken(ctx context.Context, dev, workOrder, technician string, window time.Duration) error {
-	_, err := s.openVisit(ctx, dev, workOrder, technician, window, "api")
+	_, err := s.OpenVisit(ctx, dev, workOrder, technician, window, "api")
 	return err
 }
 
-func (s *Server) openVisit(ctx context.Context, dev, workOrder, technician string, window time.Duration, actor string) (*store.Visit, error) {
+// OpenVisit books a service visit on behalf of actor: a window token for the device.
+func (s *Server) OpenVisit(ctx context.Context, dev, workOrder, technician string, window time.Duration, actor string) (*store.Visit, error) {
 	if window <= 0 {
 		window = time.Hour
 	}
@@ -316,6 +326,47 @@ func (s *Server) markSilent(ctx context.Context, dev string, now time.Time, inte
 	return s.commitDevice(ctx, ds, ch)
 }
 
+// CreateAPIToken creates an API token with a role and returns the secret (shown once).
+func (s *Server) CreateAPIToken(ctx context.Context, name, role, actor string) (string, error) {
+	if name == "" || len(name) > 64 {
+		return "", fmt.Errorf("%w: name must be 1–64 characters", ErrInput)
+	}
+	if !slices.Contains(Roles, role) {
+		return "", fmt.Errorf("%w: role must be one of %s", ErrInput, strings.Join(Roles, ", "))
+	}
+	secret := newSecret("fst_")
+	if err := s.st.PutAPIToken(ctx, store.APIToken{Hash: hashToken(secret), Name: name, Role: role, Created: s.now()}); err != nil {
+		return "", err
+	}
+	s.AuditAdmin(ctx, actor, "api-token", "", "created", map[string]any{"name": name, "role": role})
+	return secret, nil
+}
+
+// DeleteAPIToken revokes the API token called name on behalf of actor.
+func (s *Server) DeleteAPIToken(ctx context.Context, name, actor string) error {
+	if err := s.st.DeleteAPIToken(ctx, name); err != nil {
+		return err
+	}
+	s.AuditAdmin(ctx, actor, "api-token", "", "deleted", map[string]any{"name": name})
+	return nil
+}
+
+// LookupAPIToken finds the API token whose secret is secret (store.ErrNotFound if none).
+func (s *Server) LookupAPIToken(ctx context.Context, secret string) (*store.APIToken, error) {
+	return s.st.GetAPIToken(ctx, hashToken(secret))
+}
+
+// AuthenticateDevice says whether password is device dev's MQTT password (derived from its
+// uplink key, wire.MQTTPassword).
+func (s *Server) AuthenticateDevice(ctx context.Context, dev string, password []byte) bool {
+	ds, err := s.devs.lock(ctx, dev, s)
+	if err != nil {
+		return false
+	}
+	defer ds.mu.Unlock()
+	return ds.d != nil && hmac.Equal([]byte(wire.MQTTPassword(ds.d.UplinkKey)), password)
+}
+
 // deviceURLs are the addresses a bundle tells a device to report to. An external broker's
 // URL loses its user info (the server's own broker credentials must never reach a device)
 // and takes the scheme devices understand: mqtt:// or mqtts://.
@@ -342,4 +393,13 @@ func (s *Server) deviceURLs() (mqttURL, httpURL string) {
 		}
 	}
 	return mqttURL, httpURL
+}
+
+// AckAlert acknowledges an alert and records who did (the API route and the console).
+func (s *Server) AckAlert(ctx context.Context, id int64, actor string) error {
+	if err := s.st.AckAlert(ctx, id, actor, s.now()); err != nil {
+		return err
+	}
+	s.AuditAdmin(ctx, actor, "alert-ack", "", "acknowledged", map[string]any{"alert": id})
+	return nil
 }

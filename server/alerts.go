@@ -66,7 +66,7 @@ func (a *alerter) deliver(al store.Alert) {
 }
 
 func (a *alerter) post(url string, al store.Alert) {
-	body, _ := json.Marshal(map[string]any{"alert": alertView(al), "source": "fieldseal"})
+	body, _ := json.Marshal(map[string]any{"alert": AlertViewOf(al), "source": "fieldseal"})
 	delay := 500 * time.Millisecond
 	for i := 0; i < webhookAttempts; i++ {
 		req, err := http.NewRequestWithContext(a.ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -101,4 +101,34 @@ func (a *alerter) stop() {
 		close(a.ch)
 		a.wg.Wait()
 	})
+}
+
+// AlertView is an alert, as listed by the API and POSTed to webhooks.
+type AlertView struct {
+	ID      int64           `json:"id"`
+	At      time.Time       `json:"at"`
+	Dev     string          `json:"dev"`
+	Kind    string          `json:"kind"` // the state entered, or the rejection name
+	Reason  string          `json:"reason"`
+	Detail  json.RawMessage `json:"detail,omitempty"` // the evidence
+	AckedAt time.Time       `json:"acked_at,omitzero"`
+	AckedBy string          `json:"acked_by,omitempty"`
+}
+
+// AlertViewOf is the view of a stored alert.
+func AlertViewOf(a store.Alert) AlertView {
+	return AlertView{ID: a.ID, At: a.At, Dev: a.Dev, Kind: a.Kind, Reason: a.Reason, Detail: JSONObject(a.Detail), AckedAt: a.AckedAt, AckedBy: a.AckedBy}
+}
+
+// JSONObject is stored JSON evidence as an object for an answer: nil when there is none,
+// and text that is not a JSON object (never written by this server) as {"text": "..."}.
+func JSONObject(s string) json.RawMessage {
+	if s == "" {
+		return nil
+	}
+	if b := []byte(s); json.Valid(b) && b[0] == '{' {
+		return b
+	}
+	b, _ := json.Marshal(map[string]string{"text": s})
+	return b
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/memstore"
 	"github.com/fieldseal/fieldseal/store/sqlite"
@@ -68,7 +70,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/reports:batch":                nil,
 	}
 	seen := 0
-	for _, rt := range e.s.Routes() {
+	for _, rt := range httpapi.New(e.s).Routes() {
 		key := rt.Method + " " + rt.Path
 		roles, ok := want[key]
 		if !ok {
@@ -111,7 +113,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		t.Fatal(code)
 	}
 	n := 0
-	for _, rt := range e.s.Routes() {
+	for _, rt := range httpapi.New(e.s).Routes() {
 		op, ok := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
 		if !ok {
 			t.Errorf("%s %s is not documented", rt.Method, rt.Path)
@@ -245,7 +247,7 @@ func TestHTTPBatch(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	var out []server.BatchResult
+	var out []httpapi.BatchResult
 	if err := wire.Unmarshal(data, &out); err != nil || len(out) != 6 {
 		t.Fatalf("batch answer %v %d", err, len(out))
 	}
@@ -307,7 +309,7 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 	}
 	tok, pub := e.s.AdminToken(), e.s.PublicKey()
 	e.s.Shutdown(context.Background())
-	s2, err := server.New(server.Config{Store: openStore(t, dir), DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
+	s2, err := serve.New(server.Config{Store: openStore(t, dir), DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,23 +322,23 @@ func TestFirstStartCreatesKeyAndToken(t *testing.T) {
 // A port in use is a clear error naming the port and the flag.
 func TestPortInUse(t *testing.T) {
 	e := newEnv(t)
-	_, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	_, err := serve.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
+	s2, _ := serve.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: e.s.HTTPAddr(), MQTTAddr: "off", Logger: quietLogger()})
 	err = s2.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.HTTPAddr()) || !strings.Contains(err.Error(), "--http") {
 		t.Fatalf("HTTP port in use: %v", err)
 	}
 	httpAddr := testenv.FreeAddr(t)
-	s3, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
+	s3, _ := serve.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: e.s.MQTTAddr(), Logger: quietLogger()})
 	err = s3.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.s.MQTTAddr()) || !strings.Contains(err.Error(), "--mqtt") {
 		t.Fatalf("MQTT port in use: %v", err)
 	}
 	// the failed start released its HTTP port
-	s4, _ := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
+	s4, _ := serve.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), HTTPAddr: httpAddr, MQTTAddr: "off", Logger: quietLogger()})
 	if err := s4.Start(context.Background()); err != nil {
 		t.Fatalf("HTTP port still held after a failed start: %v", err)
 	}
@@ -366,7 +368,7 @@ func TestProvisionAPI(t *testing.T) {
 			t.Fatal("device API shows a secret")
 		}
 	}
-	var list struct{ Devices []server.DeviceView }
+	var list struct{ Devices []httpapi.DeviceView }
 	e.api("GET", "/api/v1/devices?state=provisioned", e.s.AdminToken(), nil, &list)
 	if len(list.Devices) != 1 {
 		t.Fatalf("list %+v", list)
@@ -607,7 +609,7 @@ func TestMQTTTopicRoot(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no ack under the topic root")
 	}
-	if _, err := server.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), TopicRoot: "a/+/b"}); err == nil || !strings.Contains(err.Error(), "topic root") {
+	if _, err := serve.New(server.Config{Store: memstore.New(), DataDir: t.TempDir(), TopicRoot: "a/+/b"}); err == nil || !strings.Contains(err.Error(), "topic root") {
 		t.Fatalf("a wildcard root: %v", err)
 	}
 }

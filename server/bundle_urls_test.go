@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"testing"
 )
@@ -20,8 +21,17 @@ func TestBundleURLsCarryNoBrokerCredentials(t *testing.T) {
 			t.Errorf("broker %q: bundle says %q, want %q", c.broker, got, c.want)
 		}
 	}
-	s := &Server{cfg: Config{HTTPTLS: &tls.Config{}, MQTTTLS: &tls.Config{}}, mqttAddr: "127.0.0.1:8883"}
+	s := &Server{cfg: Config{HTTPTLS: &tls.Config{}, MQTTTLS: &tls.Config{}}}
+	s.Attach(fixedAddr{"mqtt", "127.0.0.1:8883"})
 	if m, _ := s.deviceURLs(); m != "mqtts://127.0.0.1:8883" {
 		t.Errorf("embedded broker with TLS: %q", m)
 	}
 }
+
+// fixedAddr is a transport that only says where it listens.
+type fixedAddr struct{ name, addr string }
+
+func (f fixedAddr) Name() string                   { return f.name }
+func (f fixedAddr) Start(context.Context) error    { return nil }
+func (f fixedAddr) Addr() string                   { return f.addr }
+func (f fixedAddr) Shutdown(context.Context) error { return nil }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/httpapi"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/store/storetest"
@@ -85,12 +87,12 @@ func consoleServer(b *testing.B, n int) (http.Handler, *http.Cookie) {
 	}
 	b.Cleanup(func() { st.Close() })
 	fillFleet(b, st, n)
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	s.SetDashboard(dashboard.ForServer(s))
-	h := s.Handler()
+	h := httpapi.New(s).Handler()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest("POST", "/ui/login", strings.NewReader(url.Values{"token": {s.AdminToken()}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -240,17 +241,17 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestConsoleRolesMatchAPI(t *testing.T) {
 	e := newEnv(t)
 	routes := map[string][]string{}
-	for _, rt := range e.s.Routes() {
+	for _, rt := range httpapi.New(e.s).Routes() {
 		routes[rt.Method+" "+rt.Path] = rt.Roles
 	}
-	for action, route := range server.ConsoleActionRoutes {
+	for action, route := range dashboard.ActionRoutes {
 		roles, ok := routes[route]
 		if !ok {
 			t.Fatalf("%s: no route %s", action, route)
 		}
 		for _, role := range server.Roles {
-			if server.ConsoleAllowed(role, action) != slices.Contains(roles, role) {
-				t.Errorf("%s by %s: console %v, API route %s admits %v", action, role, server.ConsoleAllowed(role, action), route, roles)
+			if dashboard.Allowed(role, action) != slices.Contains(roles, role) {
+				t.Errorf("%s by %s: console %v, API route %s admits %v", action, role, dashboard.Allowed(role, action), route, roles)
 			}
 		}
 	}
@@ -303,7 +304,7 @@ func TestConsoleRoles(t *testing.T) {
 // The session cookie is Secure when the console is served over TLS.
 func TestConsoleCookieSecureUnderTLS(t *testing.T) {
 	e := newEnv(t)
-	ts := httptest.NewUnstartedServer(e.s.Handler())
+	ts := httptest.NewUnstartedServer(httpapi.New(e.s).Handler())
 	ts.StartTLS()
 	defer ts.Close()
 	b := newBrowser(t, ts.URL)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/analytics"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -124,7 +125,7 @@ func TestDistrictBalanceFromSealedRegisters(t *testing.T) {
 	if code := e.api("POST", "/api/v1/district-members", admin, membersCSV(), &imported); code != http.StatusOK || imported["set"] != townCustomers+1 {
 		t.Fatalf("import: %d %v", code, imported)
 	}
-	var dv server.DistrictView
+	var dv httpapi.DistrictView
 	if code := e.api("GET", "/api/v1/districts/north", viewer, nil, &dv); code != http.StatusOK || len(dv.Members) != townCustomers+1 || dv.Name != "North DMA" {
 		t.Fatalf("GET district: %d %+v", code, dv)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/memstore"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -38,7 +40,7 @@ func FuzzHandleReport(f *testing.F) {
 // panicking and never with a 5xx.
 func FuzzHTTPRequest(f *testing.F) {
 	s, d := fuzzServer(f)
-	h := s.Handler()
+	h := httpapi.New(s).Handler()
 	tok := s.AdminToken()
 	f.Add("POST", "/v1/reports", `application/cose; cose-type="cose-mac0"`, "", d.report(nil))
 	f.Add("POST", "/v1/reports:batch", "application/cbor", "", wire.MustMarshal([][]byte{{1}}))
@@ -71,7 +73,7 @@ func FuzzHTTPRequest(f *testing.F) {
 func fuzzServer(f *testing.F) (*server.Server, *device) {
 	dir := f.TempDir()
 	// In memory: coverage-instrumented SQLite would make fuzzing crawl.
-	s, err := server.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger(), Store: memstore.New()})
+	s, err := serve.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger(), Store: memstore.New()})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/lpwan"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
@@ -47,6 +49,7 @@ type env struct {
 	vendor ed25519.PrivateKey
 	base   string         // http://addr
 	man    *wire.Manifest // registered by registerManifest: the manifest devices report
+	lpa    *lpwan.Assembler
 }
 
 func quietLogger() *slog.Logger {
@@ -70,7 +73,7 @@ func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 	if cfg.Store == nil {
 		cfg.Store = openStore(t, cfg.DataDir)
 	}
-	s, err := server.New(cfg)
+	s, err := serve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

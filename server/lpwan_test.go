@@ -8,6 +8,7 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/lpwan"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -19,6 +20,14 @@ type lpMeter struct {
 	d   *agent.Device
 	m   *agent.LPMeter
 	now uint64
+}
+
+// lp is the env's LPWAN profile: one per server, as server/lorawan holds one.
+func (e *env) lp() *lpwan.Assembler {
+	if e.lpa == nil {
+		e.lpa = lpwan.New(e.s)
+	}
+	return e.lpa
 }
 
 func (e *env) lpMeter(id string) *lpMeter {
@@ -38,7 +47,7 @@ func (e *env) lpMeter(id string) *lpMeter {
 
 // round sends one round of frames through deliver (identity: every frame once, in order)
 // and applies the downlinks the server answers with; it returns the status's result.
-func (l *lpMeter) round(deliver func([][]byte) [][]byte) *server.LPResult {
+func (l *lpMeter) round(deliver func([][]byte) [][]byte) *lpwan.Result {
 	l.e.t.Helper()
 	l.now += 900
 	frames, err := l.m.Uplink(l.now)
@@ -53,9 +62,9 @@ func (l *lpMeter) round(deliver func([][]byte) [][]byte) *server.LPResult {
 	if deliver != nil {
 		frames = deliver(frames)
 	}
-	var last *server.LPResult
+	var last *lpwan.Result
 	for _, f := range frames {
-		res, err := l.e.s.HandleLPFrame(context.Background(), l.id, f)
+		res, err := l.e.lp().HandleFrame(context.Background(), l.id, f)
 		if err != nil {
 			l.e.t.Fatalf("frame %x: %v", f[:1], err)
 		}
@@ -132,7 +141,7 @@ func TestLPWANLostDuplicatedReorderedFrames(t *testing.T) {
 	sent = append(sent, frames[len(frames)-1], frames[len(frames)-1])
 	var down []byte
 	for _, f := range sent {
-		res, err := e.s.HandleLPFrame(context.Background(), "lora-2", f)
+		res, err := e.lp().HandleFrame(context.Background(), "lora-2", f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +184,7 @@ func TestThreatS14_TruncatedTagsStillBind(t *testing.T) {
 	forged := append([]byte(nil), frames[len(frames)-1]...)
 	forged[len(forged)-1] ^= 1
 	var re *server.RejectError
-	if _, err := e.s.HandleLPFrame(context.Background(), "lora-3", forged); !errors.As(err, &re) || re.Reason != "bad-mac" {
+	if _, err := e.lp().HandleFrame(context.Background(), "lora-3", forged); !errors.As(err, &re) || re.Reason != "bad-mac" {
 		t.Fatalf("forged MAC: %v", err)
 	}
 	if st := e.device("lora-3"); st.LastRSeq != 1 {
@@ -192,7 +201,7 @@ func TestThreatS14_TruncatedTagsStillBind(t *testing.T) {
 	}
 	b := l.d.Bundle()
 	cut, _ := wire.SealLPStatus(st, b.UplinkKey, b.Device, b.Epoch)
-	res, err := e.s.HandleLPFrame(context.Background(), "lora-3", cut)
+	res, err := e.lp().HandleFrame(context.Background(), "lora-3", cut)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +212,7 @@ func TestThreatS14_TruncatedTagsStillBind(t *testing.T) {
 	st.N--
 	st.RSeq++
 	bad, _ := wire.SealLPStatus(st, b.UplinkKey, b.Device, b.Epoch)
-	res, err = e.s.HandleLPFrame(context.Background(), "lora-3", bad)
+	res, err = e.lp().HandleFrame(context.Background(), "lora-3", bad)
 	if err != nil {
 		t.Fatal(err)
 	}

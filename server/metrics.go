@@ -84,3 +84,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(devicesDesc, prometheus.GaugeValue, float64(counts[st]), st)
 	}
 }
+
+// Metrics is the server's Prometheus registry, for /metrics.
+func (s *Server) Metrics() prometheus.Gatherer { return s.met.reg }

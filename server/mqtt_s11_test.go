@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/server/mqttingest"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -48,7 +49,7 @@ func TestThreatS11_BrokerRefusesWillsAndRetain(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no ack for the ordinary report")
 	}
-	if n := e.s.MQTTRetained(); n != 0 {
+	if n := e.s.Transport("mqtt").(*mqttingest.Ingest).Retained(); n != 0 {
 		t.Fatalf("the broker retains %d message(s)", n)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -303,7 +304,7 @@ func (d *apiDoc) operations() map[string]map[string]any {
 // answer the Error schema, authenticated operations document 401 (and 403 when some role
 // is not admitted), every schema in components uses only what the validator implements,
 // and object schemas with properties are closed (but the document's own).
-func checkDocRules(t *testing.T, d *apiDoc, routes []server.Route) {
+func checkDocRules(t *testing.T, d *apiDoc, routes []httpapi.Route) {
 	t.Helper()
 	ops := d.operations()
 	for _, rt := range routes {
@@ -542,12 +543,12 @@ func (c *apiChecker) report(d *device, data []byte, want int) *wire.Ack {
 func TestOpenAPIResponseSchemas(t *testing.T) {
 	e := newEnv(t)
 	admin := e.s.AdminToken()
-	raw, err := os.ReadFile("openapi.json")
+	raw, err := os.ReadFile("httpapi/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := parseDoc(t, raw)
-	checkDocRules(t, doc, e.s.Routes())
+	checkDocRules(t, doc, httpapi.New(e.s).Routes())
 	c := newChecker(t, doc, e.base)
 	if served := c.do("GET", "/api/openapi.json", admin, "", nil, 200); !bytes.Equal(served, raw) {
 		t.Fatal("the server does not serve openapi.json as it is on disk")
@@ -625,7 +626,7 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var results []server.BatchResult
+	var results []httpapi.BatchResult
 	if err := wire.Unmarshal(c.do("POST", "/v1/reports:batch", "", "application/cbor", batch, 200), &results); err != nil || len(results) != 2 || results[0].Reject != "" {
 		t.Fatalf("batch: %+v %v", results, err)
 	}
@@ -634,7 +635,7 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 	c.do("POST", "/v1/reports:batch", "", "application/cbor", make([]byte, 256*(wire.MaxMessageSize+8)+1), 413)
 
 	// a service visit on m1: pending token, open window, closed visit
-	var visit server.VisitView
+	var visit httpapi.VisitView
 	c.doJSON("POST", "/api/v1/devices/m1/visits", tok["technician"], map[string]any{"work_order": "WO-1", "technician": "tom", "window_s": 600}, 201, &visit)
 	c.do("POST", "/api/v1/devices/m1/visits", tok["technician"], "", map[string]any{"technician": "tom"}, 400)
 	c.do("POST", "/api/v1/devices/nope/visits", tok["technician"], "", map[string]any{"work_order": "WO-2"}, 404)
@@ -791,7 +792,7 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 // The Go types the handlers encode, with every field set, validate against their schemas:
 // a field added to a type (tagged for JSON) fails here even before any data carries it.
 func TestOpenAPISchemasCoverGoTypes(t *testing.T) {
-	raw, err := os.ReadFile("openapi.json")
+	raw, err := os.ReadFile("httpapi/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,21 +803,21 @@ func TestOpenAPISchemasCoverGoTypes(t *testing.T) {
 		schema string
 		fix    func(v any)
 	}{
-		{&server.DeviceView{}, "Device", func(v any) {
-			d := v.(*server.DeviceView)
+		{&httpapi.DeviceView{}, "Device", func(v any) {
+			d := v.(*httpapi.DeviceView)
 			d.State, d.ID, d.PendingTokens = store.StateTampered, "m-1", nil
 		}},
-		{&server.EventView{}, "Event", nil},
-		{&server.VisitView{}, "Visit", nil},
+		{&httpapi.EventView{}, "Event", nil},
+		{&httpapi.VisitView{}, "Visit", nil},
 		{&server.AlertView{}, "Alert", nil},
-		{&server.AuditView{}, "Audit", nil},
-		{&server.ManifestInfo{}, "Manifest", nil},
-		{&server.DistrictView{}, "District", func(v any) {
-			d := v.(*server.DistrictView)
-			d.Config, d.Members = []byte(`{"nrw_target_pct":12}`), []server.MemberView{{Device: "m-1", Role: "inlet"}}
+		{&httpapi.AuditView{}, "Audit", nil},
+		{&httpapi.ManifestInfo{}, "Manifest", nil},
+		{&httpapi.DistrictView{}, "District", func(v any) {
+			d := v.(*httpapi.DistrictView)
+			d.Config, d.Members = []byte(`{"nrw_target_pct":12}`), []httpapi.MemberView{{Device: "m-1", Role: "inlet"}}
 		}},
 		{&server.BalancePoint{}, "BalancePoint", nil},
-		{&server.APITokenView{}, "APIToken", func(v any) { v.(*server.APITokenView).Role = server.RoleOperator }},
+		{&httpapi.APITokenView{}, "APIToken", func(v any) { v.(*httpapi.APITokenView).Role = server.RoleOperator }},
 		{&wire.Bundle{}, "Bundle", func(v any) { v.(*wire.Bundle).Device = "m-1" }},
 	} {
 		fill(reflect.ValueOf(c.v).Elem(), now)
@@ -860,7 +861,7 @@ func fill(v reflect.Value, now time.Time) {
 // value outside an enum, a null, a malformed date-time or base64 string, a non-integer,
 // and a schema keyword it does not implement.
 func TestOpenAPIValidatorRejects(t *testing.T) {
-	raw, err := os.ReadFile("openapi.json")
+	raw, err := os.ReadFile("httpapi/openapi.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,10 +21,10 @@ const tokenLifetimeRSeq = 1000
 const maxCommandBytes = 12 << 10
 
 // HandleReport runs the verification pipeline on one encoded report and returns the
-// sealed ack to send back. Every transport is an adapter in front of it (http.go,
-// mqtt.go). On rejection err is a *RejectError whose Reason is the stable name; when the
-// device can be told (the report was authentic), ack is also set and carries Reject =
-// reason.
+// sealed ack to send back. Every transport is an adapter in front of it (server/httpapi,
+// server/mqttingest, server/lpwan for server/lorawan). On rejection err is a *RejectError
+// whose Reason is the stable name; when the device can be told (the report was
+// authentic), ack is also set and carries Reject = reason.
 //
 // The orchestration, in order: decode with limits → lock the device → MAC → admit (epoch,
 // retransmission, replay, nonce) → manifest → FS-chain segment → evaluate (evaluate.go:
@@ -307,6 +307,24 @@ func (s *Server) refuse(ctx context.Context, dev string, re *RejectError) *Rejec
 	}
 	s.log.Debug("report rejected", "dev", dev, "reason", re.Reason, "detail", re.Detail)
 	return re
+}
+
+// RefuseFrame records the refusal of an unauthenticated frame of another transport (the
+// LPWAN profile's) as the pipeline records its own (audit record, rate-limited; metrics)
+// and returns the rejection.
+func (s *Server) RefuseFrame(ctx context.Context, dev, reason, detail string) *RejectError {
+	re := s.refuse(ctx, dev, &RejectError{Reason: reason, Detail: detail})
+	s.met.observe(re, time.Now())
+	return re
+}
+
+// Manifest is the registered manifest of product at version (through the manifest cache).
+func (s *Server) Manifest(ctx context.Context, product string, version uint64) (*store.Manifest, error) {
+	m, _, _, err := s.mans.lookup(ctx, product, version)
+	if err == nil && m == nil {
+		err = store.ErrNotFound
+	}
+	return m, err
 }
 
 // rejectAuthentic records the rejection of an authentic report (rejection, evaluate.go)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -22,7 +22,7 @@ func TestThreatD24_RepeatEntryIsTamper(t *testing.T) {
 	if st.State != store.StateTampered || st.StateReason != "cover-open" {
 		t.Fatalf("after a repeat entry: %s (%s)", st.State, st.StateReason)
 	}
-	var out struct{ Events []server.EventView }
+	var out struct{ Events []httpapi.EventView }
 	e.api("GET", "/api/v1/devices/meter-flood/events?tamper=true", e.s.AdminToken(), nil, &out)
 	if len(out.Events) != 1 || out.Events[0].TypeName != "repeat" || !strings.Contains(string(out.Events[0].Decoded), "9992") {
 		t.Fatalf("tamper events %+v", out.Events)

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -31,7 +31,7 @@ func TestThreatD22_RollbackEntryIsTamperReason(t *testing.T) {
 		if st.State != store.StateTampered || st.StateReason != wire.EntryName(c.typ) {
 			t.Fatalf("%s after %s: %s (%s)", c.dev, wire.EntryName(c.typ), st.State, st.StateReason)
 		}
-		var out struct{ Events []server.EventView }
+		var out struct{ Events []httpapi.EventView }
 		e.api("GET", "/api/v1/devices/"+c.dev+"/events?tamper=true", e.s.AdminToken(), nil, &out)
 		if len(out.Events) != 1 || out.Events[0].TypeName != wire.EntryName(c.typ) || !strings.Contains(string(out.Events[0].Decoded), "entr") {
 			t.Fatalf("%s tamper events %+v", c.dev, out.Events)

@@ -26,8 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
-
+	"github.com/fieldseal/fieldseal/analytics/districts"
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
@@ -84,10 +83,10 @@ type Config struct {
 	// DeviceCache bounds the devices kept in memory (default 200,000).
 	DeviceCache int
 
-	// LoRaWAN are the network server integrations to ingest LPWAN frames from (lorawan.go).
+	// LoRaWAN are the network server integrations server/lorawan ingests LPWAN frames from.
 	LoRaWAN []LoRaWAN
 
-	// Balance schedules the districts' water balance and inspection lists (balance.go).
+	// Balance schedules the districts' water balance and inspection lists (analytics/districts).
 	Balance BalanceConfig
 }
 
@@ -106,22 +105,16 @@ type Server struct {
 	alerts *alerter
 
 	recordLimit *rateLimit // audit records of unauthenticated rejections
-	lp          lpState    // LPWAN profile: entry fragments being assembled (lpwan.go)
-	lorawan     []*lorawanConn
+	topics      wire.Topics
+	transports  []Transport // attached before Start, started in order
+	started     int         // how many of them Start has started
 
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	broker   *mqtt.Server
-	mqttAddr string
-	ext      *externalBroker
-	topics   wire.Topics
-
-	con *Console
-	bal *balances
+	bal *districts.Refresher
 
 	inflight sync.WaitGroup
-	mu       sync.Mutex
+	mu       sync.Mutex // guards closing and once
 	closing  bool
+	once     map[string]onceCode // one-time console sign-in codes (ConsoleLink)
 	stopBg   context.CancelFunc
 	bgDone   sync.WaitGroup
 }
@@ -162,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 	if !wire.ValidTopicRoot(cfg.TopicRoot) {
 		return nil, fmt.Errorf("topic root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", cfg.TopicRoot)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}, once: map[string]onceCode{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -191,8 +184,7 @@ func New(cfg Config) (*Server, error) {
 	s.mans = newManifestCache(s.st)
 	s.commit = newCommitter(s.st, cfg.MaxBatch, s.met)
 	s.alerts = newAlerter(s.log, cfg.Webhooks)
-	s.con = newConsole(s)
-	s.bal = newBalances(cfg.Store)
+	s.bal = districts.New(cfg.Store, cfg.Balance, s.now, s.log)
 	return s, nil
 }
 
@@ -265,52 +257,47 @@ func (s *Server) loadAdminToken() error {
 	return nil
 }
 
-// Start opens the listeners (HTTP, embedded MQTT or the external broker subscription) and
-// the background work (group commit, silence timer, webhooks); it returns once they are up.
-// A port already in use is an error that names the port and the flag to change.
+// A Transport carries reports to HandleReport (and operator requests to the server's
+// operations) over one medium: server/httpapi, server/mqttingest, server/lorawan. The
+// server starts the attached transports after its own background work and shuts them down
+// before it drains the reports in flight; server/serve attaches the standard set.
+type Transport interface {
+	Name() string // "http", "mqtt", "lorawan": HTTPAddr and MQTTAddr find theirs by it
+	Start(ctx context.Context) error
+	Addr() string // where it listens once started, "" when it does not listen
+	Shutdown(ctx context.Context) error
+}
+
+// Attach adds transports; call it before Start.
+func (s *Server) Attach(ts ...Transport) { s.transports = append(s.transports, ts...) }
+
+// Transport is the attached transport of that name, or nil.
+func (s *Server) Transport(name string) Transport {
+	for _, t := range s.transports {
+		if t.Name() == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Start starts the background work (group commit, silence timer, webhooks, water balance)
+// and then the attached transports; it returns once they are up. A port already in use is
+// an error that names the port and the flag to change.
 func (s *Server) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	s.stopBg = cancel
 	s.commit.start()
 	s.alerts.start(bg)
-	if s.cfg.HTTPAddr != "off" {
-		ln, err := listen(s.cfg.HTTPAddr, "--http")
-		if err != nil {
-			s.stopAll()
-			return err
-		}
-		if s.cfg.HTTPTLS != nil {
-			ln = tls.NewListener(ln, s.cfg.HTTPTLS)
-		}
-		s.httpLn = ln
-		s.httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
-		go func() {
-			if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				s.log.Error("http server", "err", err)
-			}
-		}()
-		s.log.Info("HTTP API listening", "addr", ln.Addr().String())
-	}
-	if s.cfg.MQTTBroker != "" {
-		ext, err := s.connectExternal(ctx)
-		if err != nil {
+	for _, t := range s.transports {
+		if err := t.Start(ctx); err != nil {
 			s.abortStart()
 			return err
 		}
-		s.ext = ext
-	} else if s.cfg.MQTTAddr != "off" {
-		if err := s.startBroker(); err != nil {
-			s.abortStart()
-			return err
-		}
-	}
-	if err := s.startLoRaWAN(ctx); err != nil {
-		s.stopLoRaWAN()
-		s.abortStart()
-		return err
+		s.started++
 	}
 	s.bgDone.Add(2)
-	go s.balanceLoop(bg)
+	go func() { defer s.bgDone.Done(); s.bal.Run(bg) }()
 	go func() {
 		defer s.bgDone.Done()
 		t := time.NewTicker(s.cfg.SilentCheck)
@@ -333,16 +320,18 @@ func (s *Server) Start(ctx context.Context) error {
 // address and the flag that sets it.
 var ErrAddrInUse = errors.New("address in use")
 
-type addrInUseError string
+// AddrInUse is an ErrAddrInUse that says msg.
+type AddrInUse string
 
-func (e addrInUseError) Error() string        { return string(e) }
-func (e addrInUseError) Is(target error) bool { return target == ErrAddrInUse }
+func (e AddrInUse) Error() string        { return string(e) }
+func (e AddrInUse) Is(target error) bool { return target == ErrAddrInUse }
 
-func listen(addr, flag string) (net.Listener, error) {
+// Listen listens on addr for a transport; the error names the flag that sets addr.
+func Listen(addr, flag string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use") {
-			return nil, addrInUseError(fmt.Sprintf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag))
+			return nil, AddrInUse(fmt.Sprintf("%s is already in use (another process listens on that port): choose another address with %s", addr, flag))
 		}
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, flag, err)
 	}
@@ -360,15 +349,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	var errs []error
-	if s.httpSrv != nil {
-		errs = append(errs, s.httpSrv.Shutdown(ctx))
-	}
-	if s.ext != nil {
-		s.ext.close()
-	}
-	s.stopLoRaWAN()
-	if s.broker != nil {
-		s.broker.Close()
+	for _, t := range s.transports[:s.started] {
+		errs = append(errs, t.Shutdown(ctx))
 	}
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
@@ -386,8 +368,10 @@ func (s *Server) abortStart() {
 	s.mu.Lock()
 	s.closing = true
 	s.mu.Unlock()
-	if s.httpSrv != nil {
-		s.httpSrv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, t := range s.transports[:s.started] {
+		t.Shutdown(ctx)
 	}
 	s.stopAll()
 }
@@ -413,20 +397,34 @@ func (s *Server) enter() bool {
 }
 
 // HTTPAddr is the address the HTTP API listens on (after Start).
-func (s *Server) HTTPAddr() string {
-	if s.httpLn == nil {
-		return ""
-	}
-	return s.httpLn.Addr().String()
-}
+func (s *Server) HTTPAddr() string { return s.addrOf("http") }
 
 // MQTTAddr is the address of the embedded broker (after Start), or the external broker URL.
 func (s *Server) MQTTAddr() string {
 	if s.cfg.MQTTBroker != "" {
 		return s.cfg.MQTTBroker
 	}
-	return s.mqttAddr
+	return s.addrOf("mqtt")
 }
+
+func (s *Server) addrOf(name string) string {
+	if t := s.Transport(name); t != nil {
+		return t.Addr()
+	}
+	return ""
+}
+
+// Config is the server's configuration, defaults filled in: the transports read theirs.
+func (s *Server) Config() Config { return s.cfg }
+
+// Logger is the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Now is the fleet's clock (the demo's is compressed).
+func (s *Server) Now() time.Time { return s.now() }
+
+// Topics are the fleet's MQTT topics (under Config.TopicRoot).
+func (s *Server) Topics() wire.Topics { return s.topics }
 
 // AdminToken is the bootstrap admin API token (also in DIR/admin.token).
 func (s *Server) AdminToken() string { return s.admin }

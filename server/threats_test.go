@@ -15,6 +15,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -243,7 +244,7 @@ func TestThreatS6_TokenReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var v server.VisitView
+	var v httpapi.VisitView
 	if code := e.api("POST", "/api/v1/devices/meter-1/visits", tech, map[string]any{"work_order": "WO-1", "technician": "tom", "window_s": 600}, &v); code != 201 {
 		t.Fatalf("open visit: %d", code)
 	}
@@ -460,7 +461,7 @@ func TestThreatS8_GarbageEverywhere(t *testing.T) {
 // needs a token.
 func TestThreatS10_UnauthenticatedAccess(t *testing.T) {
 	e := newEnv(t)
-	for _, rt := range e.s.Routes() {
+	for _, rt := range httpapi.New(e.s).Routes() {
 		path := strings.NewReplacer("{id}", "x", "{name}", "x").Replace(rt.Path)
 		for _, tok := range []string{"", "wrong-token", strings.Repeat("a", 1000)} {
 			code := e.api(rt.Method, path, tok, nil, nil)
@@ -583,7 +584,7 @@ func TestTamperEvidence(t *testing.T) {
 	if st := e.device("meter-1").State; st != store.StateTampered {
 		t.Fatalf("tampered was not sticky: %s", st)
 	}
-	var out struct{ Events []server.EventView }
+	var out struct{ Events []httpapi.EventView }
 	if code := e.api("GET", "/api/v1/devices/meter-1/events?tamper=true", e.s.AdminToken(), nil, &out); code != 200 {
 		t.Fatal(code)
 	}
@@ -730,7 +731,7 @@ func TestClosedVisitRevokesToken(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
 	e.mustSend(d)
-	var v server.VisitView
+	var v httpapi.VisitView
 	if code := e.api("POST", "/api/v1/devices/meter-1/visits", e.s.AdminToken(), map[string]any{"work_order": "WO-2"}, &v); code != 201 {
 		t.Fatal(code)
 	}

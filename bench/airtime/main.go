@@ -34,6 +34,8 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/lpwan"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -161,7 +163,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer st.Close()
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		log.Fatal(err)
@@ -170,6 +172,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer s.Shutdown(ctx)
+	lpa := lpwan.New(s)
 	now := func() uint64 { return uint64(clk.Now().Unix()) }
 	mk := func(id string) *agent.Device {
 		b, err := s.ProvisionDevice(ctx, id, "watermeter")
@@ -257,7 +260,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 			lp.upFrames++
 			lp.toa7 += loraToA(len(f)+loraOverhead, 7)
 			lp.toa12 += loraToA(len(f)+loraOverhead, 12)
-			res, err := s.HandleLPFrame(ctx, "wm-lora-01", f)
+			res, err := lpa.HandleFrame(ctx, "wm-lora-01", f)
 			if err != nil {
 				log.Fatal(err)
 			}

@@ -35,6 +35,7 @@ import (
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/sim"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
@@ -126,7 +127,7 @@ func run(meters int, levels string, level time.Duration, workers, overMQTT int, 
 		return err
 	}
 	defer db.Close()
-	srv, err := server.New(server.Config{Store: db, DataDir: dir, HTTPAddr: freeAddr(), MQTTAddr: mqttAddr, Now: clock.Now, SilentAfter: 1000,
+	srv, err := serve.New(server.Config{Store: db, DataDir: dir, HTTPAddr: freeAddr(), MQTTAddr: mqttAddr, Now: clock.Now, SilentAfter: 1000,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return err

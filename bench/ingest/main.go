@@ -46,7 +46,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
-	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -391,7 +391,7 @@ func httpPhase(base string, devs []*simDevice) result {
 				}
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				var out []server.BatchResult
+				var out []httpapi.BatchResult
 				if err := wire.Unmarshal(body, &out); err != nil || len(out) != len(mine) {
 					log.Fatalf("batch answer: %v %d %s", err, resp.StatusCode, body)
 				}

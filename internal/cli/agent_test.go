@@ -17,6 +17,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
@@ -60,7 +61,7 @@ func newAgentRig(t *testing.T) *agentRig {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "manifest.cose"), signed, 0o644)
-	srv, err := server.New(server.Config{Store: testStore(t, filepath.Join(dir, "srv")), DataDir: filepath.Join(dir, "srv"), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+	srv, err := serve.New(server.Config{Store: testStore(t, filepath.Join(dir, "srv")), DataDir: filepath.Join(dir, "srv"), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 		VendorKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -235,7 +236,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		// little memory for less GC CPU.
 		debug.SetGCPercent(300)
 	}
-	s, err := server.New(cfg)
+	s, err := serve.New(cfg)
 	if err != nil {
 		return failStart(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/dashboard"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/sim"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/storeurl"
@@ -197,7 +198,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	defer storeDB.Close() // after the server's shutdown (deferred below)
 	cfg.Store = storeDB
-	srv, err := server.New(cfg)
+	srv, err := serve.New(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,7 @@ func (d *dash) refused(w http.ResponseWriter, r *http.Request, err error) {
 		d.problem(w, r, http.StatusNotFound, "Not found: "+err.Error())
 	case errors.Is(err, store.ErrConflict):
 		d.problem(w, r, http.StatusConflict, "Someone else changed this first: "+err.Error()+". Go back, reload and try again.")
-	case errors.Is(err, server.ErrForbidden):
+	case errors.Is(err, ErrForbidden):
 		d.problem(w, r, http.StatusForbidden, err.Error())
 	case errors.Is(err, server.ErrInput):
 		d.problem(w, r, http.StatusBadRequest, strings.TrimPrefix(err.Error(), server.ErrInput.Error()+": "))

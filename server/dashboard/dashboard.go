@@ -32,20 +32,7 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// User is who a session belongs to: an API token's name and role.
-type User = server.ConsoleUser
-
-// Actions the console offers; Backend.Allowed says which role may take them.
-const (
-	ActAck        = server.ActAck
-	ActClear      = server.ActClear
-	ActVisitOpen  = server.ActVisitOpen
-	ActVisitClose = server.ActVisitClose
-	ActCheckIn    = server.ActCheckIn
-	actSignOut    = server.ActSignOut
-)
-
-// Backend is what the console needs of the server (*server.Console): sign-in, the role
+// Backend is what the console needs of the server (backend.go): sign-in, the role
 // rules, and the audited operations behind the API's action routes (the server checks the
 // role again).
 type Backend interface {
@@ -60,7 +47,7 @@ type Backend interface {
 	BookVisit(ctx context.Context, u User, dev, workOrder, technician string, window time.Duration) (*store.Visit, error)
 	CloseVisit(ctx context.Context, u User, visit, sealNumber, result string) (*store.Visit, error)
 
-	// The water balance the server refreshes on its schedule (server/balance.go).
+	// The water balance the server refreshes on its schedule (analytics/districts).
 	DistrictResult(ctx context.Context, id string) (*server.DistrictResult, error)
 	OnInspectionList(dev string) (analytics.Candidate, bool)
 }
@@ -79,8 +66,7 @@ type Options struct {
 //
 //	srv.SetDashboard(dashboard.ForServer(srv))
 func ForServer(srv *server.Server) http.Handler {
-	c := srv.Console()
-	return New(srv.Store(), Options{Backend: c, SessionKey: c.SessionKey(), ServerPub: srv.PublicKey(), Now: c.Now})
+	return New(srv.Store(), Options{Backend: &console{s: srv, st: srv.Store()}, SessionKey: srv.ConsoleSessionKey(), ServerPub: srv.PublicKey(), Now: srv.Now})
 }
 
 // DefaultThreatModelURL is the project's published threat model.

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 )
 
 // QueryDevices answers one page of the fleet list with a keyset query (no OFFSET). The
@@ -64,7 +65,7 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store
 		}
 		where = append(where, `id `+cmp+` `+arg(q.After.ID))
 	}
-	sql := `SELECT ` + deviceCols + ` FROM devices`
+	sql := `SELECT ` + sqlstore.DeviceCols + ` FROM devices`
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, ` AND `)
 	}

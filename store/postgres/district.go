@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -15,8 +16,7 @@ func (s *Store) PutDistrict(ctx context.Context, d store.District) error {
 	if !d.Updated.IsZero() {
 		u = d.Updated.UnixNano()
 	}
-	_, err := s.exec(ctx, `INSERT INTO districts (id, name, config, updated) VALUES ($1,$2,$3,$4)
- ON CONFLICT (id) DO UPDATE SET name = excluded.name, config = excluded.config, updated = excluded.updated`,
+	_, err := s.exec(ctx, sqlDistrictPut,
 		d.ID, d.Name, string(d.Config), u)
 	return err
 }
@@ -34,7 +34,7 @@ func scanDistrict(r pgx.Row) (store.District, error) {
 }
 
 func (s *Store) GetDistrict(ctx context.Context, id string) (*store.District, error) {
-	d, err := scanDistrict(s.queryRow(ctx, `SELECT id, name, config, updated FROM districts WHERE id = $1`, id))
+	d, err := scanDistrict(s.queryRow(ctx, sqlDistrictGet, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: district %q", store.ErrNotFound, id)
 	}
@@ -46,7 +46,7 @@ func (s *Store) GetDistrict(ctx context.Context, id string) (*store.District, er
 
 func (s *Store) ListDistricts(ctx context.Context) ([]store.District, error) {
 	return collect(ctx, s, func(r pgx.Rows) (store.District, error) { return scanDistrict(r) },
-		`SELECT id, name, config, updated FROM districts ORDER BY id`)
+		sqlstore.ListDistricts)
 }
 
 func (s *Store) SetDistrictMembers(ctx context.Context, ms []store.DistrictMember) error {
@@ -58,14 +58,13 @@ func (s *Store) SetDistrictMembers(ctx context.Context, ms []store.DistrictMembe
 		defer tx.Rollback(ctx)
 		for _, m := range ms {
 			var n int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM districts WHERE id = $1`, m.District).Scan(&n); err != nil {
+			if err := tx.QueryRow(ctx, sqlDistrictN, m.District).Scan(&n); err != nil {
 				return err
 			}
 			if n == 0 {
 				return fmt.Errorf("%w: district %q", store.ErrNotFound, m.District)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO district_members (district, dev, role) VALUES ($1,$2,$3)
- ON CONFLICT (district, dev) DO UPDATE SET role = excluded.role`, m.District, m.Dev, m.Role); err != nil {
+			if _, err := tx.Exec(ctx, sqlMemberPut, m.District, m.Dev, m.Role); err != nil {
 				return err
 			}
 		}
@@ -74,7 +73,7 @@ func (s *Store) SetDistrictMembers(ctx context.Context, ms []store.DistrictMembe
 }
 
 func (s *Store) RemoveDistrictMember(ctx context.Context, district, dev string) error {
-	tag, err := s.exec(ctx, `DELETE FROM district_members WHERE district = $1 AND dev = $2`, district, dev)
+	tag, err := s.exec(ctx, sqlMemberDel, district, dev)
 	if err != nil {
 		return err
 	}
@@ -90,7 +89,7 @@ func (s *Store) ListDistrictMembers(ctx context.Context, district string) ([]sto
 		return m, r.Scan(&m.District, &m.Dev, &m.Role)
 	}
 	if district == "" {
-		return collect(ctx, s, scan, `SELECT district, dev, role FROM district_members ORDER BY district, dev`)
+		return collect(ctx, s, scan, sqlstore.ListMembers)
 	}
-	return collect(ctx, s, scan, `SELECT district, dev, role FROM district_members WHERE district = $1 ORDER BY dev`, district)
+	return collect(ctx, s, scan, sqlMembersOf, district)
 }

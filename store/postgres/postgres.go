@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -106,7 +107,7 @@ func migrate(ctx context.Context, pool *connPool) error {
 			if _, err := tx.Exec(ctx, string(body)); err != nil {
 				return fmt.Errorf("migration %s: %w", name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (name, applied) VALUES ($1, $2)`, name, time.Now().UTC()); err != nil {
+			if _, err := tx.Exec(ctx, sqlMigrated, name, time.Now().UTC()); err != nil {
 				return fmt.Errorf("migration %s: %w", name, err)
 			}
 		}
@@ -143,14 +144,6 @@ func (d tsDst) ScanTimestamptz(v pgtype.Timestamptz) error {
 }
 
 func tsOut(p *time.Time) tsDst { return tsDst{p} }
-
-const deviceCols = `id, product, epoch, version, uplink_key, downlink_key, state, state_since, state_reason,
- pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
- last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
-
-// deviceColumns are the columns of deviceCols after id: column i holds store.DeviceFields
-// bit i.
-var deviceColumns = strings.Fields(strings.ReplaceAll(deviceCols, ",", " "))[1:]
 
 func deviceArgs(d *store.Device, version uint64) []any {
 	args := make([]any, 1, 1+store.NumDeviceFields+2) // room for sqlCAS's last two
@@ -194,7 +187,7 @@ func updateSQL(fields store.DeviceFields) string {
 			b.WriteString(", ")
 		}
 		n++
-		fmt.Fprintf(&b, "%s=$%d", deviceColumns[bits.TrailingZeros32(uint32(m))], n)
+		fmt.Fprintf(&b, "%s=$%d", sqlstore.DeviceColumns[bits.TrailingZeros32(uint32(m))], n)
 	}
 	fmt.Fprintf(&b, ` WHERE id = $1 AND version = $%d AND epoch = $%d RETURNING 1)
 SELECT fieldseal_conflict($%d) WHERE NOT EXISTS (SELECT FROM u)`, n+1, n+2, n+3)
@@ -221,7 +214,6 @@ func scanDevice(r pgx.Row) (*store.Device, error) {
 const (
 	sqlLockDevices = `SELECT 1 FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 	sqlReplace     = `DELETE FROM devices WHERE id = $1 AND epoch < $2`
-	sqlInsert      = `INSERT INTO devices (` + deviceCols + `) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`
 	// The guard includes the epoch: re-provisioning restarts the version at 1, and a
 	// writer still holding the old epoch's row at version 1 must not overwrite the new one.
 	sqlCAS = `WITH u AS (UPDATE devices SET product=$2, epoch=$3, version=$4, uplink_key=$5, downlink_key=$6, state=$7, state_since=$8, state_reason=$9,
@@ -229,13 +221,36 @@ const (
  last_ack=$18, nonce=$19, prev_nonce=$20, last_seen=$21, last_device_time=$22, last_boot=$23, report_interval=$24, rejections=$25, window_until=$26, created=$27
  WHERE id = $1 AND version = $28 AND epoch = $3 RETURNING 1)
 SELECT fieldseal_conflict($29) WHERE NOT EXISTS (SELECT FROM u)`
-	sqlEvent      = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`
-	sqlAudit      = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES ($1,$2,$3,$4,$5,$6)`
-	sqlAlert      = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES ($1,$2,$3,$4,$5)`
-	sqlToken      = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`
 	sqlUseToken   = `WITH u AS (UPDATE tokens SET used = true, used_at = $1 WHERE id = $2 AND NOT used RETURNING 1) SELECT fieldseal_conflict($3) WHERE NOT EXISTS (SELECT FROM u)`
-	sqlVisit      = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`
 	sqlCloseVisit = `WITH u AS (UPDATE visits SET closed = $1, seal_number = $2, result = $3 WHERE id = $4 AND closed IS NULL RETURNING 1) SELECT fieldseal_conflict($5) WHERE NOT EXISTS (SELECT FROM u)`
+)
+
+// The statements shared with store/sqlite (store/sqlstore), numbered for PostgreSQL.
+var (
+	sqlInsert      = sqlstore.Rebind(sqlstore.InsertDevice)
+	sqlEvent       = sqlstore.Rebind(sqlstore.InsertEvent)
+	sqlAudit       = sqlstore.Rebind(sqlstore.InsertAudit)
+	sqlAlert       = sqlstore.Rebind(sqlstore.InsertAlert)
+	sqlToken       = sqlstore.Rebind(sqlstore.InsertToken)
+	sqlVisit       = sqlstore.Rebind(sqlstore.InsertVisit)
+	sqlGetDevice   = sqlstore.Rebind(sqlstore.GetDevice)
+	sqlManifestPut = sqlstore.Rebind(sqlstore.InsertManifest)
+	sqlManifestGet = sqlstore.Rebind(sqlstore.GetManifest)
+	sqlManifestCur = sqlstore.Rebind(sqlstore.CurrentManifest)
+	sqlListEvents  = sqlstore.Rebind(sqlstore.ListEvents)
+	sqlEventHead   = sqlstore.Rebind(sqlstore.EventHead)
+	sqlGetToken    = sqlstore.Rebind(sqlstore.GetToken)
+	sqlGetVisit    = sqlstore.Rebind(sqlstore.GetVisit)
+	sqlAPITokenPut = sqlstore.Rebind(sqlstore.InsertAPIToken)
+	sqlAPITokenGet = sqlstore.Rebind(sqlstore.GetAPIToken)
+	sqlAPITokenDel = sqlstore.Rebind(sqlstore.DeleteAPIToken)
+	sqlMigrated    = sqlstore.Rebind(sqlstore.InsertMigration)
+	sqlDistrictPut = sqlstore.Rebind(sqlstore.PutDistrict)
+	sqlDistrictGet = sqlstore.Rebind(sqlstore.GetDistrict)
+	sqlDistrictN   = sqlstore.Rebind(sqlstore.CountDistrict)
+	sqlMemberPut   = sqlstore.Rebind(sqlstore.PutMember)
+	sqlMemberDel   = sqlstore.Rebind(sqlstore.DeleteMember)
+	sqlMembersOf   = sqlstore.Rebind(sqlstore.ListMembersOf)
 )
 
 // stmtErr turns a statement's error into the change's error, by its SQLSTATE code only:

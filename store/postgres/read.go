@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -74,15 +75,8 @@ func (s *Store) exec(ctx context.Context, sql string, args ...any) (tag pgconn.C
 	return tag, err
 }
 
-func limit(n int) int {
-	if n <= 0 || n > 1000 {
-		return 1000
-	}
-	return n
-}
-
 func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error) {
-	d, err := scanDevice(s.queryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = $1`, id))
+	d, err := scanDevice(s.queryRow(ctx, sqlGetDevice, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: device %q", store.ErrNotFound, id)
 	}
@@ -90,7 +84,7 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error)
 }
 
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
-	q := `SELECT ` + deviceCols + ` FROM devices WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2)`
+	q := `SELECT ` + sqlstore.DeviceCols + ` FROM devices WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2)`
 	args := []any{f.State, f.Product}
 	if !f.OverdueAt.IsZero() {
 		// Seen, and last seen more than Missed report intervals (0: the default) before
@@ -115,7 +109,7 @@ func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
 		var c count
 		err := r.Scan(&c.state, &c.n)
 		return c, err
-	}, `SELECT state, COUNT(*) FROM devices GROUP BY state`)
+	}, sqlstore.CountDevices)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +121,13 @@ func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
 }
 
 func (s *Store) PutManifest(ctx context.Context, m *store.Manifest) error {
-	_, err := s.exec(ctx, `INSERT INTO manifests (product, version, root, signed, created, report_interval) VALUES ($1,$2,$3,$4,$5,$6)`,
+	_, err := s.exec(ctx, sqlManifestPut,
 		m.Product, int64(m.Version), m.Root, m.Signed, ts(m.Created), int64(m.ReportInterval))
 	if isUnique(err) {
 		return fmt.Errorf("%w: manifest %s version %d exists", store.ErrConflict, m.Product, m.Version)
 	}
 	return err
 }
-
-const manifestCols = `product, version, root, signed, created, report_interval`
 
 func scanManifest(r pgx.Row) (*store.Manifest, error) {
 	var m store.Manifest
@@ -148,7 +140,7 @@ func scanManifest(r pgx.Row) (*store.Manifest, error) {
 }
 
 func (s *Store) GetManifest(ctx context.Context, product string, version uint64) (*store.Manifest, error) {
-	m, err := scanManifest(s.queryRow(ctx, `SELECT `+manifestCols+` FROM manifests WHERE product = $1 AND version = $2`, product, int64(version)))
+	m, err := scanManifest(s.queryRow(ctx, sqlManifestGet, product, int64(version)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: manifest %s version %d", store.ErrNotFound, product, version)
 	}
@@ -156,7 +148,7 @@ func (s *Store) GetManifest(ctx context.Context, product string, version uint64)
 }
 
 func (s *Store) CurrentManifest(ctx context.Context, product string) (*store.Manifest, error) {
-	m, err := scanManifest(s.queryRow(ctx, `SELECT `+manifestCols+` FROM manifests WHERE product = $1 ORDER BY version DESC LIMIT 1`, product))
+	m, err := scanManifest(s.queryRow(ctx, sqlManifestCur, product))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: no manifest for product %s", store.ErrNotFound, product)
 	}
@@ -165,7 +157,7 @@ func (s *Store) CurrentManifest(ctx context.Context, product string) (*store.Man
 
 func (s *Store) ListManifests(ctx context.Context) ([]*store.Manifest, error) {
 	return collect(ctx, s, func(r pgx.Rows) (*store.Manifest, error) { return scanManifest(r) },
-		`SELECT `+manifestCols+` FROM manifests ORDER BY product, version`)
+		sqlstore.ListManifests)
 }
 
 func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, error) {
@@ -179,13 +171,12 @@ func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, er
 		e.Epoch, e.N, e.T, e.Type = uint32(epoch), uint64(n), uint64(t), uint16(typ)
 		e.TypeName = wire.EntryName(e.Type)
 		return e, nil
-	}, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
- WHERE dev = $1 AND n > $2 ORDER BY epoch, n LIMIT $3`, p.Dev, int64(p.AfterN), limit(p.Limit))
+	}, sqlListEvents, p.Dev, int64(p.AfterN), sqlstore.Limit(p.Limit))
 }
 
 func (s *Store) EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error) {
 	var h []byte
-	err := s.queryRow(ctx, `SELECT head FROM events WHERE dev = $1 AND epoch = $2 AND n = $3`, dev, int64(epoch), int64(n)).Scan(&h)
+	err := s.queryRow(ctx, sqlEventHead, dev, int64(epoch), int64(n)).Scan(&h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: event %s/%d/%d", store.ErrNotFound, dev, epoch, n)
 	}
@@ -203,7 +194,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 		err := r.Scan(&a.ID, tsOut(&a.At), &a.Actor, &a.Kind, &a.Dev, &a.Reason, &a.Detail)
 		return a, err
 	}, `SELECT id, at, actor, kind, dev, reason, detail FROM audit
- WHERE ($1 = '' OR dev = $1) AND ($2 <= 0 OR id < $2) ORDER BY id DESC LIMIT $3`, p.Dev, p.BeforeID, limit(p.Limit))
+ WHERE ($1 = '' OR dev = $1) AND ($2 <= 0 OR id < $2) ORDER BY id DESC LIMIT $3`, p.Dev, p.BeforeID, sqlstore.Limit(p.Limit))
 }
 
 func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) ([]store.Alert, error) {
@@ -213,7 +204,7 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 		return a, err
 	}, `SELECT id, at, dev, kind, reason, detail, acked_at, acked_by FROM alerts
  WHERE ($1 = '' OR dev = $1) AND ($2 <= 0 OR id < $2) AND (NOT $3 OR acked_at IS NULL) ORDER BY id DESC LIMIT $4`,
-		p.Dev, p.BeforeID, unackedOnly, limit(p.Limit))
+		p.Dev, p.BeforeID, unackedOnly, sqlstore.Limit(p.Limit))
 }
 
 func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time) error {
@@ -232,8 +223,6 @@ SELECT EXISTS (SELECT 1 FROM alerts WHERE id = $3), EXISTS (SELECT 1 FROM u)`, t
 	return fmt.Errorf("%w: alert %d already acknowledged", store.ErrConflict, id)
 }
 
-const tokenCols = `id, dev, epoch, action, sealed, issued, expires, win, used, used_at`
-
 func scanToken(r pgx.Row) (store.Token, error) {
 	var t store.Token
 	var epoch, win int64
@@ -245,7 +234,7 @@ func scanToken(r pgx.Row) (store.Token, error) {
 }
 
 func (s *Store) GetToken(ctx context.Context, id []byte) (*store.Token, error) {
-	t, err := scanToken(s.queryRow(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = $1`, id))
+	t, err := scanToken(s.queryRow(ctx, sqlGetToken, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: token %x", store.ErrNotFound, id)
 	}
@@ -258,11 +247,9 @@ func (s *Store) GetToken(ctx context.Context, id []byte) (*store.Token, error) {
 func (s *Store) PendingTokens(ctx context.Context, dev string, epoch uint32, now time.Time) ([]store.Token, error) {
 	// A zero now is SQLite's 0: every token with an expiry is still pending.
 	return collect(ctx, s, func(r pgx.Rows) (store.Token, error) { return scanToken(r) },
-		`SELECT `+tokenCols+` FROM tokens WHERE dev = $1 AND epoch = $2 AND NOT used AND expires > COALESCE($3::timestamptz, '-infinity')
+		`SELECT `+sqlstore.TokenCols+` FROM tokens WHERE dev = $1 AND epoch = $2 AND NOT used AND expires > COALESCE($3::timestamptz, '-infinity')
  ORDER BY issued NULLS FIRST`, dev, int64(epoch), ts(now))
 }
-
-const visitCols = `id, dev, work_order, technician, token_id, opened, closed, seal_number, result`
 
 func scanVisit(r pgx.Row) (store.Visit, error) {
 	var v store.Visit
@@ -271,7 +258,7 @@ func scanVisit(r pgx.Row) (store.Visit, error) {
 }
 
 func (s *Store) GetVisit(ctx context.Context, id string) (*store.Visit, error) {
-	v, err := scanVisit(s.queryRow(ctx, `SELECT `+visitCols+` FROM visits WHERE id = $1`, id))
+	v, err := scanVisit(s.queryRow(ctx, sqlGetVisit, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: visit %s", store.ErrNotFound, id)
 	}
@@ -283,11 +270,11 @@ func (s *Store) GetVisit(ctx context.Context, id string) (*store.Visit, error) {
 
 func (s *Store) ListVisits(ctx context.Context, dev string) ([]store.Visit, error) {
 	return collect(ctx, s, func(r pgx.Rows) (store.Visit, error) { return scanVisit(r) },
-		`SELECT `+visitCols+` FROM visits WHERE ($1 = '' OR dev = $1) ORDER BY opened DESC NULLS LAST`, dev)
+		`SELECT `+sqlstore.VisitCols+` FROM visits WHERE ($1 = '' OR dev = $1) ORDER BY opened DESC NULLS LAST`, dev)
 }
 
 func (s *Store) PutAPIToken(ctx context.Context, t store.APIToken) error {
-	_, err := s.exec(ctx, `INSERT INTO api_tokens (hash, name, role, created) VALUES ($1,$2,$3,$4)`, t.Hash, t.Name, t.Role, ts(t.Created))
+	_, err := s.exec(ctx, sqlAPITokenPut, t.Hash, t.Name, t.Role, ts(t.Created))
 	if isUnique(err) {
 		return fmt.Errorf("%w: API token %q exists", store.ErrConflict, t.Name)
 	}
@@ -301,7 +288,7 @@ func scanAPIToken(r pgx.Row) (store.APIToken, error) {
 }
 
 func (s *Store) GetAPIToken(ctx context.Context, hash []byte) (*store.APIToken, error) {
-	t, err := scanAPIToken(s.queryRow(ctx, `SELECT hash, name, role, created FROM api_tokens WHERE hash = $1`, hash))
+	t, err := scanAPIToken(s.queryRow(ctx, sqlAPITokenGet, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("%w: API token", store.ErrNotFound)
 	}
@@ -313,11 +300,11 @@ func (s *Store) GetAPIToken(ctx context.Context, hash []byte) (*store.APIToken, 
 
 func (s *Store) ListAPITokens(ctx context.Context) ([]store.APIToken, error) {
 	return collect(ctx, s, func(r pgx.Rows) (store.APIToken, error) { return scanAPIToken(r) },
-		`SELECT hash, name, role, created FROM api_tokens ORDER BY name`)
+		sqlstore.ListAPITokens)
 }
 
 func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
-	tag, err := s.exec(ctx, `DELETE FROM api_tokens WHERE name = $1`, name)
+	tag, err := s.exec(ctx, sqlAPITokenDel, name)
 	if err != nil {
 		return err
 	}

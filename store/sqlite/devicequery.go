@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 )
 
 // QueryDevices answers one page of the fleet list with a keyset query (no OFFSET): the
@@ -45,7 +46,7 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store
 	}
 	limit := fmt.Sprintf(` ORDER BY %s LIMIT %d`, order, q.QueryLimit())
 	if q.Search == "" {
-		sql := `SELECT ` + deviceCols + ` FROM devices`
+		sql := `SELECT ` + sqlstore.DeviceCols + ` FROM devices`
 		if len(where) > 0 {
 			sql += ` WHERE ` + strings.Join(where, ` AND `)
 		}
@@ -57,8 +58,8 @@ func (s *Store) QueryDevices(ctx context.Context, q store.DeviceQuery) ([]*store
 	if len(where) > 0 {
 		rest = ` AND ` + strings.Join(where, ` AND `)
 	}
-	sql := `SELECT * FROM (SELECT ` + deviceCols + ` FROM devices WHERE id >= ? AND id < ?` + rest +
-		` UNION ALL SELECT ` + deviceCols + ` FROM devices WHERE id IN (SELECT dev FROM visits WHERE work_order = ? OR seal_number = ?) AND NOT (id >= ? AND id < ?)` + rest + `)` + limit
+	sql := `SELECT * FROM (SELECT ` + sqlstore.DeviceCols + ` FROM devices WHERE id >= ? AND id < ?` + rest +
+		` UNION ALL SELECT ` + sqlstore.DeviceCols + ` FROM devices WHERE id IN (SELECT dev FROM visits WHERE work_order = ? OR seal_number = ?) AND NOT (id >= ? AND id < ?)` + rest + `)` + limit
 	all := append([]any{lo, hi}, args...)
 	all = append(all, q.Search, q.Search, lo, hi)
 	all = append(all, args...)

@@ -7,11 +7,11 @@ import (
 	"fmt"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 )
 
 func (s *Store) PutDistrict(ctx context.Context, d store.District) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO districts (id, name, config, updated) VALUES (?,?,?,?)
- ON CONFLICT(id) DO UPDATE SET name = excluded.name, config = excluded.config, updated = excluded.updated`,
+	_, err := s.w.ExecContext(ctx, sqlstore.PutDistrict,
 		d.ID, d.Name, string(d.Config), nanos(d.Updated))
 	return err
 }
@@ -26,7 +26,7 @@ func scanDistrict(r scanner) (store.District, error) {
 }
 
 func (s *Store) GetDistrict(ctx context.Context, id string) (*store.District, error) {
-	d, err := scanDistrict(s.r.QueryRowContext(ctx, `SELECT id, name, config, updated FROM districts WHERE id = ?`, id))
+	d, err := scanDistrict(s.r.QueryRowContext(ctx, sqlstore.GetDistrict, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: district %q", store.ErrNotFound, id)
 	}
@@ -37,7 +37,7 @@ func (s *Store) GetDistrict(ctx context.Context, id string) (*store.District, er
 }
 
 func (s *Store) ListDistricts(ctx context.Context) ([]store.District, error) {
-	return queryAll(ctx, s.r, scanDistrict, `SELECT id, name, config, updated FROM districts ORDER BY id`)
+	return queryAll(ctx, s.r, scanDistrict, sqlstore.ListDistricts)
 }
 
 func (s *Store) SetDistrictMembers(ctx context.Context, ms []store.DistrictMember) error {
@@ -48,14 +48,13 @@ func (s *Store) SetDistrictMembers(ctx context.Context, ms []store.DistrictMembe
 	defer tx.Rollback()
 	for _, m := range ms {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM districts WHERE id = ?`, m.District).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, sqlstore.CountDistrict, m.District).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
 			return fmt.Errorf("%w: district %q", store.ErrNotFound, m.District)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO district_members (district, dev, role) VALUES (?,?,?)
- ON CONFLICT(district, dev) DO UPDATE SET role = excluded.role`, m.District, m.Dev, m.Role); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlstore.PutMember, m.District, m.Dev, m.Role); err != nil {
 			return err
 		}
 	}
@@ -63,7 +62,7 @@ func (s *Store) SetDistrictMembers(ctx context.Context, ms []store.DistrictMembe
 }
 
 func (s *Store) RemoveDistrictMember(ctx context.Context, district, dev string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM district_members WHERE district = ? AND dev = ?`, district, dev)
+	res, err := s.w.ExecContext(ctx, sqlstore.DeleteMember, district, dev)
 	if err != nil {
 		return err
 	}
@@ -79,7 +78,7 @@ func (s *Store) ListDistrictMembers(ctx context.Context, district string) ([]sto
 		return m, r.Scan(&m.District, &m.Dev, &m.Role)
 	}
 	if district == "" {
-		return queryAll(ctx, s.r, scan, `SELECT district, dev, role FROM district_members ORDER BY district, dev`)
+		return queryAll(ctx, s.r, scan, sqlstore.ListMembers)
 	}
-	return queryAll(ctx, s.r, scan, `SELECT district, dev, role FROM district_members WHERE district = ? ORDER BY dev`, district)
+	return queryAll(ctx, s.r, scan, sqlstore.ListMembersOf, district)
 }

@@ -5,17 +5,18 @@ import (
 	"testing"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 	"github.com/fieldseal/fieldseal/store/storetest"
 )
 
 func TestDeviceColumnsMatchFields(t *testing.T) {
-	if len(deviceColumns) != store.NumDeviceFields {
-		t.Fatalf("%d device columns, %d fields", len(deviceColumns), store.NumDeviceFields)
+	if len(sqlstore.DeviceColumns) != store.NumDeviceFields {
+		t.Fatalf("%d device columns, %d fields", len(sqlstore.DeviceColumns), store.NumDeviceFields)
 	}
 	for f, col := range map[store.DeviceFields]string{store.FieldProduct: "product", store.FieldVersion: "version",
 		store.FieldAnchorHead: "anchor_head", store.FieldLastSeen: "last_seen", store.FieldCreated: "created"} {
-		if i := bitIndex(f); deviceColumns[i] != col {
-			t.Errorf("field bit %d is column %s, want %s", i, deviceColumns[i], col)
+		if i := bitIndex(f); sqlstore.DeviceColumns[i] != col {
+			t.Errorf("field bit %d is column %s, want %s", i, sqlstore.DeviceColumns[i], col)
 		}
 	}
 	want := `UPDATE devices SET version=?, anchor_n=?, last_seen=? WHERE id = ? AND version = ? AND epoch = ?`

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/store"
+	"github.com/fieldseal/fieldseal/store/sqlstore"
 	"github.com/fieldseal/fieldseal/wire"
 
 	msqlite "modernc.org/sqlite" // pure Go driver "sqlite"
@@ -128,7 +129,7 @@ func migrate(db *sql.DB) error {
 				return fmt.Errorf("migration %s: %w", name, err)
 			}
 		}
-		if _, err := tx.Exec(`INSERT INTO schema_migrations (name, applied) VALUES (?, ?)`, name, time.Now().UnixNano()); err != nil {
+		if _, err := tx.Exec(sqlstore.InsertMigration, name, time.Now().UnixNano()); err != nil {
 			tx.Rollback()
 			return err
 		}
@@ -185,14 +186,6 @@ func b2i(b bool) int {
 	}
 	return 0
 }
-
-const deviceCols = `id, product, epoch, version, uplink_key, downlink_key, state, state_since, state_reason,
- pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
- last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
-
-// deviceColumns are the columns of deviceCols after id: column i holds store.DeviceFields
-// bit i.
-var deviceColumns = strings.Fields(strings.ReplaceAll(deviceCols, ",", " "))[1:]
 
 func deviceArgs(d *store.Device, version uint64) []any {
 	args := make([]any, 1, 1+store.NumDeviceFields+3) // room for the guard's arguments
@@ -313,21 +306,21 @@ func (s *Store) commit(ctx context.Context, changes []*store.Change, savepoints 
 // Write statements of Commit, prepared once at Open.
 const (
 	qDeleteDevice = `DELETE FROM devices WHERE id = ?`
-	qInsertDevice = `INSERT INTO devices (` + deviceCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	qInsertDevice = sqlstore.InsertDevice
 	qUpdateDevice = `UPDATE devices SET product=?, epoch=?, version=?, uplink_key=?, downlink_key=?, state=?, state_since=?, state_reason=?,
  pinned_version=?, running_version=?, anchor_n=?, anchor_head=?, anchor_key=?, receipt=?, last_rseq=?, last_report_hash=?,
  last_ack=?, nonce=?, prev_nonce=?, last_seen=?, last_device_time=?, last_boot=?, report_interval=?, rejections=?, window_until=?, created=?
  WHERE id = ? AND version = ? AND epoch = ?`
-	qInsertEvent = `INSERT INTO events (dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
-	qInsertAlert = `INSERT INTO alerts (at, dev, kind, reason, detail) VALUES (?,?,?,?,?)`
-	qInsertToken = `INSERT INTO tokens (id, dev, epoch, action, sealed, issued, expires, win, used, used_at) VALUES (?,?,?,?,?,?,?,?,?,?)`
+	qInsertEvent = sqlstore.InsertEvent
+	qInsertAlert = sqlstore.InsertAlert
+	qInsertToken = sqlstore.InsertToken
 	qUseToken    = `UPDATE tokens SET used = 1, used_at = ? WHERE id = ? AND used = 0`
-	qInsertVisit = `INSERT INTO visits (id, dev, work_order, technician, token_id, opened, closed, seal_number, result) VALUES (?,?,?,?,?,?,?,?,?)`
+	qInsertVisit = sqlstore.InsertVisit
 	qCloseVisit  = `UPDATE visits SET closed = ?, seal_number = ?, result = ? WHERE id = ? AND closed = 0`
 )
 
 // qAudit is also run outside Commit (AddAudit).
-const qAudit = `INSERT INTO audit (at, actor, kind, dev, reason, detail) VALUES (?,?,?,?,?,?)`
+const qAudit = sqlstore.InsertAudit
 
 var writeQueries = []string{qAudit, qDeleteDevice, qInsertDevice, qUpdateDevice, qInsertEvent, qInsertAlert, qInsertToken, qUseToken, qInsertVisit, qCloseVisit}
 
@@ -349,7 +342,7 @@ func updateSQL(fields store.DeviceFields) string {
 	sep := ""
 	for m := fields; m != 0; m &= m - 1 {
 		b.WriteString(sep)
-		b.WriteString(deviceColumns[bits.TrailingZeros32(uint32(m))])
+		b.WriteString(sqlstore.DeviceColumns[bits.TrailingZeros32(uint32(m))])
 		b.WriteString(`=?`)
 		sep = ", "
 	}
@@ -562,7 +555,7 @@ func addAudit(ctx context.Context, db execer, a store.Audit) error {
 }
 
 func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error) {
-	d, err := scanDevice(s.r.QueryRowContext(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = ?`, id))
+	d, err := scanDevice(s.r.QueryRowContext(ctx, sqlstore.GetDevice, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: device %q", store.ErrNotFound, id)
 	}
@@ -570,7 +563,7 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error)
 }
 
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
-	q := `SELECT ` + deviceCols + ` FROM devices WHERE 1=1`
+	q := `SELECT ` + sqlstore.DeviceCols + ` FROM devices WHERE 1=1`
 	var args []any
 	if f.State != "" {
 		q += ` AND state = ?`
@@ -593,7 +586,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 }
 
 func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state, COUNT(*) FROM devices GROUP BY state`)
+	rows, err := s.r.QueryContext(ctx, sqlstore.CountDevices)
 	if err != nil {
 		return nil, err
 	}
@@ -611,15 +604,13 @@ func (s *Store) CountDevices(ctx context.Context) (map[string]int, error) {
 }
 
 func (s *Store) PutManifest(ctx context.Context, m *store.Manifest) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO manifests (product, version, root, signed, created, report_interval) VALUES (?,?,?,?,?,?)`,
+	_, err := s.w.ExecContext(ctx, sqlstore.InsertManifest,
 		m.Product, int64(m.Version), m.Root, m.Signed, nanos(m.Created), int64(m.ReportInterval))
 	if err != nil {
 		return classify(err, "manifest %s version %d", m.Product, m.Version)
 	}
 	return nil
 }
-
-const manifestCols = `product, version, root, signed, created, report_interval`
 
 func scanManifest(r scanner) (*store.Manifest, error) {
 	var m store.Manifest
@@ -632,7 +623,7 @@ func scanManifest(r scanner) (*store.Manifest, error) {
 }
 
 func (s *Store) GetManifest(ctx context.Context, product string, version uint64) (*store.Manifest, error) {
-	m, err := scanManifest(s.r.QueryRowContext(ctx, `SELECT `+manifestCols+` FROM manifests WHERE product = ? AND version = ?`, product, int64(version)))
+	m, err := scanManifest(s.r.QueryRowContext(ctx, sqlstore.GetManifest, product, int64(version)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: manifest %s version %d", store.ErrNotFound, product, version)
 	}
@@ -640,7 +631,7 @@ func (s *Store) GetManifest(ctx context.Context, product string, version uint64)
 }
 
 func (s *Store) CurrentManifest(ctx context.Context, product string) (*store.Manifest, error) {
-	m, err := scanManifest(s.r.QueryRowContext(ctx, `SELECT `+manifestCols+` FROM manifests WHERE product = ? ORDER BY version DESC LIMIT 1`, product))
+	m, err := scanManifest(s.r.QueryRowContext(ctx, sqlstore.CurrentManifest, product))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: no manifest for product %s", store.ErrNotFound, product)
 	}
@@ -648,14 +639,7 @@ func (s *Store) CurrentManifest(ctx context.Context, product string) (*store.Man
 }
 
 func (s *Store) ListManifests(ctx context.Context) ([]*store.Manifest, error) {
-	return queryAll(ctx, s.r, scanManifest, `SELECT `+manifestCols+` FROM manifests ORDER BY product, version`)
-}
-
-func limit(n int) int {
-	if n <= 0 || n > 1000 {
-		return 1000
-	}
-	return n
+	return queryAll(ctx, s.r, scanManifest, sqlstore.ListManifests)
 }
 
 func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, error) {
@@ -668,13 +652,12 @@ func (s *Store) ListEvents(ctx context.Context, p store.Page) ([]store.Event, er
 		e.Epoch, e.N, e.T, e.Type, e.Tamper, e.Received = uint32(epoch), uint64(n), uint64(t), uint16(typ), tamper != 0, fromNanos(rec)
 		e.TypeName = wire.EntryName(e.Type)
 		return e, nil
-	}, `SELECT dev, epoch, n, t, type, tamper, payload, decoded, tag, head, received FROM events
- WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`, p.Dev, int64(p.AfterN), limit(p.Limit))
+	}, sqlstore.ListEvents, p.Dev, int64(p.AfterN), sqlstore.Limit(p.Limit))
 }
 
 func (s *Store) EventHead(ctx context.Context, dev string, epoch uint32, n uint64) ([]byte, error) {
 	var h []byte
-	err := s.r.QueryRowContext(ctx, `SELECT head FROM events WHERE dev = ? AND epoch = ? AND n = ?`, dev, int64(epoch), int64(n)).Scan(&h)
+	err := s.r.QueryRowContext(ctx, sqlstore.EventHead, dev, int64(epoch), int64(n)).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: event %s/%d/%d", store.ErrNotFound, dev, epoch, n)
 	}
@@ -695,7 +678,7 @@ func (s *Store) ListAudit(ctx context.Context, p store.Page) ([]store.Audit, err
 		args = append(args, p.BeforeID)
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p.Limit))
+	args = append(args, sqlstore.Limit(p.Limit))
 	return queryAll(ctx, s.r, func(rows scanner) (store.Audit, error) {
 		var a store.Audit
 		var at int64
@@ -722,7 +705,7 @@ func (s *Store) ListAlerts(ctx context.Context, p store.Page, unackedOnly bool) 
 		q += ` AND acked_at = 0`
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
-	args = append(args, limit(p.Limit))
+	args = append(args, sqlstore.Limit(p.Limit))
 	return queryAll(ctx, s.r, func(rows scanner) (store.Alert, error) {
 		var a store.Alert
 		var at, acked int64
@@ -749,8 +732,6 @@ func (s *Store) AckAlert(ctx context.Context, id int64, by string, at time.Time)
 	return nil
 }
 
-const tokenCols = `id, dev, epoch, action, sealed, issued, expires, win, used, used_at`
-
 func scanToken(r scanner) (*store.Token, error) {
 	var t store.Token
 	var epoch, issued, expires, win, used, usedAt int64
@@ -762,7 +743,7 @@ func scanToken(r scanner) (*store.Token, error) {
 }
 
 func (s *Store) GetToken(ctx context.Context, id []byte) (*store.Token, error) {
-	t, err := scanToken(s.r.QueryRowContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE id = ?`, id))
+	t, err := scanToken(s.r.QueryRowContext(ctx, sqlstore.GetToken, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: token %x", store.ErrNotFound, id)
 	}
@@ -776,10 +757,8 @@ func (s *Store) PendingTokens(ctx context.Context, dev string, epoch uint32, now
 			return store.Token{}, err
 		}
 		return *t, nil
-	}, `SELECT `+tokenCols+` FROM tokens WHERE dev = ? AND epoch = ? AND used = 0 AND expires > ? ORDER BY issued`, dev, int64(epoch), nanos(now))
+	}, `SELECT `+sqlstore.TokenCols+` FROM tokens WHERE dev = ? AND epoch = ? AND used = 0 AND expires > ? ORDER BY issued`, dev, int64(epoch), nanos(now))
 }
-
-const visitCols = `id, dev, work_order, technician, token_id, opened, closed, seal_number, result`
 
 func scanVisit(r scanner) (*store.Visit, error) {
 	var v store.Visit
@@ -792,7 +771,7 @@ func scanVisit(r scanner) (*store.Visit, error) {
 }
 
 func (s *Store) GetVisit(ctx context.Context, id string) (*store.Visit, error) {
-	v, err := scanVisit(s.r.QueryRowContext(ctx, `SELECT `+visitCols+` FROM visits WHERE id = ?`, id))
+	v, err := scanVisit(s.r.QueryRowContext(ctx, sqlstore.GetVisit, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: visit %s", store.ErrNotFound, id)
 	}
@@ -806,11 +785,11 @@ func (s *Store) ListVisits(ctx context.Context, dev string) ([]store.Visit, erro
 			return store.Visit{}, err
 		}
 		return *v, nil
-	}, `SELECT `+visitCols+` FROM visits WHERE dev = ? OR ? = '' ORDER BY opened DESC`, dev, dev)
+	}, `SELECT `+sqlstore.VisitCols+` FROM visits WHERE dev = ? OR ? = '' ORDER BY opened DESC`, dev, dev)
 }
 
 func (s *Store) PutAPIToken(ctx context.Context, t store.APIToken) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO api_tokens (hash, name, role, created) VALUES (?,?,?,?)`, t.Hash, t.Name, t.Role, nanos(t.Created))
+	_, err := s.w.ExecContext(ctx, sqlstore.InsertAPIToken, t.Hash, t.Name, t.Role, nanos(t.Created))
 	if err != nil {
 		return classify(err, "API token %q", t.Name)
 	}
@@ -820,7 +799,7 @@ func (s *Store) PutAPIToken(ctx context.Context, t store.APIToken) error {
 func (s *Store) GetAPIToken(ctx context.Context, hash []byte) (*store.APIToken, error) {
 	var t store.APIToken
 	var c int64
-	err := s.r.QueryRowContext(ctx, `SELECT hash, name, role, created FROM api_tokens WHERE hash = ?`, hash).Scan(&t.Hash, &t.Name, &t.Role, &c)
+	err := s.r.QueryRowContext(ctx, sqlstore.GetAPIToken, hash).Scan(&t.Hash, &t.Name, &t.Role, &c)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: API token", store.ErrNotFound)
 	}
@@ -837,11 +816,11 @@ func (s *Store) ListAPITokens(ctx context.Context) ([]store.APIToken, error) {
 		}
 		t.Created = fromNanos(c)
 		return t, nil
-	}, `SELECT hash, name, role, created FROM api_tokens ORDER BY name`)
+	}, sqlstore.ListAPITokens)
 }
 
 func (s *Store) DeleteAPIToken(ctx context.Context, name string) error {
-	res, err := s.w.ExecContext(ctx, `DELETE FROM api_tokens WHERE name = ?`, name)
+	res, err := s.w.ExecContext(ctx, sqlstore.DeleteAPIToken, name)
 	if err != nil {
 		return err
 	}

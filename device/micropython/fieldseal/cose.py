@@ -26,15 +26,28 @@ def _mac(key, prot, payload):
 
 
 def mac0(key, kid, payload):
-    out = bytearray()
-    cbor._head(6, 17, out)
-    cbor._head(4, 4, out)
-    cbor._enc(PROT_MAC0, out)
-    cbor._enc({4: kid}, out)
-    cbor._head(2, len(payload), out)
-    out.extend(payload)
-    cbor._enc(_mac(key, PROT_MAC0, payload), out)
-    return bytes(out)
+    return bytes(mac0_into(key, kid, len(payload), lambda w: w.extend(payload)))
+
+
+def mac0_into(key, kid, plen, write):
+    """The COSE_Mac0 of a payload of plen bytes that write(w) puts into w (a cbor.Buf):
+    the message's buffer is allocated once, at its exact size, before anything is written
+    (a MemoryError leaves nothing behind), the payload is written in place and the MAC
+    taken over it there, so a report is never held twice. Returns the bytearray; the
+    bytes are mac0's, which the shared wire vectors check against Go."""
+    unprot = cbor.enc({4: kid})
+    w = cbor.Buf(6 + len(unprot) + cbor.hlen(plen) + plen + 34)
+    cbor._head(6, 17, w)
+    cbor._head(4, 4, w)
+    cbor._enc(PROT_MAC0, w)
+    w.extend(unprot)
+    cbor._head(2, plen, w)
+    p = w.i
+    write(w)
+    if w.i - p != plen:
+        raise ValueError("payload is %d bytes, not %d" % (w.i - p, plen))
+    cbor._enc(_mac(key, PROT_MAC0, w.m[p:w.i]), w)
+    return w.b
 
 
 def open_mac0(data, key):

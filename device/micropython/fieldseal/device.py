@@ -17,6 +17,9 @@ BOOT_FAILED, REPEAT = 19, 20
 # first and last time) and go out as one repeat entry with the next report, so a flood (a
 # magnet and patience) can neither fill storage nor hide.
 REPEAT_FREE = 8
+# heap left free beside a report's buffer: a log record being read (≤ 1.1 KiB), the sender's
+# packet headers and socket buffers, the answer and its verification
+REPORT_RESERVE = 6144
 
 # report state flags (wire.State*)
 F_MISMATCH, F_COVER_NOW, F_COVER_WAS, F_MAGNET, F_SERVICE, F_REFUSING, F_OVERFLOW, F_LATCHED = (
@@ -105,6 +108,7 @@ class Device:
         self.next_check = 0
         self.next_report = 0
         self.partial = False  # the last report carried only the oldest part of the backlog
+        self._last = 0  # n of the last entry the report being written carries
         self.svc_ticks = None  # monotonic end of the open service window (this boot only)
         self.reading = None  # the application may set {1: litres, 2: flags}
         self.rp = [0, 0, 0, 0]  # cover openings: [logged since the last report, counted, first t, last t]
@@ -416,15 +420,19 @@ class Device:
 
     # -- uplink -----------------------------------------------------------------------
     def report(self, limit=cose.MAX):
-        """The sealed report (COSE_Mac0 bytes), at most limit bytes: a backlog that does not
-        fit goes out in parts, oldest entries first (Chain.segment). limit=None: the whole
-        backlog whatever its size."""
+        """The sealed report (COSE_Mac0 bytes, a bytearray), at most limit bytes and no more
+        than the heap can hold: a backlog that does not fit goes out in parts, oldest
+        entries first (Chain.plan). limit=None: the whole backlog whatever its size.
+
+        Memory does not grow with the log (D24): the cut is measured in one pass over the
+        log, then the report is written straight into one buffer of its exact size, the
+        segment streamed from the log entry by entry, and MAC'd in place. No decoded entry
+        list, no growing buffer, no copy of the payload."""
         x = self.x
         s = self.chain.s
         self._flush_repeats()
         x["rseq"] += 1
         self.chain.save()  # persisted before sending
-        limit = self._fit(limit)
         status = 2 if not self.checked else (1 if self.bad else 0)
         kid = s["d"].encode()
         pl = {1: s["d"], 2: s["e"], 3: x["rseq"], 4: x["boot"], 5: self.port.time(),
@@ -435,36 +443,53 @@ class Device:
             pl[10] = x["nonce"]
         if self.reading:
             pl[11] = self.reading
-        room = None
-        if limit:
-            # what is left for the segment: limit less the COSE_Mac0 around the payload
-            # (tag 17, array head, protected {1: 5}, {4: kid}, a 3-byte payload head, the
-            # 34-byte MAC) and less the rest of the payload (the map as it is now, whose
-            # null at key 9 the segment replaces). Only the small fixed part is encoded;
-            # the payload head is 3 bytes whenever the room is tight, so this is exact.
-            room = limit - (6 + len(cbor.enc({4: kid})) + 3 + 34) - (len(cbor.enc(pl)) - 1)
-        seg = self.chain.segment(room)
-        self.partial = bool(seg[1]) and seg[1][-1][0] < s["n"]
-        pl[9] = seg
-        return cose.mac0(x["R"], kid, cbor.enc(pl))
+        # the payload less its null at key 9, which the segment replaces
+        rest = len(cbor.enc(pl)) - 1
+        # the COSE_Mac0 around the payload: tag 17, array head, protected {1: 5}, {4: kid},
+        # the payload's head (3 bytes whenever the room is tight, so the cut is exact), MAC
+        frame = 6 + len(cbor.enc({4: kid})) + 3 + 34
+        budget = self._budget(limit)
+        while True:
+            first, count, size = self.chain.plan(None if budget is None else budget - frame - rest)
+            try:
+                rep = cose.mac0_into(x["R"], kid, rest + size, lambda w: self._payload(w, pl, first, count))
+                break
+            except MemoryError:
+                # the free heap is there but not in one piece: a smaller part, until one entry
+                if count <= 1:
+                    raise
+                budget = (frame + rest + size) // 2
+        self.partial = count > 0 and self._last < s["n"]
+        return rep
+
+    def _payload(self, w, pl, first, count):
+        # the report map with the planned segment at key 9; its keys are ints below 24,
+        # whose numeric order is the deterministic (encoded) order
+        cbor._head(5, len(pl), w)
+        for k in sorted(pl):
+            cbor._enc(k, w)
+            if k == 9:
+                self._last = self.chain.write_segment(w, first, count)
+            else:
+                cbor._enc(pl[k], w)
 
     @staticmethod
-    def _fit(limit):
-        # limit None (the whole backlog, tests and tools) is left alone
-        """Cut the report to what the heap can build: the segment's objects (about twice its
-        CBOR), the growing CBOR buffer and its copy, and the COSE copies are live at once
-        (measured on the Cortex-M3 build: a full 12 KiB log failed at a third of the free
-        heap), so a small heap sends the backlog in smaller parts instead of failing (D24)."""
+    def _budget(limit):
+        """The most a report may take: limit, and no more than the free heap after a
+        collection less REPORT_RESERVE (reading the log, a record at a time, and sending).
+        The report is the only large allocation; if the heap is too fragmented to give it
+        in one piece, report() halves it and tries again. limit None is left alone (the
+        whole backlog: tests and tools)."""
+        if limit is None:
+            return None
         try:
             import gc
 
             gc.collect()
-            room = (gc.mem_free() - 6144) // 8
+            room = gc.mem_free() - REPORT_RESERVE
         except Exception:
             return limit
-        if limit is not None and room < limit:
-            return max(1024, room)
-        return limit
+        return max(1024, min(limit, room))
 
     # -- downlink ---------------------------------------------------------------------
     def _bad(self, why):

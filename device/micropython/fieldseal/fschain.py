@@ -326,39 +326,79 @@ class Chain:
 
     # -- reading, acks --------------------------------------------------------------
     def entries(self):
+        """The unacknowledged entries, streamed. A caller that stops early closes the
+        generator (MicroPython does not when it is dropped): that closes the log file."""
         bn = self.s["bn"]
-        for e, _ in self._records():
-            if e[0] > bn:
-                yield e
+        rs = self._records()
+        try:
+            for e, _ in rs:
+                if e[0] > bn:
+                    yield e
+        finally:
+            rs.close()
 
-    def segment(self, room=None):
-        """[first, entries, n, h_n, seal_n] of wire.Segment, entries unacknowledged so far.
+    def plan(self, room=None):
+        """(first, count, size) of the segment a report carries: the oldest unacknowledged
+        entries whose wire.Segment CBOR fits in room bytes — always at least one when there
+        is any (a record is at most ~1.1 KiB) — and the size of that CBOR. room=None: every
+        unacknowledged entry, exactly the segment of fschain.md.
 
-        room (bytes) bounds the segment's CBOR encoding: only the oldest entries that fit go
-        in, and always at least one when there is any (a record is at most ~1.1 KiB). n, h_n
-        and seal_n stay the current ones: the device can seal only its n. A segment cut short
-        is the prefix extension of docs/PROTOCOL.md (fschain.VerifyPrefix); the server's ack
-        then anchors at its last entry and the next report carries the next part. The size is
-        a running sum of each entry's encoded length, nothing is encoded to measure it, and
-        the entries past the cut are never copied. room=None, or a backlog that fits: every
-        unacknowledged entry, exactly the segment of fschain.md."""
+        One pass over the log that adds up each entry's encoded length; nothing is encoded
+        or kept, so memory does not grow with the backlog (D24). A segment cut short is the
+        prefix extension of docs/PROTOCOL.md (fschain.VerifyPrefix): n, h_n and seal_n stay
+        the current ones (the device can seal only its n), the server's ack anchors at the
+        last entry it carried and the next report carries the next part."""
         s = self.s
-        es = []
         # array head, n, h_n and seal_n (bstr of 32: 2 + 32 each); first and the entries'
-        # array head are added below, as they depend on the entries taken
+        # array head depend on the entries taken
         size = 69 + cbor.hlen(s["n"])
-        for n, t, typ, payload, tag in self.entries():
-            if room is not None:
-                # [n, t, type, payload or null, tag]
-                size += (1 + cbor.hlen(n) + cbor.hlen(t) + cbor.hlen(typ)
-                         + (cbor.hlen(len(payload)) + len(payload) if payload else 1)
-                         + cbor.hlen(len(tag)) + len(tag))
-                if es and size + cbor.hlen(es[0][0]) + cbor.hlen(len(es) + 1) > room:
+        first = s["n"] + 1
+        count = 0
+        es = self.entries()
+        for n, t, typ, payload, tag in es:
+            # [n, t, type, payload or null, tag]
+            e = (1 + cbor.hlen(n) + cbor.hlen(t) + cbor.hlen(typ)
+                 + (cbor.hlen(len(payload)) + len(payload) if payload else 1) + 1 + len(tag))
+            if count and room is not None and size + e + cbor.hlen(first) + cbor.hlen(count + 1) > room:
+                break
+            if not count:
+                first = n
+            size += e
+            count += 1
+        es.close()  # the log file is closed now, not when the collector finds it
+        return first, count, size + cbor.hlen(first) + cbor.hlen(count)
+
+    def write_segment(self, w, first, count):
+        """Encode the segment plan() measured into w (cbor.Buf or bytearray), streamed from
+        the log one entry at a time; returns the n of the last entry written (0: none)."""
+        s = self.s
+        cbor._head(4, 5, w)
+        cbor._head(0, first, w)
+        cbor._head(4, count, w)
+        last = 0
+        if count:
+            es = self.entries()
+            for n, t, typ, payload, tag in es:
+                # an empty payload is CBOR null, as Go's encoder writes a nil []byte
+                cbor._enc([n, t, typ, payload or None, tag], w)
+                last = n
+                count -= 1
+                if not count:
                     break
-            # an empty payload is CBOR null, as Go's encoder writes a nil []byte
-            es.append([n, t, typ, payload or None, tag])
-        first = es[0][0] if es else s["n"] + 1
-        return [first, es, s["n"], s["h"], s["sl"]]
+            es.close()
+        if count:
+            raise ValueError("log shorter than planned")
+        cbor._enc(s["n"], w)
+        cbor._enc(s["h"], w)
+        cbor._enc(s["sl"], w)
+        return last
+
+    def segment(self):
+        """[first, entries, n, h_n, seal_n] of wire.Segment with every unacknowledged entry,
+        decoded (tools, tests, the LPWAN profile; reports stream it with write_segment)."""
+        s = self.s
+        es = [[n, t, typ, payload or None, tag] for n, t, typ, payload, tag in self.entries()]
+        return [es[0][0] if es else s["n"] + 1, es, s["n"], s["h"], s["sl"]]
 
     def head_at(self, a):
         """h_a recomputed from the stored entries (None if a is not in base..n)."""
@@ -369,9 +409,11 @@ class Chain:
             return None
         d = s["d"].encode()
         h = s["bh"]
-        for n, t, typ, payload, tag in self.entries():
+        es = self.entries()
+        for n, t, typ, payload, tag in es:
             h = head(entry_msg(d, s["e"], n, t, typ, h, payload), tag)
             if n == a:
+                es.close()
                 return h
         return None
 

@@ -67,26 +67,28 @@ class Meter:
         d = self.d
         s = d.chain.s
         x = d.x
-        seg = d.chain.segment()
         key, dev, e = x["R"], s["d"], s["e"]
         frames = []
         tamper = False
-        for en in seg[1]:
-            if en[0] <= self.sent_n:
+        unacked = 0
+        # streamed from the log (D24): only the frames of entries not sent yet are kept
+        for n, t, typ, payload, tag in d.chain.entries():
+            unacked += 1
+            if n <= self.sent_n:
                 continue
-            frames.extend(entry_frames(key, dev, e, en[0], en[1], en[2], en[3], en[4]))
-            self.sent_n = en[0]
-            tamper = tamper or en[2] in (3, 4, 6, 7, 8, 14, 16) or en[2] >= 17
+            frames.extend(entry_frames(key, dev, e, n, t, typ, payload, tag))
+            self.sent_n = n
+            tamper = tamper or typ in (3, 4, 6, 7, 8, 14, 16) or typ >= 17
         x["rseq"] += 1
         d.chain.save()  # persisted before sending
         self.rounds += 1
         ctl = ENTRIES_AHEAD if frames else 0
-        if tamper or self.rounds % ACK_EVERY == 0 or len(seg[1]) >= MAX_UNACKED:
+        if tamper or self.rounds % ACK_EVERY == 0 or unacked >= MAX_UNACKED:
             ctl |= ACK_REQUEST
         meas = 2 if not d.checked else (1 if d.bad else 0)
         r = d.reading or {}
         frames.append(status(key, dev, e, ctl, x["rseq"], x["boot"] & 0xFFFF, d.port.time(), d.flags() & 0xFF, meas,
-                             len(d.bad), d.man.version & 0xFFFF, d.man.root or bytes(4), seg[2], seg[4],
+                             len(d.bad), d.man.version & 0xFFFF, d.man.root or bytes(4), s["n"], s["sl"],
                              r.get(1, 0), r.get(2, 0)))
         return frames
 

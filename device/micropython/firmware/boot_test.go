@@ -21,8 +21,14 @@ import (
 // 4 KiB bkpsram.img for the state slots (the battery-backed SRAM / flash-sector path).
 func newDevice(t *testing.T, mainMpy []byte, rawSlots bool) (string, wire.Bundle) {
 	t.Helper()
-	dir := t.TempDir()
 	bundle := mpharness.NewBundle("wm-qemu", "watermeter", 1)
+	return provisioned(t, mainMpy, rawSlots, bundle), bundle
+}
+
+// provisioned is newDevice with a given bundle (one a server made, say).
+func provisioned(t *testing.T, mainMpy []byte, rawSlots bool, bundle wire.Bundle) string {
+	t.Helper()
+	dir := t.TempDir()
 	prov := t.TempDir()
 	if err := mpharness.Provision(prov, bundle); err != nil {
 		t.Fatal(err)
@@ -38,7 +44,7 @@ func newDevice(t *testing.T, mainMpy []byte, rawSlots bool) (string, wire.Bundle
 		}
 	}
 	hwImage(t, dir, 1767225600)
-	return dir, bundle
+	return dir
 }
 
 var appLine = regexp.MustCompile(`APP ticks_us=(\d+) alloc=(\d+) free=(\d+) path=(.*)`)

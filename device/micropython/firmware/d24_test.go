@@ -39,7 +39,7 @@ func labSession(t *testing.T, dir string, heap int) *firmware.VM {
 }
 
 // nextReport waits for the next FSREPORT line and opens it under the device's uplink key.
-func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration) (*wire.Report, int) {
+func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration) (*wire.Report, []byte) {
 	t.Helper()
 	if _, err := vm.Expect("FSREPORT ", timeout); err != nil {
 		t.Fatalf("no report: %v\n%s", err, vm.Output())
@@ -60,35 +60,54 @@ func nextReport(t *testing.T, vm *firmware.VM, key []byte, timeout time.Duration
 	if err != nil {
 		t.Fatalf("report does not open under the device's key: %v", err)
 	}
-	return rep, len(raw)
+	return rep, raw
 }
 
 // serverVerify checks a report's log as the server does for a fresh device: the whole
 // backlog with fschain.Verify, or its oldest part (a report cut to fit) with VerifyPrefix.
 func serverVerify(t *testing.T, b wire.Bundle, rep *wire.Report) []wire.Entry {
 	t.Helper()
+	_, fresh := verifyFrom(t, anchor0(b), rep)
+	return fresh
+}
+
+// anchor0 is the server's anchor for a freshly provisioned device.
+func anchor0(b wire.Bundle) fschain.Anchor {
 	var k fschain.Key
 	copy(k[:], b.ChainKey)
-	a := fschain.NewAnchor(b.Device, b.Epoch, k)
+	return fschain.NewAnchor(b.Device, b.Epoch, k)
+}
+
+// verifyFrom verifies a report's log from anchor a as the server does (VerifyPrefix for a
+// report cut short) and returns the new anchor and the entries it adds.
+func verifyFrom(t *testing.T, a fschain.Anchor, rep *wire.Report) (fschain.Anchor, []wire.Entry) {
+	t.Helper()
 	verify := fschain.Verify
 	if n := len(rep.Log.Entries); n > 0 && rep.Log.Entries[n-1].N < rep.Log.N {
 		verify = fschain.VerifyPrefix
 	}
-	_, fresh, err := verify(a, rep.Log, nil)
+	a2, fresh, err := verify(a, rep.Log, nil)
 	if err != nil {
 		t.Fatalf("the server rejects the log: %v", err)
 	}
-	return fresh
+	return a2, fresh
 }
 
 var appTicks = regexp.MustCompile(`APP ticks_us=(\d+) alloc=(\d+)`)
 
 // bootRealToReport powers the guard image on over dir (the board's own boot path), waits for
 // the app, then moves the board's clock past the report interval and returns the report the
-// running guard sends, with the app line's instruction count (thousands) and heap in use.
-func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.Report, int, int, int) {
+// running guard sends (opened, and its bytes), with the app line's instruction count
+// (thousands) and heap in use.
+func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.Report, []byte, int, int) {
 	t.Helper()
 	fw, _ := guardImage(t)
+	return bootRealToReportOn(t, fw, dir, heap, b)
+}
+
+// bootRealToReportOn is bootRealToReport on image fw.
+func bootRealToReportOn(t *testing.T, fw *firmware.QEMUFirmware, dir string, heap int, b wire.Bundle) (*wire.Report, []byte, int, int) {
+	t.Helper()
 	vm := firmware.Start(t, fw, firmware.RunOptions{Dir: dir, HeapBytes: heap, ICount: true})
 	if _, err := vm.Expect("APP ", 120*time.Second); err != nil {
 		t.Fatalf("heap %d: the app did not run: %v\n%s", heap, err, vm.Output())
@@ -98,12 +117,12 @@ func bootRealToReport(t *testing.T, dir string, heap int, b wire.Bundle) (*wire.
 	if m == nil {
 		t.Fatalf("app line %q", line)
 	}
-	setClock(t, dir, 1767225600+1000) // time passes: the default 900 s report interval is due
-	rep, size := nextReport(t, vm, b.UplinkKey, 120*time.Second)
+	setClock(t, dir, boardClock(t, dir)+1000) // time passes: the default 900 s report interval is due
+	rep, raw := nextReport(t, vm, b.UplinkKey, 120*time.Second)
 	vm.Kill()
 	k, _ := strconv.Atoi(m[1])
 	alloc, _ := strconv.Atoi(m[2])
-	return rep, size, k, alloc
+	return rep, raw, k, alloc
 }
 
 // D24 (b), on the Cortex-M3 build: 10,000 cover openings (each an open and a close edge on
@@ -154,13 +173,21 @@ func TestThreatD24_CoverFloodAt64KiBOnCortexM3(t *testing.T) {
 		}
 	}
 	check("after the flood", rep)
-	rep2, size, kinstr, alloc := bootRealToReport(t, dir, 64<<10, bundle)
+	rep2, raw, kinstr, alloc := bootRealToReport(t, dir, 64<<10, bundle)
 	check("after the next boot", rep2)
 	t.Logf("flood: %s; next boot at 64 KiB: app after %d k-instructions, %d bytes in use; report %d bytes, log n=%d",
-		strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]), kinstr, alloc, size, rep2.Log.N)
+		strings.TrimSpace(strings.SplitN(out, "\n", 2)[0]), kinstr, alloc, len(raw), rep2.Log.N)
 }
 
 func openFromOutput(t *testing.T, out string, key []byte) *wire.Report {
+	t.Helper()
+	rep, _ := reportFromOutput(t, out, key)
+	return rep
+}
+
+// reportFromOutput finds the first FSREPORT line in a device's output and returns the
+// report opened under key, and its bytes.
+func reportFromOutput(t *testing.T, out string, key []byte) (*wire.Report, []byte) {
 	t.Helper()
 	i := strings.Index(out, "FSREPORT ")
 	if i < 0 {
@@ -178,21 +205,43 @@ func openFromOutput(t *testing.T, out string, key []byte) *wire.Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rep
+	return rep, raw
 }
 
 // setClock moves the board's clock (hw.img bytes 8..15) in place: the running firmware
 // reads hw.img at every pass of its loop and must never see it truncated.
 func setClock(t *testing.T, dir string, now uint64) {
 	t.Helper()
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], now)
+	pokeHW(t, dir, 8, b[:])
+}
+
+// boardClock reads the board's clock from hw.img.
+func boardClock(t *testing.T, dir string) uint64 {
+	t.Helper()
+	return binary.BigEndian.Uint64(readHW(t, dir)[8:16])
+}
+
+// pokeHW writes b at offset off of the board's test hardware (hw.img; layout in
+// qemu/fieldseal_port.py), in place.
+func pokeHW(t *testing.T, dir string, off int64, b []byte) {
+	t.Helper()
 	f, err := os.OpenFile(filepath.Join(dir, "hw.img"), os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], now)
-	if _, err := f.WriteAt(b[:], 8); err != nil {
+	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func readHW(t *testing.T, dir string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "hw.img"))
+	if err != nil || len(b) < 20 {
+		t.Fatalf("hw.img: %v", err)
+	}
+	return b
 }

@@ -32,12 +32,17 @@ func sealedApp(t *testing.T) (mainMpy []byte, module []byte) {
 	if !bytes.Equal(fresh, kept) {
 		t.Fatalf("%s is not main.py compiled by this tree's mpy-cross: copy %s over it", filepath.Join(dir, "main.mpy"), out)
 	}
-	sum := sha256.Sum256(kept)
+	return kept, mpharness.FrozenModule(sealedManifest(kept))
+}
+
+// sealedManifest is the manifest that seals testdata/guard/app with main.mpy's bytes.
+func sealedManifest(mainMpy []byte) *wire.Manifest {
+	sum := sha256.Sum256(mainMpy)
 	m := wire.Manifest{Product: "watermeter", Version: 1, Created: 1767225600, Mutable: []string{},
-		Files:  []wire.File{{Path: "main.mpy", Size: uint64(len(kept)), SHA256: sum[:]}},
+		Files:  []wire.File{{Path: "main.mpy", Size: uint64(len(mainMpy)), SHA256: sum[:]}},
 		Policy: wire.DefaultPolicy(), Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
 	m.Root = wire.FilesRoot(m.Files)
-	return kept, mpharness.FrozenModule(&m)
+	return &m
 }
 
 // guardImage is the qemu board with the guard frozen the way the stm32 template freezes it
@@ -45,17 +50,22 @@ func sealedApp(t *testing.T) (mainMpy []byte, module []byte) {
 // manifest module (committed, so every run shares one cached build).
 func guardImage(t *testing.T) (*firmware.QEMUFirmware, []byte) {
 	t.Helper()
-	dir := filepath.Join("testdata", "guard")
 	mainMpy, mod := sealedApp(t)
+	return sealedImage(t, filepath.Join("testdata", "guard"), mod), mainMpy
+}
+
+// sealedImage is guardImage's board with the sealed manifest module mod, committed as
+// dir/_fieldseal_manifest.py beside dir/manifest.py (checked current here).
+func sealedImage(t *testing.T, dir string, mod []byte) *firmware.QEMUFirmware {
+	t.Helper()
 	p := filepath.Join(dir, "_fieldseal_manifest.py")
 	if old, _ := os.ReadFile(p); !bytes.Equal(old, mod) {
 		os.WriteFile(p+".new", mod, 0o644)
 		t.Fatalf("%s is stale: it must hold the sealed manifest of testdata/guard/app (see %s.new)", p, p)
 	}
 	root := filepath.Join("..", "..", "..")
-	fw := firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join(dir, "manifest.py"),
+	return firmware.QEMU(t, firmware.QEMUOptions{FrozenManifest: filepath.Join(dir, "manifest.py"),
 		Inputs: []string{filepath.Join(root, "device", "micropython", "fieldseal"), filepath.Join(root, "examples", "boards"), "qemu"}})
-	return fw, mainMpy
 }
 
 // lfsWrite puts files into a littlefs image with the unix port built from the same tree.

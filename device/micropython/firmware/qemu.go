@@ -163,27 +163,35 @@ func (vm *VM) Write(b []byte) error {
 	return err
 }
 
-// Exec runs code in the raw REPL (entering it first) and returns what it printed; a
-// Python exception comes back as an error holding its traceback.
-func (vm *VM) Exec(code string, timeout time.Duration) (string, error) {
+// Send starts code in the raw REPL (entering it first) and returns once the device has
+// taken it: what it prints is read with Expect while it runs (a test can cut the power
+// mid-way with Kill). Exec is Send and waiting for the end.
+func (vm *VM) Send(code string, timeout time.Duration) error {
 	if err := vm.Write([]byte("\r\x01")); err != nil {
-		return "", err
+		return err
 	}
 	if _, err := vm.Expect("raw REPL; CTRL-B to exit\r\n>", timeout); err != nil {
-		return "", fmt.Errorf("entering the raw REPL: %w", err)
+		return fmt.Errorf("entering the raw REPL: %w", err)
 	}
 	// The raw REPL reads into a line buffer: send in chunks so the UART never overruns.
 	for b := []byte(code); len(b) > 0; {
 		n := min(len(b), 256)
 		if err := vm.Write(b[:n]); err != nil {
-			return "", err
+			return err
 		}
 		b = b[n:]
 	}
 	if err := vm.Write([]byte("\x04")); err != nil {
-		return "", err
+		return err
 	}
-	if _, err := vm.Expect("OK", timeout); err != nil {
+	_, err := vm.Expect("OK", timeout)
+	return err
+}
+
+// Exec runs code in the raw REPL (entering it first) and returns what it printed; a
+// Python exception comes back as an error holding its traceback.
+func (vm *VM) Exec(code string, timeout time.Duration) (string, error) {
+	if err := vm.Send(code, timeout); err != nil {
 		return "", err
 	}
 	out, err := vm.Expect("\x04", timeout)

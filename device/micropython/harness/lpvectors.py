@@ -5,8 +5,11 @@ import ujson
 import ustruct
 from ubinascii import unhexlify as uh
 from fieldseal import lpwan, cose
+import usys
 
-with open("/data/vectors.json") as f:
+DATA = (usys.argv[1:] or ["/data"])[0]  # run.mjs copies the vectors to /data; firmware tests name their folder
+
+with open(DATA + "/vectors.json") as f:
     vs = ujson.load(f)
 entry = {}
 for v in vs:

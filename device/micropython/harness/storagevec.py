@@ -8,13 +8,16 @@ from ubinascii import unhexlify as uh, hexlify
 from fieldseal import fschain as fc, cbor
 from fieldseal.device import XKEYS
 from fieldseal.store import FileStore
+import usys
+
+DATA = (usys.argv[1:] or ["/data"])[0]  # run.mjs copies the vectors to /data; firmware tests name their folder
 
 
 def hx(b):
     return hexlify(b).decode()
 
 
-ROOT = "/vec"
+ROOT = DATA + "/.store"  # a writable folder beside the vectors
 
 
 def store_with(files):
@@ -83,10 +86,10 @@ def recover(v):
     return None
 
 
-for name in sorted(uos.listdir("/data")):
+for name in sorted(uos.listdir(DATA)):
     if not name.endswith(".json"):
         continue
-    with open("/data/" + name) as f:
+    with open(DATA + "/" + name) as f:
         v = ujson.load(f)
     try:
         why = slot(v) if v["kind"] == "slot" else recover(v)

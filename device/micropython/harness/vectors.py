@@ -1,10 +1,14 @@
 # Runs every testdata/vectors/fschain/*.json vector (copied to /data) through the guard's
 # Python implementation; prints one JSON line per vector: {"file", "ok", "why"}.
+import uio
 import ujson
 import uos
 from ubinascii import unhexlify as uh, hexlify
 from fieldseal import fschain as fc, cbor
 import fsverify
+import usys
+
+DATA = (usys.argv[1:] or ["/data"])[0]  # run.mjs copies the vectors to /data; firmware tests name their folder
 
 
 def hx(b):
@@ -43,6 +47,35 @@ def chain(v):
     seg = [es[0][0] if es else n + 1, es, n, h, sl]
     if hx(cbor.enc(seg)) != v["segment_cbor"]:
         return "segment_cbor"
+    return streamed(v, es, n, h, sl)
+
+
+class _LogStore:
+    # the records of a vector as the guard's internal storage holds them
+    def __init__(self, log):
+        self.log = log
+
+    def open(self, name):
+        return uio.BytesIO(self.log) if name == fc.LOG else None
+
+
+def streamed(v, es, n, h, sl):
+    """What a report carries: the segment measured by Chain.plan and streamed from the
+    stored records by Chain.write_segment into a buffer sized in advance — Go's bytes too,
+    whole and cut one entry short (the prefix the decoded encoder writes)."""
+    c = fc.Chain(_LogStore(b"".join(fc.record(e[0], e[1], e[2], e[3] or b"", e[4]) for e in es)))
+    c.s = {"n": n, "h": h, "sl": sl, "bn": 0}
+    first, count, size = c.plan()
+    w = cbor.Buf(size)
+    c.write_segment(w, first, count)
+    if count != n or w.i != size or hx(w.b) != v["segment_cbor"]:
+        return "streamed segment differs from segment_cbor"
+    if count > 1:
+        first, count, size = c.plan(size - 1)
+        w = cbor.Buf(size)
+        c.write_segment(w, first, count)
+        if count != n - 1 or bytes(w.b) != cbor.enc([first, es[:count], n, h, sl]):
+            return "streamed segment cut at %d bytes: %d entries, not %d" % (len(w.b), count, n - 1)
     return None
 
 
@@ -78,10 +111,10 @@ def verify(v):
     return None
 
 
-for name in sorted(uos.listdir("/data")):
+for name in sorted(uos.listdir(DATA)):
     if not name.endswith(".json"):
         continue
-    with open("/data/" + name) as f:
+    with open(DATA + "/" + name) as f:
         v = ujson.load(f)
     try:
         why = chain(v) if v["kind"] == "chain" else verify(v)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/lpwan"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -20,7 +22,7 @@ import (
 // lpRound runs one LPWAN round of the guard (fieldseal/lpwan.py) under the real
 // interpreter, feeds its frames to the server and the answers back; it returns the guard's
 // outcome of the last downlink ("" when none came).
-func lpRound(t *testing.T, r *rig, s *server.Server) (frames int, outcome string) {
+func lpRound(t *testing.T, r *rig, lp *lpwan.Assembler) (frames int, outcome string) {
 	t.Helper()
 	res := r.step(Cmd{"cmd": "exec", "code": "from fieldseal import lpwan\nimport ubinascii\n" +
 		"if not hasattr(D, 'lp'):\n    D.lp = lpwan.Meter(D)\n" +
@@ -34,7 +36,7 @@ func lpRound(t *testing.T, r *rig, s *server.Server) (frames int, outcome string
 		if len(f) > wire.LPMaxFrame {
 			t.Fatalf("a %d-byte frame from the guard", len(f))
 		}
-		out, err := s.HandleLPFrame(context.Background(), r.bundle.Device, f)
+		out, err := lp.HandleFrame(context.Background(), r.bundle.Device, f)
 		if err != nil {
 			t.Fatalf("server refused the guard's frame: %v", err)
 		}
@@ -59,7 +61,7 @@ func TestGuardLPWANToServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off",
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "off", MQTTAddr: "off",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Now: func() time.Time { return time.Unix(t0, 0) },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -69,6 +71,7 @@ func TestGuardLPWANToServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	lp := lpwan.New(s)
 	signed, err := wire.SignManifest(&r.app.M, vendor)
 	if err != nil {
 		t.Fatal(err)
@@ -85,18 +88,18 @@ func TestGuardLPWANToServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.boot()
-	if n, out := lpRound(t, r, s); n < 2 || out != "" {
+	if n, out := lpRound(t, r, lp); n < 2 || out != "" {
 		t.Fatalf("first round: %d frames, downlink outcome %q", n, out)
 	}
 	d, _ := s.Store().GetDevice(context.Background(), "wm-0001")
 	if d.State != "trusted" || d.AnchorN == 0 {
 		t.Fatalf("after the first round: %s anchor %d (%s)", d.State, d.AnchorN, d.StateReason)
 	}
-	if n, out := lpRound(t, r, s); n != 1 || out != "" {
+	if n, out := lpRound(t, r, lp); n != 1 || out != "" {
 		t.Fatalf("routine round: %d frames, downlink %q", n, out)
 	}
 	r.step(Cmd{"cmd": "cover", "open": true})
-	if _, out := lpRound(t, r, s); out != "ok" {
+	if _, out := lpRound(t, r, lp); out != "ok" {
 		t.Fatalf("tamper round: downlink outcome %q", out)
 	}
 	d, _ = s.Store().GetDevice(context.Background(), "wm-0001")

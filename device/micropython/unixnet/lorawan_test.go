@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/server/lpwan"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -28,6 +29,7 @@ type rui3 struct {
 	e   *env
 	dev string
 	ln  net.Listener
+	lp  *lpwan.Assembler // the server's LPWAN ingest, as a network server feeds it
 
 	busy  int  // AT+SEND answered AT_BUSY_ERROR this many times first
 	noise bool // line noise and a downlink on another port around every downlink
@@ -46,7 +48,7 @@ func newRUI3(t *testing.T, e *env, dev string) *rui3 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &rui3{t: t, e: e, dev: dev, ln: ln}
+	m := &rui3{t: t, e: e, dev: dev, ln: ln, lp: lpwan.New(e.s)}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -97,7 +99,7 @@ func (m *rui3) serve(c net.Conn) {
 			}
 			say("OK")
 			m.frames = append(m.frames, f)
-			res, err := m.e.s.HandleLPFrame(context.Background(), m.dev, f)
+			res, err := m.lp.HandleFrame(context.Background(), m.dev, f)
 			if err != nil {
 				m.refused = append(m.refused, err.Error())
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/fieldseal/fieldseal/device/micropython/firmware"
 	"github.com/fieldseal/fieldseal/manifest"
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/serve"
 	"github.com/fieldseal/fieldseal/store/storeurl"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -98,7 +99,7 @@ func newEnvTLS(t *testing.T, cfg *tls.Config) *env {
 	if cfg != nil {
 		listen = localhostAddr(t, mp) // TLS URLs name "localhost", as the certificates do
 	}
-	s, err := server.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
+	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
 		HTTPTLS: cfg, MQTTTLS: cfg,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -226,6 +227,10 @@ func TestSealedMeterReportsOverMQTT(t *testing.T) {
 	acknowledged(t, r)
 	if r.Flags != 0 || len(r.Bad) != 0 {
 		t.Fatalf("flags %b bad %v", r.Flags, r.Bad)
+	}
+	// reports, acks and prunes stream the log: each pass closes the file it opened
+	if len(r.FDs) != 2 || r.FDs[1] != r.FDs[0] {
+		t.Fatalf("open file descriptors %v: a report, ack or prune left a file open", r.FDs)
 	}
 	if st := e.state(m.id); st != "trusted" {
 		t.Fatalf("server state %q, want trusted", st)

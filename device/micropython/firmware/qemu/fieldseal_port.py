@@ -1,7 +1,7 @@
 # The guard's adapter for the fieldseal qemu test board (FIELDSEAL_AN385), frozen as the
 # module fieldseal_port (ports.pick() takes a board's own adapter first). Modelled on the
 # stm32 one: internal storage on /flash (mounted by the board before the boot file), the
-# application on its own littlefs volume mounted read-only at /sd, optionally the state
+# application on its own littlefs volume mounted at /sd, optionally the state
 # slots on a raw block device (bkpsram.img: the battery-backed SRAM / dedicated-sector
 # path, RawSlotStore). Test hardware is a 512-byte host file, hw.img, that the test writes:
 #   0..3 "FSHW" | 4 cover level | 5 latch | 6 magnet | 8..15 u64 now (unix s) | 16..19 u32
@@ -28,7 +28,9 @@ class Port(BasePort):
         self.hw = bytearray(512)
         self.t0 = 0
         try:
-            vfs.mount(vfs.VfsLfs2(hostblk.BlockDev("sd.img", 4096)), self.EXT, readonly=True)
+            # writable, as a board's SD card: the erase policy deletes there (D16), an app
+            # writes its mutable files there; the guard itself reads it only
+            vfs.mount(vfs.VfsLfs2(hostblk.BlockDev("sd.img", 4096)), self.EXT)
         except OSError as e:
             print("fieldseal_port: no application volume:", e)
         self._read()
@@ -62,5 +64,11 @@ class Port(BasePort):
         self._read()
 
     def send(self, report):
-        print("FSREPORT " + ubinascii.b2a_base64(report).decode().strip())
+        # base64 in pieces (768 bytes: a multiple of 3, so the pieces join into the whole's
+        # encoding): a report as large as the heap allows is not copied whole once more
+        m = memoryview(report)
+        print("FSREPORT ", end="")
+        for i in range(0, len(m), 768):
+            print(ubinascii.b2a_base64(m[i:i + 768], newline=False).decode(), end="")
+        print()
         return None

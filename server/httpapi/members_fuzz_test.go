@@ -1,4 +1,4 @@
-package server_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/server/httpapi"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
@@ -20,7 +21,7 @@ func FuzzParseMembersCSV(f *testing.F) {
 	f.Add([]byte("device,district\n"))
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		set, remove, err := server.ParseMembersCSV(bytes.NewReader(data))
+		set, remove, err := httpapi.ParseMembersCSV(bytes.NewReader(data))
 		if err != nil {
 			if !errors.Is(err, server.ErrInput) {
 				t.Fatalf("error %v is not an input error", err)

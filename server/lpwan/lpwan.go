@@ -1,4 +1,7 @@
-package server
+// Package lpwan is the server side of the LPWAN profile (docs/PROTOCOL.md, "LPWAN
+// profile"): an adapter in front of server.HandleReport for links that carry small frames
+// (server/lorawan feeds it from network servers).
+package lpwan
 
 import (
 	"context"
@@ -6,14 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/server"
+	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// The LPWAN profile's server side (docs/PROTOCOL.md, "LPWAN profile"): an adapter in front
-// of HandleReport. It checks each frame's MAC under the device's R, gathers entry fragments,
+// An Assembler checks each frame's MAC under the device's R, gathers entry fragments,
 // and when a status frame arrives turns it and the entries it claims into the report the
 // device would have sent in full (sealed here under R, which the server holds) so that
 // every report, whatever its transport, goes through the one pipeline and the same FS-chain
@@ -34,12 +37,19 @@ type lpDevice struct {
 	tokens [][]byte                    // LPWAN token frames waiting for a downlink slot
 }
 
-type lpState struct {
+// Assembler is the LPWAN profile in front of one server: it holds the entry fragments
+// being assembled and the token frames waiting for a downlink slot.
+type Assembler struct {
+	s    *server.Server
+	st   store.Store
 	mu   sync.Mutex
 	devs map[string]*lpDevice
 }
 
-func (l *lpState) dev(id string) *lpDevice {
+// New is the LPWAN profile's assembler for s.
+func New(s *server.Server) *Assembler { return &Assembler{s: s, st: s.Store()} }
+
+func (l *Assembler) dev(id string) *lpDevice {
 	if l.devs == nil {
 		l.devs = map[string]*lpDevice{}
 	}
@@ -78,49 +88,47 @@ func (d *lpDevice) forgetUpTo(n uint64) {
 	}
 }
 
-// LPResult is what HandleLPFrame did with a frame.
-type LPResult struct {
+// Result is what HandleFrame did with a frame.
+type Result struct {
 	Kind     string // "status", "entry"
 	Downlink []byte // the frame to send to the device, nil when none is needed
 	Reject   string // for a status: the pipeline's rejection reason, if any
 }
 
-// HandleLPFrame takes one uplink frame of the LPWAN profile from device dev (named by the
+// HandleFrame takes one uplink frame of the LPWAN profile from device dev (named by the
 // link: the network server's DevEUI mapping or the topic). Frames that fail their MAC,
 // size or layout are refused with the reason's name and change nothing.
-func (s *Server) HandleLPFrame(ctx context.Context, dev string, frame []byte) (*LPResult, error) {
-	d, err := s.st.GetDevice(ctx, dev)
+func (l *Assembler) HandleFrame(ctx context.Context, dev string, frame []byte) (*Result, error) {
+	d, err := l.st.GetDevice(ctx, dev)
 	if err != nil {
-		return nil, reject(ReasonUnknownDevice, "lpwan: device %q: %v", dev, err)
+		return nil, reject(server.ReasonUnknownDevice, "lpwan: device %q: %v", dev, err)
 	}
 	body, err := wire.LPOpen(frame, d.UplinkKey, d.ID, d.Epoch)
 	if err != nil {
-		reason := ReasonMalformed
+		reason := server.ReasonMalformed
 		switch {
 		case errors.Is(err, wire.ErrBadMAC):
-			reason = ReasonBadMAC
+			reason = server.ReasonBadMAC
 		case errors.Is(err, wire.ErrOversize):
-			reason = ReasonOversize
+			reason = server.ReasonOversize
 		}
-		re := s.refuse(ctx, dev, reject(reason, "lpwan frame: %v", err))
-		s.met.observe(re, time.Now())
-		return nil, re
+		return nil, l.s.RefuseFrame(ctx, dev, reason, fmt.Sprintf("lpwan frame: %v", err))
 	}
 	switch body[0] {
 	case wire.LPEntry:
 		f, err := wire.DecodeLPEntry(body)
 		if err != nil {
-			return nil, reject(ReasonMalformed, "lpwan entry frame from %s: %v", dev, err)
+			return nil, reject(server.ReasonMalformed, "lpwan entry frame from %s: %v", dev, err)
 		}
-		s.lp.mu.Lock()
-		defer s.lp.mu.Unlock()
-		ld := s.lp.dev(dev)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		ld := l.dev(dev)
 		n := uint64(f.N)
 		if n <= d.AnchorN || f.Index >= lpMaxFragments {
-			return &LPResult{Kind: "entry"}, nil // already verified (a resend), or impossible
+			return &Result{Kind: "entry"}, nil // already verified (a resend), or impossible
 		}
 		if _, ok := ld.frags[n]; !ok && len(ld.frags) >= lpMaxPendingEntries {
-			return nil, reject(ReasonOversize, "lpwan: %s has %d entries pending assembly", dev, len(ld.frags))
+			return nil, reject(server.ReasonOversize, "lpwan: %s has %d entries pending assembly", dev, len(ld.frags))
 		}
 		if ld.frags[n] == nil {
 			ld.frags[n] = map[uint8][]byte{}
@@ -129,34 +137,34 @@ func (s *Server) HandleLPFrame(ctx context.Context, dev string, frame []byte) (*
 		if f.Last {
 			ld.last[n] = f.Index
 		}
-		return &LPResult{Kind: "entry"}, nil
+		return &Result{Kind: "entry"}, nil
 	case wire.LPStatus:
 		st, err := wire.DecodeLPStatus(body)
 		if err != nil {
-			return nil, reject(ReasonMalformed, "lpwan status frame from %s: %v", dev, err)
+			return nil, reject(server.ReasonMalformed, "lpwan status frame from %s: %v", dev, err)
 		}
-		return s.lpStatus(ctx, d.ID, st)
+		return l.status(ctx, d.ID, st)
 	}
-	return nil, reject(ReasonMalformed, "lpwan: frame type %#x is not an uplink", body[0])
+	return nil, reject(server.ReasonMalformed, "lpwan: frame type %#x is not an uplink", body[0])
 }
 
-// lpStatus turns a status and the entries gathered for it into a report for the pipeline.
-func (s *Server) lpStatus(ctx context.Context, dev string, st *wire.LPStatusFrame) (*LPResult, error) {
-	d, err := s.st.GetDevice(ctx, dev)
+// status turns a status and the entries gathered for it into a report for the pipeline.
+func (l *Assembler) status(ctx context.Context, dev string, st *wire.LPStatusFrame) (*Result, error) {
+	d, err := l.st.GetDevice(ctx, dev)
 	if err != nil {
 		return nil, err
 	}
 	if uint64(st.RSeq) <= d.LastRSeq {
 		// Duplicates of a status from several gateways, or a replay: the first copy was
 		// answered; the pipeline would only count a replay.
-		return &LPResult{Kind: "status", Reject: ReasonReplay}, nil
+		return &Result{Kind: "status", Reject: server.ReasonReplay}, nil
 	}
 	var k fschain.Key
 	copy(k[:], d.AnchorKey)
 	var head fschain.Hash
 	copy(head[:], d.AnchorHead)
-	s.lp.mu.Lock()
-	ld := s.lp.dev(dev)
+	l.mu.Lock()
+	ld := l.dev(dev)
 	var entries []wire.Entry
 	for n := d.AnchorN + 1; n <= uint64(st.N); n++ {
 		e, ok := ld.entry(n)
@@ -165,11 +173,11 @@ func (s *Server) lpStatus(ctx context.Context, dev string, st *wire.LPStatusFram
 		}
 		entries = append(entries, *e)
 	}
-	s.lp.mu.Unlock()
+	l.mu.Unlock()
 	claimed := uint64(st.N)
 	if claimed > d.AnchorN && len(entries) == 0 {
 		// Entries claimed but none arrived (lost frames): ask for them, verify nothing yet.
-		return s.lpAnswer(dev, d.DownlinkKey, d.Epoch, st, d.AnchorN, d.AnchorHead, wire.LPResend, "")
+		return l.answer(dev, d.DownlinkKey, d.Epoch, st, d.AnchorN, d.AnchorHead, wire.LPResend, "")
 	}
 	// The head chain over the entries as sent, and the full seal it implies: equal in its
 	// first 8 bytes to the status's seal, or the log was cut or altered (bad-seal below).
@@ -193,7 +201,7 @@ func (s *Server) lpStatus(ctx context.Context, dev string, st *wire.LPStatusFram
 	}
 	root := make([]byte, 32)
 	copy(root, st.RootPrefix[:])
-	if m, _, _, err := s.mans.lookup(ctx, d.Product, uint64(st.ManVersion)); err == nil && m != nil && hmac.Equal(m.Root[:wire.LPRootPrefix], st.RootPrefix[:]) {
+	if m, err := l.s.Manifest(ctx, d.Product, uint64(st.ManVersion)); err == nil && hmac.Equal(m.Root[:wire.LPRootPrefix], st.RootPrefix[:]) {
 		root = m.Root
 	}
 	r := &wire.Report{Dev: dev, Epoch: d.Epoch, RSeq: uint64(st.RSeq), Boot: uint32(st.Boot), Time: uint64(st.Time),
@@ -205,20 +213,20 @@ func (s *Server) lpStatus(ctx context.Context, dev string, st *wire.LPStatusFram
 	if err != nil {
 		return nil, err
 	}
-	ackBytes, herr := s.HandleReport(ctx, sealed)
-	var re *RejectError
+	ackBytes, herr := l.s.HandleReport(ctx, sealed)
+	var re *server.RejectError
 	if herr != nil && !errors.As(herr, &re) {
 		return nil, herr
 	}
 	if len(ackBytes) == 0 {
-		return &LPResult{Kind: "status", Reject: re.Reason}, nil
+		return &Result{Kind: "status", Reject: re.Reason}, nil
 	}
 	a, err := wire.OpenAck(ackBytes, dev, d.DownlinkKey)
 	if err != nil {
 		return nil, fmt.Errorf("lpwan: reading the pipeline's ack: %w", err)
 	}
-	s.lp.mu.Lock()
-	ld = s.lp.dev(dev)
+	l.mu.Lock()
+	ld = l.dev(dev)
 	ld.forgetUpTo(a.Anchor.N)
 	for _, c := range a.Commands {
 		if t, err := wire.OpenToken(c, dev, d.DownlinkKey); err == nil {
@@ -227,7 +235,7 @@ func (s *Server) lpStatus(ctx context.Context, dev string, st *wire.LPStatusFram
 			}
 		}
 	}
-	s.lp.mu.Unlock()
+	l.mu.Unlock()
 	var flags byte
 	if a.Reject != "" {
 		flags |= wire.LPRejected
@@ -235,7 +243,7 @@ func (s *Server) lpStatus(ctx context.Context, dev string, st *wire.LPStatusFram
 	if a.Anchor.N < claimed {
 		flags |= wire.LPResend
 	}
-	return s.lpAnswer(dev, d.DownlinkKey, d.Epoch, st, a.Anchor.N, a.Anchor.Head, flags, a.Reject)
+	return l.answer(dev, d.DownlinkKey, d.Epoch, st, a.Anchor.N, a.Anchor.Head, flags, a.Reject)
 }
 
 func lpQueued(q [][]byte, f []byte) bool {
@@ -247,16 +255,16 @@ func lpQueued(q [][]byte, f []byte) bool {
 	return false
 }
 
-// lpAnswer picks the one downlink a class A device can take after this status: an ack when
+// answer picks the one downlink a class A device can take after this status: an ack when
 // the device asked for one or something must be said (resend, rejection, a token waiting),
 // else a waiting token, else nothing.
-func (s *Server) lpAnswer(dev string, t []byte, epoch uint32, st *wire.LPStatusFrame, anchorN uint64, anchorHead []byte, flags byte, rej string) (*LPResult, error) {
-	s.lp.mu.Lock()
-	ld := s.lp.dev(dev)
+func (l *Assembler) answer(dev string, t []byte, epoch uint32, st *wire.LPStatusFrame, anchorN uint64, anchorHead []byte, flags byte, rej string) (*Result, error) {
+	l.mu.Lock()
+	ld := l.dev(dev)
 	if len(ld.tokens) > 0 {
 		flags |= wire.LPTokenFollow
 	}
-	res := &LPResult{Kind: "status", Reject: rej}
+	res := &Result{Kind: "status", Reject: rej}
 	switch {
 	case st.Ctl&wire.LPAckRequest != 0 || flags&(wire.LPResend|wire.LPRejected) != 0:
 		a := &wire.LPAckFrame{AckedRSeq: st.RSeq, AnchorN: uint32(anchorN), Flags: flags}
@@ -265,7 +273,7 @@ func (s *Server) lpAnswer(dev string, t []byte, epoch uint32, st *wire.LPStatusF
 	case len(ld.tokens) > 0:
 		res.Downlink, ld.tokens = ld.tokens[0], ld.tokens[1:]
 	}
-	s.lp.mu.Unlock()
+	l.mu.Unlock()
 	return res, nil
 }
 
@@ -275,4 +283,9 @@ func lpToken(t *wire.Token, key []byte, dev string, epoch uint32) ([]byte, error
 		Window: t.Args.Window, CheckIv: t.Args.CheckInterval, ReportIv: t.Args.ReportInterval}
 	copy(f.ID[:], t.ID)
 	return wire.SealLPToken(f, key, dev, epoch)
+}
+
+// reject is a rejection with a formatted detail.
+func reject(reason, format string, args ...any) *server.RejectError {
+	return &server.RejectError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }

@@ -1,4 +1,4 @@
-package server
+package mqttingest
 
 import (
 	"bytes"

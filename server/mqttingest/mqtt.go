@@ -1,8 +1,12 @@
-package server
+// Package mqttingest is the fleet server's MQTT transport: an embedded broker (mochi) that
+// authenticates devices by the password derived from their uplink key, confines each to
+// its own topics and feeds uplink publishes to server.HandleReport before it acks them;
+// or, with Config.MQTTBroker, a subscription on an external broker (shared among
+// replicas with Config.MQTTShareGroup).
+package mqttingest
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
@@ -21,25 +25,77 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-func (s *Server) startBroker() error {
-	ln, err := listen(s.cfg.MQTTAddr, "--mqtt")
+// Ingest is the MQTT transport of one server (a server.Transport named "mqtt").
+type Ingest struct {
+	s       *server.Server
+	log     *slog.Logger
+	topics  wire.Topics
+	lorawan []server.LoRaWAN // the integrations, some maybe on the embedded broker (embedded.go)
+	broker  *mqtt.Server
+	addr    string
+	ext     *externalBroker
+}
+
+// New is the MQTT transport of s; attach it with s.Attach before s.Start.
+func New(s *server.Server) *Ingest {
+	return &Ingest{s: s, log: s.Logger(), topics: s.Topics(), lorawan: s.Config().LoRaWAN}
+}
+
+// Name is "mqtt".
+func (m *Ingest) Name() string { return "mqtt" }
+
+// Start subscribes to the external broker (Config.MQTTBroker) or starts the embedded one
+// on Config.MQTTAddr (nothing when it is "off").
+func (m *Ingest) Start(ctx context.Context) error {
+	cfg := m.s.Config()
+	if cfg.MQTTBroker != "" {
+		ext, err := m.connectExternal(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		m.ext = ext
+		return nil
+	}
+	if cfg.MQTTAddr == "off" {
+		return nil
+	}
+	return m.startBroker(cfg)
+}
+
+// Addr is the embedded broker's address ("" before Start, when off or external).
+func (m *Ingest) Addr() string { return m.addr }
+
+// Shutdown disconnects from the external broker or closes the embedded one.
+func (m *Ingest) Shutdown(context.Context) error {
+	if m.ext != nil {
+		m.ext.close()
+	}
+	if m.broker != nil {
+		m.broker.Close()
+	}
+	return nil
+}
+
+func (m *Ingest) startBroker(cfg server.Config) error {
+	ln, err := server.Listen(cfg.MQTTAddr, "--mqtt")
 	if err != nil {
-		if errors.Is(err, ErrAddrInUse) {
-			return addrInUseError(fmt.Sprintf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", s.cfg.MQTTAddr, s.cfg.MQTTAddr))
+		if errors.Is(err, server.ErrAddrInUse) {
+			return server.AddrInUse(fmt.Sprintf("%s is already in use (another MQTT broker?): choose another address with --mqtt, or consume from that broker with --mqtt-broker tcp://%s", cfg.MQTTAddr, cfg.MQTTAddr))
 		}
 		return err
 	}
 	// mochi serves on our listener: no window between probing the port and listening on it,
 	// and "127.0.0.1:0" works (tests and the demo take whatever port is free).
 	addr := ln.Addr().String()
-	if s.cfg.MQTTTLS != nil {
-		ln = tls.NewListener(ln, s.cfg.MQTTTLS)
+	if cfg.MQTTTLS != nil {
+		ln = tls.NewListener(ln, cfg.MQTTTLS)
 	}
-	opts := &mqtt.Options{InlineClient: true, Logger: s.log.With("component", "mqtt")}
-	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+	opts := &mqtt.Options{InlineClient: true, Logger: m.log.With("component", "mqtt")}
+	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
@@ -47,37 +103,37 @@ func (s *Server) startBroker() error {
 	caps.MaximumMessageExpiryInterval = 24 * 3600
 	opts.Capabilities = caps
 	b := mqtt.New(opts)
-	if err := b.AddHook(&brokerHook{s: s}, nil); err != nil {
+	if err := b.AddHook(&brokerHook{m: m}, nil); err != nil {
 		ln.Close()
 		return err
 	}
 	if err := b.AddListener(listeners.NewNet("fieldseal", ackListener{ln})); err != nil {
 		ln.Close()
-		return fmt.Errorf("MQTT listener on %s (--mqtt): %w", s.cfg.MQTTAddr, err)
+		return fmt.Errorf("MQTT listener on %s (--mqtt): %w", cfg.MQTTAddr, err)
 	}
 	if err := b.Serve(); err != nil {
 		return err
 	}
-	s.broker = b
-	s.mqttAddr = addr
-	s.log.Info("MQTT broker listening", "addr", s.mqttAddr)
+	m.broker = b
+	m.addr = addr
+	m.log.Info("MQTT broker listening", "addr", m.addr)
 	return nil
 }
 
-// MQTTRetained is the number of messages the embedded broker retains (none, unless a
-// client other than a device sets retain): for health checks and tests.
-func (s *Server) MQTTRetained() int64 {
-	if s.broker == nil {
+// Retained is the number of messages the embedded broker retains (none, unless a client
+// other than a device sets retain): for health checks and tests.
+func (m *Ingest) Retained() int64 {
+	if m.broker == nil {
 		return 0
 	}
-	return atomic.LoadInt64(&s.broker.Info.Retained)
+	return atomic.LoadInt64(&m.broker.Info.Retained)
 }
 
 // brokerHook authenticates devices, confines each to its own topics, and feeds uplink
 // publishes through the pipeline before the broker acks them.
 type brokerHook struct {
 	mqtt.HookBase
-	s *Server
+	m *Ingest
 }
 
 func (h *brokerHook) ID() string { return "fieldseal" }
@@ -92,8 +148,8 @@ func (h *brokerHook) Provides(b byte) bool {
 }
 
 func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	if ns := h.s.embeddedNS(pk.Connect.Username); ns != nil {
-		return ns.nsAuthenticate(pk) // a LoRaWAN network server (lorawan_embedded.go)
+	if ns := h.m.embeddedNS(pk.Connect.Username); ns != nil {
+		return nsAuthenticate(ns, pk) // a LoRaWAN network server (embedded.go)
 	}
 	dev := string(pk.Connect.Username)
 	if !wire.ValidDeviceID(dev) {
@@ -103,7 +159,7 @@ func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 	// so a will would let a device put (and retain) a message on another device's downlink
 	// (threat S11). Neither fieldseal client sets one.
 	if pk.Connect.WillFlag {
-		h.s.log.Info("mqtt connect refused: a will is set", "dev", dev)
+		h.m.log.Info("mqtt connect refused: a will is set", "dev", dev)
 		return false
 	}
 	// The client id is the device id (or "<dev>/<suffix>"): a device cannot take over
@@ -113,61 +169,52 @@ func (h *brokerHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ds, err := h.s.devs.lock(ctx, dev, h.s)
-	if err != nil {
-		return false
-	}
-	defer ds.mu.Unlock()
-	if ds.d == nil {
-		return false
-	}
-	want := wire.MQTTPassword(ds.d.UplinkKey)
-	return hmac.Equal([]byte(want), pk.Connect.Password)
+	return h.m.s.AuthenticateDevice(ctx, dev, pk.Connect.Password)
 }
 
 func (h *brokerHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if cl.Net.Inline {
 		return true // the server's own client
 	}
-	if ns := h.s.embeddedNS(cl.Properties.Username); ns != nil {
-		return ns.nsMay(topic, write)
+	if ns := h.m.embeddedNS(cl.Properties.Username); ns != nil {
+		return nsMay(ns, topic, write)
 	}
 	dev := string(cl.Properties.Username)
 	if write {
-		return topic == h.s.topics.Up(dev)
+		return topic == h.m.topics.Up(dev)
 	}
-	return topic == h.s.topics.Down(dev)
+	return topic == h.m.topics.Down(dev)
 }
 
 func (h *brokerHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	if h.s.embeddedNS(cl.Properties.Username) != nil {
+	if h.m.embeddedNS(cl.Properties.Username) != nil {
 		if pk.FixedHeader.Retain {
 			return pk, packets.ErrRejectPacket // as for devices (S11)
 		}
 		return pk, nil // to the LoRaWAN integration's subscription (its ACL checked the topic)
 	}
-	dev, ok := h.s.topics.DeviceOfUp(pk.TopicName)
+	dev, ok := h.m.topics.DeviceOfUp(pk.TopicName)
 	if !ok || dev != string(cl.Properties.Username) {
 		return pk, packets.ErrRejectPacket
 	}
 	if pk.FixedHeader.Retain {
 		// Devices never retain: a retained report would be replayed to every new uplink
 		// subscriber (S11). Dropped unprocessed, without a PUBACK.
-		h.s.log.Info("mqtt publish refused: retain set", "dev", dev)
+		h.m.log.Info("mqtt publish refused: retain set", "dev", dev)
 		return pk, packets.ErrRejectPacket
 	}
 	// Runs before the broker sends PUBACK: the MQTT-level ack follows the durable commit.
-	ack, err := h.s.HandleReport(context.Background(), pk.Payload)
+	ack, err := h.m.s.HandleReport(context.Background(), pk.Payload)
 	if ack != nil && !h.stashAck(cl, pk, dev, ack) {
-		if perr := h.s.broker.Publish(h.s.topics.Down(dev), ack, false, 1); perr != nil {
-			h.s.log.Warn("publishing ack", "dev", dev, "err", perr)
+		if perr := h.m.broker.Publish(h.m.topics.Down(dev), ack, false, 1); perr != nil {
+			h.m.log.Warn("publishing ack", "dev", dev, "err", perr)
 		}
 	}
 	if err != nil {
-		h.s.log.Debug("mqtt report rejected", "dev", dev, "reason", Reason(err))
+		h.m.log.Debug("mqtt report rejected", "dev", dev, "reason", server.Reason(err))
 	}
 	return pk, packets.CodeSuccessIgnore // handled: not forwarded to subscribers
 }
@@ -186,9 +233,9 @@ func (h *brokerHook) stashAck(cl *mqtt.Client, pk packets.Packet, dev string, ac
 	if !ok || pk.FixedHeader.Qos != 1 || cl.Properties.ProtocolVersion >= 5 || cl.Closed() {
 		return false
 	}
-	topic := h.s.topics.Down(dev)
+	topic := h.m.topics.Down(dev)
 	sub, ok := cl.State.Subscriptions.Get(topic)
-	if !ok || cl.State.Inflight.Len() >= int(h.s.broker.Options.Capabilities.MaximumInflight) {
+	if !ok || cl.State.Inflight.Len() >= int(h.m.broker.Options.Capabilities.MaximumInflight) {
 		return false
 	}
 	out := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(sub.Qos, 1)},
@@ -204,7 +251,7 @@ func (h *brokerHook) stashAck(cl *mqtt.Client, pk packets.Packet, dev string, ac
 		}
 		out.PacketID = uint16(id)
 		if cl.State.Inflight.Set(out) {
-			atomic.AddInt64(&h.s.broker.Info.Inflight, 1)
+			atomic.AddInt64(&h.m.broker.Info.Inflight, 1)
 			cl.State.Inflight.DecreaseSendQuota()
 		}
 	}
@@ -283,38 +330,38 @@ type externalBroker struct {
 	cl paho.Client
 }
 
-func (s *Server) connectExternal(ctx context.Context) (*externalBroker, error) {
+func (m *Ingest) connectExternal(ctx context.Context, cfg server.Config) (*externalBroker, error) {
 	id := make([]byte, 6)
 	rand.Read(id)
-	opts := paho.NewClientOptions().AddBroker(s.cfg.MQTTBroker).SetClientID("fieldseal-server-" + hex.EncodeToString(id)).
+	opts := paho.NewClientOptions().AddBroker(cfg.MQTTBroker).SetClientID("fieldseal-server-" + hex.EncodeToString(id)).
 		SetCleanSession(true).SetAutoReconnect(true).SetOrderMatters(false).SetConnectTimeout(10 * time.Second).
 		SetMaxReconnectInterval(10 * time.Second)
-	topic := s.topics.UplinkFilter()
-	if g := s.cfg.MQTTShareGroup; g != "" {
-		topic = s.topics.SharedUplinkFilter(g)
+	topic := m.topics.UplinkFilter()
+	if g := cfg.MQTTShareGroup; g != "" {
+		topic = m.topics.SharedUplinkFilter(g)
 	}
 	var cl paho.Client
-	handler := func(_ paho.Client, m paho.Message) {
-		dev, ok := s.topics.DeviceOfUp(m.Topic())
+	handler := func(_ paho.Client, msg paho.Message) {
+		dev, ok := m.topics.DeviceOfUp(msg.Topic())
 		if !ok {
 			return
 		}
-		ack, _ := s.HandleReport(context.Background(), m.Payload())
+		ack, _ := m.s.HandleReport(context.Background(), msg.Payload())
 		if ack != nil {
-			cl.Publish(s.topics.Down(dev), 1, false, ack)
+			cl.Publish(m.topics.Down(dev), 1, false, ack)
 		}
 	}
 	opts.SetOnConnectHandler(func(c paho.Client) {
 		if t := c.Subscribe(topic, 1, handler); t.WaitTimeout(10*time.Second) && t.Error() != nil {
-			s.log.Error("subscribe", "broker", s.cfg.MQTTBroker, "err", t.Error())
+			m.log.Error("subscribe", "broker", cfg.MQTTBroker, "err", t.Error())
 		}
 	})
 	cl = paho.NewClient(opts)
 	t := cl.Connect()
 	if !t.WaitTimeout(15*time.Second) || t.Error() != nil {
-		return nil, fmt.Errorf("connect to MQTT broker %s (--mqtt-broker): %v", s.cfg.MQTTBroker, t.Error())
+		return nil, fmt.Errorf("connect to MQTT broker %s (--mqtt-broker): %v", cfg.MQTTBroker, t.Error())
 	}
-	s.log.Info("consuming from external MQTT broker", "broker", s.cfg.MQTTBroker, "topic", topic)
+	m.log.Info("consuming from external MQTT broker", "broker", cfg.MQTTBroker, "topic", topic)
 	return &externalBroker{cl: cl}, nil
 }
 

@@ -1,4 +1,8 @@
-package server
+// Package districts keeps the fleet server's districts' water balance and inspection
+// lists fresh: it reads each district's members and their sealed registers from the store
+// (analytics.Collector, incrementally), recomputes on a schedule, and answers the API and
+// the console from the latest result.
+package districts
 
 import (
 	"bytes"
@@ -6,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -13,8 +18,12 @@ import (
 	"github.com/fieldseal/fieldseal/store"
 )
 
-// BalanceConfig sets the server's scheduled water balance (docs/OPERATIONS.md).
-type BalanceConfig struct {
+// ErrInput is an operator error (bad request): the API answers 400 with its text. The
+// server's ErrInput is this one (declared here, below the server, so both wrap it).
+var ErrInput = errors.New("invalid request")
+
+// Config sets the server's scheduled water balance (docs/OPERATIONS.md).
+type Config struct {
 	// Every is how often each district's balance and inspection list are recomputed
 	// (default 1 h; negative: only at Start, and a district created later when first asked
 	// for). The first run is at Start.
@@ -25,17 +34,17 @@ type BalanceConfig struct {
 	Inspect analytics.InspectConfig
 }
 
-// DistrictResult is the cached outcome of one district's refresh.
-type DistrictResult struct {
+// Result is the cached outcome of one district's refresh.
+type Result struct {
 	District   string                `json:"district"`
 	Refreshed  time.Time             `json:"refreshed"` // server time of the computation
 	Error      string                `json:"error,omitempty"`
 	Inspection *analytics.Inspection `json:"inspection,omitempty"`
-	Series     []BalancePoint        `json:"series"`
+	Series     []Point               `json:"series"`
 }
 
-// BalancePoint is the balance of one step (an hour or a day) for the console's plot.
-type BalancePoint struct {
+// Point is the balance of one step (an hour or a day) for the console's plot.
+type Point struct {
 	From           time.Time `json:"from"`
 	InputM3Day     float64   `json:"system_input_m3_per_day"`
 	MeteredM3Day   float64   `json:"billed_metered_m3_per_day"`
@@ -43,22 +52,28 @@ type BalancePoint struct {
 	NonRevenuePct  float64   `json:"non_revenue_pct"`
 }
 
-// balances holds the collected registers and the latest result of each district.
-type balances struct {
+// Refresher holds the collected registers and the latest result of each district.
+type Refresher struct {
+	st      store.Store
+	cfg     Config
+	now     func() time.Time
+	log     *slog.Logger
 	coll    *analytics.Collector
 	run     sync.Mutex // one refresh at a time
 	mu      sync.Mutex
-	results map[string]*DistrictResult
+	results map[string]*Result
 	onList  map[string]analytics.Candidate // device → its entry on its district's list (flagged ones)
 }
 
-func newBalances(st store.Store) *balances {
-	return &balances{coll: analytics.NewCollector(st), results: map[string]*DistrictResult{}, onList: map[string]analytics.Candidate{}}
+// New is the refresher of the districts in st, on the fleet's clock now.
+func New(st store.Store, cfg Config, now func() time.Time, log *slog.Logger) *Refresher {
+	return &Refresher{st: st, cfg: cfg, now: now, log: log, coll: analytics.NewCollector(st),
+		results: map[string]*Result{}, onList: map[string]analytics.Candidate{}}
 }
 
-// DistrictSettings is what an administrator configures for a district: everything of
+// ParseConfig reads what an administrator configures for a district: everything of
 // analytics.DistrictConfig except its meters (members, set by CSV import) and tanks.
-func parseDistrictConfig(id string, raw []byte) (analytics.DistrictConfig, error) {
+func ParseConfig(id string, raw []byte) (analytics.DistrictConfig, error) {
 	var cfg analytics.DistrictConfig
 	if len(bytes.TrimSpace(raw)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -82,7 +97,7 @@ func parseDistrictConfig(id string, raw []byte) (analytics.DistrictConfig, error
 
 // districtConfig assembles a stored district and its members into analytics' config.
 func districtConfig(d *store.District, ms []store.DistrictMember) (analytics.DistrictConfig, error) {
-	cfg, err := parseDistrictConfig(d.ID, d.Config)
+	cfg, err := ParseConfig(d.ID, d.Config)
 	if err != nil {
 		return cfg, err
 	}
@@ -105,20 +120,20 @@ func districtConfig(d *store.District, ms []store.DistrictMember) (analytics.Dis
 	return cfg, nil
 }
 
-// RefreshBalances recomputes every district's balance and inspection list now from the
+// Refresh recomputes every district's balance and inspection list now from the
 // registers of sealed reports and the devices' seal state. A district that cannot be
 // computed keeps its error in its result; the others are still refreshed.
-func (s *Server) RefreshBalances(ctx context.Context) error {
-	s.bal.run.Lock()
-	defer s.bal.run.Unlock()
-	ds, err := s.st.ListDistricts(ctx)
+func (rf *Refresher) Refresh(ctx context.Context) error {
+	rf.run.Lock()
+	defer rf.run.Unlock()
+	ds, err := rf.st.ListDistricts(ctx)
 	if err != nil {
 		return err
 	}
-	results := map[string]*DistrictResult{}
+	results := map[string]*Result{}
 	onList := map[string]analytics.Candidate{}
 	for i := range ds {
-		r := s.refreshDistrict(ctx, &ds[i])
+		r := rf.refreshDistrict(ctx, &ds[i])
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -131,25 +146,25 @@ func (s *Server) RefreshBalances(ctx context.Context) error {
 			}
 		}
 	}
-	s.bal.mu.Lock()
-	s.bal.results, s.bal.onList = results, onList
-	s.bal.mu.Unlock()
+	rf.mu.Lock()
+	rf.results, rf.onList = results, onList
+	rf.mu.Unlock()
 	// Keep in memory only what the next refresh reads (a day's margin for its first window).
-	s.bal.coll.Forget(s.now().Add(-s.cfg.Balance.History - 24*time.Hour))
+	rf.coll.Forget(rf.now().Add(-rf.cfg.History - 24*time.Hour))
 	return nil
 }
 
-func (s *Server) refreshDistrict(ctx context.Context, d *store.District) *DistrictResult {
-	now := s.now()
-	res := &DistrictResult{District: d.ID, Refreshed: now, Series: []BalancePoint{}}
-	cfg, data, err := s.districtData(ctx, d)
+func (rf *Refresher) refreshDistrict(ctx context.Context, d *store.District) *Result {
+	now := rf.now()
+	res := &Result{District: d.ID, Refreshed: now, Series: []Point{}}
+	cfg, data, err := rf.districtData(ctx, d)
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
 	seals := map[string]analytics.Seal{}
 	for _, id := range cfg.Customers {
-		dev, err := s.st.GetDevice(ctx, id)
+		dev, err := rf.st.GetDevice(ctx, id)
 		if err != nil {
 			continue // a meter not provisioned (yet): no seal to speak of
 		}
@@ -159,7 +174,7 @@ func (s *Server) refreshDistrict(ctx context.Context, d *store.District) *Distri
 		}
 		seals[id] = seal
 	}
-	in, err := analytics.Inspect(cfg, data, now.Add(-s.cfg.Balance.History), now, s.cfg.Balance.Inspect, seals)
+	in, err := analytics.Inspect(cfg, data, now.Add(-rf.cfg.History), now, rf.cfg.Inspect, seals)
 	res.Inspection = in
 	if err != nil {
 		res.Error = err.Error()
@@ -173,8 +188,8 @@ func (s *Server) refreshDistrict(ctx context.Context, d *store.District) *Distri
 }
 
 // districtData reads a district's members and their registers (incrementally).
-func (s *Server) districtData(ctx context.Context, d *store.District) (analytics.DistrictConfig, analytics.Data, error) {
-	ms, err := s.st.ListDistrictMembers(ctx, d.ID)
+func (rf *Refresher) districtData(ctx context.Context, d *store.District) (analytics.DistrictConfig, analytics.Data, error) {
+	ms, err := rf.st.ListDistrictMembers(ctx, d.ID)
 	if err != nil {
 		return analytics.DistrictConfig{}, analytics.Data{}, err
 	}
@@ -186,15 +201,15 @@ func (s *Server) districtData(ctx context.Context, d *store.District) (analytics
 	for _, m := range ms {
 		devs = append(devs, m.Dev)
 	}
-	if err := s.bal.coll.Update(ctx, devs); err != nil {
+	if err := rf.coll.Update(ctx, devs); err != nil {
 		return cfg, analytics.Data{}, err
 	}
-	return cfg, s.bal.coll.Data(devs), nil
+	return cfg, rf.coll.Data(devs), nil
 }
 
 // balanceSeries is the balance step by step for the plot: daily over periods of three
 // days or more (the last 60), hourly otherwise.
-func balanceSeries(cfg analytics.DistrictConfig, data analytics.Data, from, to time.Time) []BalancePoint {
+func balanceSeries(cfg analytics.DistrictConfig, data analytics.Data, from, to time.Time) []Point {
 	step := time.Hour
 	if to.Sub(from) >= 72*time.Hour {
 		step = 24 * time.Hour
@@ -202,56 +217,56 @@ func balanceSeries(cfg analytics.DistrictConfig, data analytics.Data, from, to t
 	if n := to.Sub(from) / step; n > 60 {
 		from = to.Add(-60 * step)
 	}
-	out := []BalancePoint{}
+	out := []Point{}
 	for t := from; !t.Add(step).After(to); t = t.Add(step) {
 		b, err := analytics.Balance(cfg, data, t, t.Add(step))
 		if err != nil {
 			continue // a gap in a bulk meter's reads: no point rather than a guess
 		}
-		out = append(out, BalancePoint{From: t, InputM3Day: b.SystemInputM3 / b.Days, MeteredM3Day: b.BilledMeteredM3 / b.Days,
+		out = append(out, Point{From: t, InputM3Day: b.SystemInputM3 / b.Days, MeteredM3Day: b.BilledMeteredM3 / b.Days,
 			NonRevenueM3PD: b.NonRevenueM3Day, NonRevenuePct: b.NonRevenuePct})
 	}
 	return out
 }
 
-// DistrictResult returns a district's latest result, computing it if no refresh has yet.
-func (s *Server) DistrictResult(ctx context.Context, id string) (*DistrictResult, error) {
-	s.bal.mu.Lock()
-	r := s.bal.results[id]
-	s.bal.mu.Unlock()
+// Result returns a district's latest result, computing it if no refresh has yet.
+func (rf *Refresher) Result(ctx context.Context, id string) (*Result, error) {
+	rf.mu.Lock()
+	r := rf.results[id]
+	rf.mu.Unlock()
 	if r != nil {
 		return r, nil
 	}
-	d, err := s.st.GetDistrict(ctx, id)
+	d, err := rf.st.GetDistrict(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	s.bal.run.Lock()
-	r = s.refreshDistrict(ctx, d)
-	s.bal.run.Unlock()
-	s.bal.mu.Lock()
-	s.bal.results[id] = r
-	s.bal.mu.Unlock()
+	rf.run.Lock()
+	r = rf.refreshDistrict(ctx, d)
+	rf.run.Unlock()
+	rf.mu.Lock()
+	rf.results[id] = r
+	rf.mu.Unlock()
 	return r, nil
 }
 
 // OnInspectionList returns the entry of a device flagged on its district's inspection list.
-func (s *Server) OnInspectionList(dev string) (analytics.Candidate, bool) {
-	s.bal.mu.Lock()
-	defer s.bal.mu.Unlock()
-	c, ok := s.bal.onList[dev]
+func (rf *Refresher) OnInspectionList(dev string) (analytics.Candidate, bool) {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	c, ok := rf.onList[dev]
 	return c, ok
 }
 
-// DistrictBalance computes a district's IWA balance over [from, to) from the registers
+// Balance computes a district's IWA balance over [from, to) from the registers
 // held now (zero from/to: the period of the latest refresh).
-func (s *Server) DistrictBalance(ctx context.Context, id string, from, to time.Time) (*analytics.WaterBalance, error) {
-	d, err := s.st.GetDistrict(ctx, id)
+func (rf *Refresher) Balance(ctx context.Context, id string, from, to time.Time) (*analytics.WaterBalance, error) {
+	d, err := rf.st.GetDistrict(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if from.IsZero() || to.IsZero() {
-		r, err := s.DistrictResult(ctx, id)
+		r, err := rf.Result(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -260,9 +275,9 @@ func (s *Server) DistrictBalance(ctx context.Context, id string, from, to time.T
 		}
 		from, to = r.Inspection.From, r.Inspection.To
 	}
-	s.bal.run.Lock()
-	cfg, data, err := s.districtData(ctx, d)
-	s.bal.run.Unlock()
+	rf.run.Lock()
+	cfg, data, err := rf.districtData(ctx, d)
+	rf.run.Unlock()
 	if err != nil {
 		if errors.Is(err, ErrInput) {
 			return nil, err
@@ -276,19 +291,18 @@ func (s *Server) DistrictBalance(ctx context.Context, id string, from, to time.T
 	return b, nil
 }
 
-// balanceLoop refreshes every district at start and then every BalanceConfig.Every.
-func (s *Server) balanceLoop(bg context.Context) {
-	defer s.bgDone.Done()
+// Run refreshes every district now and then every Config.Every, until bg is done.
+func (rf *Refresher) Run(bg context.Context) {
 	refresh := func() {
-		if err := s.RefreshBalances(bg); err != nil && bg.Err() == nil {
-			s.log.Warn("water balance refresh", "err", err)
+		if err := rf.Refresh(bg); err != nil && bg.Err() == nil {
+			rf.log.Warn("water balance refresh", "err", err)
 		}
 	}
 	refresh()
-	if s.cfg.Balance.Every < 0 {
+	if rf.cfg.Every < 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.Balance.Every)
+	t := time.NewTicker(rf.cfg.Every)
 	defer t.Stop()
 	for {
 		select {

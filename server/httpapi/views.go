@@ -1,19 +1,21 @@
-package server
+package httpapi
 
 import (
 	"encoding/hex"
 	"encoding/json"
 	"time"
 
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// API view types: what the HTTP API and the alert webhooks answer, kept apart from the
-// store's rows so that a storage change cannot change the API by accident (and secrets in
-// a row cannot leak into an answer). One naming scheme: snake_case JSON; evidence and
-// decoded payloads are JSON objects, never JSON text inside a string. server/openapi.json
-// describes each, and openapi_schema_test checks real answers against it.
+// API view types: what the HTTP API answers (and, server.AlertView, the alert webhooks),
+// kept apart from the store's rows so that a storage change cannot change the API by
+// accident (and secrets in a row cannot leak into an answer). One naming scheme: snake_case
+// JSON; evidence and decoded payloads are JSON objects, never JSON text inside a string.
+// openapi.json describes each, and server/openapi_schema_test.go checks real answers
+// against it.
 
 // DeviceView is a device as the API shows it.
 type DeviceView struct {
@@ -74,7 +76,7 @@ type EventView struct {
 
 func eventView(e store.Event) EventView {
 	return EventView{Dev: e.Dev, Epoch: e.Epoch, N: e.N, T: e.T, Type: e.Type, TypeName: wire.EntryName(e.Type), Tamper: e.Tamper,
-		Payload: e.Payload, Decoded: jsonObject(e.Decoded), Tag: e.Tag, Head: e.Head, Received: e.Received}
+		Payload: e.Payload, Decoded: server.JSONObject(e.Decoded), Tag: e.Tag, Head: e.Head, Received: e.Received}
 }
 
 // AuditView is an audit record.
@@ -89,36 +91,7 @@ type AuditView struct {
 }
 
 func auditView(a store.Audit) AuditView {
-	return AuditView{ID: a.ID, At: a.At, Actor: a.Actor, Kind: a.Kind, Dev: a.Dev, Reason: a.Reason, Detail: jsonObject(a.Detail)}
-}
-
-// AlertView is an alert, as listed by the API and POSTed to webhooks.
-type AlertView struct {
-	ID      int64           `json:"id"`
-	At      time.Time       `json:"at"`
-	Dev     string          `json:"dev"`
-	Kind    string          `json:"kind"` // the state entered, or the rejection name
-	Reason  string          `json:"reason"`
-	Detail  json.RawMessage `json:"detail,omitempty"` // the evidence
-	AckedAt time.Time       `json:"acked_at,omitzero"`
-	AckedBy string          `json:"acked_by,omitempty"`
-}
-
-func alertView(a store.Alert) AlertView {
-	return AlertView{ID: a.ID, At: a.At, Dev: a.Dev, Kind: a.Kind, Reason: a.Reason, Detail: jsonObject(a.Detail), AckedAt: a.AckedAt, AckedBy: a.AckedBy}
-}
-
-// jsonObject is stored JSON evidence as an object for an answer: nil when there is none,
-// and text that is not a JSON object (never written by this server) as {"text": "..."}.
-func jsonObject(s string) json.RawMessage {
-	if s == "" {
-		return nil
-	}
-	if b := []byte(s); json.Valid(b) && b[0] == '{' {
-		return b
-	}
-	b, _ := json.Marshal(map[string]string{"text": s})
-	return b
+	return AuditView{ID: a.ID, At: a.At, Actor: a.Actor, Kind: a.Kind, Dev: a.Dev, Reason: a.Reason, Detail: server.JSONObject(a.Detail)}
 }
 
 func views[T, V any](rows []T, view func(T) V) []V {

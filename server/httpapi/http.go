@@ -1,7 +1,12 @@
-package server
+// Package httpapi is the fleet server's HTTP transport: device ingest (POST /v1/reports
+// and batches) in front of server.HandleReport, the operator API under /api/v1 (bearer
+// tokens and roles, over the server's audited operations), /metrics, /healthz, the OpenAPI
+// document, and the operator's console (Config.Dashboard) at / and /ui/.
+package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,26 +24,16 @@ import (
 	"github.com/fxamacker/cbor/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// API roles, from least to most powerful. Each route lists the roles it admits.
-const (
-	RoleViewer     = "viewer"     // read devices, events, alerts, visits, manifests
-	RoleOperator   = "operator"   // + acknowledge alerts, audit, service visits, clear tamper
-	RoleTechnician = "technician" // read, open and close service visits
-	RoleAdmin      = "admin"      // everything: manifests, provisioning, API tokens
-)
-
-// Roles lists every role.
-var Roles = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
-
 var (
-	anyRole     = []string{RoleViewer, RoleOperator, RoleTechnician, RoleAdmin}
-	opRoles     = []string{RoleOperator, RoleAdmin}
-	serviceRole = []string{RoleOperator, RoleTechnician, RoleAdmin}
-	adminOnly   = []string{RoleAdmin}
+	anyRole     = server.AnyRole
+	opRoles     = server.OperatorRoles
+	serviceRole = server.ServiceRoles
+	adminOnly   = server.AdminOnly
 )
 
 // Route is one HTTP route: method and path pattern (net/http), the roles admitted (nil:
@@ -55,47 +51,101 @@ var openAPI []byte
 // maxBatch bounds /v1/reports:batch.
 const maxBatch = 256
 
+// API is the HTTP transport of one server (a server.Transport named "http").
+type API struct {
+	s   *server.Server
+	st  store.Store
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New is the HTTP API of s; attach it with s.Attach before s.Start.
+func New(s *server.Server) *API { return &API{s: s, st: s.Store()} }
+
+// Name is "http".
+func (a *API) Name() string { return "http" }
+
+// Start listens on Config.HTTPAddr (nothing when it is "off"), with Config.HTTPTLS if set.
+func (a *API) Start(context.Context) error {
+	cfg := a.s.Config()
+	if cfg.HTTPAddr == "off" {
+		return nil
+	}
+	ln, err := server.Listen(cfg.HTTPAddr, "--http")
+	if err != nil {
+		return err
+	}
+	if cfg.HTTPTLS != nil {
+		ln = tls.NewListener(ln, cfg.HTTPTLS)
+	}
+	a.ln = ln
+	a.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, MaxHeaderBytes: 64 << 10}
+	go func() {
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.s.Logger().Error("http server", "err", err)
+		}
+	}()
+	a.s.Logger().Info("HTTP API listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the API listens on ("" before Start or when off).
+func (a *API) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Shutdown stops taking requests and waits for those in progress (bounded by ctx).
+func (a *API) Shutdown(ctx context.Context) error {
+	if a.srv == nil {
+		return nil
+	}
+	return a.srv.Shutdown(ctx)
+}
+
 // Routes lists every route the server registers (the OpenAPI test checks each is documented).
-func (s *Server) Routes() []Route {
+func (a *API) Routes() []Route {
 	return []Route{
-		{Method: "GET", Path: "/healthz", Open: true, h: s.healthz},
-		{Method: "POST", Path: "/v1/reports", Open: true, h: s.postReport},
-		{Method: "POST", Path: "/v1/reports:batch", Open: true, h: s.postBatch},
-		{Method: "GET", Path: "/metrics", Roles: anyRole, h: s.metricsHandler},
-		{Method: "GET", Path: "/api/openapi.json", Open: true, h: s.openapi}, // tooling fetches it without a token
-		{Method: "GET", Path: "/api/v1/devices", Roles: anyRole, h: s.listDevices},
-		{Method: "POST", Path: "/api/v1/devices", Roles: adminOnly, h: s.postDevice},
-		{Method: "GET", Path: "/api/v1/devices/{id}", Roles: anyRole, h: s.getDevice},
-		{Method: "GET", Path: "/api/v1/devices/{id}/events", Roles: anyRole, h: s.listEvents},
-		{Method: "POST", Path: "/api/v1/devices/{id}/visits", Roles: serviceRole, h: s.postVisit},
-		{Method: "POST", Path: "/api/v1/devices/{id}/clear", Roles: opRoles, h: s.postClear},
-		{Method: "GET", Path: "/api/v1/visits", Roles: anyRole, h: s.listVisits},
-		{Method: "POST", Path: "/api/v1/visits/{id}/close", Roles: serviceRole, h: s.closeVisit},
-		{Method: "GET", Path: "/api/v1/alerts", Roles: anyRole, h: s.listAlerts},
-		{Method: "POST", Path: "/api/v1/alerts/{id}/ack", Roles: opRoles, h: s.ackAlert},
-		{Method: "GET", Path: "/api/v1/audit", Roles: opRoles, h: s.listAudit},
-		{Method: "GET", Path: "/api/v1/manifests", Roles: anyRole, h: s.listManifests},
-		{Method: "POST", Path: "/api/v1/manifests", Roles: adminOnly, h: s.postManifest},
-		{Method: "GET", Path: "/api/v1/tokens", Roles: adminOnly, h: s.listTokens},
-		{Method: "POST", Path: "/api/v1/tokens", Roles: adminOnly, h: s.postToken},
-		{Method: "DELETE", Path: "/api/v1/tokens/{name}", Roles: adminOnly, h: s.deleteToken},
-		{Method: "GET", Path: "/api/v1/whoami", Roles: anyRole, h: s.whoami},
-		{Method: "GET", Path: "/api/v1/districts", Roles: anyRole, h: s.listDistricts},
-		{Method: "GET", Path: "/api/v1/districts/{id}", Roles: anyRole, h: s.getDistrict},
-		{Method: "PUT", Path: "/api/v1/districts/{id}", Roles: adminOnly, h: s.putDistrict},
-		{Method: "POST", Path: "/api/v1/district-members", Roles: adminOnly, h: s.importMembers},
-		{Method: "GET", Path: "/api/v1/districts/{id}/balance", Roles: anyRole, h: s.getBalance},
-		{Method: "GET", Path: "/api/v1/districts/{id}/inspection", Roles: anyRole, h: s.getInspection},
+		{Method: "GET", Path: "/healthz", Open: true, h: a.healthz},
+		{Method: "POST", Path: "/v1/reports", Open: true, h: a.postReport},
+		{Method: "POST", Path: "/v1/reports:batch", Open: true, h: a.postBatch},
+		{Method: "GET", Path: "/metrics", Roles: anyRole, h: a.metricsHandler},
+		{Method: "GET", Path: "/api/openapi.json", Open: true, h: a.openapi}, // tooling fetches it without a token
+		{Method: "GET", Path: "/api/v1/devices", Roles: anyRole, h: a.listDevices},
+		{Method: "POST", Path: "/api/v1/devices", Roles: adminOnly, h: a.postDevice},
+		{Method: "GET", Path: "/api/v1/devices/{id}", Roles: anyRole, h: a.getDevice},
+		{Method: "GET", Path: "/api/v1/devices/{id}/events", Roles: anyRole, h: a.listEvents},
+		{Method: "POST", Path: "/api/v1/devices/{id}/visits", Roles: serviceRole, h: a.postVisit},
+		{Method: "POST", Path: "/api/v1/devices/{id}/clear", Roles: opRoles, h: a.postClear},
+		{Method: "GET", Path: "/api/v1/visits", Roles: anyRole, h: a.listVisits},
+		{Method: "POST", Path: "/api/v1/visits/{id}/close", Roles: serviceRole, h: a.closeVisit},
+		{Method: "GET", Path: "/api/v1/alerts", Roles: anyRole, h: a.listAlerts},
+		{Method: "POST", Path: "/api/v1/alerts/{id}/ack", Roles: opRoles, h: a.ackAlert},
+		{Method: "GET", Path: "/api/v1/audit", Roles: opRoles, h: a.listAudit},
+		{Method: "GET", Path: "/api/v1/manifests", Roles: anyRole, h: a.listManifests},
+		{Method: "POST", Path: "/api/v1/manifests", Roles: adminOnly, h: a.postManifest},
+		{Method: "GET", Path: "/api/v1/tokens", Roles: adminOnly, h: a.listTokens},
+		{Method: "POST", Path: "/api/v1/tokens", Roles: adminOnly, h: a.postToken},
+		{Method: "DELETE", Path: "/api/v1/tokens/{name}", Roles: adminOnly, h: a.deleteToken},
+		{Method: "GET", Path: "/api/v1/whoami", Roles: anyRole, h: a.whoami},
+		{Method: "GET", Path: "/api/v1/districts", Roles: anyRole, h: a.listDistricts},
+		{Method: "GET", Path: "/api/v1/districts/{id}", Roles: anyRole, h: a.getDistrict},
+		{Method: "PUT", Path: "/api/v1/districts/{id}", Roles: adminOnly, h: a.putDistrict},
+		{Method: "POST", Path: "/api/v1/district-members", Roles: adminOnly, h: a.importMembers},
+		{Method: "GET", Path: "/api/v1/districts/{id}/balance", Roles: anyRole, h: a.getBalance},
+		{Method: "GET", Path: "/api/v1/districts/{id}/inspection", Roles: anyRole, h: a.getInspection},
 	}
 }
 
 // Handler is the server's HTTP handler: API, ingest, metrics and the operator's console
-// (console.go), which has its own sign-in and sessions.
-func (s *Server) Handler() http.Handler {
+// (server/dashboard), which has its own sign-in and sessions.
+func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	allow := map[string][]string{}
-	for _, rt := range s.Routes() {
-		mux.Handle(rt.Method+" "+rt.Path, s.guard(rt))
+	for _, rt := range a.Routes() {
+		mux.Handle(rt.Method+" "+rt.Path, a.guard(rt))
 		allow[rt.Path] = append(allow[rt.Path], rt.Method)
 		if rt.Method == http.MethodGet {
 			allow[rt.Path] = append(allow[rt.Path], http.MethodHead)
@@ -104,12 +154,12 @@ func (s *Server) Handler() http.Handler {
 	for path := range allow {
 		mux.Handle(path, methodNotAllowed(allow, path))
 	}
-	if con := s.cfg.Dashboard; con != nil {
+	if con := a.s.Config().Dashboard; con != nil {
 		mux.Handle("/ui/", con)
 		mux.Handle("GET /{$}", con)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := s.authenticate(r); !ok {
+		if _, ok := a.authenticate(r); !ok {
 			apiError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
 			return
 		}
@@ -130,11 +180,11 @@ func methodNotAllowed(allow map[string][]string, path string) http.Handler {
 }
 
 // guard checks the bearer token and role of a route.
-func (s *Server) guard(rt Route) http.Handler {
+func (a *API) guard(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			if v := recover(); v != nil {
-				s.log.Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
+				a.s.Logger().Error("handler panic", "path", r.URL.Path, "panic", fmt.Sprint(v))
 				apiError(w, http.StatusInternalServerError, "internal", "internal error")
 			}
 		}()
@@ -142,7 +192,7 @@ func (s *Server) guard(rt Route) http.Handler {
 			rt.h(w, r, nil)
 			return
 		}
-		who, ok := s.authenticate(r)
+		who, ok := a.authenticate(r)
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fieldseal"`)
 			apiError(w, http.StatusUnauthorized, "unauthorized", "a valid bearer token is required")
@@ -159,7 +209,7 @@ func (s *Server) guard(rt Route) http.Handler {
 // authenticate reads "Authorization: Bearer T" and looks the token's hash up. The API
 // takes no cookie (a browser would send it cross-site) and no token in the URL; the console
 // has its own session cookie with CSRF protection.
-func (s *Server) authenticate(r *http.Request) (*store.APIToken, bool) {
+func (a *API) authenticate(r *http.Request) (*store.APIToken, bool) {
 	tok := ""
 	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
 		tok = strings.TrimSpace(h[len("Bearer "):])
@@ -167,7 +217,7 @@ func (s *Server) authenticate(r *http.Request) (*store.APIToken, bool) {
 	if tok == "" || len(tok) > 256 {
 		return nil, false
 	}
-	t, err := s.st.GetAPIToken(r.Context(), hashToken(tok))
+	t, err := a.s.LookupAPIToken(r.Context(), tok)
 	if err != nil {
 		return nil, false
 	}
@@ -200,7 +250,7 @@ func storeError(w http.ResponseWriter, err error) {
 		apiError(w, http.StatusNotFound, "not-found", err.Error())
 	case errors.Is(err, store.ErrConflict):
 		apiError(w, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, ErrInput):
+	case errors.Is(err, server.ErrInput):
 		apiError(w, http.StatusBadRequest, "invalid", err.Error())
 	default:
 		apiError(w, http.StatusInternalServerError, "internal", err.Error())
@@ -217,26 +267,26 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) healthz(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := s.st.GetAPIToken(ctx, []byte("healthz")); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if _, err := a.st.GetAPIToken(ctx, []byte("healthz")); err != nil && !errors.Is(err, store.ErrNotFound) {
 		apiError(w, http.StatusServiceUnavailable, "unavailable", "store: "+err.Error())
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "protocol": wire.ProtocolVersion})
 }
 
-func (s *Server) metricsHandler(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	promhttp.HandlerFor(s.met.reg, promhttp.HandlerOpts{}).ServeHTTP(w, r)
+func (a *API) metricsHandler(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	promhttp.HandlerFor(a.s.Metrics(), promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }
 
-func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) openapi(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(openAPI)
 }
 
-func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) whoami(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	writeJSON(w, http.StatusOK, apiTokenView(*who))
 }
 
@@ -245,15 +295,15 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request, who *store.APITo
 // statusFor maps a rejection reason to an HTTP status.
 func statusFor(reason string) int {
 	switch reason {
-	case ReasonMalformed, ReasonUnsupported:
+	case server.ReasonMalformed, server.ReasonUnsupported:
 		return http.StatusBadRequest
-	case ReasonOversize:
+	case server.ReasonOversize:
 		return http.StatusRequestEntityTooLarge
-	case ReasonBadMAC:
+	case server.ReasonBadMAC:
 		return http.StatusUnauthorized
-	case ReasonUnknownDevice:
+	case server.ReasonUnknownDevice:
 		return http.StatusNotFound
-	case ReasonUnavailable, ReasonConflict:
+	case server.ReasonUnavailable, server.ReasonConflict:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusConflict // authentic but refused: the body is an ack carrying the reason
@@ -274,27 +324,27 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, b
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			apiError(w, http.StatusRequestEntityTooLarge, ReasonOversize, fmt.Sprintf("body over %d bytes", limit))
+			apiError(w, http.StatusRequestEntityTooLarge, server.ReasonOversize, fmt.Sprintf("body over %d bytes", limit))
 		} else {
-			apiError(w, http.StatusBadRequest, ReasonMalformed, "reading body: "+err.Error())
+			apiError(w, http.StatusBadRequest, server.ReasonMalformed, "reading body: "+err.Error())
 		}
 		return nil, false
 	}
 	return body, true
 }
 
-func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) postReport(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	if !isCoseMac0(r.Header.Get("Content-Type")) {
-		apiError(w, http.StatusUnsupportedMediaType, ReasonMalformed, "Content-Type must be "+wire.ReportMediaType)
+		apiError(w, http.StatusUnsupportedMediaType, server.ReasonMalformed, "Content-Type must be "+wire.ReportMediaType)
 		return
 	}
 	body, ok := readLimited(w, r, wire.MaxMessageSize+1)
 	if !ok {
 		return
 	}
-	ack, err := s.HandleReport(r.Context(), body)
+	ack, err := a.s.HandleReport(r.Context(), body)
 	if err != nil {
-		reason := Reason(err)
+		reason := server.Reason(err)
 		w.Header().Set("Fieldseal-Reject", reason)
 		if ack != nil {
 			w.Header().Set("Content-Type", wire.ReportMediaType)
@@ -316,7 +366,7 @@ type BatchResult struct {
 	Reject string   // reason name, empty when accepted
 }
 
-func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	body, ok := readLimited(w, r, maxBatch*(wire.MaxMessageSize+8))
 	if !ok {
 		return
@@ -324,7 +374,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIT
 	var reports [][]byte
 	dec, _ := cbor.DecOptions{MaxArrayElements: maxBatch, MaxNestedLevels: 4, IndefLength: cbor.IndefLengthForbidden}.DecMode()
 	if err := dec.Unmarshal(body, &reports); err != nil {
-		apiError(w, http.StatusBadRequest, ReasonMalformed, "batch must be a CBOR array of at most 256 byte strings: "+err.Error())
+		apiError(w, http.StatusBadRequest, server.ReasonMalformed, "batch must be a CBOR array of at most 256 byte strings: "+err.Error())
 		return
 	}
 	out := make([]BatchResult, len(reports))
@@ -332,8 +382,8 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIT
 	for i, rep := range reports {
 		go func() {
 			defer func() { done <- struct{}{} }()
-			ack, err := s.HandleReport(r.Context(), rep)
-			out[i] = BatchResult{Ack: ack, Reject: Reason(err)}
+			ack, err := a.s.HandleReport(r.Context(), rep)
+			out[i] = BatchResult{Ack: ack, Reject: server.Reason(err)}
 		}()
 	}
 	for range reports {
@@ -346,14 +396,14 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request, _ *store.APIT
 
 // --- operator API ---
 
-func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) listDevices(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	state := r.URL.Query().Get("state")
 	if state != "" && !slices.Contains(store.States, state) {
 		apiError(w, http.StatusBadRequest, "invalid", "unknown state "+state)
 		return
 	}
 	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	list, err := s.st.ListDevices(r.Context(), store.DeviceFilter{State: state, Product: r.URL.Query().Get("product"), Limit: lim})
+	list, err := a.st.ListDevices(r.Context(), store.DeviceFilter{State: state, Product: r.URL.Query().Get("product"), Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
@@ -361,25 +411,25 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request, _ *store.AP
 	writeJSON(w, http.StatusOK, map[string]any{"devices": views(list, func(d *store.Device) DeviceView { return deviceView(d, nil) })})
 }
 
-func (s *Server) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	d, err := s.st.GetDevice(r.Context(), r.PathValue("id"))
+func (a *API) getDevice(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	d, err := a.st.GetDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	toks, _ := s.st.PendingTokens(r.Context(), d.ID, d.Epoch, s.now())
+	toks, _ := a.st.PendingTokens(r.Context(), d.ID, d.Epoch, a.s.Now())
 	writeJSON(w, http.StatusOK, deviceView(d, toks))
 }
 
-func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	id := r.PathValue("id")
-	if _, err := s.st.GetDevice(r.Context(), id); err != nil {
+	if _, err := a.st.GetDevice(r.Context(), id); err != nil {
 		storeError(w, err)
 		return
 	}
 	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
 	lim, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	evs, err := s.st.ListEvents(r.Context(), store.Page{Dev: id, AfterN: after, Limit: lim})
+	evs, err := a.st.ListEvents(r.Context(), store.Page{Dev: id, AfterN: after, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
@@ -396,12 +446,12 @@ type provisionReq struct {
 	Manifest uint64 `json:"manifest,omitempty"` // pin this manifest version
 }
 
-func (s *Server) postDevice(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) postDevice(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	var req provisionReq
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	b, err := s.provision(r.Context(), req.Device, req.Product, req.Manifest, who.Name)
+	b, err := a.s.Provision(r.Context(), req.Device, req.Product, req.Manifest, who.Name)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -416,7 +466,7 @@ type visitReq struct {
 	WindowS    int    `json:"window_s,omitempty"`
 }
 
-func (s *Server) postVisit(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) postVisit(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	var req visitReq
 	if !decodeBody(w, r, &req) {
 		return
@@ -425,7 +475,7 @@ func (s *Server) postVisit(w http.ResponseWriter, r *http.Request, who *store.AP
 		apiError(w, http.StatusBadRequest, "invalid", "work_order is required")
 		return
 	}
-	v, err := s.openVisit(r.Context(), r.PathValue("id"), req.WorkOrder, req.Technician, time.Duration(req.WindowS)*time.Second, who.Name)
+	v, err := a.s.OpenVisit(r.Context(), r.PathValue("id"), req.WorkOrder, req.Technician, time.Duration(req.WindowS)*time.Second, who.Name)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -438,12 +488,12 @@ type closeReq struct {
 	Result     string `json:"result"`
 }
 
-func (s *Server) closeVisit(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) closeVisit(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	var req closeReq
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	v, err := s.CloseVisit(r.Context(), r.PathValue("id"), req.SealNumber, req.Result, who.Name)
+	v, err := a.s.CloseVisit(r.Context(), r.PathValue("id"), req.SealNumber, req.Result, who.Name)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -451,8 +501,8 @@ func (s *Server) closeVisit(w http.ResponseWriter, r *http.Request, who *store.A
 	writeJSON(w, http.StatusOK, visitView(*v))
 }
 
-func (s *Server) listVisits(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	vs, err := s.st.ListVisits(r.Context(), r.URL.Query().Get("device"))
+func (a *API) listVisits(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	vs, err := a.st.ListVisits(r.Context(), r.URL.Query().Get("device"))
 	if err != nil {
 		storeError(w, err)
 		return
@@ -464,16 +514,16 @@ type clearReq struct {
 	Result string `json:"result"`
 }
 
-func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) postClear(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	var req clearReq
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if err := s.ClearTamper(r.Context(), r.PathValue("id"), req.Result, who.Name); err != nil {
+	if err := a.s.ClearTamper(r.Context(), r.PathValue("id"), req.Result, who.Name); err != nil {
 		storeError(w, err)
 		return
 	}
-	d, err := s.st.GetDevice(r.Context(), r.PathValue("id"))
+	d, err := a.st.GetDevice(r.Context(), r.PathValue("id"))
 	if err != nil {
 		storeError(w, err)
 		return
@@ -481,36 +531,36 @@ func (s *Server) postClear(w http.ResponseWriter, r *http.Request, who *store.AP
 	writeJSON(w, http.StatusOK, deviceView(d, nil))
 }
 
-func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) listAlerts(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	q := r.URL.Query()
 	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	lim, _ := strconv.Atoi(q.Get("limit"))
-	al, err := s.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim}, q.Get("unacked") == "true")
+	al, err := a.st.ListAlerts(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim}, q.Get("unacked") == "true")
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"alerts": views(al, alertView)})
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": views(al, server.AlertViewOf)})
 }
 
-func (s *Server) ackAlert(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) ackAlert(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "invalid", "alert id must be a number")
 		return
 	}
-	if err := s.AckAlert(r.Context(), id, who.Name); err != nil {
+	if err := a.s.AckAlert(r.Context(), id, who.Name); err != nil {
 		storeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"acked": id})
 }
 
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+func (a *API) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
 	q := r.URL.Query()
 	before, _ := strconv.ParseInt(q.Get("before"), 10, 64)
 	lim, _ := strconv.Atoi(q.Get("limit"))
-	au, err := s.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim})
+	au, err := a.st.ListAudit(r.Context(), store.Page{Dev: q.Get("device"), BeforeID: before, Limit: lim})
 	if err != nil {
 		storeError(w, err)
 		return
@@ -518,8 +568,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ *store.APIT
 	writeJSON(w, http.StatusOK, map[string]any{"audit": views(au, auditView)})
 }
 
-func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	ms, err := s.st.ListManifests(r.Context())
+func (a *API) listManifests(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	ms, err := a.st.ListManifests(r.Context())
 	if err != nil {
 		storeError(w, err)
 		return
@@ -527,18 +577,18 @@ func (s *Server) listManifests(w http.ResponseWriter, r *http.Request, _ *store.
 	writeJSON(w, http.StatusOK, map[string]any{"manifests": views(ms, manifestInfo)})
 }
 
-func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) postManifest(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	body, ok := readLimited(w, r, wire.MaxManifestSize)
 	if !ok {
 		return
 	}
-	m, err := s.registerManifest(r.Context(), body, who.Name)
-	if errors.Is(err, errAlreadyRegistered) {
+	m, err := a.s.RegisterManifestAs(r.Context(), body, who.Name)
+	if errors.Is(err, server.ErrAlreadyRegistered) {
 		writeJSON(w, http.StatusOK, map[string]any{"product": m.Product, "version": m.Version, "root": hex.EncodeToString(m.Root), "already_registered": true})
 		return
 	}
 	if err != nil {
-		reason := Reason(err)
+		reason := server.Reason(err)
 		code := http.StatusBadRequest
 		if reason == wire.ErrDowngrade.Error() {
 			code = http.StatusConflict
@@ -549,8 +599,8 @@ func (s *Server) postManifest(w http.ResponseWriter, r *http.Request, who *store
 	writeJSON(w, http.StatusCreated, map[string]any{"product": m.Product, "version": m.Version, "root": hex.EncodeToString(m.Root)})
 }
 
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
-	ts, err := s.st.ListAPITokens(r.Context())
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, _ *store.APIToken) {
+	ts, err := a.st.ListAPITokens(r.Context())
 	if err != nil {
 		storeError(w, err)
 		return
@@ -563,28 +613,12 @@ type tokenReq struct {
 	Role string `json:"role"`
 }
 
-// CreateAPIToken creates an API token with a role and returns the secret (shown once).
-func (s *Server) CreateAPIToken(ctx context.Context, name, role, actor string) (string, error) {
-	if name == "" || len(name) > 64 {
-		return "", fmt.Errorf("%w: name must be 1–64 characters", ErrInput)
-	}
-	if !slices.Contains(Roles, role) {
-		return "", fmt.Errorf("%w: role must be one of %s", ErrInput, strings.Join(Roles, ", "))
-	}
-	secret := newSecret("fst_")
-	if err := s.st.PutAPIToken(ctx, store.APIToken{Hash: hashToken(secret), Name: name, Role: role, Created: s.now()}); err != nil {
-		return "", err
-	}
-	s.auditAdmin(ctx, actor, "api-token", "", "created", map[string]any{"name": name, "role": role})
-	return secret, nil
-}
-
-func (s *Server) postToken(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) postToken(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	var req tokenReq
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	secret, err := s.CreateAPIToken(r.Context(), req.Name, req.Role, who.Name)
+	secret, err := a.s.CreateAPIToken(r.Context(), req.Name, req.Role, who.Name)
 	if err != nil {
 		storeError(w, err)
 		return
@@ -593,12 +627,11 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, who *store.AP
 	writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "role": req.Role, "token": secret})
 }
 
-func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
+func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
 	name := r.PathValue("name")
-	if err := s.st.DeleteAPIToken(r.Context(), name); err != nil {
+	if err := a.s.DeleteAPIToken(r.Context(), name, who.Name); err != nil {
 		storeError(w, err)
 		return
 	}
-	s.auditAdmin(r.Context(), who.Name, "api-token", "", "deleted", map[string]any{"name": name})
 	w.WriteHeader(http.StatusNoContent)
 }
