@@ -13,9 +13,10 @@ RESEND, TOKEN_FOLLOWS, REJECTED = 0x01, 0x02, 0x04
 MAX_FRAME, MAC_SIZE, CHUNK = 51, 8, 37
 ACTIONS = (None, "service", "clear", "config")
 ACK_EVERY, MAX_UNACKED = 24, 32
-# Frames per round, status included (wire.LPRoundFrames): 8 frames of 51 bytes take 5.4 s
-# on air at SF10 (EU868 DR2), within the 1 % duty cycle of a 15-minute report slot (9 s).
-# A backlog goes out over several rounds; a round's memory does not grow with it.
+# Frames per round, status included (wire.LPRoundFrames): 8 frames take at most 5.6 s on air
+# at SF10 (EU868 DR2), within the 1 % duty cycle of a 15-minute report slot (9 s); at SF12
+# (DR0) a board passes max_frames=3 (8.4 s). A backlog goes out over several rounds; a
+# round's memory does not grow with it.
 ROUND_FRAMES = 8
 
 

@@ -79,7 +79,8 @@ func heapLine(t *testing.T, out string) (before, peak int) {
 
 // D24 over the LPWAN profile, on the Cortex-M3 build at a 32 KiB heap: a round carries at
 // most lpwan.ROUND_FRAMES frames (8, the status included) whatever the log holds, and the
-// heap it needs at its peak is that of a round with a short log — not the backlog's frames.
+// heap it needs at its peak is that of a round with a short log — not the backlog's frames
+// (a round without a budget, measured for comparison at 112 KiB, holds them all).
 // A full 12 KiB log (entries of two fragments, so rounds end inside an entry) then leaves
 // round by round through the real server's LPWAN ingest: each round a prefix the server
 // verifies and acks flagged resend at the last entry it holds, the guard pruning to each
@@ -115,6 +116,14 @@ func TestThreatD24_LPWANRoundsBoundedOnCortexM3(t *testing.T) {
 	// The log filled to its cap (at the largest heap: quicker), then rounds at 32 KiB.
 	vm = labSession(t, dir, 112<<10)
 	size, _, n := fillLog(t, vm)
+	// For comparison, a round without a budget (every unsent entry's frames at once, as the
+	// profile's rounds once were), at the large heap; its frames are dropped as if lost.
+	out, err = vm.Exec("M = lpwan.Meter(D, 100000)\n"+lpMeasured+"del M\n", 300*time.Second)
+	if err != nil {
+		t.Fatalf("unbudgeted round: %v\n%s", err, vm.Output())
+	}
+	wholeBefore, wholePeak := heapLine(t, out)
+	wholeFrames := strings.Count(out, "LPF ")
 	vm.Kill()
 	vm = labSession(t, dir, heap)
 	out, err = vm.Exec("print('BASE', D.chain.s['bn'])\n"+lpMeasured, 300*time.Second)
@@ -124,7 +133,7 @@ func TestThreatD24_LPWANRoundsBoundedOnCortexM3(t *testing.T) {
 	fullBefore, fullPeak := heapLine(t, out)
 	var all [][2]uint32
 	most := 0
-	rounds := 0
+	rounds, verifiedAt := 0, 0
 	for {
 		f, nf := lpFeedLab(t, vm, lp, *b, out)
 		for _, x := range f {
@@ -142,6 +151,9 @@ func TestThreatD24_LPWANRoundsBoundedOnCortexM3(t *testing.T) {
 		var bn, head uint64
 		fmt.Sscan(st[strings.Index(st, "AT ")+3:], &bn, &head)
 		d, _ := s.Store().GetDevice(ctx, b.Device)
+		if d.AnchorN == head && verifiedAt == 0 {
+			verifiedAt = rounds
+		}
 		if bn == head && d.AnchorN == head {
 			n = head
 			break
@@ -173,12 +185,14 @@ func TestThreatD24_LPWANRoundsBoundedOnCortexM3(t *testing.T) {
 	}
 	// What one round can hold beyond a short-log round: its frames and one entry being split
 	// (≤ 2 KiB). Holding every unsent entry's frames, as a round once did, is ~300 frames.
-	shortGrowth, fullGrowth := shortPeak-shortBefore, fullPeak-fullBefore
-	if fullGrowth > shortGrowth+2048 {
-		t.Fatalf("heap a round needs at its peak: +%d bytes with a full log, +%d with %d entries", fullGrowth, shortGrowth, shortN)
+	shortGrowth, fullGrowth, wholeGrowth := shortPeak-shortBefore, fullPeak-fullBefore, wholePeak-wholeBefore
+	if fullGrowth > shortGrowth+2048 || wholeGrowth < fullGrowth+8192 {
+		t.Fatalf("heap a round needs at its peak: +%d bytes with a full log, +%d with %d entries, +%d without a budget",
+			fullGrowth, shortGrowth, shortN, wholeGrowth)
 	}
 	t.Logf("%d KiB heap, budget 8 frames a round. Short log (%d entries): %d frames, heap %d in use, +%d at the round's peak; "+
 		"full log (%d bytes, n=%d): heap %d in use, +%d at the first round's peak; drained in %d rounds of at most %d frames, "+
-		"%d entry frames in all, server anchor %d (%s)",
-		heap>>10, shortN, shortFrames, shortBefore, shortGrowth, size, n, fullBefore, fullGrowth, rounds, most, len(all), d.AnchorN, d.State)
+		"%d entry frames in all, the server at the guard's head after %d rounds (%s); without a budget the full log's round is %d frames, +%d bytes at its peak",
+		heap>>10, shortN, shortFrames, shortBefore, shortGrowth, size, n, fullBefore, fullGrowth, rounds, most, len(all), verifiedAt, d.State,
+		wholeFrames, wholeGrowth)
 }
