@@ -118,7 +118,7 @@ func TestThreatD24_LPWANRoundsBoundedOnCortexM3(t *testing.T) {
 	size, _, n := fillLog(t, vm)
 	// For comparison, a round without a budget (every unsent entry's frames at once, as the
 	// profile's rounds once were), at the large heap; its frames are dropped as if lost.
-	out, err = vm.Exec("M = lpwan.Meter(D, 100000)\n"+lpMeasured+"del M\n", 300*time.Second)
+	out, err = vm.Exec("from fieldseal import lpwan\nM = lpwan.Meter(D, 100000)\n"+lpMeasured+"del M\n", 300*time.Second)
 	if err != nil {
 		t.Fatalf("unbudgeted round: %v\n%s", err, vm.Output())
 	}
