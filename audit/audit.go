@@ -49,9 +49,12 @@ type Report struct {
 	// tools (the C preprocessor, tools/manifestfile.py) or the built-in evaluator.
 	Resolver string   `json:"resolver,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
-	Checks   []Check  `json:"checks"`
-	Score    string   `json:"score"`
-	Verdict  string   `json:"verdict"`
+	// BuildErrors are settings with which the firmware does not compile or link: the
+	// checks then describe a firmware that cannot be made.
+	BuildErrors []string `json:"build_errors,omitempty"`
+	Checks      []Check  `json:"checks"`
+	Score       string   `json:"score"`
+	Verdict     string   `json:"verdict"`
 }
 
 // Count returns how many checks have status s.
@@ -134,11 +137,17 @@ func Run(dir string, opt Options) (*Report, error) {
 		}
 	}
 	b.annotateCauses(checks)
-	r := &Report{Port: b.port, Board: b.name, Variant: b.variant, Resolver: b.resolver, Warnings: b.warnings, Checks: checks}
+	if w := b.flashLayoutWarning(); w != "" {
+		b.warnings = append(b.warnings, w)
+	}
+	r := &Report{Port: b.port, Board: b.name, Variant: b.variant, Resolver: b.resolver, Warnings: b.warnings,
+		BuildErrors: b.buildErrors(), Checks: checks}
 	closed := r.Count(Closed)
 	r.Score = fmt.Sprintf("%d/%d", closed, len(r.Checks))
 	open, unknown := r.Count(Open), r.Count(Unknown)
 	switch {
+	case len(r.BuildErrors) > 0:
+		r.Verdict = fmt.Sprintf("does not build: %d build error(s), fix them first; the checks describe a firmware that cannot be made", len(r.BuildErrors))
 	case open == 0 && unknown == 0:
 		r.Verdict = fmt.Sprintf("hardened: all %d checks closed", len(r.Checks))
 	case open == 0:

@@ -329,6 +329,9 @@ func TestExampleBoardsAllClosed(t *testing.T) {
 		if r.Port != tc.port {
 			t.Errorf("%s: port %s", tc.dir, r.Port)
 		}
+		if len(r.BuildErrors) != 0 {
+			t.Errorf("%s does not build: %q", tc.dir, r.BuildErrors)
+		}
 		if tc.open == nil {
 			allClosed(t, r)
 			continue
@@ -359,7 +362,7 @@ func TestStateDefineAloneIsNotAStateLocation(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("testdata", "stm32_hardened"), dir)
 	boot := "import sys\nsys.path[:] = [\".frozen\"]\nimport fieldseal.boot\n\nfieldseal.boot.main()  # slots= left out\n"
-	if err := os.WriteFile(filepath.Join(dir, "fieldseal_boot.py"), []byte(boot), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "fsboot.py"), []byte(boot), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := mustRun(t, dir, Options{})
@@ -498,5 +501,107 @@ func TestBoardVariantsDefaultBuildIsEvaluated(t *testing.T) {
 	}
 	if _, err := Run(dir, Options{Variant: "NOPE"}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "DP, NOCOMP") {
 		t.Errorf("unknown variant: %v", err)
+	}
+}
+
+// Settings that pass every check but do not build, each one found by building the board
+// templates with the real stm32 port (docs/HARDENING.md, "Built with"): the report names
+// them as build errors and its verdict says the board does not build, whatever the score.
+func TestBoardsThatDoNotBuildAreReported(t *testing.T) {
+	hardened := filepath.Join("testdata", "stm32_hardened")
+	if r := mustRun(t, hardened, Options{}); len(r.BuildErrors) != 0 {
+		t.Fatalf("stm32_hardened builds, yet: %v", r.BuildErrors)
+	}
+	edit := func(t *testing.T, src, file string, f func(string) string) string {
+		dir := t.TempDir()
+		copyDir(t, src, dir)
+		p := filepath.Join(dir, file)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f(string(data))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	for _, tc := range []struct {
+		name, src, file string
+		f               func(string) string
+		want            string
+	}{
+		{"boot file named like the guard's boot module", hardened, "manifest.py",
+			func(s string) string {
+				return strings.Replace(s, `module("fsboot.py"`, `module("fieldseal_boot.py"`, 1)
+			},
+			"same C name frozen_module_fieldseal_boot"},
+		{"a module frozen twice", hardened, "manifest.py",
+			func(s string) string { return s + "module(\"fsboot.py\", base_path=\"$(BOARD_DIR)\")\n" },
+			"both freeze fsboot.py"},
+		{"machine.mem* off with the stm module on", hardened, "mpconfigboard.h",
+			func(s string) string {
+				return strings.Replace(s, "#define MICROPY_PY_STM ", "#define MICROPY_PY_STM_UNUSED ", 1)
+			},
+			"with the stm module on"},
+		{"compiler off, frozen source loader left on", hardened, "mpconfigboard.h",
+			func(s string) string {
+				return regexp.MustCompile(`(?m)^#(undef|define)\s+MICROPY_MODULE_FROZEN_STR\b.*$`).ReplaceAllString(s, "")
+			},
+			"-DMICROPY_MODULE_FROZEN_STR"},
+		{"esp32 compiler off without the REPL entry points", filepath.Join("testdata", "esp32_secure"), "mpconfigboard.cmake",
+			func(s string) string { return strings.Replace(s, "set(MICROPY_SOURCE_BOARD", "set(UNUSED_SOURCE", 1) },
+			"pyexec_friendly_repl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := edit(t, tc.src, tc.file, tc.f)
+			if tc.name == "boot file named like the guard's boot module" {
+				if err := os.Rename(filepath.Join(dir, "fsboot.py"), filepath.Join(dir, "fieldseal_boot.py")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := mustRun(t, dir, Options{})
+			if len(r.BuildErrors) != 1 || !strings.Contains(r.BuildErrors[0], tc.want) {
+				t.Fatalf("build errors %q, want one naming %q", r.BuildErrors, tc.want)
+			}
+			if !strings.HasPrefix(r.Verdict, "does not build") {
+				t.Errorf("verdict %q", r.Verdict)
+			}
+		})
+	}
+}
+
+// rp2 takes the filesystem size from CMake (ports/rp2/CMakeLists.txt:570-582): set only in a
+// header it links, but the linker's FLASH/FLASH_FS regions get no length (measured on the
+// real rp2 port), so the audit warns.
+func TestRP2FilesystemSizeInHeaderWarns(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "examples", "boards", "rp2350"), dir)
+	hasWarning := func() bool {
+		for _, w := range mustRun(t, dir, Options{}).Warnings {
+			if strings.Contains(w, "MICROPY_HW_FLASH_STORAGE_BYTES is set in a header") {
+				return true
+			}
+		}
+		return false
+	}
+	if hasWarning() {
+		t.Fatal("the template sets the size in mpconfigboard.cmake, yet the audit warns")
+	}
+	cm := filepath.Join(dir, "mpconfigboard.cmake")
+	data, err := os.ReadFile(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = regexp.MustCompile(`(?m)^set\(MICROPY_HW_FLASH_STORAGE_BYTES.*$`).ReplaceAll(data, nil)
+	h, err := os.ReadFile(filepath.Join(dir, "mpconfigboard.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = append(h, "#define MICROPY_HW_FLASH_STORAGE_BYTES (2816 * 1024)\n"...)
+	if os.WriteFile(cm, data, 0o644) != nil || os.WriteFile(filepath.Join(dir, "mpconfigboard.h"), h, 0o644) != nil {
+		t.Fatal("cannot write the board")
+	}
+	if !hasWarning() {
+		t.Fatal("no warning for a filesystem size set only in mpconfigboard.h")
 	}
 }

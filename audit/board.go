@@ -191,6 +191,11 @@ func loadBoard(dir string, opt Options, forceChip string) (*board, error) {
 	if err := b.loadVariants(); err != nil {
 		return nil, err
 	}
+	if b.port == "stm32" && b.freezes(opt) {
+		for _, f := range frozenMakeFlags {
+			b.bv.defines = append(b.bv.defines, cmdDefine{name: f, value: "1", where: "py/mkrules.mk:228-230 (frozen manifest)"})
+		}
+	}
 	// -D flags from the build files come before the header, as on the compiler line.
 	for _, d := range b.bv.defines {
 		if b.port == "stm32" {
@@ -485,6 +490,13 @@ func (b *board) selectManifest(opt Options) error {
 	b.ms = newManifestSet()
 	b.ms.apply(mfCall{name: "include", args: []mfVal{{s: "$(PORT_DIR)/boards/manifest.py"}}, where: b.manifestNote}, b.dir, env, 0, map[string]bool{})
 	return nil
+}
+
+// freezes tells whether the make build has a frozen manifest (py/mkrules.mk tests
+// FROZEN_MANIFEST for non-empty; stm32's Makefile defaults it to boards/manifest.py).
+func (b *board) freezes(opt Options) bool {
+	val, set := b.bv.get(manifestVar(b.port))
+	return opt.Manifest != "" || !set || val != ""
 }
 
 func newManifestSet() *manifestSet {

@@ -121,12 +121,12 @@ var agreeBoards = map[string]string{
 #define MICROPY_PERSISTENT_CODE_LOAD_NATIVE (0)
 #define MICROPY_PY_MACHINE_MEMX (0)
 #define MICROPY_PY_STM (0)
-#define MICROPY_BOARD_FROZEN_BOOT_FILE "fieldseal_boot.py"
+#define MICROPY_BOARD_FROZEN_BOOT_FILE "fsboot.py"
 #define FIELDSEAL_STATE_BKPSRAM (1)
 #define FIELDSEAL_STM32_RDP_LEVEL (2)
 `,
-	"ports/stm32/boards/HARD/manifest.py":                 "module(\"fieldseal_boot.py\")\npackage(\"fieldseal\", base_path=\"$(BOARD_DIR)/g\")\nmodule(\"_fieldseal_manifest.py\", base_path=\"$(BOARD_DIR)/dist\")\n",
-	"ports/stm32/boards/HARD/fieldseal_boot.py":           slotsBoot,
+	"ports/stm32/boards/HARD/manifest.py":                 "module(\"fsboot.py\")\npackage(\"fieldseal\", base_path=\"$(BOARD_DIR)/g\")\nmodule(\"_fieldseal_manifest.py\", base_path=\"$(BOARD_DIR)/dist\")\n",
+	"ports/stm32/boards/HARD/fsboot.py":                   slotsBoot,
 	"ports/stm32/boards/HARD/g/fieldseal/__init__.py":     "",
 	"ports/stm32/boards/HARD/g/fieldseal/boot.py":         "def main():\n    pass\n",
 	"ports/stm32/boards/HARD/dist/_fieldseal_manifest.py": "M = b''\n",

@@ -73,9 +73,9 @@ func TestBoardManifestOnlyWhenSelected(t *testing.T) {
 	writeFiles(t, root, map[string]string{
 		"ports/stm32/boards/manifest.py":           "require(\"dht\")\n",
 		"ports/stm32/boards/B/mpconfigboard.mk":    "MCU_SERIES = f4\n",
-		"ports/stm32/boards/B/mpconfigboard.h":     "#define MICROPY_BOARD_FROZEN_BOOT_FILE \"fieldseal_boot.py\"\n",
-		"ports/stm32/boards/B/manifest.py":         "module(\"fieldseal_boot.py\")\npackage(\"fieldseal\", base_path=\"g\")\nmodule(\"_fieldseal_manifest.py\")\n",
-		"ports/stm32/boards/B/fieldseal_boot.py":   guardBoot,
+		"ports/stm32/boards/B/mpconfigboard.h":     "#define MICROPY_BOARD_FROZEN_BOOT_FILE \"fsboot.py\"\n",
+		"ports/stm32/boards/B/manifest.py":         "module(\"fsboot.py\")\npackage(\"fieldseal\", base_path=\"g\")\nmodule(\"_fieldseal_manifest.py\")\n",
+		"ports/stm32/boards/B/fsboot.py":           guardBoot,
 		"ports/stm32/boards/B/g/fieldseal/boot.py": "def main(): pass\n",
 	})
 	board := filepath.Join(root, "ports/stm32/boards/B")

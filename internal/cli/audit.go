@@ -47,7 +47,7 @@ func runAudit(_ context.Context, env *Env, args []string) int {
 	} else {
 		printAudit(env.Stdout, r)
 	}
-	if r.Count(audit.Open) > 0 || r.Count(audit.Unknown) > 0 {
+	if r.Count(audit.Open) > 0 || r.Count(audit.Unknown) > 0 || len(r.BuildErrors) > 0 {
 		return ExitFound
 	}
 	return ExitOK
@@ -61,6 +61,9 @@ func printAudit(w io.Writer, r *audit.Report) {
 	fmt.Fprintf(w, "fieldseal audit: board %s (%s), port %s\nvalues from: %s\n", r.Board, variant, r.Port, r.Resolver)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	for _, e := range r.BuildErrors {
+		fmt.Fprintf(w, "build error: %s\n", e)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,5 +110,37 @@ func TestAuditHumanTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A board whose every check is closed but whose firmware does not link (esp32, compiler off,
+// no board source defining the REPL entry points main.c calls) is not passed: exit 1, and the
+// report says why before the table.
+func TestAuditFailsABoardThatDoesNotBuild(t *testing.T) {
+	dir := t.TempDir()
+	src := auditFixture("esp32_secure")
+	err := filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if e.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if rel == "mpconfigboard.cmake" {
+			data = []byte(strings.Replace(string(data), "set(MICROPY_SOURCE_BOARD", "set(UNUSED_SOURCE", 1))
+		}
+		return os.WriteFile(filepath.Join(dir, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := auditRun(t, dir)
+	if code != ExitFound || !strings.Contains(out, "build error: ") || !strings.Contains(out, "score 22/22 — does not build") {
+		t.Fatalf("exit %d\n%s", code, out)
 	}
 }

@@ -7,3 +7,5 @@ set(SDKCONFIG_DEFAULTS
 )
 
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
+# compiler off: the REPL entry points main.c calls come from the board (examples/boards/norepl.c)
+set(MICROPY_SOURCE_BOARD ${MICROPY_BOARD_DIR}/../../../examples/boards/norepl.c)

@@ -25,4 +25,8 @@
 // production sets RDP level 2 with STM32CubeProgrammer
 #define FIELDSEAL_STM32_RDP_LEVEL   (2)
 
-#define MICROPY_BOARD_FROZEN_BOOT_FILE "fieldseal_boot.py"
+#define MICROPY_BOARD_FROZEN_BOOT_FILE "fsboot.py"
+
+// a frozen manifest adds -DMICROPY_MODULE_FROZEN_STR (py/mkrules.mk), whose loader needs the compiler
+#undef MICROPY_MODULE_FROZEN_STR
+#define MICROPY_MODULE_FROZEN_STR   (0)

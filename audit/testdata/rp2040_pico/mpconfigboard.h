@@ -1,5 +1,5 @@
 #define MICROPY_HW_BOARD_NAME          "FS Pico meter"
-#define MICROPY_HW_FLASH_STORAGE_BYTES (1408 * 1024)
+// filesystem size: mpconfigboard.cmake (the rp2 linker takes it from there)
 
 // everything that can be closed in a build is closed
 #define MICROPY_HW_ENABLE_USBDEV       (0)

@@ -65,3 +65,49 @@ func TestSTM32TemplateSettingsBuildAndBootOnCortexM3(t *testing.T) {
 	line, _ := vm.Expect("\n", 10*time.Second)
 	t.Logf("built with the template's\n%s text %d bytes; APP %s", settings, textSize(t, fw.ELF), strings.TrimSpace(line))
 }
+
+// The boards' guard list (examples/boards/guard.py, included by every template manifest)
+// freezes every module of the guard package except the host adapters. A module left out
+// builds fine and fails at boot on the board: fieldseal.boot imports fieldseal.uplink
+// whenever the port has no send() of its own (every real board), and the ImportError resets
+// the device at every boot — which the qemu builds, whose adapter sends by itself, never hit.
+func TestGuardListFreezesEveryDeviceModule(t *testing.T) {
+	root := filepath.Join("..", "..", "..")
+	list, err := os.ReadFile(filepath.Join(root, "examples", "boards", "guard.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`"(fieldseal/[^"]+\.py)"`).FindAllStringSubmatch(string(list), -1) {
+		frozen[m[1]] = true
+	}
+	hostOnly := map[string]bool{"fieldseal/ports/sim.py": true, "fieldseal/ports/unix.py": true}
+	pkg := filepath.Join(root, "device", "micropython")
+	var want []string
+	err = filepath.WalkDir(filepath.Join(pkg, "fieldseal"), func(p string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() || filepath.Ext(p) != ".py" {
+			return err
+		}
+		rel, _ := filepath.Rel(pkg, p)
+		want = append(want, filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 10 {
+		t.Fatalf("found only %d guard modules under %s", len(want), pkg)
+	}
+	for _, m := range want {
+		if hostOnly[m] && frozen[m] {
+			t.Errorf("guard.py freezes %s, a host adapter that must never reach a device", m)
+		}
+		if !hostOnly[m] && !frozen[m] {
+			t.Errorf("guard.py does not freeze %s: a board built from the templates lacks it", m)
+		}
+		delete(frozen, m)
+	}
+	for m := range frozen {
+		t.Errorf("guard.py freezes %s, which is not in the guard package", m)
+	}
+}

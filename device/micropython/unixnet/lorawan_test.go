@@ -4,16 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/fieldseal/fieldseal/server/lpwan"
 	"github.com/fieldseal/fieldseal/wire"
@@ -123,22 +120,7 @@ func (m *rui3) serve(c net.Conn) {
 // bootLoRaWAN runs the frozen guard with the template's modem adapter for rounds report slots.
 func (e *env) bootLoRaWAN(m *meter, modem *rui3, rounds int) *run {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	script, _ := filepath.Abs(filepath.Join("testdata", "lorawan.py"))
-	cmd := exec.CommandContext(ctx, e.mp, script, m.intDir, m.ext, modem.ln.Addr().String(), fmt.Sprint(rounds))
-	cmd.Dir = e.t.TempDir()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("micropython: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	var r run
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
-		e.t.Fatalf("output %q: %v", out, err)
-	}
-	e.t.Logf("%s: %s", m.id, lines[len(lines)-1])
-	return &r
+	return e.script(m, "lorawan.py", modem.ln.Addr().String(), fmt.Sprint(rounds))
 }
 
 // A sealed meter built on the stm32-lorawan template's adapter (lorawan_modem.py, frozen

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -173,10 +174,17 @@ type run struct {
 // boot runs the frozen guard on the unix port: boot, then cycles reports through its uplink.
 func (e *env) boot(m *meter, url string, cycles int) *run {
 	e.t.Helper()
+	return e.script(m, "meter.py", url, fmt.Sprint(cycles))
+}
+
+// script runs testdata/name on the unix build for meter m (its internal and application
+// folders, then args) and decodes the JSON line it prints last.
+func (e *env) script(m *meter, name string, args ...string) *run {
+	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	script, _ := filepath.Abs(filepath.Join("testdata", "meter.py"))
-	cmd := exec.CommandContext(ctx, e.mp, script, m.intDir, m.ext, url, "2")
+	script, _ := filepath.Abs(filepath.Join("testdata", name))
+	cmd := exec.CommandContext(ctx, e.mp, append([]string{script, m.intDir, m.ext}, args...)...)
 	cmd.Dir = e.t.TempDir()
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -8,3 +8,7 @@ set(SDKCONFIG_DEFAULTS
 )
 
 set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
+
+# MICROPY_ENABLE_COMPILER (0) leaves ports/esp32/main.c's REPL calls without a definition:
+# ../norepl.c provides them (no REPL: they soft-reset). Adjust the path with the manifest's.
+set(MICROPY_SOURCE_BOARD ${MICROPY_BOARD_DIR}/../norepl.c)

@@ -1,10 +1,10 @@
 # fieldseal hardened manifest (stm32 with a LoRaWAN modem). Paths assume the fieldseal
 # repository layout: adjust base_path when you copy the board elsewhere.
 
-# The guard package, without the simulator adapter.
+# The guard package, without the simulator adapter. It includes the guard's LPWAN profile
+# (fieldseal/lpwan.py, frames of at most 51 bytes), which the modem adapter speaks: freezing
+# it here again would define its frozen module twice (the firmware does not compile).
 include("$(BOARD_DIR)/../guard.py")
-# The guard's LPWAN profile (frames of at most 51 bytes), which the modem adapter speaks.
-freeze("$(BOARD_DIR)/../../../device/micropython", ("fieldseal/lpwan.py",))
 
 # The modem adapter: the RUI3 AT dialect and the LoRaWAN uplink (modules/lorawan_modem.py).
 module("lorawan_modem.py", base_path="$(BOARD_DIR)/modules")

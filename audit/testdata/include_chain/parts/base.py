@@ -1,2 +1,2 @@
 include("more")  # a directory: more/manifest.py, relative to this file
-module("fieldseal_boot.py", base_path="$(BOARD_DIR)")
+module("fsboot.py", base_path="$(BOARD_DIR)")
