@@ -136,12 +136,14 @@ func TestGuardLPWANToServer(t *testing.T) {
 }
 
 // D24 over the LPWAN profile: a round carries at most lpwan.ROUND_FRAMES frames (8, the
-// status included), whatever the log holds (its heap, measured where the collector is that
-// of a board, in firmware.TestThreatD24_LPWANRoundsBoundedOnCortexM3). A full 12 KiB log (routine entries of two fragments each, so rounds end inside an entry)
-// goes out over many rounds, each a prefix the server verifies (VerifyPrefix) and acks
-// flagged resend at the last entry it holds; the guard prunes to each anchor and goes on
-// from where it stopped. Every entry reaches the server once, in order; at the end the
-// server holds the device's n, verified, and the guard's log is pruned to it.
+// status included), whatever the log holds (its heap is measured where the collector is a
+// board's, in firmware.TestThreatD24_LPWANRoundsBoundedOnCortexM3). A full 12 KiB log
+// (routine entries of two fragments each, so rounds end inside an entry) goes out over many
+// rounds, each a prefix the server verifies (VerifyPrefix) and acks flagged resend at the
+// last entry it holds; the guard prunes to each anchor and goes on from where it stopped; a
+// round the modem failed to send is rewound and carried by the next. Every entry reaches the
+// server once, in order; at the end the server holds the device's n, verified, and the
+// guard's log is pruned to it.
 func TestThreatD24_LPWANRoundsBoundedWhateverTheLogHolds(t *testing.T) {
 	r := newRig(t, nil, AppOptions{})
 	s, lp := lpFleet(t, r)
@@ -173,7 +175,7 @@ func TestThreatD24_LPWANRoundsBoundedWhateverTheLogHolds(t *testing.T) {
 		last bool
 	}
 	var sent []frag
-	record := func(frames [][]byte) {
+	recordAll := func(frames [][]byte) {
 		for _, f := range frames {
 			body, err := wire.LPOpen(f, r.bundle.UplinkKey, r.bundle.Device, r.bundle.Epoch)
 			if err != nil {
@@ -185,6 +187,7 @@ func TestThreatD24_LPWANRoundsBoundedWhateverTheLogHolds(t *testing.T) {
 			}
 		}
 	}
+	record := recordAll
 	rounds, most := 0, 0
 	for {
 		st := r.step(Cmd{"cmd": "state"}).Summary
@@ -194,6 +197,24 @@ func TestThreatD24_LPWANRoundsBoundedWhateverTheLogHolds(t *testing.T) {
 		}
 		if rounds++; rounds > 100 {
 			t.Fatalf("backlog not drained after %d rounds: guard %d..%d, server anchor %d", rounds, st.Base, st.N, d.AnchorN)
+		}
+		if rounds == 5 {
+			// A round the modem failed to send (the board adapter's rewind): its frames are
+			// dropped and the next round carries the same entry fragments again.
+			lost := lpFrames(t, r.step(Cmd{"cmd": "exec", "code": lpMeter + "mk = D.lp.mark()\nfs = D.lp.uplink()\nD.lp.rewind(mk)\n" +
+				"result = [ubinascii.b2a_base64(f).decode().strip() for f in fs]\n"}).Result)
+			from := len(sent)
+			record(lost[:len(lost)-1])
+			failed := append([]frag(nil), sent[from:]...)
+			sent = sent[:from]
+			record = func(frames [][]byte) {
+				base := len(sent)
+				recordAll(frames)
+				if len(failed) > 0 && (len(sent)-base < len(failed) || sent[base] != failed[0] || sent[base+len(failed)-1] != failed[len(failed)-1]) {
+					t.Fatalf("after a failed round: %v, want the failed round's fragments %v first", sent[base:], failed)
+				}
+				failed = nil
+			}
 		}
 		nf, _ := lpRoundRecorded(t, r, lp, record)
 		most = max(most, nf)
