@@ -59,7 +59,7 @@ const TopicRootRule = "want levels separated by '/', no wildcards (+ #), no lead
 
 // ValidTopicRoot says whether root can be a topic root: non-empty, no wildcards, no
 // leading '$' (reserved by brokers), no empty level. The guard applies the same rule
-// (fieldseal/uplink.py); testdata/vectors/wire/topic-roots.json holds both to it.
+// (fieldseal/uplink.py, check_topic_root); testdata/vectors/wire/topic-roots.json holds both to it.
 func ValidTopicRoot(root string) bool {
 	if root == "" || strings.HasPrefix(root, "$") || strings.ContainsAny(root, "+#\x00") {
 		return false
