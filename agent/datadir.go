@@ -71,7 +71,7 @@ func takeBundle(cfg RunConfig) (*wire.Bundle, error) {
 		return nil, fmt.Errorf("the bundle's keys differ from those the agent took into %s at its first start: give the bundle this device was provisioned with", cfg.DataDir)
 	}
 	// Where to report may change; the secrets stay those taken at first start.
-	own.MQTT, own.HTTP, own.ServerPub = given.MQTT, given.HTTP, given.ServerPub
+	own.MQTT, own.HTTP, own.TopicRoot, own.ServerPub = given.MQTT, given.HTTP, given.TopicRoot, given.ServerPub
 	return &own, nil
 }
 

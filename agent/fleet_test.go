@@ -38,7 +38,7 @@ var testApp = map[string]string{
 	"calibration.json": "{\"k\": 0.5}\n",
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t *testing.T, mod ...func(*server.Config)) *fleet {
 	t.Helper()
 	_, vendor, _ := ed25519.GenerateKey(rand.Reader)
 	var files []wire.File
@@ -54,8 +54,12 @@ func newFleet(t *testing.T) *fleet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := serve.New(server.Config{Store: sqliteStore(t), DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := server.Config{Store: sqliteStore(t), DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	srv, err := serve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

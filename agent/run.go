@@ -121,6 +121,11 @@ func NewRunner(ctx context.Context, cfg RunConfig) (*Runner, error) {
 		cfg.RetryAfter = 30 * time.Second
 	}
 	b, m := cfg.Bundle, cfg.Manifest
+	if err := b.Check(); err != nil {
+		// before anything is written: a bad bundle (say a topic root no server can have)
+		// must not become the agent's copy
+		return nil, fmt.Errorf("bundle: %w", err)
+	}
 	if m.Product != b.Product {
 		return nil, fmt.Errorf("manifest is for product %q, the device is a %q", m.Product, b.Product)
 	}

@@ -34,7 +34,7 @@ type DialOptions struct {
 	TLS       *tls.Config   // for mqtts:// and https://
 	HTTP      *http.Client  // shared client for http(s); default one per transport
 	KeepAlive time.Duration // MQTT keepalive; default 60 s
-	TopicRoot string        // MQTT topic root; default wire.DefaultTopicRoot
+	TopicRoot string        // MQTT topic root, over the bundle's; default the bundle's (absent there: wire.DefaultTopicRoot)
 }
 
 // Dial returns the transport for a server URL: mqtt://, mqtts://, http:// or https://.
@@ -105,7 +105,13 @@ type mqttTransport struct {
 }
 
 func dialMQTT(ctx context.Context, u *url.URL, b *wire.Bundle, o DialOptions) (Transport, error) {
-	topics := wire.Topics{Root: o.TopicRoot}
+	topics := b.Topics()
+	if o.TopicRoot != "" {
+		topics = wire.Topics{Root: o.TopicRoot}
+	}
+	if !wire.ValidTopicRoot(topics.Root) && topics.Root != "" {
+		return nil, fmt.Errorf("topic root %q: %s", topics.Root, wire.TopicRootRule)
+	}
 	up, down := topics.Up(b.Device), topics.Down(b.Device)
 	ka := o.KeepAlive
 	if ka == 0 {

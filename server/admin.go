@@ -147,6 +147,9 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 	ds.d, ds.tokens, ds.loaded = d, nil, true
 	b := &wire.Bundle{Device: dev, Epoch: epoch, ChainKey: k1[:], UplinkKey: r, DownlinkKey: t, ServerPub: wire.HexBytes(s.PublicKey()), Product: product, ManifestVersion: version}
 	b.MQTT, b.HTTP = s.deviceURLs()
+	if s.topics.Root != wire.DefaultTopicRoot {
+		b.TopicRoot = s.topics.Root // the default stays unsaid: bundles read by older devices are unchanged
+	}
 	s.log.Info("device provisioned", "dev", dev, "product", product, "epoch", epoch)
 	return b, nil
 }

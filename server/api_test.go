@@ -137,6 +137,9 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 func TestMQTTIngest(t *testing.T) {
 	e := newEnv(t)
 	d := e.provision("meter-1", "watermeter")
+	if d.b.TopicRoot != "" {
+		t.Fatalf("a server on the default root wrote topic_root %q into the bundle", d.b.TopicRoot)
+	}
 	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)
@@ -590,6 +593,9 @@ func TestMQTTTopicRoot(t *testing.T) {
 	root := wire.Topics{Root: "utility-a/meters"}
 	e := newEnv(t, func(c *server.Config) { c.TopicRoot = root.Root })
 	d := e.provision("meter-1", "watermeter")
+	if d.b.TopicRoot != root.Root {
+		t.Fatalf("the bundle names topic root %q, want %q (devices would publish where nobody listens)", d.b.TopicRoot, root.Root)
+	}
 	c, err := mqttConnect(t, e.s.MQTTAddr(), "meter-1", wire.MQTTPassword(d.b.UplinkKey))
 	if err != nil {
 		t.Fatal(err)

@@ -153,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.TopicRoot = wire.DefaultTopicRoot
 	}
 	if !wire.ValidTopicRoot(cfg.TopicRoot) {
-		return nil, fmt.Errorf("topic root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", cfg.TopicRoot)
+		return nil, fmt.Errorf("topic root %q: %s", cfg.TopicRoot, wire.TopicRootRule)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, topics: wire.Topics{Root: cfg.TopicRoot}, once: map[string]onceCode{}}
 	if s.log == nil {

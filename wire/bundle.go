@@ -21,7 +21,13 @@ type Bundle struct {
 	ManifestVersion uint64   `json:"manifest_version"`
 	MQTT            string   `json:"mqtt,omitempty"` // mqtt://host:port
 	HTTP            string   `json:"http,omitempty"` // http://host:port
+	// TopicRoot is the root of the server's MQTT topics; absent (bundles from before it,
+	// or a server on the default) means DefaultTopicRoot.
+	TopicRoot string `json:"topic_root,omitempty"`
 }
+
+// Topics are the MQTT topics the bundle's device reports on.
+func (b *Bundle) Topics() Topics { return Topics{Root: b.TopicRoot} }
 
 var deviceIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
@@ -40,6 +46,10 @@ func (b *Bundle) Check() error {
 		if len(k) != 32 {
 			return fmt.Errorf("%w: %s is %d bytes, want 32", ErrMalformed, name, len(k))
 		}
+	}
+	if b.TopicRoot != "" && !ValidTopicRoot(b.TopicRoot) {
+		// caught at provisioning, not after a device published where nobody listens
+		return fmt.Errorf("%w: topic_root %q: %s", ErrMalformed, b.TopicRoot, TopicRootRule)
 	}
 	return nil
 }

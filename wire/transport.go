@@ -54,8 +54,12 @@ func (t Topics) DeviceOfUp(topic string) (string, bool) {
 	return dev, dev != "" && !strings.Contains(dev, "/")
 }
 
+// TopicRootRule says what ValidTopicRoot wants, for error messages.
+const TopicRootRule = "want levels separated by '/', no wildcards (+ #), no leading '$', no empty level"
+
 // ValidTopicRoot says whether root can be a topic root: non-empty, no wildcards, no
-// leading '$' (reserved by brokers), no empty level.
+// leading '$' (reserved by brokers), no empty level. The guard applies the same rule
+// (fieldseal/uplink.py, check_topic_root); testdata/vectors/wire/topic-roots.json holds both to it.
 func ValidTopicRoot(root string) bool {
 	if root == "" || strings.HasPrefix(root, "$") || strings.ContainsAny(root, "+#\x00") {
 		return false

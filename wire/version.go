@@ -9,4 +9,6 @@ package wire
 //	               the device state both implementations keep in the state slots (fsx2, tagged).
 //	3  2026-12-06  LPWAN profile (lpwan.go): status, entry-fragment, ack and token frames of at most
 //	               51 bytes with 8-byte truncated HMACs; the COSE messages are unchanged.
-const ProtocolVersion = 3
+//	4  2026-12-06  device bundle: topic_root, the server's MQTT topic root when it is not
+//	               fieldseal/v1 (absent: fieldseal/v1, so earlier bundles keep their meaning).
+const ProtocolVersion = 4

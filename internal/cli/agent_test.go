@@ -45,7 +45,7 @@ func (r *agentRig) run(extra ...string) int {
 	return code
 }
 
-func newAgentRig(t *testing.T) *agentRig {
+func newAgentRig(t *testing.T, mod ...func(*server.Config)) *agentRig {
 	dir := t.TempDir()
 	app := filepath.Join(dir, "app")
 	os.MkdirAll(app, 0o755)
@@ -61,8 +61,12 @@ func newAgentRig(t *testing.T) *agentRig {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "manifest.cose"), signed, 0o644)
-	srv, err := serve.New(server.Config{Store: testStore(t, filepath.Join(dir, "srv")), DataDir: filepath.Join(dir, "srv"), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
-		VendorKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := server.Config{Store: testStore(t, filepath.Join(dir, "srv")), DataDir: filepath.Join(dir, "srv"), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
+		VendorKeys: []ed25519.PublicKey{pub}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	srv, err := serve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +193,19 @@ func testStore(t *testing.T, dir string) store.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// `fieldseal agent --once` with no --topic-root, against a server under its own topic root:
+// the bundle names the root and its MQTT URL, and the report is acknowledged there.
+func TestAgentOnceUnderTheServersTopicRoot(t *testing.T) {
+	rig := newAgentRig(t, func(c *server.Config) { c.TopicRoot = "utility-a/meters" })
+	if !strings.HasPrefix(rig.b.MQTT, "mqtt://") || !strings.Contains(string(rig.raw), `"topic_root":"utility-a/meters"`) {
+		t.Fatalf("bundle: %s", rig.raw)
+	}
+	if code := rig.run(); code != ExitOK {
+		t.Fatalf("--once under the bundle's topic root: exit %d", code)
+	}
+	if d, err := rig.srv.Store().GetDevice(rig.ctx, "linux-1"); err != nil || d.State != store.StateTrusted {
+		t.Fatalf("server: %+v %v", d, err)
+	}
 }

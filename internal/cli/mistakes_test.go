@@ -18,7 +18,7 @@ var goInternals = regexp.MustCompile(`\b[a-z]+\.[A-Z]\w+|Go value|unmarshal|\*[a
 
 // mistakeFixture is a folder of good and bad inputs for the table.
 type mistakeFixture struct {
-	dir, key, pub, other, garbage, empty, bundle, goodBundle, manifest, log, app string
+	dir, key, pub, other, garbage, empty, bundle, goodBundle, badRootBundle, manifest, log, app string
 }
 
 func newMistakeFixture(t *testing.T) *mistakeFixture {
@@ -58,6 +58,9 @@ func newMistakeFixture(t *testing.T) *mistakeFixture {
 	good, _ := json.Marshal(&wire.Bundle{Device: "d1", Epoch: 1, ChainKey: k, UplinkKey: k, DownlinkKey: k, ServerPub: k, Product: "p", ManifestVersion: 1, HTTP: "http://127.0.0.1:1"})
 	f.goodBundle = filepath.Join(dir, "good-bundle.json")
 	os.WriteFile(f.goodBundle, good, 0o600)
+	badRoot, _ := json.Marshal(&wire.Bundle{Device: "d1", Epoch: 1, ChainKey: k, UplinkKey: k, DownlinkKey: k, ServerPub: k, Product: "p", ManifestVersion: 1, MQTT: "mqtt://127.0.0.1:1", TopicRoot: "fleet/+"})
+	f.badRootBundle = filepath.Join(dir, "bad-root-bundle.json")
+	os.WriteFile(f.badRootBundle, badRoot, 0o600)
 	return f
 }
 
@@ -126,6 +129,8 @@ func TestCommonMistakes(t *testing.T) {
 		{"log verify garbage JSON", []string{"log", "verify", "--log", garbageJSON}, []string{garbageJSON}},
 		{"agent another vendor's key", []string{"agent", "--bundle", f.goodBundle, "--dir", f.app, "--manifest", f.manifest, "--vendor-key", f.other}, []string{f.manifest, "signed by --vendor-key " + f.other, "unknown-key"}},
 		{"agent garbage manifest", []string{"agent", "--bundle", f.goodBundle, "--dir", f.app, "--manifest", f.garbage}, []string{f.garbage, "not a signed manifest"}},
+		{"agent bundle with a wildcard topic root", []string{"agent", "--bundle", f.badRootBundle, "--dir", f.app, "--manifest", f.manifest}, []string{f.badRootBundle, `topic_root "fleet/+"`, "no wildcards"}},
+		{"agent wildcard --topic-root", []string{"agent", "--bundle", f.goodBundle, "--dir", f.app, "--manifest", f.manifest, "--topic-root", "fleet/#"}, []string{"--topic-root", `"fleet/#"`}},
 		{"log verify bad chain key", []string{"log", "verify", "--log", f.garbage, "--chain-key", "abc"}, []string{"abc"}},
 		{"log show missing --log", []string{"log", "show"}, []string{"missing --log"}},
 		{"log show garbage", []string{"log", "show", f.garbage}, []string{f.garbage}},

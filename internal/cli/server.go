@@ -202,7 +202,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		return fail(env, "server", err)
 	}
 	if !wire.ValidTopicRoot(*topicRoot) {
-		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
+		return usageError(env, fs, "--topic-root %q: %s", *topicRoot, wire.TopicRootRule)
 	}
 	// A first start that fails (a port in use, a bad store) leaves no half-made data folder
 	// behind: the next try would otherwise find a server key and an admin token that

@@ -29,7 +29,7 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	gpio := fs.String("gpio", "", "cover switch on a GPIO line, CHIP:LINE (e.g. gpiochip0:17), high = open")
 	gpioLow := fs.Bool("gpio-active-low", false, "the GPIO line reads low when the cover is open")
 	quiet := fs.Bool("quiet", false, "log only problems")
-	topicRoot := fs.String("topic-root", wire.DefaultTopicRoot, "root of the MQTT topics, as the server's --topic-root")
+	topicRoot := fs.String("topic-root", "", "root of the MQTT topics, as the server's --topic-root (default: the bundle's, else "+wire.DefaultTopicRoot+")")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
 		return code
@@ -43,8 +43,8 @@ func runAgent(ctx context.Context, env *Env, args []string) int {
 	if *tamperFile != "" && *gpio != "" {
 		return usageError(env, fs, "--tamper-file and --gpio are exclusive: the cover switch is one or the other")
 	}
-	if !wire.ValidTopicRoot(*topicRoot) {
-		return usageError(env, fs, "--topic-root %q: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level", *topicRoot)
+	if *topicRoot != "" && !wire.ValidTopicRoot(*topicRoot) {
+		return usageError(env, fs, "--topic-root %q: %s", *topicRoot, wire.TopicRootRule)
 	}
 	// A typo is a usage error before anything is logged or reported, never a tamper alarm.
 	if err := agent.CheckAppDir(*dir); err != nil {

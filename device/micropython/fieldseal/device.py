@@ -165,14 +165,20 @@ class Device:
         for k in ("chain_key", "uplink_key", "downlink_key"):
             if len(b[k]) != 64:
                 raise ValueError("bundle: %s is not 32 bytes" % k)
+        root = b.get("topic_root")
+        if root:  # absent or empty: the default root, as wire.Bundle
+            from fieldseal.uplink import check_topic_root
+
+            check_topic_root(root, "bundle")  # before anything is created: the bundle stays
         x = {"boot": 0, "rseq": 0, "ack": 0, "nonce": b"", "fl": 0, "used": [], "svc": 0,
              "civ": 0, "riv": 0, "mv": b.get("manifest_version", 0), "cv": False, "lc": 0,
              "R": unhex(b["uplink_key"]), "T": unhex(b["downlink_key"]), "bd": 0, "sum": None, "svw": None,
              "seen": 0}
         self.chain.create(b["device"], b["epoch"], unhex(b["chain_key"]), x)
-        urls = {k: b[k] for k in ("mqtt", "http") if b.get(k)}
+        # where fieldseal.uplink reports to, and under which MQTT topic root (absent: the default)
+        urls = {k: b[k] for k in ("mqtt", "http", "topic_root") if b.get(k)}
         if urls:
-            self.st.write("uplink.json", ujson.dumps(urls))  # where fieldseal.uplink reports to
+            self.st.write("uplink.json", ujson.dumps(urls))
         self.st.remove("bundle.json")
         self.port.clear_latch()  # arm the hardware latch (e.g. write the RTC backup secret)
 

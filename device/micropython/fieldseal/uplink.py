@@ -8,8 +8,23 @@ import ujson
 import utime
 from fieldseal import fscrypto
 
-SETTINGS = "uplink.json"  # on internal storage: {"mqtt": url, "http": url}, from the bundle
+# on internal storage: {"mqtt": url, "http": url, "topic_root": root}, from the bundle
+SETTINGS = "uplink.json"
 TAKEN = ("ok", "rejected:")  # outcomes that end the wait for this report's answer
+TOPIC_ROOT = "fieldseal/v1"  # the server's default (wire.DefaultTopicRoot)
+
+
+def check_topic_root(root, where):
+    """root if the server can have it (wire.ValidTopicRoot: levels separated by '/', none
+    empty, no wildcard or NUL, no leading '$'; testdata/vectors/wire/topic-roots.json holds
+    the guard and Go to the same rule), else ValueError naming where it came from: under a
+    root the server cannot have, every report would go where nobody listens. One function
+    rather than a predicate and a check: each module global costs heap on the board."""
+    ok = isinstance(root, str) and root and root[0] != "$" and "+" not in root and "#" not in root and "\0" not in root
+    if not ok or "" in root.split("/"):
+        raise ValueError("%s: topic root %r: want levels separated by '/', no wildcards (+ #), no leading '$', no empty level"
+                         % (where, root))
+    return root
 
 
 def tls_wrapper(ca):
@@ -84,9 +99,10 @@ def settings(store):
 class Uplink:
     """One server URL: mqtt://, mqtts://, http:// or https://."""
 
-    def __init__(self, device, url, tls=None, timeout_ms=10000, backoff=(5, 900)):
+    def __init__(self, device, url, tls=None, timeout_ms=10000, backoff=(5, 900), topic_root=TOPIC_ROOT):
         self.d = device
         self.url = url
+        self.root = check_topic_root(topic_root, "uplink")  # MQTT: <root>/<dev>/up and /down
         self.scheme = url.split("://")[0]
         if self.scheme not in ("mqtt", "mqtts", "http", "https"):
             raise ValueError("uplink URL must be mqtt, mqtts, http or https: %s" % url)
@@ -120,7 +136,7 @@ class Uplink:
                    feed=self.d.port.wdt_feed, timeout_ms=self.timeout_ms)
         try:
             c.connect()
-            c.subscribe("fieldseal/v1/%s/down" % dev)
+            c.subscribe("%s/%s/down" % (self.root, dev))
         except Exception:
             c.close()
             raise
@@ -132,7 +148,7 @@ class Uplink:
         c = self._mqtt()
         while c.queue:  # answers to earlier reports, come too late: this report supersedes them
             c.queue.pop(0)
-        c.publish("fieldseal/v1/%s/up" % dev, report)
+        c.publish("%s/%s/up" % (self.root, dev), report)
         deadline = utime.ticks_add(utime.ticks_ms(), self.timeout_ms)
         while True:
             left = utime.ticks_diff(deadline, utime.ticks_ms())
@@ -197,9 +213,12 @@ class Uplink:
 
 def pick(device, url=None):
     """The uplink for a device: url, else the port's UPLINK, else the server URLs the
-    provisioning bundle named (kept in uplink.json); None when there is none."""
+    provisioning bundle named (kept in uplink.json); None when there is none. MQTT topics
+    are under the port's TOPIC_ROOT, else the bundle's topic root, else the default; a
+    root the server cannot have is a ValueError here, at boot."""
+    s = settings(device.st)
     url = url or getattr(device.port, "UPLINK", None)
     if not url:
-        s = settings(device.st)
         url = s.get("mqtt") or s.get("http")
-    return Uplink(device, url) if url else None
+    root = getattr(device.port, "TOPIC_ROOT", None) or s.get("topic_root") or TOPIC_ROOT
+    return Uplink(device, url, topic_root=root) if url else None

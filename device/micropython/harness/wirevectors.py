@@ -1,6 +1,7 @@
 # Runs testdata/vectors/wire/vectors.json (copied to /data) through the guard's CBOR and
 # COSE code: COSE_Mac0 made by the guard must equal Go's byte for byte, Go's acks and
-# tokens must open under T, forged ones must not. One JSON line per vector.
+# tokens must open under T, forged ones must not; then topic-roots.json through the guard's
+# topic-root rule. One JSON line per vector.
 import ujson
 from ubinascii import unhexlify as uh
 from fieldseal import cbor, cose
@@ -38,3 +39,20 @@ for v in vs:
     except Exception as e:
         why = "%s: %s" % (type(e).__name__, e)
     print(ujson.dumps({"desc": v["desc"], "ok": why is None, "why": why or ""}))
+
+# testdata/vectors/wire/topic-roots.json: the guard's topic-root rule is wire.ValidTopicRoot.
+from fieldseal.uplink import check_topic_root
+
+
+def valid_topic_root(root):
+    try:
+        return check_topic_root(root, "vector") == root
+    except ValueError:
+        return False
+
+
+with open(DATA + "/topic-roots.json") as f:
+    for v in ujson.load(f):
+        got = valid_topic_root(v["root"])
+        why = "" if got == v["valid"] else "valid_topic_root(%r) = %s, want %s" % (v["root"], got, v["valid"])
+        print(ujson.dumps({"desc": "topic root: " + v["desc"], "ok": not why, "why": why}))

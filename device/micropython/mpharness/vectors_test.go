@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,16 +64,30 @@ func TestFSChainVectorsInMicroPython(t *testing.T) {
 }
 
 // The guard's CBOR and COSE_Mac0 reproduce Go's wire vectors: same report bytes, Go's
-// acks and tokens open under T, forged ones are refused as bad-mac.
+// acks and tokens open under T, forged ones are refused as bad-mac; and its topic-root
+// rule is wire.ValidTopicRoot on every case of topic-roots.json.
 func TestWireVectorsInMicroPython(t *testing.T) {
-	res := runPy(t, "wirevectors.py", filepath.Join(testenv.RepoRoot(), "testdata", "vectors", "wire"))
+	dir := filepath.Join(testenv.RepoRoot(), "testdata", "vectors", "wire")
+	res := runPy(t, "wirevectors.py", dir)
 	if len(res) == 0 {
 		t.Fatal("no results")
 	}
+	var roots []any
+	raw, _ := os.ReadFile(filepath.Join(dir, "topic-roots.json"))
+	if err := json.Unmarshal(raw, &roots); err != nil || len(roots) == 0 {
+		t.Fatalf("topic-roots.json: %v", err)
+	}
+	n := 0
 	for _, r := range res {
 		if r["ok"] != true {
 			t.Errorf("%s: %s", r["desc"], r["why"])
 		}
+		if d, _ := r["desc"].(string); strings.HasPrefix(d, "topic root: ") {
+			n++
+		}
+	}
+	if n != len(roots) {
+		t.Errorf("%d topic-root results for %d vectors", n, len(roots))
 	}
 }
 

@@ -82,11 +82,12 @@ type env struct {
 	man *wire.Manifest
 }
 
-func newEnv(t *testing.T) *env { return newEnvTLS(t, nil) }
+func newEnv(t *testing.T, mod ...func(*server.Config)) *env { return newEnvTLS(t, nil, mod...) }
 
 // newEnvTLS starts a server whose MQTT and HTTP listeners serve TLS with cfg (nil: plain),
-// and builds the unix port with the tls module when they do.
-func newEnvTLS(t *testing.T, cfg *tls.Config) *env {
+// and builds the unix port with the tls module when they do; mod adjusts the server's
+// configuration.
+func newEnvTLS(t *testing.T, cfg *tls.Config, mod ...func(*server.Config)) *env {
 	t.Helper()
 	m := meterManifest(t)
 	mp := micropython(t, m, cfg != nil)
@@ -100,10 +101,14 @@ func newEnvTLS(t *testing.T, cfg *tls.Config) *env {
 	if cfg != nil {
 		listen = localhostAddr(t, mp) // TLS URLs name "localhost", as the certificates do
 	}
-	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
+	sc := server.Config{DataDir: dir, Store: st, HTTPAddr: listen, MQTTAddr: listen,
 		HTTPTLS: cfg, MQTTTLS: cfg,
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)},
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, m := range mod {
+		m(&sc)
+	}
+	s, err := serve.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,6 +175,7 @@ type run struct {
 	Flags  uint32      `json:"flags"`
 	Bad    [][2]string `json:"bad"`
 	URL    string      `json:"url"`
+	Root   string      `json:"root"` // the MQTT topic root the uplink used
 	Out    string      `json:"-"` // the whole console output, the JSON line last
 }
 

@@ -8,7 +8,8 @@ from fieldseal.store import FileStore
 
 
 class Port(BasePort):
-    def __init__(self, int_root, ext, verified="/verified", uplink=None, cover_file=None, frozen=".frozen"):
+    def __init__(self, int_root, ext, verified="/verified", uplink=None, cover_file=None, frozen=".frozen",
+                 topic_root=None):
         BasePort.__init__(self)
         try:
             uos.mkdir(int_root)
@@ -19,6 +20,7 @@ class Port(BasePort):
         self.VERIFIED = verified
         self.FROZEN = frozen
         self.UPLINK = uplink  # None: the server URLs from the provisioning bundle
+        self.TOPIC_ROOT = topic_root  # None: the bundle's topic root (absent there: fieldseal/v1)
         self.cover_file = cover_file
 
     def reset_cause(self):
