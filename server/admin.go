@@ -99,7 +99,10 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 	}
 	vs, cur, err := s.mans.product(ctx, product)
 	if err == nil && cur == 0 {
-		vs, cur, err = s.mans.miss(ctx, product) // may have been registered on another replica
+		// Read again, not rate-limited like a report's miss (only admins get here): the
+		// manifest may have been pushed to another replica a moment ago, and the
+		// operator's retry must succeed at once.
+		vs, cur, err = s.mans.load(ctx, product)
 	}
 	if err != nil {
 		return nil, err
