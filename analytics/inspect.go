@@ -202,7 +202,6 @@ func (in *Inspector) learn() {
 	// Hour-to-hour scatter is a fraction of the hour's use, so φ grows with the size of a
 	// meter's windows: meters are compared by their relative scatter ρ = φ/ē, with
 	// ē = Σe²/Σe the meter's typical window.
-	rho := make([]float64, n)
 	var rhos []float64
 	for i := range in.ids {
 		if sumE[i] <= 0 {
@@ -226,8 +225,7 @@ func (in *Inspector) learn() {
 		}
 		in.phi[i] = p
 		if !math.IsNaN(p) {
-			rho[i] = p / (sumE2[i] / e)
-			rhos = append(rhos, rho[i])
+			rhos = append(rhos, p/(sumE2[i]/e))
 		}
 	}
 	// No meter is taken for calmer than the district's median household at its own size:
