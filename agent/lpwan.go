@@ -9,8 +9,9 @@ import (
 
 // LPMeter speaks the LPWAN profile (docs/PROTOCOL.md, "LPWAN profile") for a Device: the
 // simulated town's LoRaWAN meters and the tests of the server's LPWAN ingest. Each uplink
-// round sends the log entries not sent yet (entry frames, one entry across as many frames
-// as it needs) and then one status frame; the device asks for an ack every AckEvery rounds,
+// round sends the oldest log entries not sent yet (entry frames, one entry across as many
+// frames as it needs), at most MaxFrames frames in all, and then one status frame; a round
+// may end inside an entry, whose next fragment opens the next round. The device asks for an ack every AckEvery rounds,
 // or at once after a tamper-class entry or when many entries wait unacknowledged.
 type LPMeter struct {
 	d *Device
@@ -19,13 +20,19 @@ type LPMeter struct {
 	AckEvery int
 	// MaxUnacked asks for an ack when this many entries wait unacknowledged (default 32).
 	MaxUnacked int
-	sentN      uint64 // the newest entry sent in entry frames
-	rounds     int
-	lastRSeq   uint32
+	// MaxFrames bounds a round's frames, the status included (default wire.LPRoundFrames;
+	// at least 2): the rest of a backlog goes in later rounds.
+	MaxFrames int
+	sentN     uint64 // the newest entry whose fragments all went out
+	sentI     int    // fragments of entry sentN+1 that went out (a round ended inside it)
+	rounds    int
+	lastRSeq  uint32
 }
 
 // NewLPMeter wraps d.
-func NewLPMeter(d *Device) *LPMeter { return &LPMeter{d: d, AckEvery: 24, MaxUnacked: 32} }
+func NewLPMeter(d *Device) *LPMeter {
+	return &LPMeter{d: d, AckEvery: 24, MaxUnacked: 32, MaxFrames: wire.LPRoundFrames}
+}
 
 // Errors of the LPWAN downlink, besides those HandleAck returns.
 var ErrLPStale = fmt.Errorf("%w (lpwan)", ErrStaleAck)
@@ -39,17 +46,30 @@ func (m *LPMeter) Uplink(now uint64) ([][]byte, error) {
 	seg := d.w.Segment()
 	var frames [][]byte
 	tamper := false
+	room := max(m.MaxFrames, 2) - 1 // the status takes one
 	for i := range seg.Entries {
 		e := &seg.Entries[i]
 		if e.N <= m.sentN {
 			continue
 		}
+		if len(frames) >= room {
+			break
+		}
+		if e.N != m.sentN+1 {
+			m.sentI = 0 // pruned past a partly sent entry: start the next afresh
+		}
 		fs, err := wire.LPEntryFrames(e, d.b.UplinkKey, d.b.Device, d.b.Epoch)
 		if err != nil {
 			return nil, err
 		}
+		fs = fs[min(m.sentI, len(fs)):]
+		if len(fs) > room-len(frames) {
+			fs = fs[:room-len(frames)]
+			m.sentN, m.sentI = e.N-1, m.sentI+len(fs)
+		} else {
+			m.sentN, m.sentI = e.N, 0
+		}
 		frames = append(frames, fs...)
-		m.sentN = e.N
 		tamper = tamper || wire.IsTamper(e.Type)
 	}
 	d.st.RSeq++
@@ -137,8 +157,11 @@ func (m *LPMeter) Downlink(frame []byte, now uint64) error {
 			return d.badDownlink(now, WhyAnchorMismatch, "lpwan ack: "+err.Error())
 		}
 	}
-	if a.Flags&wire.LPResend != 0 || m.sentN < an {
-		m.sentN = an // the server lacks what follows its anchor: send it again
+	if m.sentN < an || (a.Flags&wire.LPResend != 0 && m.sentN > an) {
+		// The server lacks what follows its anchor: send it again, from its first fragment.
+		// At sentN == an it holds every entry sent whole; a round cut inside the next entry
+		// goes on with that entry's remaining fragments (the server keeps them).
+		m.sentN, m.sentI = an, 0
 	}
 	return nil
 }

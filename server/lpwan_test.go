@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/fieldseal/fieldseal/agent"
@@ -222,4 +223,64 @@ func TestThreatS14_TruncatedTagsStillBind(t *testing.T) {
 	if s := e.device("lora-3"); s.State != "tampered" {
 		t.Fatalf("state %s after a seal that does not verify", s.State)
 	}
+}
+
+// A backlog goes out in rounds of at most MaxFrames frames (wire.LPRoundFrames, the status
+// included), oldest first: each round a prefix the server verifies (VerifyPrefix) and acks
+// flagged resend at the last entry it holds; a round may end inside an entry, whose next
+// fragment opens the next round (a check-fail of many files spans more frames than a round
+// carries). A frame lost on the way costs a resend from the anchor; the meter catches up,
+// every round within the budget, and the server ends at the meter's head.
+func TestLPWANBacklogInBudgetedRounds(t *testing.T) {
+	e := newEnv(t)
+	l := e.lpMeter("lora-3")
+	l.round(nil) // the boot entry, verified
+	l.d.SetReading(1234, 0)
+	for i := 0; i < 40; i++ {
+		if err := l.d.Register(l.now + uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var bad []wire.Finding
+	for i := 0; i < 12; i++ {
+		bad = append(bad, wire.Finding{Path: fmt.Sprintf("app/module_%02d.mpy", i), Kind: wire.KindModified})
+	}
+	l.d.Check(l.now+50, 20, bad, nil, nil)
+	for i := 0; i < 10; i++ {
+		l.d.Register(l.now + 60 + uint64(i))
+	}
+	seg := l.d.Segment()
+	big := seg.Entries[len(seg.Entries)-11]
+	if fs, _ := wire.LPEntryFrames(&big, l.d.Bundle().UplinkKey, "lora-3", 1); len(fs) <= wire.LPRoundFrames {
+		t.Fatalf("the check-fail entry takes %d frames: not more than a round", len(fs))
+	}
+	lost := false
+	rounds := 0
+	for ; e.device("lora-3").AnchorN < seg.N; rounds++ {
+		if rounds > 60 {
+			t.Fatalf("not caught up after %d rounds: anchor %d of %d, %d pending", rounds, e.device("lora-3").AnchorN, seg.N, l.m.Pending())
+		}
+		l.round(func(fs [][]byte) [][]byte {
+			if len(fs) > wire.LPRoundFrames {
+				t.Fatalf("round %d: %d frames (budget %d)", rounds, len(fs), wire.LPRoundFrames)
+			}
+			if rounds == 3 && !lost { // a fragment lost on the way
+				lost = true
+				return append(fs[:1:1], fs[2:]...)
+			}
+			return fs
+		})
+	}
+	st := e.device("lora-3")
+	// the meter pruned to each resend ack's anchor; the last round reached its head and,
+	// routine again, asks for no ack: what it holds is the last round's entries
+	if st.AnchorN != seg.N || st.State != "tampered" || l.m.Pending() >= wire.LPRoundFrames {
+		t.Fatalf("after %d rounds: anchor %d of %d, %s, %d entries pending on the meter", rounds, st.AnchorN, seg.N, st.State, l.m.Pending())
+	}
+	// 51 entries after the boot one, 60-odd entry frames: at 7 entry frames a round, at
+	// least 9 rounds, and not many more (the lost frame costs a resend)
+	if rounds < 9 || rounds > 14 {
+		t.Fatalf("caught up in %d rounds", rounds)
+	}
+	t.Logf("%d entries (one of 12 findings) in %d rounds of at most %d frames, one fragment lost on the way", seg.N-1, rounds, wire.LPRoundFrames)
 }

@@ -16,6 +16,13 @@ import (
 // LPMaxFrame is the largest frame of the profile, MAC included.
 const LPMaxFrame = 51
 
+// LPRoundFrames is the default budget of one uplink round, status included (the guard's
+// lpwan.ROUND_FRAMES, the agent's LPMeter.MaxFrames): 8 frames take at most 5.6 s on air
+// at SF10 (EU868 DR2), within the 1 % duty cycle of a 15-minute report slot (9 s); at SF12
+// (DR0) 3 frames fit (8.4 s). A backlog goes out over several rounds (docs/PROTOCOL.md,
+// "LPWAN profile", Flow).
+const LPRoundFrames = 8
+
 // LPMACSize is the truncated HMAC-SHA-256 tag every frame ends with.
 const LPMACSize = 8
 

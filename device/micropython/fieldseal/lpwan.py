@@ -1,7 +1,8 @@
 # The LPWAN profile on the guard (docs/PROTOCOL.md, "LPWAN profile"; Go: wire/lpwan.go):
 # frames of at most 51 bytes for a LoRaWAN/NB-IoT modem, the same bytes as Go's
-# (testdata/vectors/lpwan). uplink(d) gives one round's frames (new entries, then a status);
-# downlink(d, frame) applies an ack or a token by the downlink rules.
+# (testdata/vectors/lpwan). Meter(d).uplink() gives one round's frames (the oldest entries not
+# sent yet, at most max_frames frames in all, then a status); downlink(frame) applies an ack or
+# a token by the downlink rules.
 import ustruct
 from fieldseal import cose
 from fieldseal.fscrypto import hmac, ct_eq
@@ -12,6 +13,11 @@ RESEND, TOKEN_FOLLOWS, REJECTED = 0x01, 0x02, 0x04
 MAX_FRAME, MAC_SIZE, CHUNK = 51, 8, 37
 ACTIONS = (None, "service", "clear", "config")
 ACK_EVERY, MAX_UNACKED = 24, 32
+# Frames per round, status included (wire.LPRoundFrames): 8 frames take at most 5.6 s on air
+# at SF10 (EU868 DR2), within the 1 % duty cycle of a 15-minute report slot (9 s); at SF12
+# (DR0) a board passes max_frames=3 (8.4 s). A backlog goes out over several rounds; a
+# round's memory does not grow with it.
+ROUND_FRAMES = 8
 
 
 def mac(key, dev, epoch, body):
@@ -42,11 +48,12 @@ def status(key, dev, epoch, ctl, rseq, boot, t, state, meas, bad, man_version, r
     return seal(key, dev, epoch, body)
 
 
-def entry_frames(key, dev, epoch, n, t, typ, payload, tag):
+def entry_frames(key, dev, epoch, n, t, typ, payload, tag, first=0, limit=128):
+    """Entry n's fragments first, first+1, … (at most limit of them), sealed."""
     data = ustruct.pack(">IH", t, typ) + bytes(payload) + bytes(tag)
     out = []
-    i = 0
-    while i * CHUNK < len(data):
+    i = first
+    while i * CHUNK < len(data) and len(out) < limit:
         part = data[i * CHUNK:(i + 1) * CHUNK]
         last = (i + 1) * CHUNK >= len(data)
         out.append(seal(key, dev, epoch, ustruct.pack(">BIB", ENTRY, n, i | (0x80 if last else 0)) + part))
@@ -55,30 +62,51 @@ def entry_frames(key, dev, epoch, n, t, typ, payload, tag):
 
 
 class Meter:
-    """One device's LPWAN session: which entries went out, when to ask for an ack."""
+    """One device's LPWAN session: which entries went out, when to ask for an ack.
 
-    def __init__(self, d):
+    A round carries at most max_frames frames (ROUND_FRAMES by default, the status
+    included): the oldest entries not sent yet, cut at the budget, possibly inside an entry
+    (its next fragment opens the next round). The status still claims the device's n and
+    seal: the server verifies the entries it holds as a prefix (docs/PROTOCOL.md, "Backlog
+    in chunks") and answers with an ack flagged resend, anchored at the last entry verified."""
+
+    def __init__(self, d, max_frames=ROUND_FRAMES):
+        if max_frames < 2:
+            raise ValueError("a round needs room for an entry frame and the status")
         self.d = d
-        self.sent_n = 0
+        self.max_frames = max_frames
+        self.sent_n = 0  # the newest entry whose fragments all went out
+        self.sent_i = 0  # fragments of entry sent_n + 1 that went out (a round ended inside it)
         self.rounds = 0
 
     def uplink(self):
-        """The frames of one round: entries not sent yet, then a status (rseq persisted)."""
+        """The frames of one round: the oldest entries not sent yet within the budget, then
+        a status (rseq persisted). Memory: the round's frames and one entry, whatever the
+        log holds (D24)."""
         d = self.d
         s = d.chain.s
         x = d.x
         key, dev, e = x["R"], s["d"], s["e"]
+        room = self.max_frames - 1  # the status takes one
         frames = []
         tamper = False
         unacked = 0
-        # streamed from the log (D24): only the frames of entries not sent yet are kept
-        for n, t, typ, payload, tag in d.chain.entries():
+        es = d.chain.entries()  # streamed: nothing of the log is kept but the frames sent
+        for n, t, typ, payload, tag in es:
             unacked += 1
-            if n <= self.sent_n:
-                continue
-            frames.extend(entry_frames(key, dev, e, n, t, typ, payload, tag))
-            self.sent_n = n
-            tamper = tamper or typ in (3, 4, 6, 7, 8, 14, 16) or typ >= 17
+            if n > self.sent_n and len(frames) < room:
+                if n != self.sent_n + 1:
+                    self.sent_i = 0  # pruned past a partly sent entry: start the next afresh
+                fs = entry_frames(key, dev, e, n, t, typ, payload, tag, self.sent_i, room - len(frames))
+                frames.extend(fs)
+                tamper = tamper or typ in (3, 4, 6, 7, 8, 14, 16) or typ >= 17
+                if fs[-1][5] & 0x80:  # its last fragment went out
+                    self.sent_n, self.sent_i = n, 0
+                else:
+                    self.sent_n, self.sent_i = n - 1, self.sent_i + len(fs)
+            elif len(frames) >= room and unacked >= MAX_UNACKED:
+                break  # the budget is spent and the ack will be asked for: read no further
+        es.close()  # the log file is closed now, not when the collector finds it
         x["rseq"] += 1
         d.chain.save()  # persisted before sending
         self.rounds += 1
@@ -91,6 +119,13 @@ class Meter:
                              len(d.bad), d.man.version & 0xFFFF, d.man.root or bytes(4), s["n"], s["sl"],
                              r.get(1, 0), r.get(2, 0)))
         return frames
+
+    def mark(self):
+        """Where the next round starts; rewind(mark) puts back what a failed round took."""
+        return self.sent_n, self.sent_i
+
+    def rewind(self, mark):
+        self.sent_n, self.sent_i = mark
 
     def downlink(self, frame):
         """Apply an LPWAN ack or token; returns "ok", "stale", "rejected" or the rejection
@@ -141,6 +176,9 @@ class Meter:
             c.prune(n, ha)
         else:
             c.save()
-        if flags & RESEND or self.sent_n < n:
-            self.sent_n = n  # the server lacks what follows its anchor: send it again
+        if self.sent_n < n or (flags & RESEND and self.sent_n > n):
+            # the server lacks what follows its anchor: send it again, from its first fragment.
+            # At sent_n == n it holds every entry sent whole; a round cut inside the next
+            # entry goes on with that entry's remaining fragments (the server keeps them).
+            self.sent_n, self.sent_i = n, 0
         return "ok"

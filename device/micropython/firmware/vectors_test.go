@@ -16,16 +16,15 @@ import (
 // vectorSets are the harness scripts that run the shared cross-language vectors
 // (testdata/vectors) through the guard, with their folders: mpharness runs the same
 // scripts under WebAssembly (TestFSChainVectorsInMicroPython and the others).
-// oneFile marks the sets kept in one vectors.json (one result line per vector in it);
-// lpwan: the LPWAN profile is not among the modules board images freeze.
+// oneFile marks the sets kept in one vectors.json (one result line per vector in it).
 var vectorSets = []struct {
-	script, dir      string
-	oneFile, noBoard bool
+	script, dir string
+	oneFile     bool
 }{
-	{"vectors.py", "fschain", false, false},
-	{"storagevec.py", filepath.Join("fschain", "storage"), false, false},
-	{"wirevectors.py", "wire", true, false},
-	{"lpvectors.py", "lpwan", true, true},
+	{"vectors.py", "fschain", false},
+	{"storagevec.py", filepath.Join("fschain", "storage"), false},
+	{"wirevectors.py", "wire", true},
+	{"lpvectors.py", "lpwan", true},
 }
 
 // vectorFiles copies the JSON files of a vector folder no larger than maxSize into a fresh
@@ -107,16 +106,13 @@ func TestSharedVectorsOnUnixBuild(t *testing.T) {
 
 // The shared vectors on the Cortex-M3 build (32-bit: timestamps and u64 fields are big
 // integers there), through the guard as board images freeze it (examples/boards/guard.py,
-// which leaves the LPWAN profile out). Vector files larger than
+// the LPWAN profile included). Vector files larger than
 // 20 KB (chain-100.json, 124 KB of JSON) do not fit a meter's heap as one JSON document
 // and are left to the unix and WebAssembly runs.
 func TestSharedVectorsOnCortexM3(t *testing.T) {
 	fw := labImage(t)
 	harness := filepath.Join("..", "harness")
 	for _, v := range vectorSets {
-		if v.noBoard {
-			continue
-		}
 		src, names := vectorFiles(t, v.dir, 20<<10)
 		files := map[string][]byte{}
 		for _, n := range names {

@@ -28,8 +28,10 @@ type rui3 struct {
 	ln  net.Listener
 	lp  *lpwan.Assembler // the server's LPWAN ingest, as a network server feeds it
 
-	busy  int  // AT+SEND answered AT_BUSY_ERROR this many times first
-	noise bool // line noise and a downlink on another port around every downlink
+	busy   int // AT+SEND answered AT_BUSY_ERROR this many times first
+	busyAt int // … or once, at this AT+SEND (counted from 1)
+	sends  int
+	noise  bool // line noise and a downlink on another port around every downlink
 
 	mu      sync.Mutex
 	joined  bool
@@ -82,8 +84,8 @@ func (m *rui3) serve(c net.Conn) {
 			m.joined = true
 			say("OK", "+EVT:JOINED")
 		case strings.HasPrefix(line, "AT+SEND="):
-			if m.busy > 0 {
-				m.busy--
+			if m.sends++; m.busy > 0 || m.sends == m.busyAt {
+				m.busy = max(m.busy-1, 0)
 				say("AT_BUSY_ERROR")
 				break
 			}
@@ -117,10 +119,15 @@ func (m *rui3) serve(c net.Conn) {
 	}
 }
 
-// bootLoRaWAN runs the frozen guard with the template's modem adapter for rounds report slots.
-func (e *env) bootLoRaWAN(m *meter, modem *rui3, rounds int) *run {
+// bootLoRaWAN runs the frozen guard with the template's modem adapter for rounds report
+// slots, after backlog register reads (optional) logged before the first.
+func (e *env) bootLoRaWAN(m *meter, modem *rui3, rounds int, backlog ...int) *run {
 	e.t.Helper()
-	return e.script(m, "lorawan.py", modem.ln.Addr().String(), fmt.Sprint(rounds))
+	args := []string{modem.ln.Addr().String(), fmt.Sprint(rounds)}
+	for _, b := range backlog {
+		args = append(args, fmt.Sprint(b))
+	}
+	return e.script(m, "lorawan.py", args...)
 }
 
 // A sealed meter built on the stm32-lorawan template's adapter (lorawan_modem.py, frozen
@@ -186,4 +193,46 @@ func TestLoRaWANTemplateModemTamperAckedThroughTrouble(t *testing.T) {
 	if d.State != "tampered" || d.AnchorN != r.Cycles[1].N {
 		t.Fatalf("server: %s, anchor %d (the meter's log at %d)", d.State, d.AnchorN, r.Cycles[1].N)
 	}
+}
+
+// A backlog through the template's adapter: 120 register reads logged before the first slot
+// leave over the following slots, each round at most lpwan.ROUND_FRAMES frames (8, the status
+// included) whatever waits, each a prefix the server verifies and acks (resend) at the last
+// entry it holds, the guard pruning as the acks come. A round the modem refuses halfway
+// (busy) is rewound and goes again with the next slot. The server ends at the meter's head,
+// the meter trusted.
+func TestLoRaWANTemplateModemDrainsBacklogWithinBudget(t *testing.T) {
+	e := newEnv(t)
+	m := e.meter("lora-unix-3")
+	modem := newRUI3(t, e, m.id)
+	modem.busyAt = 20 // the third round's fourth frame
+	r := e.bootLoRaWAN(m, modem, 30, 120)
+	failed, caughtUp := 0, 0
+	for i, c := range r.Cycles {
+		if c.Frames > wire.LPRoundFrames || c.Frames < 1 {
+			t.Fatalf("round %d: %d frames (budget %d)", i+1, c.Frames, wire.LPRoundFrames)
+		}
+		if c.Res == nil {
+			failed++
+			continue
+		}
+		if c.Frames < wire.LPRoundFrames && caughtUp == 0 {
+			caughtUp = i + 1
+		}
+	}
+	last := r.Cycles[len(r.Cycles)-1]
+	d, err := e.s.Store().GetDevice(context.Background(), m.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	modem.mu.Lock()
+	defer modem.mu.Unlock()
+	if failed != 1 || caughtUp == 0 || len(modem.refused) != 0 || len(modem.odd) != 0 {
+		t.Fatalf("%d rounds failed (want the busy one), caught up at round %d; refused %q, odd %q", failed, caughtUp, modem.refused, modem.odd)
+	}
+	if d.State != "trusted" || d.AnchorN != last.N || last.Base < last.N-uint64(wire.LPRoundFrames) {
+		t.Fatalf("server: %s, anchor %d; meter's log %d..%d", d.State, d.AnchorN, last.Base, last.N)
+	}
+	t.Logf("%d entries waiting at the first slot: caught up at slot %d (%d frames sent in all, one round refused by a busy modem), server anchor %d",
+		r.Cycles[0].N, caughtUp, len(modem.frames), d.AnchorN)
 }

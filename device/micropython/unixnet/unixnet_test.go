@@ -159,6 +159,8 @@ type cycle struct {
 	SentN uint64  `json:"sent_n"`
 	Base  uint64  `json:"base"`
 	N     uint64  `json:"n"`
+	// LoRaWAN: the frames of the round (lorawan.py)
+	Frames int `json:"frames"`
 }
 
 type run struct {

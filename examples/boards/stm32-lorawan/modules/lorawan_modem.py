@@ -122,24 +122,25 @@ class Rui3:
 
 class LoRaWANUplink:
     """The guard's uplink over a LoRaWAN modem (the loop's deliver(), fieldseal/boot.py):
-    each report slot sends one LPWAN round — the log entries not sent yet, then a status —
-    and applies the acks and tokens the receive windows bring. The COSE report the loop
+    each report slot sends one LPWAN round — the oldest log entries not sent yet, at most
+    max_frames frames in all (lpwan.ROUND_FRAMES: a backlog goes over several slots), then a
+    status — and applies the acks and tokens the receive windows bring. The COSE report the loop
     built is not sent: the frames carry the same evidence in a 51-byte-frame form. Store
     and forward is the log, as for the other uplinks: a round that fails leaves its entries
     unsent and unacknowledged, the next round carries them, brought forward with backoff."""
 
-    def __init__(self, device, modem, fport=FPORT, backoff=(60, 3600)):
+    def __init__(self, device, modem, fport=FPORT, backoff=(60, 3600), max_frames=lpwan.ROUND_FRAMES):
         self.d = device
         self.modem = modem
         self.fport = fport
-        self.meter = lpwan.Meter(device)
+        self.meter = lpwan.Meter(device, max_frames)
         self.backoff = backoff
         self.fails = 0
         self.last = ""  # outcome of the last round, for the application and tests
 
     def deliver(self, report=None):
         m = self.meter
-        before = m.sent_n
+        before = m.mark()
         res = "sent"
         try:
             if not self.modem.joined():
@@ -152,7 +153,7 @@ class LoRaWANUplink:
             for f in downs:
                 res = m.downlink(f)  # "ok", "stale", "rejected" or a logged rejection name
         except Exception as e:  # modem or link trouble of every kind: retry later, never crash the guard
-            m.sent_n = before  # what this round did not get out goes with the next one
+            m.rewind(before)  # what this round did not get out goes with the next one
             self.last = "error: %s" % e
             self.fails += 1
             lo, hi = self.backoff
