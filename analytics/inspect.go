@@ -174,7 +174,7 @@ func (in *Inspector) learn() {
 		}
 		ndays++
 	}
-	sumE := make([]float64, n)
+	sumE, sumE2, sumE3 := make([]float64, n), make([]float64, n), make([]float64, n)
 	var cur time.Time
 	for _, w := range in.base {
 		if d := w.From.UTC().Truncate(24 * time.Hour); d != cur {
@@ -191,32 +191,57 @@ func (in *Inspector) learn() {
 			e := in.share[i] * (m - u)
 			hourly[i] += sq(u - e)
 			sumE[i] += e
+			sumE2[i] += e * e
+			sumE3[i] += e * e * e
 			dayE[i] += e
 			dayU[i] += u
 		}
 	}
 	flushDay()
 	in.baseE = sumE
-	var phis []float64
+	// Hour-to-hour scatter is a fraction of the hour's use, so φ grows with the size of a
+	// meter's windows: meters are compared by their relative scatter ρ = φ/ē, with
+	// ē = Σe²/Σe the meter's typical window.
+	var rhos []float64
 	for i := range in.ids {
 		if sumE[i] <= 0 {
 			continue
 		}
 		p := hourly[i] / sumE[i]
+		// The residuals are measured against a share fitted to these same windows, and
+		// the fit absorbs the scatter of the windows that carry most of the use: with
+		// wₕ = eₕ/Σe, the expected Σ(u−e)² is only 1 − 2Σw³/Σw² + Σw² of the scatter's.
+		// Over a week of hours that is ≈ 1; over a 7-hour night baseline, whose use is
+		// mostly its last hour or two, it is about 0.45, and uncorrected the share looked
+		// twice as well known as it is.
+		e := sumE[i]
+		if keep := 1 - 2*sumE3[i]/(e*sumE2[i]) + sumE2[i]/(e*e); keep > 0.05 {
+			p /= keep
+		} else {
+			p = math.NaN() // one window carries all the use: its scatter is not measured
+		}
 		if ndays >= 4 { // a day-scale estimate from three whole days or more
 			p = math.Max(p, daily[i]/sumE[i])
 		}
 		in.phi[i] = p
-		phis = append(phis, p)
+		if !math.IsNaN(p) {
+			rhos = append(rhos, p/(sumE2[i]/e))
+		}
 	}
-	// Shrink each φ towards the district's median: a week is little to learn one
-	// household's scatter from, and a lucky calm week must not make it look guilty.
-	med := quantile(append([]float64(nil), phis...), 0.5)
+	// No meter is taken for calmer than the district's median household at its own size:
+	// a few hours, or even a week, is little to learn one household's scatter from, and a
+	// lucky calm baseline must not make it look guilty.
+	med := quantile(rhos, 0.5)
 	if math.IsNaN(med) || med <= 0 {
-		med = 1e-3
+		med = 0.05 // hourly use scattering ±22 %
 	}
 	for i := range in.phi {
-		in.phi[i] = math.Max(math.Max(0.5*in.phi[i]+0.5*med, in.phi[i]), 1e-4)
+		if sumE[i] > 0 {
+			if pooled := med * sumE2[i] / sumE[i]; math.IsNaN(in.phi[i]) || in.phi[i] < pooled {
+				in.phi[i] = pooled
+			}
+		}
+		in.phi[i] = math.Max(in.phi[i], 1e-4)
 	}
 	in.base = nil
 	in.ready = true

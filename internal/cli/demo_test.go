@@ -37,7 +37,11 @@ func TestDemo(t *testing.T) {
 		OK          bool
 		Inspections []struct {
 			District string `json:"district"`
-			Alarms   []struct {
+			List     []struct {
+				Device  string `json:"device"`
+				Flagged bool   `json:"flagged"`
+			} `json:"list"`
+			Alarms []struct {
 				Kind        string    `json:"kind"`
 				At          time.Time `json:"at"`
 				StartLatest time.Time `json:"start_latest"`
@@ -74,6 +78,21 @@ func TestDemo(t *testing.T) {
 	}
 	for n := range want {
 		t.Errorf("scenario %s missing from the verdict", n)
+	}
+	// The inspection list sends crews only to the attacked meters: an honest meter flagged
+	// for a visit is a crew at the wrong door.
+	attacked := map[string]bool{}
+	for _, s := range r.Scenarios {
+		if s.Expect == "alarm" {
+			attacked[s.Device] = true
+		}
+	}
+	for _, in := range r.Inspections {
+		for _, c := range in.List {
+			if c.Flagged && !attacked[c.Device] {
+				t.Errorf("%s: honest meter %s flagged for a visit", in.District, c.Device)
+			}
+		}
 	}
 	// Never an effect before its cause: the only change in the town's losses is the bypass,
 	// so a loss-rise alarm fires, and its start is estimated, no earlier than the bypass.
