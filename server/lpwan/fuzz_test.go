@@ -181,7 +181,7 @@ func fuzzAlerts(t *testing.T, s *server.Server, dev string) []store.Alert {
 
 // fuzzLPServer is a started server on an in-memory store with product "watermeter"
 // (manifest 1) and a provisioned meter: its bundle and its row.
-func fuzzLPServer(f *testing.F) (*server.Server, *wire.Bundle, *store.Device) {
+func fuzzLPServer(f testing.TB) (*server.Server, *wire.Bundle, *store.Device) {
 	ctx := context.Background()
 	vendor := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, 32))
 	s, err := server.New(server.Config{DataDir: f.TempDir(), HTTPAddr: "off", MQTTAddr: "off", Store: memstore.New(),
@@ -247,4 +247,42 @@ func fuzzLPSeedRounds(f *testing.F, s *server.Server, b *wire.Bundle) [][][]byte
 	}
 	round()
 	return rounds
+}
+
+// A sender holding the device's keys cannot make the assembler hold more than its caps:
+// fragments of a 65th pending entry are refused (oversize), an index beyond the largest
+// entry is dropped, and what is pending is what was kept.
+func TestPendingFragmentsStayWithinCaps(t *testing.T) {
+	ctx := context.Background()
+	s, _, dev := fuzzLPServer(t)
+	l := New(s)
+	send := func(n uint32, index uint8) (*Result, error) {
+		fr, err := wire.SealLPEntry(&wire.LPEntryFrame{N: n, Index: index, Data: bytes.Repeat([]byte{byte(n)}, wire.LPEntryChunk)}, dev.UplinkKey, dev.ID, dev.Epoch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.HandleFrame(ctx, dev.ID, fr)
+	}
+	for n := uint32(1000); n < 1000+lpMaxPendingEntries; n++ {
+		if _, err := send(n, 0); err != nil {
+			t.Fatalf("entry %d: %v", n, err)
+		}
+	}
+	_, err := send(5000, 0)
+	var re *server.RejectError
+	if !errors.As(err, &re) || re.Reason != server.ReasonOversize {
+		t.Fatalf("a 65th pending entry: %v, want oversize", err)
+	}
+	if _, err := send(1000, lpMaxFragments); err != nil {
+		t.Fatalf("fragment %d: %v", lpMaxFragments, err)
+	}
+	if _, err := send(1000, 1); err != nil {
+		t.Fatalf("a second fragment of a pending entry: %v", err)
+	}
+	l.checkCaps(t, dev.ID)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d := l.devs[dev.ID]; len(d.frags) != lpMaxPendingEntries || len(d.frags[1000]) != 2 || d.frags[5000] != nil {
+		t.Fatalf("%d entries pending, entry 1000 in %d fragments", len(d.frags), len(d.frags[1000]))
+	}
 }
