@@ -154,6 +154,20 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "m2.json")); err == nil {
 		t.Fatal("a failed provision left a bundle file")
 	}
+	// A LoRaWAN meter is provisioned with its DevEUI (any case, stored lowercase); a second
+	// device with the same DevEUI, or a malformed one, is refused and leaves no bundle.
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-2", "--product", "watermeter", "--dev-eui", "70B3D57ED0000001", "--out", filepath.Join(dir, "m2.json")); code != 0 || !strings.Contains(msg, "DevEUI 70b3d57ed0000001") {
+		t.Fatalf("provision with a DevEUI: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-3", "--product", "watermeter", "--dev-eui", "70b3d57ed0000001", "--out", filepath.Join(dir, "m3.json")); code != ExitError || !strings.Contains(msg, `DevEUI 70b3d57ed0000001 is already device "meter-2"'s`) {
+		t.Fatalf("a duplicate DevEUI: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-3", "--product", "watermeter", "--dev-eui", "70B3D57ED00001", "--out", filepath.Join(dir, "m3.json")); code != ExitError || !strings.Contains(msg, "--dev-eui 70B3D57ED00001: want 16 hex digits") {
+		t.Fatalf("a malformed DevEUI: %d %s", code, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m3.json")); err == nil {
+		t.Fatal("a refused provision left a bundle file")
+	}
 	// The real server mounts the operator's console at / and /ui/: a browser without a
 	// session is sent to sign in (a bearer token is the API's, not the console's); signed
 	// in with the admin token, the pages answer.
