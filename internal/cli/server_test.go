@@ -184,7 +184,7 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if resp, err := browser.Do(login); err != nil || resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("console sign-in: %v %v", resp, err)
 	}
-	for _, path := range []string{"/", "/ui/devices", "/ui/devices/meter-1"} {
+	for _, path := range []string{"/", "/ui/devices", "/ui/devices/meter-1", "/ui/devices/meter-2"} {
 		resp, err := browser.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -196,6 +196,9 @@ func TestServerProvisionManifestPush(t *testing.T) {
 		}
 		if path == "/ui/devices/meter-1" && !strings.Contains(string(body), "meter-1") {
 			t.Fatalf("console page for meter-1 does not name it")
+		}
+		if path == "/ui/devices/meter-2" && !strings.Contains(string(body), `<dt>LoRaWAN DevEUI</dt><dd class="mono">70b3d57ed0000001</dd>`) {
+			t.Fatalf("console page for meter-2 does not show its DevEUI")
 		}
 	}
 }
