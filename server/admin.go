@@ -145,7 +145,11 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 	d := &store.Device{ID: dev, Product: product, Epoch: epoch, UplinkKey: r, DownlinkKey: t, State: store.StateProvisioned, StateSince: now,
 		StateReason: kind, PinnedVersion: pin, AnchorN: 0, AnchorHead: append([]byte(nil), a.Head[:]...), AnchorKey: append([]byte(nil), a.NextKey[:]...),
 		ReportInterval: interval, Created: now, DevEUI: eui}
-	detail, _ := json.Marshal(map[string]any{"product": product, "epoch": epoch, "pinned_version": pin, "dev_eui": eui})
+	detailMap := map[string]any{"product": product, "epoch": epoch, "pinned_version": pin}
+	if eui != "" {
+		detailMap["dev_eui"] = eui
+	}
+	detail, _ := json.Marshal(detailMap)
 	ch := &store.Change{Device: d, Create: true, Audits: []store.Audit{{At: now, Actor: actor, Kind: kind, Dev: dev, Reason: kind, Detail: string(detail)}}}
 	var oldEUI string
 	if ds.d != nil {
