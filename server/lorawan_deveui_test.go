@@ -123,3 +123,39 @@ func TestLoRaWANDevEUIConflictRefused(t *testing.T) {
 		}
 	}
 }
+
+// S3 over LoRaWAN: the (untrusted) network server hands device A's authentic frames in
+// under device B's DevEUI. They are verified under B's keys and refused (bad-mac); neither
+// device advances.
+func TestThreatS3_LoRaWANFramesUnderAnotherDevEUI(t *testing.T) {
+	r := newNSRigNoTOML(t, server.LoRaWANChirpStack)
+	e := r.e
+	const euiB = "70b3d57ed005b8ff"
+	ctx := context.Background()
+	bA, err := e.s.Provision(ctx, "lora-a", "watermeter", 0, "test", server.WithDevEUI(r.eui))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Provision(ctx, "lora-b", "watermeter", 0, "test", server.WithDevEUI(euiB)); err != nil {
+		t.Fatal(err)
+	}
+	a := e.lpMeterOf(bA)
+	asB := *r
+	asB.eui, asB.nsID = euiB, euiB
+	frames, _ := a.m.Uplink(a.now + 900)
+	for _, f := range frames {
+		asB.publish(f, "eui-aa555a0000000101")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !hasAudit(e.audits("lora-b"), "rejection", "bad-mac") {
+		if time.Now().After(deadline) {
+			t.Fatal("A's frames under B's DevEUI left no bad-mac rejection on B")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, id := range []string{"lora-a", "lora-b"} {
+		if d := e.device(id); d.LastRSeq != 0 || d.AnchorN != 0 {
+			t.Fatalf("%s advanced: rseq %d anchor %d", id, d.LastRSeq, d.AnchorN)
+		}
+	}
+}
