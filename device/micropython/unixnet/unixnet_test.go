@@ -176,7 +176,7 @@ type run struct {
 	Bad    [][2]string `json:"bad"`
 	URL    string      `json:"url"`
 	Root   string      `json:"root"` // the MQTT topic root the uplink used
-	Out    string      `json:"-"` // the whole console output, the JSON line last
+	Out    string      `json:"-"`    // the whole console output, the JSON line last
 }
 
 // boot runs the frozen guard on the unix port: boot, then cycles reports through its uplink.
