@@ -102,8 +102,17 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 		return nil, fmt.Errorf("%w: product is required", ErrInput)
 	}
 	vs, cur, err := s.mans.product(ctx, product)
+	if err == nil && cur == 0 {
+		// Read again, not rate-limited like a report's miss (only admins get here): the
+		// manifest may have been pushed to another replica a moment ago, and the
+		// operator's retry must succeed at once.
+		vs, cur, err = s.mans.load(ctx, product)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if cur == 0 {
+		return nil, s.unknownProduct(ctx, product)
 	}
 	version, interval := cur, uint32(defaultReportInterval)
 	if pin != 0 {
@@ -170,6 +179,28 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 	}
 	s.log.Info("device provisioned", "dev", dev, "product", product, "epoch", epoch)
 	return b, nil
+}
+
+// unknownProduct is the refusal to provision a device of a product with no registered
+// manifest (a misspelt product, or its manifest not pushed yet): such a device could never
+// be checked against what it must run, so it could never be trusted.
+func (s *Server) unknownProduct(ctx context.Context, product string) error {
+	const fix = "register its manifest first ('fieldseal manifest push', or POST /api/v1/manifests), then provision"
+	all, err := s.st.ListManifests(ctx)
+	if err != nil {
+		return err
+	}
+	var known []string
+	for _, m := range all {
+		if !slices.Contains(known, m.Product) {
+			known = append(known, m.Product)
+		}
+	}
+	if len(known) == 0 {
+		return fmt.Errorf("%w: product %q has no registered manifest (none is registered yet): %s", ErrInput, product, fix)
+	}
+	slices.Sort(known)
+	return fmt.Errorf("%w: product %q has no registered manifest (known products: %s): check the name, or %s", ErrInput, product, strings.Join(known, ", "), fix)
 }
 
 // IssueServiceToken opens a service visit: a single-use service token for the device,

@@ -351,6 +351,7 @@ func TestPortInUse(t *testing.T) {
 // Provisioning over the API returns the bundle once; the API never shows secrets.
 func TestProvisionAPI(t *testing.T) {
 	e := newEnv(t)
+	e.ensureManifest("watermeter")
 	var b wire.Bundle
 	if code := e.api("POST", "/api/v1/devices", e.s.AdminToken(), map[string]any{"device": "meter-9", "product": "watermeter"}, &b); code != 201 {
 		t.Fatal(code)

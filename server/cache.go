@@ -306,12 +306,15 @@ func (c *manifestCache) load(ctx context.Context, product string) (map[uint64]*s
 
 // miss is called when the cached manifests of product do not know what a caller looks
 // for. It reloads them from the store unless a miss reload of product ran less than
-// minReload ago (then it returns the cached ones, which that reload refreshed).
+// minReload ago (then it returns the cached ones, which that reload refreshed). A product
+// cached with no manifest at all always reloads: a device is provisioned only for a
+// product with a manifest, so an empty list is a stale one (registered on another replica
+// since), and taking it would let a report through with no manifest check.
 func (c *manifestCache) miss(ctx context.Context, product string) (map[uint64]*store.Manifest, uint64, error) {
 	c.reloadMu.Lock()
 	defer c.reloadMu.Unlock()
 	if last, ok := c.reloaded[product]; ok && time.Since(last) < c.minReload {
-		if vs, cur, _, ok := c.cached(product); ok {
+		if vs, cur, _, ok := c.cached(product); ok && len(vs) > 0 {
 			return vs, cur, nil
 		}
 	}

@@ -261,3 +261,34 @@ func TestDeviceCacheHitAllocs(t *testing.T) {
 		t.Fatalf("%.1f allocations per cache hit", allocs)
 	}
 }
+
+// A product this replica cached with no manifest, registered since on another replica:
+// the next lookup reloads at once, rate limit or not, so no report of its devices is
+// evaluated against an empty (unchecked) manifest list.
+func TestManifestCacheEmptyProductReloadsAtOnce(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	c := newManifestCache(st)
+	c.minReload = time.Hour // a rate-limited miss would keep the stale list all test long
+	if m, vs, _, err := c.lookup(ctx, "p", 1); err != nil || m != nil || len(vs) != 0 {
+		t.Fatalf("nothing registered: %v %v %v", m, vs, err)
+	}
+	if err := st.PutManifest(ctx, &store.Manifest{Product: "p", Version: 1, Root: make([]byte, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	m, _, cur, err := c.lookup(ctx, "p", 1)
+	if err != nil || m == nil || cur != 1 {
+		t.Fatalf("registered since: manifest %v, current %d, %v; want version 1 at once", m, cur, err)
+	}
+	// a product with manifests keeps the rate limit: a version nobody registered costs
+	// one reload, not one per report
+	if _, _, _, err := c.lookup(ctx, "p", 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutManifest(ctx, &store.Manifest{Product: "p", Version: 2, Root: make([]byte, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _, _ := c.lookup(ctx, "p", 2); m != nil {
+		t.Fatalf("version 2 seen within the rate limit: the limit on a known product is gone")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/internal/testenv"
 	"github.com/fieldseal/fieldseal/store"
 	"github.com/fieldseal/fieldseal/store/sqlite"
@@ -44,7 +45,11 @@ type proc struct {
 func startServerProc(t *testing.T, bin, data string) *proc {
 	t.Helper()
 	addr, mqttAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	cmd := exec.Command(bin, "server", "--data", data, "--http", addr, "--mqtt", mqttAddr, "--log-level", "error")
+	vendorKey := filepath.Join(t.TempDir(), "vendor")
+	if err := keys.WritePair(vendorKey, testVendor(), false); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "server", "--data", data, "--http", addr, "--mqtt", mqttAddr, "--log-level", "error", "--vendor-key", vendorKey+keys.PubSuffix)
 	cmd.Stdout = io.Discard
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -91,7 +96,16 @@ func TestThreatS9_KillMidIngest(t *testing.T) {
 	const nDev = 40
 	devs := make([]*device, nDev)
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	e := &env{t: t, clock: clk}
+	e := &env{t: t, clock: clk, vendor: testVendor()}
+	signed, m := e.manifest("watermeter", 1, "v1", nil)
+	req, _ := http.NewRequest("POST", p.base+"/api/v1/manifests", bytes.NewReader(signed))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	req.Header.Set("Content-Type", "application/cose")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register the manifest: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	for i := range devs {
 		body, _ := json.Marshal(map[string]string{"device": fmt.Sprintf("crash-%02d", i), "product": "watermeter"})
 		req, _ := http.NewRequest("POST", p.base+"/api/v1/devices", bytes.NewReader(body))
@@ -104,6 +118,7 @@ func TestThreatS9_KillMidIngest(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&b)
 		resp.Body.Close()
 		devs[i] = e.newDevice(&b)
+		devs[i].man.Root = m.Root
 	}
 	last := make([]acked, nDev)
 	var sent, acks atomic.Int64

@@ -21,7 +21,7 @@ import (
 
 // manifestView is what evaluation may know of the product's registered manifests.
 type manifestView struct {
-	Versions map[uint64]*store.Manifest // by version; empty: nothing registered yet
+	Versions map[uint64]*store.Manifest // by version; empty: nothing registered (see checkManifest)
 	Current  uint64                     // highest registered version
 }
 
@@ -51,7 +51,10 @@ func checkManifest(d *store.Device, r *wire.Report, v manifestView) (upgrade *st
 		return nil, reject(ReasonWrongManifest, "device runs product %q, registered as %q", r.Man.Product, d.Product)
 	}
 	if len(v.Versions) == 0 {
-		return nil, nil // nothing registered for the product yet: nothing to compare with
+		// Nothing registered for the product: nothing to compare with. The server provisions
+		// no device of such a product (Provision), so only a device an older server
+		// provisioned, or a report read before this replica saw the registration, gets here.
+		return nil, nil
 	}
 	want := v.Current
 	if d.PinnedVersion != 0 {

@@ -339,7 +339,7 @@ func TestCheckManifest(t *testing.T) {
 		view             *manifestView
 	}{
 		{name: "current", version: 2, root: root2},
-		{name: "nothing registered", version: 9, root: root1, view: &manifestView{}},
+		{name: "nothing registered (a device provisioned by an older server)", version: 9, root: root1, view: &manifestView{}},
 		{name: "not yet upgraded", version: 1, root: root1, upgrade: 2},
 		{name: "pinned", version: 1, root: root1, pinned: 1},
 		{name: "downgrade below what it ran", version: 1, running: 2, root: root1, reason: ReasonWrongManifest},

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -73,7 +74,9 @@ func FuzzHTTPRequest(f *testing.F) {
 func fuzzServer(f *testing.F) (*server.Server, *device) {
 	dir := f.TempDir()
 	// In memory: coverage-instrumented SQLite would make fuzzing crawl.
-	s, err := serve.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger(), Store: memstore.New()})
+	vendor := testVendor()
+	s, err := serve.New(server.Config{DataDir: dir, HTTPAddr: "off", MQTTAddr: "off", Logger: quietLogger(), Store: memstore.New(),
+		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -81,11 +84,12 @@ func fuzzServer(f *testing.F) (*server.Server, *device) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { s.Shutdown(context.Background()) })
+	e := &env{t: &testing.T{}, s: s, clock: &clock{}, vendor: vendor}
+	e.clock.t = e.clock.t.AddDate(2026, 0, 0)
+	e.ensureManifest("watermeter")
 	b, err := s.ProvisionDevice(context.Background(), "fz-1", "watermeter")
 	if err != nil {
 		f.Fatal(err)
 	}
-	e := &env{t: &testing.T{}, s: s, clock: &clock{}}
-	e.clock.t = e.clock.t.AddDate(2026, 0, 0)
 	return s, e.newDevice(b)
 }

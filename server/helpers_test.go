@@ -59,11 +59,14 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// testVendor is the vendor key whose public half the servers under test trust.
+func testVendor() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, 32)) }
+
 // newEnv starts a server on loopback with free ports, real SQLite in a temp folder, the
 // embedded broker and a settable clock.
 func newEnv(t *testing.T, mod ...func(*server.Config)) *env {
 	t.Helper()
-	vendor := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, 32))
+	vendor := testVendor()
 	c := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	cfg := server.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0",
 		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Now: c.Now, Logger: quietLogger()}
@@ -123,8 +126,12 @@ type device struct {
 	last  *wire.Ack
 }
 
+// provision provisions a device of product, registering the product's first manifest
+// (version 1, content "v1") before if it has none: the server provisions no device of a
+// product without one, and an operator must push it first too.
 func (e *env) provision(id, product string) *device {
 	e.t.Helper()
+	e.ensureManifest(product)
 	b, err := e.s.ProvisionDevice(context.Background(), id, product)
 	if err != nil {
 		e.t.Fatal(err)
@@ -132,6 +139,33 @@ func (e *env) provision(id, product string) *device {
 	return e.newDevice(b)
 }
 
+// ensureManifest registers manifest version 1 of product (content "v1", as tests sign it
+// with e.manifest) unless the product has a manifest already.
+func (e *env) ensureManifest(product string) {
+	e.t.Helper()
+	if _, err := e.s.Store().CurrentManifest(context.Background(), product); err == nil {
+		return
+	}
+	signed, _ := e.manifest(product, 1, "v1", nil)
+	if _, err := e.s.RegisterManifest(context.Background(), signed); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// runs is the manifest a device provisioned with b runs: the version b names, with its
+// registered root (zeros if this server does not hold it).
+func (e *env) runs(b *wire.Bundle) wire.ManifestRef {
+	root := make([]byte, 32)
+	if e.s == nil { // a server in another process: the caller sets the root
+		return wire.ManifestRef{Product: b.Product, Version: b.ManifestVersion, Root: root}
+	}
+	if m, err := e.s.Manifest(context.Background(), b.Product, b.ManifestVersion); err == nil {
+		root = m.Root
+	}
+	return wire.ManifestRef{Product: b.Product, Version: b.ManifestVersion, Root: root}
+}
+
+// newDevice is a device set up from bundle b, running the manifest b names.
 func (e *env) newDevice(b *wire.Bundle) *device {
 	var k1 fschain.Key
 	copy(k1[:], b.ChainKey)
@@ -139,7 +173,7 @@ func (e *env) newDevice(b *wire.Bundle) *device {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &device{t: e.t, b: b, w: w, boot: 1, man: wire.ManifestRef{Product: b.Product, Version: b.ManifestVersion, Root: make([]byte, 32)},
+	return &device{t: e.t, b: b, w: w, boot: 1, man: e.runs(b),
 		clock: func() uint64 { return uint64(e.clock.Now().Unix()) }}
 }
 

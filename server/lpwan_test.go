@@ -33,6 +33,7 @@ func (e *env) lp() *lpwan.Assembler {
 
 func (e *env) lpMeter(id string) *lpMeter {
 	e.t.Helper()
+	e.ensureManifest("watermeter")
 	b, err := e.s.ProvisionDevice(context.Background(), id, "watermeter")
 	if err != nil {
 		e.t.Fatal(err)
@@ -45,7 +46,7 @@ func (e *env) lpMeterOf(b *wire.Bundle) *lpMeter {
 	e.t.Helper()
 	id := b.Device
 	now := uint64(e.clock.Now().Unix())
-	d, err := agent.New(agent.Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Version: b.ManifestVersion, Root: make([]byte, 32)},
+	d, err := agent.New(agent.Config{Bundle: b, Manifest: e.runs(b),
 		Chain: fschain.NewMemStorage(), Now: now})
 	if err != nil {
 		e.t.Fatal(err)

@@ -19,6 +19,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log"
@@ -33,6 +35,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/agent"
 	"github.com/fieldseal/fieldseal/fschain"
+	"github.com/fieldseal/fieldseal/internal/keys"
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/lpwan"
 	"github.com/fieldseal/fieldseal/server/serve"
@@ -163,8 +166,19 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer st.Close()
+	// The product's manifest, registered before any meter is provisioned (as an operator must).
+	vendor, _ := keys.Generate()
+	body := []byte("print('meter')\n")
+	sum := sha256.Sum256(body)
+	files := []wire.File{{Path: "main.py", Size: uint64(len(body)), SHA256: sum[:]}}
+	m := &wire.Manifest{Product: "watermeter", Version: 1, Files: files, Mutable: []string{}, Policy: wire.DefaultPolicy(), Root: wire.FilesRoot(files),
+		Mpy: wire.MpyInfo{Major: 6, Minor: 3, Arch: "bytecode", SmallIntBits: 31}}
+	signed, err := wire.SignManifest(m, vendor)
+	if err != nil {
+		log.Fatal(err)
+	}
 	s, err := serve.New(server.Config{DataDir: dir, Store: st, HTTPAddr: "127.0.0.1:0", MQTTAddr: "off", Now: clk.Now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		VendorKeys: []ed25519.PublicKey{vendor.Public().(ed25519.PublicKey)}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -172,6 +186,9 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		log.Fatal(err)
 	}
 	defer s.Shutdown(ctx)
+	if _, err := s.RegisterManifest(ctx, signed); err != nil {
+		log.Fatal(err)
+	}
 	lpa := lpwan.New(s)
 	now := func() uint64 { return uint64(clk.Now().Unix()) }
 	mk := func(id string) *agent.Device {
@@ -179,7 +196,7 @@ func run(sc scenario) (mqtt, http, lp counts) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		d, err := agent.New(agent.Config{Bundle: b, Manifest: wire.ManifestRef{Product: "watermeter", Root: make([]byte, 32)},
+		d, err := agent.New(agent.Config{Bundle: b, Manifest: wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root},
 			Chain: fschain.NewMemStorage(), Now: now()})
 		if err != nil {
 			log.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -111,36 +110,6 @@ func (c *apiClient) do(ctx context.Context, method, path, ct string, body []byte
 	return data, nil
 }
 
-// checkProduct refuses a product with no registered manifest: a device of it could never
-// report anything the server accepts (a misspelt --product, or the manifest not pushed yet).
-func (c *apiClient) checkProduct(ctx context.Context, product string) error {
-	data, err := c.do(ctx, "GET", "/api/v1/manifests", "", nil)
-	if err != nil {
-		return err
-	}
-	var list struct {
-		Manifests []struct {
-			Product string `json:"product"`
-		} `json:"manifests"`
-	}
-	if err := json.Unmarshal(data, &list); err != nil {
-		return fmt.Errorf("the server's manifest list is not JSON: is %s a fieldseal server?", c.base)
-	}
-	var known []string
-	for _, m := range list.Manifests {
-		if m.Product == product {
-			return nil
-		}
-		if !slices.Contains(known, m.Product) {
-			known = append(known, m.Product)
-		}
-	}
-	if len(known) == 0 {
-		return fmt.Errorf("--product %s: the server has no manifest for it (none registered yet): push the product's manifest first with 'fieldseal manifest push'", product)
-	}
-	return fmt.Errorf("--product %s: the server has no manifest for it (known products: %s); check the name, or push its manifest first with 'fieldseal manifest push'", product, strings.Join(known, ", "))
-}
-
 func runProvision(ctx context.Context, env *Env, args []string) int {
 	fs := newFlags(env, "provision", "--server URL --token T --device ID --product P [--manifest VERSION] [--dev-eui EUI] --out BUNDLE")
 	srv := fs.String("server", "", "fleet server URL, e.g. http://127.0.0.1:8080")
@@ -173,9 +142,8 @@ func runProvision(ctx context.Context, env *Env, args []string) int {
 	if _, err := os.Lstat(*out); err == nil {
 		return fail(env, "provision", fmt.Errorf("--out %s exists: it may hold another device's secrets; choose a new file name", *out))
 	}
-	if err := c.checkProduct(ctx, *product); err != nil {
-		return fail(env, "provision", err)
-	}
+	// A product with no registered manifest (misspelt, or not pushed yet) is refused by
+	// the server, whose answer names the known products and the fix.
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fail(env, "provision", fmt.Errorf("--out %s: %w", *out, errors.Unwrap(err)))

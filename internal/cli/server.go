@@ -272,7 +272,7 @@ func runServer(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stdout, "  MQTT        %s  (devices: %s, acks on %s)\n", a, topics.Up("<id>"), topics.Down("<id>"))
 	}
 	if len(cfg.VendorKeys) == 0 {
-		fmt.Fprintln(env.Stdout, "  note: no --vendor-key given: manifests cannot be registered")
+		fmt.Fprintln(env.Stdout, "  note: no --vendor-key given: manifests cannot be registered, so devices can be provisioned only for products registered earlier")
 	}
 	<-ctx.Done()
 	fmt.Fprintln(env.Stdout, "shutting down: draining reports in flight")

@@ -113,7 +113,7 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if code, msg := run("manifest", "push", "--server", base, "--token", tokenFile, mpath); code != ExitError || !strings.Contains(msg, "downgrade") {
 		t.Fatalf("another manifest with the same version: %d %s", code, msg)
 	}
-	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-1", "--product", "watermeterr", "--out", filepath.Join(dir, "typo.json")); code != ExitError || !strings.Contains(msg, "--product watermeterr") || !strings.Contains(msg, "known products: watermeter") {
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-1", "--product", "watermeterr", "--out", filepath.Join(dir, "typo.json")); code != ExitError || !strings.Contains(msg, `product "watermeterr" has no registered manifest`) || !strings.Contains(msg, "known products: watermeter") || !strings.Contains(msg, "fieldseal manifest push") {
 		t.Fatalf("provision of an unknown product: %d %s", code, msg)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "typo.json")); err == nil {
