@@ -132,6 +132,7 @@ func TestThreatS3_LoRaWANFramesUnderAnotherDevEUI(t *testing.T) {
 	e := r.e
 	const euiB = "70b3d57ed005b8ff"
 	ctx := context.Background()
+	e.ensureManifest("watermeter")
 	bA, err := e.s.Provision(ctx, "lora-a", "watermeter", 0, "test", server.WithDevEUI(r.eui))
 	if err != nil {
 		t.Fatal(err)
