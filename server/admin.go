@@ -89,8 +89,12 @@ func (s *Server) ProvisionDevice(ctx context.Context, dev, product string) (*wir
 }
 
 // Provision is ProvisionDevice on behalf of actor, pinned to manifest version pin (0: the
-// product's current one).
-func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64, actor string) (*wire.Bundle, error) {
+// product's current one), with options (WithDevEUI).
+func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64, actor string, opts ...ProvisionOption) (*wire.Bundle, error) {
+	var o provisionOpts
+	for _, f := range opts {
+		f(&o)
+	}
 	if !wire.ValidDeviceID(dev) {
 		return nil, fmt.Errorf("%w: device id %q: 1–64 of [A-Za-z0-9._:-]", ErrInput, dev)
 	}
@@ -136,6 +140,10 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 		epoch = ds.d.Epoch + 1
 		kind = "reprovision"
 	}
+	eui, err := s.provisionDevEUI(ctx, dev, ds.d, o)
+	if err != nil {
+		return nil, err
+	}
 	var k1 fschain.Key
 	rand.Read(k1[:])
 	r, t := make([]byte, 32), make([]byte, 32)
@@ -145,10 +153,20 @@ func (s *Server) Provision(ctx context.Context, dev, product string, pin uint64,
 	now := s.now()
 	d := &store.Device{ID: dev, Product: product, Epoch: epoch, UplinkKey: r, DownlinkKey: t, State: store.StateProvisioned, StateSince: now,
 		StateReason: kind, PinnedVersion: pin, AnchorN: 0, AnchorHead: append([]byte(nil), a.Head[:]...), AnchorKey: append([]byte(nil), a.NextKey[:]...),
-		ReportInterval: interval, Created: now}
-	detail, _ := json.Marshal(map[string]any{"product": product, "epoch": epoch, "pinned_version": pin})
+		ReportInterval: interval, Created: now, DevEUI: eui}
+	detailMap := map[string]any{"product": product, "epoch": epoch, "pinned_version": pin}
+	if eui != "" {
+		detailMap["dev_eui"] = eui
+	}
+	detail, _ := json.Marshal(detailMap)
 	ch := &store.Change{Device: d, Create: true, Audits: []store.Audit{{At: now, Actor: actor, Kind: kind, Dev: dev, Reason: kind, Detail: string(detail)}}}
-	if err := s.commit.submit(ctx, ch); err != nil {
+	var oldEUI string
+	if ds.d != nil {
+		oldEUI = ds.d.DevEUI
+	}
+	err = s.commit.submit(ctx, ch)
+	s.euis.invalidate(eui, oldEUI) // also when refused: the store knows better than the cache
+	if err != nil {
 		ds.loaded = false
 		return nil, err
 	}

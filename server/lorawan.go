@@ -1,9 +1,6 @@
 package server
 
-import (
-	"encoding/hex"
-	"fmt"
-)
+import "fmt"
 
 // The configuration of the LoRaWAN network servers server/lorawan ingests LPWAN frames from.
 
@@ -35,8 +32,10 @@ type LoRaWAN struct {
 	TopicPrefix string
 	// FPort carries fieldseal frames (default DefaultLoRaWANFPort); other ports are ignored.
 	FPort uint8
-	// Devices maps DevEUI (16 hex digits, any case) to the fieldseal device id, as set at
-	// provisioning. Uplinks from other DevEUIs are ignored.
+	// Devices maps DevEUI (16 hex digits, any case) to the fieldseal device id: the older
+	// way, before DevEUIs were set at provisioning (Server.Provision, WithDevEUI), kept for
+	// existing deployments. A DevEUI found in neither is dropped; one this table and the
+	// devices' DevEUIs map to different devices is refused.
 	Devices map[string]string
 }
 
@@ -52,7 +51,7 @@ func (l *LoRaWAN) Check() error {
 		return err
 	}
 	for eui := range l.Devices {
-		if b, err := hex.DecodeString(eui); err != nil || len(b) != 8 {
+		if _, err := ParseDevEUI(eui); err != nil {
 			return fmt.Errorf("lorawan %s: DevEUI %q is not 16 hex digits", l.Kind, eui)
 		}
 	}

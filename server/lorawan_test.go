@@ -35,13 +35,18 @@ func newNSRig(t *testing.T, kind string) *nsRig {
 
 // startNSRig starts a server with the integration cfg (kind, broker and credentials set)
 // and the network server's client: on cfg.Broker, or on the server's own broker when that
-// is server.LoRaWANEmbedded.
+// is server.LoRaWANEmbedded. The meter's DevEUI is mapped in the TOML-equivalent
+// cfg.Devices and the meter provisioned, unless cfg.Devices is given (possibly empty): then
+// the test provisions the meter (r.l) itself.
 func startNSRig(t *testing.T, cfg server.LoRaWAN) *nsRig {
 	uniq := fmt.Sprintf("fs%d", time.Now().UnixNano())
 	eui := "70b3d57ed005b89a"
 	kind := cfg.Kind
 	cfg.Application, cfg.Tenant, cfg.TopicPrefix = "app-"+uniq, "ttn", uniq+"/"
-	cfg.Devices = map[string]string{strings.ToUpper(eui): "lora-" + kind}
+	provision := cfg.Devices == nil
+	if provision {
+		cfg.Devices = map[string]string{strings.ToUpper(eui): "lora-" + kind}
+	}
 	e := newEnv(t, func(c *server.Config) { c.LoRaWAN = []server.LoRaWAN{cfg} })
 	cfg.FPort = server.DefaultLoRaWANFPort
 	r := &nsRig{t: t, e: e, cfg: cfg, down: make(chan []byte, 16), eui: eui, nsID: eui}
@@ -60,7 +65,9 @@ func startNSRig(t *testing.T, cfg server.LoRaWAN) *nsRig {
 	if tok := r.c.Subscribe(cfg.DownlinkTopic(r.nsID), 0, func(_ paho.Client, m paho.Message) { r.down <- m.Payload() }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())
 	}
-	r.l = e.lpMeter("lora-" + kind)
+	if provision {
+		r.l = e.lpMeter("lora-" + kind)
+	}
 	return r
 }
 

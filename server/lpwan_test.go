@@ -38,6 +38,13 @@ func (e *env) lpMeter(id string) *lpMeter {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.lpMeterOf(b)
+}
+
+// lpMeterOf is the simulated LoRaWAN meter holding bundle b.
+func (e *env) lpMeterOf(b *wire.Bundle) *lpMeter {
+	e.t.Helper()
+	id := b.Device
 	now := uint64(e.clock.Now().Unix())
 	d, err := agent.New(agent.Config{Bundle: b, Manifest: e.runs(b),
 		Chain: fschain.NewMemStorage(), Now: now})

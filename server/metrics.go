@@ -22,6 +22,8 @@ type metrics struct {
 	verify     prometheus.Histogram
 	batchSize  prometheus.Histogram
 	unrecorded prometheus.Counter
+	// lorawanDropped counts uplinks the LoRaWAN transport dropped (CountLoRaWANDrop).
+	lorawanDropped *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -35,9 +37,10 @@ func newMetrics(s *Server) *metrics {
 	m.batchSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "fieldseal_commit_batch_size", Help: "Changes per group commit.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 12)})
 	m.unrecorded = prometheus.NewCounter(prometheus.CounterOpts{Name: "fieldseal_rejections_unrecorded_total", Help: "Rejections of unauthenticated input counted but not stored as audit records (flood protection)."})
+	m.lorawanDropped = newLoRaWANDropped()
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fieldseal_commit_queue_depth", Help: "Changes waiting for the group commit."},
 		func() float64 { return float64(s.commit.depth()) })
-	m.reg.MustRegister(m.accepted, m.rejected, m.unrecorded, m.latency, m.verify, m.batchSize, queue, &stateCollector{s: s},
+	m.reg.MustRegister(m.accepted, m.rejected, m.unrecorded, m.lorawanDropped, m.latency, m.verify, m.batchSize, queue, &stateCollector{s: s},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

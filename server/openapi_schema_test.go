@@ -600,7 +600,9 @@ func TestOpenAPIResponseSchemas(t *testing.T) {
 	// devices: m1 follows the current manifest, m2 is pinned to version 1
 	var b1, b2 wire.Bundle
 	c.doJSON("POST", "/api/v1/devices", admin, map[string]any{"device": "m1", "product": "watermeter"}, 201, &b1)
-	c.doJSON("POST", "/api/v1/devices", admin, map[string]any{"device": "m2", "product": "watermeter", "manifest": 1}, 201, &b2)
+	c.doJSON("POST", "/api/v1/devices", admin, map[string]any{"device": "m2", "product": "watermeter", "manifest": 1, "dev_eui": "70B3D57ED0000001"}, 201, &b2)
+	c.do("POST", "/api/v1/devices", admin, "", map[string]any{"device": "m3", "product": "watermeter", "dev_eui": "70b3d57ed0000001"}, 409)
+	c.do("POST", "/api/v1/devices", admin, "", map[string]any{"device": "m3", "product": "watermeter", "dev_eui": "70b3d57ed00000"}, 400)
 	c.do("POST", "/api/v1/devices", admin, "", map[string]any{"device": "bad id!", "product": "watermeter"}, 400)
 	c.do("POST", "/api/v1/devices", admin, "", map[string]any{"device": "m3", "product": "watermeter", "extra": 1}, 400)
 	c.do("POST", "/api/v1/devices", tok["operator"], "", map[string]any{"device": "m3", "product": "watermeter"}, 403)
@@ -806,7 +808,7 @@ func TestOpenAPISchemasCoverGoTypes(t *testing.T) {
 	}{
 		{&httpapi.DeviceView{}, "Device", func(v any) {
 			d := v.(*httpapi.DeviceView)
-			d.State, d.ID, d.PendingTokens = store.StateTampered, "m-1", nil
+			d.State, d.ID, d.PendingTokens, d.DevEUI = store.StateTampered, "m-1", nil, "70b3d57ed0000001"
 		}},
 		{&httpapi.EventView{}, "Event", nil},
 		{&httpapi.VisitView{}, "Visit", nil},

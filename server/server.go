@@ -100,6 +100,7 @@ type Server struct {
 	admin  string
 	devs   *deviceCache
 	mans   *manifestCache
+	euis   euiCache // LoRaWAN DevEUI → device (deveui.go)
 	commit *committer
 	met    *metrics
 	alerts *alerter

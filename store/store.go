@@ -67,6 +67,9 @@ type Device struct {
 	Rejections     uint32 // consecutive authenticated rejections
 	WindowUntil    uint64 // server time (unix s) a service window is open until
 	Created        time.Time
+	// DevEUI is the device's LoRaWAN DevEUI, set at provisioning: 16 lowercase hex digits
+	// (server.ParseDevEUI), unique across devices; "" when the device has none.
+	DevEUI string
 }
 
 // Clone returns a deep enough copy to mutate.
@@ -77,7 +80,7 @@ func (d *Device) Clone() *Device {
 
 // DeviceFields is a set of a Device's stored fields: bit i-1 stands for the struct's i-th
 // field in declaration order, which is also the order of the backends' device columns
-// (FieldProduct is bit 0, FieldCreated bit 25). ID, field 0, is the row's key and is in
+// (FieldProduct is bit 0, FieldDevEUI bit 26). ID, field 0, is the row's key and is in
 // no set.
 type DeviceFields uint32
 
@@ -109,9 +112,10 @@ const (
 	FieldRejections
 	FieldWindowUntil
 	FieldCreated
+	FieldDevEUI
 
 	// NumDeviceFields is the number of fields in a DeviceFields set (all but ID).
-	NumDeviceFields = 26
+	NumDeviceFields = 27
 	// AllDeviceFields is every field but ID.
 	AllDeviceFields DeviceFields = 1<<NumDeviceFields - 1
 )
@@ -198,6 +202,9 @@ func (d *Device) Diff(was *Device) DeviceFields {
 	}
 	if !d.Created.Equal(was.Created) {
 		f |= FieldCreated
+	}
+	if d.DevEUI != was.DevEUI {
+		f |= FieldDevEUI
 	}
 	return f
 }
@@ -375,6 +382,9 @@ type Store interface {
 	Commit(ctx context.Context, changes []*Change) []error
 
 	GetDevice(ctx context.Context, id string) (*Device, error)
+	// DeviceByEUI returns the device with LoRaWAN DevEUI eui (as stored: lowercase), or
+	// ErrNotFound.
+	DeviceByEUI(ctx context.Context, eui string) (*Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
 	CountDevices(ctx context.Context) (map[string]int, error)
 	// QueryDevices returns one page of the fleet list (devicequery.go).
@@ -467,6 +477,11 @@ func (d *Device) Field(i int, version uint64, t func(time.Time) any) any {
 		return int64(d.WindowUntil)
 	case FieldCreated:
 		return t(d.Created)
+	case FieldDevEUI:
+		if d.DevEUI == "" {
+			return nil // NULL: the unique index allows any number of devices without one
+		}
+		return d.DevEUI
 	}
 	panic(fmt.Sprintf("store: no device field %d", i))
 }

@@ -16,7 +16,7 @@ func TestDiffCoversEveryField(t *testing.T) {
 	}
 	names := []string{"Product", "Epoch", "Version", "UplinkKey", "DownlinkKey", "State", "StateSince", "StateReason", "PinnedVersion",
 		"RunningVersion", "AnchorN", "AnchorHead", "AnchorKey", "Receipt", "LastRSeq", "LastReportHash", "LastAck", "Nonce", "PrevNonce",
-		"LastSeen", "LastDeviceTime", "LastBoot", "ReportInterval", "Rejections", "WindowUntil", "Created"}
+		"LastSeen", "LastDeviceTime", "LastBoot", "ReportInterval", "Rejections", "WindowUntil", "Created", "DevEUI"}
 	base := &Device{ID: "m-1", Product: "p", Epoch: 1, Version: 3, UplinkKey: []byte{1}, DownlinkKey: []byte{2}, State: StateTrusted,
 		StateSince: time.Unix(100, 0), AnchorHead: []byte{3}, AnchorKey: []byte{4}, Receipt: []byte{5}, Created: time.Unix(50, 0)}
 	if f := base.Diff(base.Clone()); f != 0 {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -110,12 +111,13 @@ func (c *apiClient) do(ctx context.Context, method, path, ct string, body []byte
 }
 
 func runProvision(ctx context.Context, env *Env, args []string) int {
-	fs := newFlags(env, "provision", "--server URL --token T --device ID --product P [--manifest VERSION] --out BUNDLE")
+	fs := newFlags(env, "provision", "--server URL --token T --device ID --product P [--manifest VERSION] [--dev-eui EUI] --out BUNDLE")
 	srv := fs.String("server", "", "fleet server URL, e.g. http://127.0.0.1:8080")
 	token := fs.String("token", "", "admin API token, or a file holding it (default $FIELDSEAL_TOKEN)")
 	dev := fs.String("device", "", "device id: 1–64 of [A-Za-z0-9._:-]")
 	product := fs.String("product", "", "product the device belongs to")
 	pin := fs.Uint64("manifest", 0, "pin the device to this manifest version (default: the product's current one)")
+	devEUI := fs.String("dev-eui", "", "the meter's LoRaWAN DevEUI (16 hex digits, e.g. 70B3D57ED0000001): its uplinks through a network server are this device's (default: none; re-provisioning keeps the one it had)")
 	out := fs.String("out", "", "where to write the device bundle (JSON with the device's secrets, mode 0600)")
 	pos, code, ok := parseFlags(fs, args)
 	if !ok {
@@ -126,6 +128,11 @@ func runProvision(ctx context.Context, env *Env, args []string) int {
 	}
 	if code, ok := requireFlags(env, fs, "server", "device", "product", "out"); !ok {
 		return code
+	}
+	if *devEUI != "" {
+		if _, err := server.ParseDevEUI(*devEUI); err != nil {
+			return usageError(env, fs, "--dev-eui %s: want 16 hex digits, such as 70B3D57ED0000001", *devEUI)
+		}
 	}
 	c, err := newAPIClient(*srv, *token)
 	if err != nil {
@@ -141,7 +148,11 @@ func runProvision(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return fail(env, "provision", fmt.Errorf("--out %s: %w", *out, errors.Unwrap(err)))
 	}
-	body, _ := json.Marshal(map[string]any{"device": *dev, "product": *product, "manifest": *pin})
+	req := map[string]any{"device": *dev, "product": *product, "manifest": *pin}
+	if *devEUI != "" {
+		req["dev_eui"] = *devEUI // the server checks it is no other device's
+	}
+	body, _ := json.Marshal(req)
 	data, err := c.do(ctx, "POST", "/api/v1/devices", "application/json", body)
 	if err != nil {
 		f.Close()
@@ -162,7 +173,11 @@ func runProvision(ctx context.Context, env *Env, args []string) int {
 	if err := f.Close(); err != nil {
 		return fail(env, "provision", err)
 	}
-	fmt.Fprintf(env.Stdout, "provisioned %s (product %s, epoch %d, manifest version %d)\nwrote %s — it holds the device's secrets: copy it to the device's internal storage, then delete it\n",
-		b.Device, b.Product, b.Epoch, b.ManifestVersion, *out)
+	lora := ""
+	if *devEUI != "" {
+		lora = ", DevEUI " + strings.ToLower(*devEUI)
+	}
+	fmt.Fprintf(env.Stdout, "provisioned %s (product %s, epoch %d, manifest version %d%s)\nwrote %s — it holds the device's secrets: copy it to the device's internal storage, then delete it\n",
+		b.Device, b.Product, b.Epoch, b.ManifestVersion, lora, *out)
 	return ExitOK
 }

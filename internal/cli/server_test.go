@@ -154,6 +154,20 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "m2.json")); err == nil {
 		t.Fatal("a failed provision left a bundle file")
 	}
+	// A LoRaWAN meter is provisioned with its DevEUI (any case, stored lowercase); a second
+	// device with the same DevEUI, or a malformed one, is refused and leaves no bundle.
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-2", "--product", "watermeter", "--dev-eui", "70B3D57ED0000001", "--out", filepath.Join(dir, "m2.json")); code != 0 || !strings.Contains(msg, "DevEUI 70b3d57ed0000001") {
+		t.Fatalf("provision with a DevEUI: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-3", "--product", "watermeter", "--dev-eui", "70b3d57ed0000001", "--out", filepath.Join(dir, "m3.json")); code != ExitError || !strings.Contains(msg, `DevEUI 70b3d57ed0000001 is already device "meter-2"'s`) {
+		t.Fatalf("a duplicate DevEUI: %d %s", code, msg)
+	}
+	if code, msg := run("provision", "--server", base, "--token", tokenFile, "--device", "meter-3", "--product", "watermeter", "--dev-eui", "70B3D57ED00001", "--out", filepath.Join(dir, "m3.json")); code != ExitError || !strings.Contains(msg, "--dev-eui 70B3D57ED00001: want 16 hex digits") {
+		t.Fatalf("a malformed DevEUI: %d %s", code, msg)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "m3.json")); err == nil {
+		t.Fatal("a refused provision left a bundle file")
+	}
 	// The real server mounts the operator's console at / and /ui/: a browser without a
 	// session is sent to sign in (a bearer token is the API's, not the console's); signed
 	// in with the admin token, the pages answer.
@@ -170,7 +184,7 @@ func TestServerProvisionManifestPush(t *testing.T) {
 	if resp, err := browser.Do(login); err != nil || resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("console sign-in: %v %v", resp, err)
 	}
-	for _, path := range []string{"/", "/ui/devices", "/ui/devices/meter-1"} {
+	for _, path := range []string{"/", "/ui/devices", "/ui/devices/meter-1", "/ui/devices/meter-2"} {
 		resp, err := browser.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
@@ -182,6 +196,9 @@ func TestServerProvisionManifestPush(t *testing.T) {
 		}
 		if path == "/ui/devices/meter-1" && !strings.Contains(string(body), "meter-1") {
 			t.Fatalf("console page for meter-1 does not name it")
+		}
+		if path == "/ui/devices/meter-2" && !strings.Contains(string(body), `<dt>LoRaWAN DevEUI</dt><dd class="mono">70b3d57ed0000001</dd>`) {
+			t.Fatalf("console page for meter-2 does not show its DevEUI")
 		}
 	}
 }

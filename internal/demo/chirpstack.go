@@ -23,7 +23,8 @@ import (
 // utility's ChirpStack v4 carries their frames as ChirpStack's MQTT integration does, on
 // the server's embedded broker or on the broker --lorawan-broker names (Mosquitto). The
 // fieldseal server takes them through its real ChirpStack integration, configured as a
-// [[lorawan]] table of the server's TOML would configure it.
+// [[lorawan]] table of the server's TOML would configure it, and each meter is provisioned
+// with its DevEUI.
 
 // lorawanNS is the network server's sign-in on the embedded broker.
 const lorawanNS = "chirpstack@demo"
@@ -38,8 +39,9 @@ const nsConns = 4
 const roundTimeout = 60 * time.Second
 
 // lorawanConfig is the [[lorawan]] table of the demo: ChirpStack, a fresh application id
-// (so that two demos on one Mosquitto keep apart), a DevEUI per LPWAN meter; broker ""
-// means the embedded one.
+// (so that two demos on one Mosquitto keep apart); broker "" means the embedded one. Its
+// Devices, a DevEUI per LPWAN meter, is the network server's device list: the fieldseal
+// server gets the DevEUIs at provisioning.
 func lorawanConfig(broker string, ids []string) (server.LoRaWAN, error) {
 	l := server.LoRaWAN{Kind: server.LoRaWANChirpStack, Broker: broker, Application: uuid(), FPort: server.DefaultLoRaWANFPort,
 		Devices: map[string]string{}}

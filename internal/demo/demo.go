@@ -190,7 +190,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if lw, err = lorawanConfig(o.LoRaWANBroker, lpIDs); err != nil {
 			return nil, fmt.Errorf("--lorawan-broker: %w", err)
 		}
-		cfg.LoRaWAN = []server.LoRaWAN{lw}
+		// The server learns each meter's DevEUI when it is provisioned (below), as a utility
+		// provisions its meters; lw.Devices stays the network server's own device list.
+		srvLW := lw
+		srvLW.Devices = nil
+		cfg.LoRaWAN = []server.LoRaWAN{srvLW}
+	}
+	devEUIs := map[string]string{} // device id → DevEUI, of the LoRaWAN district's meters
+	for eui, id := range lw.Devices {
+		devEUIs[id] = eui
 	}
 	storeDB, err := storeurl.Open(ctx, "", dir)
 	if err != nil {
@@ -227,7 +235,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		Manifest: wire.ManifestRef{Product: m.Product, Version: m.Version, Root: m.Root}, Files: uint32(len(m.Files)),
 		Workers: o.Workers, HTTPEvery: o.HTTPEvery,
 		Provision: func(ctx context.Context, id string) (*wire.Bundle, error) {
-			return srv.ProvisionDevice(ctx, id, m.Product)
+			var opts []server.ProvisionOption
+			if eui, ok := devEUIs[id]; ok {
+				opts = append(opts, server.WithDevEUI(eui))
+			}
+			return srv.Provision(ctx, id, m.Product, 0, "api", opts...)
 		},
 		Dial: func(ctx context.Context, b *wire.Bundle, useHTTP bool) (agent.Transport, error) {
 			if useHTTP {

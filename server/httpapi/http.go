@@ -444,6 +444,7 @@ type provisionReq struct {
 	Device   string `json:"device"`
 	Product  string `json:"product"`
 	Manifest uint64 `json:"manifest,omitempty"` // pin this manifest version
+	DevEUI   string `json:"dev_eui,omitempty"`  // LoRaWAN DevEUI, 16 hex digits
 }
 
 func (a *API) postDevice(w http.ResponseWriter, r *http.Request, who *store.APIToken) {
@@ -451,7 +452,11 @@ func (a *API) postDevice(w http.ResponseWriter, r *http.Request, who *store.APIT
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	b, err := a.s.Provision(r.Context(), req.Device, req.Product, req.Manifest, who.Name)
+	var opts []server.ProvisionOption
+	if req.DevEUI != "" {
+		opts = append(opts, server.WithDevEUI(req.DevEUI))
+	}
+	b, err := a.s.Provision(r.Context(), req.Device, req.Product, req.Manifest, who.Name, opts...)
 	if err != nil {
 		storeError(w, err)
 		return

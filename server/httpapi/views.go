@@ -37,6 +37,7 @@ type DeviceView struct {
 	Rejections     uint32      `json:"rejections"`
 	WindowUntil    uint64      `json:"window_until,omitempty"` // server time (unix s) a service window is open until
 	Created        time.Time   `json:"created"`
+	DevEUI         string      `json:"dev_eui,omitempty"` // LoRaWAN DevEUI set at provisioning, 16 lowercase hex digits
 	PendingTokens  []TokenView `json:"pending_tokens,omitempty"`
 }
 
@@ -51,7 +52,7 @@ func deviceView(d *store.Device, pending []store.Token) DeviceView {
 	v := DeviceView{ID: d.ID, Product: d.Product, Epoch: d.Epoch, State: d.State, StateSince: d.StateSince, StateReason: d.StateReason,
 		PinnedVersion: d.PinnedVersion, RunningVersion: d.RunningVersion, AnchorN: d.AnchorN, AnchorHead: d.AnchorHead,
 		LastRSeq: d.LastRSeq, LastSeen: d.LastSeen, LastDeviceTime: d.LastDeviceTime, LastBoot: d.LastBoot,
-		ReportInterval: d.ReportInterval, Rejections: d.Rejections, WindowUntil: d.WindowUntil, Created: d.Created}
+		ReportInterval: d.ReportInterval, Rejections: d.Rejections, WindowUntil: d.WindowUntil, Created: d.Created, DevEUI: d.DevEUI}
 	for _, t := range pending {
 		v.PendingTokens = append(v.PendingTokens, TokenView{ID: hex.EncodeToString(t.ID), Action: t.Action, Expires: t.Expires})
 	}

@@ -2,7 +2,7 @@
 // servers' MQTT integrations (ChirpStack v4, The Things Stack; server.LoRaWAN configures
 // each), takes the fieldseal frames (LPWAN profile) out of their uplink events for
 // the LPWAN profile (server/lpwan) and enqueues the downlinks it answers with. The network server is
-// not trusted: it only names the device (DevEUI, mapped to a fieldseal id) and carries
+// not trusted: it only names the device (DevEUI, set at provisioning) and carries
 // bytes; every frame's MAC under the device's keys decides, so a network server that
 // alters, invents, duplicates or drops frames can make a device look silent or behind,
 // never verified.
@@ -14,6 +14,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/server/lpwan"
+	"github.com/fieldseal/fieldseal/store"
 )
 
 // chirpstackUp is the part of ChirpStack v4's uplink event (integration.UplinkEvent, JSON)
@@ -239,20 +241,25 @@ func (t *Transport) subscribeEmbedded(c *conn) error {
 	return nil
 }
 
-// uplink handles one uplink event: unknown devices, other ports and undecodable
-// events are ignored (logged at debug); frames go to the LPWAN profile; an answer is enqueued.
+// uplink handles one uplink event: other ports are ignored, undecodable events (logged at
+// debug) and uplinks from DevEUIs no device has are dropped and counted; frames go
+// to the LPWAN profile; an answer is enqueued.
 func (t *Transport) uplink(c *conn, msg []byte) {
 	eui, nsDev, fport, frame, err := ParseUplink(c.cfg.Kind, msg)
 	if err != nil {
 		t.log.Debug("lorawan: undecodable uplink event", "kind", c.cfg.Kind, "err", err)
+		t.s.CountLoRaWANDrop("undecodable")
 		return
 	}
-	dev, ok := c.cfg.Devices[eui]
-	if !ok || fport != uint32(c.cfg.FPort) {
+	if fport != uint32(c.cfg.FPort) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	dev, ok := t.device(ctx, c, eui)
+	if !ok {
+		return
+	}
 	res, err := t.lp.HandleFrame(ctx, dev, frame)
 	if err != nil {
 		t.log.Debug("lorawan: frame refused", "dev", dev, "err", err)
@@ -261,4 +268,31 @@ func (t *Transport) uplink(c *conn, msg []byte) {
 	if res.Downlink != nil {
 		c.publish(c.cfg.DownlinkTopic(nsDev), Downlink(c.cfg.Kind, nsDev, c.cfg.FPort, res.Downlink))
 	}
+}
+
+// device is the fieldseal device DevEUI eui names: the one provisioned with it (the
+// store, through the server's cache) or the one the integration's TOML [lorawan.devices]
+// table maps it to. Both naming different devices is a configuration error: the frame is
+// refused rather than credited to either. Dropped uplinks are counted by reason.
+func (t *Transport) device(ctx context.Context, c *conn, eui string) (string, bool) {
+	fromTOML, inTOML := c.cfg.Devices[eui]
+	fromStore, err := t.s.ResolveDevEUI(ctx, eui)
+	switch {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		t.log.Warn("lorawan: looking up a DevEUI", "dev_eui", eui, "err", err)
+		t.s.CountLoRaWANDrop("lookup-failed")
+		return "", false
+	case err == nil && inTOML && fromTOML != fromStore:
+		t.log.Error("lorawan: DevEUI maps to two devices: the frame is refused; remove the [lorawan.devices] entry or re-provision the device",
+			"dev_eui", eui, "toml", fromTOML, "provisioned", fromStore)
+		t.s.CountLoRaWANDrop("dev-eui-conflict")
+		return "", false
+	case err == nil:
+		return fromStore, true
+	case inTOML:
+		return fromTOML, true
+	}
+	t.log.Debug("lorawan: uplink from an unknown DevEUI", "kind", c.cfg.Kind, "dev_eui", eui)
+	t.s.CountLoRaWANDrop("unknown-dev-eui")
+	return "", false
 }

@@ -71,7 +71,12 @@ func (s *Store) apply(c *store.Change) error {
 			}
 		} else if !ok || cur.Version != d.Version || cur.Epoch != d.Epoch {
 			return fmt.Errorf("%w: device %s changed since version %d (epoch %d)", store.ErrConflict, d.ID, d.Version, d.Epoch)
-		} else if c.Was != nil {
+		}
+		if o := s.byEUI(d.DevEUI); o != nil && o.ID != d.ID {
+			// the durable backends' unique index
+			return fmt.Errorf("%w: DevEUI %s is device %s's", store.ErrConflict, d.DevEUI, o.ID)
+		}
+		if !c.Create && c.Was != nil {
 			// The durable backends may write only the fields that differ from Was, so a
 			// Was that is not the stored row would lose writes there: report it here.
 			if f := cur.Diff(c.Was); f != 0 {
@@ -166,6 +171,28 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error)
 		return nil, fmt.Errorf("%w: device %q", store.ErrNotFound, id)
 	}
 	return d.Clone(), nil
+}
+
+func (s *Store) DeviceByEUI(ctx context.Context, eui string) (*store.Device, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.byEUI(eui); d != nil {
+		return d.Clone(), nil
+	}
+	return nil, fmt.Errorf("%w: DevEUI %q", store.ErrNotFound, eui)
+}
+
+// byEUI is the device with DevEUI eui, or nil (a scan: memstore holds test-sized fleets).
+func (s *Store) byEUI(eui string) *store.Device {
+	if eui == "" {
+		return nil
+	}
+	for _, d := range s.devices {
+		if d.DevEUI == eui {
+			return d
+		}
+	}
+	return nil
 }
 
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {

@@ -199,11 +199,15 @@ SELECT fieldseal_conflict($%d) WHERE NOT EXISTS (SELECT FROM u)`, n+1, n+2, n+3)
 func scanDevice(r pgx.Row) (*store.Device, error) {
 	var d store.Device
 	var epoch, version, pinned, running, an, rseq, ldt, lboot, ri, rej, wu int64
+	var eui *string // NULL: no DevEUI
 	err := r.Scan(&d.ID, &d.Product, &epoch, &version, &d.UplinkKey, &d.DownlinkKey, &d.State, tsOut(&d.StateSince), &d.StateReason,
 		&pinned, &running, &an, &d.AnchorHead, &d.AnchorKey, &d.Receipt, &rseq, &d.LastReportHash,
-		&d.LastAck, &d.Nonce, &d.PrevNonce, tsOut(&d.LastSeen), &ldt, &lboot, &ri, &rej, &wu, tsOut(&d.Created))
+		&d.LastAck, &d.Nonce, &d.PrevNonce, tsOut(&d.LastSeen), &ldt, &lboot, &ri, &rej, &wu, tsOut(&d.Created), &eui)
 	if err != nil {
 		return nil, err
+	}
+	if eui != nil {
+		d.DevEUI = *eui
 	}
 	d.Epoch, d.Version, d.PinnedVersion, d.RunningVersion = uint32(epoch), uint64(version), uint64(pinned), uint64(running)
 	d.AnchorN, d.LastRSeq, d.LastDeviceTime, d.LastBoot = uint64(an), uint64(rseq), uint64(ldt), uint32(lboot)
@@ -218,9 +222,9 @@ const (
 	// writer still holding the old epoch's row at version 1 must not overwrite the new one.
 	sqlCAS = `WITH u AS (UPDATE devices SET product=$2, epoch=$3, version=$4, uplink_key=$5, downlink_key=$6, state=$7, state_since=$8, state_reason=$9,
  pinned_version=$10, running_version=$11, anchor_n=$12, anchor_head=$13, anchor_key=$14, receipt=$15, last_rseq=$16, last_report_hash=$17,
- last_ack=$18, nonce=$19, prev_nonce=$20, last_seen=$21, last_device_time=$22, last_boot=$23, report_interval=$24, rejections=$25, window_until=$26, created=$27
- WHERE id = $1 AND version = $28 AND epoch = $3 RETURNING 1)
-SELECT fieldseal_conflict($29) WHERE NOT EXISTS (SELECT FROM u)`
+ last_ack=$18, nonce=$19, prev_nonce=$20, last_seen=$21, last_device_time=$22, last_boot=$23, report_interval=$24, rejections=$25, window_until=$26, created=$27, dev_eui=$28
+ WHERE id = $1 AND version = $29 AND epoch = $3 RETURNING 1)
+SELECT fieldseal_conflict($30) WHERE NOT EXISTS (SELECT FROM u)`
 	sqlUseToken   = `WITH u AS (UPDATE tokens SET used = true, used_at = $1 WHERE id = $2 AND NOT used RETURNING 1) SELECT fieldseal_conflict($3) WHERE NOT EXISTS (SELECT FROM u)`
 	sqlCloseVisit = `WITH u AS (UPDATE visits SET closed = $1, seal_number = $2, result = $3 WHERE id = $4 AND closed IS NULL RETURNING 1) SELECT fieldseal_conflict($5) WHERE NOT EXISTS (SELECT FROM u)`
 )
@@ -234,6 +238,7 @@ var (
 	sqlToken       = sqlstore.Rebind(sqlstore.InsertToken)
 	sqlVisit       = sqlstore.Rebind(sqlstore.InsertVisit)
 	sqlGetDevice   = sqlstore.Rebind(sqlstore.GetDevice)
+	sqlDeviceByEUI = sqlstore.Rebind(sqlstore.DeviceByEUI)
 	sqlManifestPut = sqlstore.Rebind(sqlstore.InsertManifest)
 	sqlManifestGet = sqlstore.Rebind(sqlstore.GetManifest)
 	sqlManifestCur = sqlstore.Rebind(sqlstore.CurrentManifest)

@@ -302,3 +302,43 @@ func TestOverdueExact(t *testing.T) {
 		t.Fatalf("limit: %d devices", len(got))
 	}
 }
+
+// A database made before migration 004 (no DevEUI column) is upgraded in place at open: its
+// devices keep their rows, with no DevEUI, and DevEUIs can be set from then on.
+func TestUpgradeAddsDevEUI(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	s, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := s.Commit(ctx, []*store.Change{{Device: storetest.NewDevice("m-1"), Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	s.Close()
+	c, err := pgx.Connect(ctx, dsn) // back to the schema of migrations 001–003
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP INDEX devices_dev_eui`, `ALTER TABLE devices DROP COLUMN dev_eui`, `DELETE FROM schema_migrations WHERE name = 'migrations/004_dev_eui.sql'`} {
+		if tag, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		} else if tag.Delete() && tag.RowsAffected() != 1 {
+			t.Fatalf("%s: %d rows", q, tag.RowsAffected())
+		}
+	}
+	c.Close(ctx)
+	s = open(t, dsn)
+	d, err := s.GetDevice(ctx, "m-1")
+	if err != nil || d.DevEUI != "" || d.Product != "watermeter" || d.Epoch != 1 {
+		t.Fatalf("after the upgrade: %+v, %v", d, err)
+	}
+	m2 := storetest.NewDevice("m-2")
+	m2.DevEUI = "70b3d57ed0000001"
+	if errs := s.Commit(ctx, []*store.Change{{Device: m2, Create: true}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if d, err := s.DeviceByEUI(ctx, m2.DevEUI); err != nil || d.ID != "m-2" {
+		t.Fatalf("DeviceByEUI after the upgrade: %+v, %v", d, err)
+	}
+}

@@ -83,6 +83,14 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error)
 	return d, err
 }
 
+func (s *Store) DeviceByEUI(ctx context.Context, eui string) (*store.Device, error) {
+	d, err := scanDevice(s.queryRow(ctx, sqlDeviceByEUI, eui))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: DevEUI %q", store.ErrNotFound, eui)
+	}
+	return d, err
+}
+
 func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
 	q := `SELECT ` + sqlstore.DeviceCols + ` FROM devices WHERE ($1 = '' OR state = $1) AND ($2 = '' OR product = $2)`
 	args := []any{f.State, f.Product}

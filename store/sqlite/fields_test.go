@@ -14,7 +14,7 @@ func TestDeviceColumnsMatchFields(t *testing.T) {
 		t.Fatalf("%d device columns, %d fields", len(sqlstore.DeviceColumns), store.NumDeviceFields)
 	}
 	for f, col := range map[store.DeviceFields]string{store.FieldProduct: "product", store.FieldVersion: "version",
-		store.FieldAnchorHead: "anchor_head", store.FieldLastSeen: "last_seen", store.FieldCreated: "created"} {
+		store.FieldAnchorHead: "anchor_head", store.FieldLastSeen: "last_seen", store.FieldCreated: "created", store.FieldDevEUI: "dev_eui"} {
 		if i := bitIndex(f); sqlstore.DeviceColumns[i] != col {
 			t.Errorf("field bit %d is column %s, want %s", i, sqlstore.DeviceColumns[i], col)
 		}

@@ -225,12 +225,14 @@ func scanDevice(r scanner) (*store.Device, error) {
 	var d store.Device
 	var epoch, version, pinned, running, an, rseq, ldt, lboot, ri, rej, wu int64
 	var since, seen, created int64
+	var eui sql.NullString
 	err := r.Scan(&d.ID, &d.Product, &epoch, &version, &d.UplinkKey, &d.DownlinkKey, &d.State, &since, &d.StateReason,
 		&pinned, &running, &an, &d.AnchorHead, &d.AnchorKey, &d.Receipt, &rseq, &d.LastReportHash,
-		&d.LastAck, &d.Nonce, &d.PrevNonce, &seen, &ldt, &lboot, &ri, &rej, &wu, &created)
+		&d.LastAck, &d.Nonce, &d.PrevNonce, &seen, &ldt, &lboot, &ri, &rej, &wu, &created, &eui)
 	if err != nil {
 		return nil, err
 	}
+	d.DevEUI = eui.String
 	d.Epoch, d.Version, d.PinnedVersion, d.RunningVersion = uint32(epoch), uint64(version), uint64(pinned), uint64(running)
 	d.AnchorN, d.LastRSeq, d.LastDeviceTime, d.LastBoot = uint64(an), uint64(rseq), uint64(ldt), uint32(lboot)
 	d.ReportInterval, d.Rejections, d.WindowUntil = uint32(ri), uint32(rej), uint64(wu)
@@ -309,7 +311,7 @@ const (
 	qInsertDevice = sqlstore.InsertDevice
 	qUpdateDevice = `UPDATE devices SET product=?, epoch=?, version=?, uplink_key=?, downlink_key=?, state=?, state_since=?, state_reason=?,
  pinned_version=?, running_version=?, anchor_n=?, anchor_head=?, anchor_key=?, receipt=?, last_rseq=?, last_report_hash=?,
- last_ack=?, nonce=?, prev_nonce=?, last_seen=?, last_device_time=?, last_boot=?, report_interval=?, rejections=?, window_until=?, created=?
+ last_ack=?, nonce=?, prev_nonce=?, last_seen=?, last_device_time=?, last_boot=?, report_interval=?, rejections=?, window_until=?, created=?, dev_eui=?
  WHERE id = ? AND version = ? AND epoch = ?`
 	qInsertEvent = sqlstore.InsertEvent
 	qInsertAlert = sqlstore.InsertAlert
@@ -480,7 +482,7 @@ func applyChange(ctx context.Context, tx *txExec, c *store.Change) error {
 				res, err = tx.ExecContext(ctx, qUpdateDevice, args...)
 			}
 			if err != nil {
-				return err
+				return classify(err, "update of device %s", d.ID) // a duplicate DevEUI is a conflict
 			}
 			if n, err := res.RowsAffected(); err != nil {
 				return err
@@ -558,6 +560,14 @@ func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error)
 	d, err := scanDevice(s.r.QueryRowContext(ctx, sqlstore.GetDevice, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: device %q", store.ErrNotFound, id)
+	}
+	return d, err
+}
+
+func (s *Store) DeviceByEUI(ctx context.Context, eui string) (*store.Device, error) {
+	d, err := scanDevice(s.r.QueryRowContext(ctx, sqlstore.DeviceByEUI, eui))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: DevEUI %q", store.ErrNotFound, eui)
 	}
 	return d, err
 }

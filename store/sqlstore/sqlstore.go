@@ -15,7 +15,7 @@ import (
 const (
 	DeviceCols = `id, product, epoch, version, uplink_key, downlink_key, state, state_since, state_reason,
  pinned_version, running_version, anchor_n, anchor_head, anchor_key, receipt, last_rseq, last_report_hash,
- last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created`
+ last_ack, nonce, prev_nonce, last_seen, last_device_time, last_boot, report_interval, rejections, window_until, created, dev_eui`
 	ManifestCols = `product, version, root, signed, created, report_interval`
 	TokenCols    = `id, dev, epoch, action, sealed, issued, expires, win, used, used_at`
 	VisitCols    = `id, dev, work_order, technician, token_id, opened, closed, seal_number, result`
@@ -31,8 +31,9 @@ var DeviceColumns = strings.Fields(strings.ReplaceAll(DeviceCols, ",", " "))[1:]
 
 // The shared statements.
 const (
-	InsertDevice   = `INSERT INTO devices (` + DeviceCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	InsertDevice   = `INSERT INTO devices (` + DeviceCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 	GetDevice      = `SELECT ` + DeviceCols + ` FROM devices WHERE id = ?`
+	DeviceByEUI    = `SELECT ` + DeviceCols + ` FROM devices WHERE dev_eui = ?`
 	CountDevices   = `SELECT state, COUNT(*) FROM devices GROUP BY state`
 	InsertEvent    = `INSERT INTO events (` + EventCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?)`
 	ListEvents     = `SELECT ` + EventCols + ` FROM events WHERE dev = ? AND n > ? ORDER BY epoch, n LIMIT ?`

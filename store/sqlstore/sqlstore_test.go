@@ -16,7 +16,7 @@ func TestRebindNumbersPlaceholdersInOrder(t *testing.T) {
 		}
 	}
 	// Eleven and more: two-digit numbers, no placeholder left behind.
-	if got := Rebind(InsertDevice); !strings.HasSuffix(got, `$26,$27)`) || strings.Contains(got, "?") {
+	if got := Rebind(InsertDevice); !strings.HasSuffix(got, `$27,$28)`) || strings.Contains(got, "?") {
 		t.Errorf("Rebind(InsertDevice) = …%s", got[len(got)-40:])
 	}
 }

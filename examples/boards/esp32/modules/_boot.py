@@ -21,7 +21,8 @@ except OSError as e:
 # URL, subclass the port: set UPLINK = "mqtt://host:1883" or "http://host:8080" and override
 # network_up(). For TLS set UPLINK = "mqtts://fleet.example:8883" (the name the server's
 # certificate carries) and TLS_CA to the CA's DER bytes, or put ca.der on internal storage
-# (HARDENING.md, "TLS on the uplink").
+# (HARDENING.md, "TLS on the uplink"). MQTT topics go under the topic root the bundle names
+# (the server's --topic-root); TOPIC_ROOT on the port overrides it.
 import fieldseal.boot
 
 fieldseal.boot.main()
