@@ -103,7 +103,7 @@ func (s *Server) CountLoRaWANDrop(reason string) { s.met.lorawanDropped.WithLabe
 
 func newLoRaWANDropped() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fieldseal_lorawan_uplinks_dropped_total",
-		Help: "LoRaWAN uplinks dropped before verification, by reason: unknown-dev-eui (no device has it), dev-eui-conflict (TOML and store disagree), lookup-failed."}, []string{"reason"})
+		Help: "LoRaWAN uplinks dropped before verification, by reason: undecodable (not an uplink event of the configured kind), unknown-dev-eui (no device has it), dev-eui-conflict (TOML and store disagree), lookup-failed."}, []string{"reason"})
 }
 
 // euiCacheTTL bounds how long a DevEUI answer is kept: how late a replica learns of a

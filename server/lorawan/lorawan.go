@@ -49,9 +49,23 @@ type ttsUp struct {
 	} `json:"uplink_message"`
 }
 
+// MaxFRMPayload is the largest application payload of a LoRaWAN uplink (N of the
+// Regional Parameters, any region and data rate).
+const MaxFRMPayload = 242
+
 // ParseUplink extracts (DevEUI, network-server device id, fPort, frame) from an
-// uplink event of the given kind.
+// uplink event of the given kind. The network server is not trusted: an event whose DevEUI
+// is not 16 hex digits, whose port is not one byte or whose payload is larger than
+// LoRaWAN carries is an error, not a frame.
 func ParseUplink(kind string, msg []byte) (eui, nsDevice string, fport uint32, frame []byte, err error) {
+	defer func() {
+		if err == nil {
+			err = checkUplink(eui, nsDevice, fport, frame)
+		}
+		if err != nil {
+			eui, nsDevice, fport, frame = "", "", 0, nil
+		}
+	}()
 	switch kind {
 	case server.LoRaWANChirpStack:
 		var u chirpstackUp
@@ -74,6 +88,23 @@ func ParseUplink(kind string, msg []byte) (eui, nsDevice string, fport uint32, f
 		err = fmt.Errorf("unknown kind %q", kind)
 	}
 	return
+}
+
+// checkUplink names what is wrong with what an uplink event gave.
+func checkUplink(eui, nsDevice string, fport uint32, frame []byte) error {
+	if b, err := hex.DecodeString(eui); err != nil || len(b) != 8 {
+		return fmt.Errorf("DevEUI %q is not 16 hex digits", eui)
+	}
+	if nsDevice == "" {
+		return fmt.Errorf("uplink of DevEUI %s names no device id", eui)
+	}
+	if fport > 255 {
+		return fmt.Errorf("fPort %d is not a LoRaWAN port (0–255)", fport)
+	}
+	if len(frame) > MaxFRMPayload {
+		return fmt.Errorf("%d-byte payload: LoRaWAN carries at most %d", len(frame), MaxFRMPayload)
+	}
+	return nil
 }
 
 // Downlink is the JSON that enqueues frame on the network server.
@@ -210,13 +241,14 @@ func (t *Transport) subscribeEmbedded(c *conn) error {
 	return nil
 }
 
-// uplink handles one uplink event: other ports and undecodable events are ignored
-// (logged at debug), uplinks from DevEUIs no device has are dropped and counted; frames go
+// uplink handles one uplink event: other ports are ignored, undecodable events (logged at
+// debug) and uplinks from DevEUIs no device has are dropped and counted; frames go
 // to the LPWAN profile; an answer is enqueued.
 func (t *Transport) uplink(c *conn, msg []byte) {
 	eui, nsDev, fport, frame, err := ParseUplink(c.cfg.Kind, msg)
 	if err != nil {
 		t.log.Debug("lorawan: undecodable uplink event", "kind", c.cfg.Kind, "err", err)
+		t.s.CountLoRaWANDrop("undecodable")
 		return
 	}
 	if fport != uint32(c.cfg.FPort) {
