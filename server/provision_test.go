@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
-	"github.com/fieldseal/fieldseal/store/sqlite"
 )
 
 // A device of a product with no registered manifest (a misspelt product, or its manifest
@@ -73,14 +71,7 @@ func TestProvisionUnknownProductRefused(t *testing.T) {
 // A replica that refused a product a moment ago provisions it as soon as its manifest is
 // registered on another replica: the refusal reads the store again, not a stale cache.
 func TestProvisionAfterManifestOnOtherReplica(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "shared.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	shared := func(c *server.Config) { c.Store, c.DataDir = st, dir }
-	a, b := newEnv(t, shared), newEnv(t, shared)
+	a, b := replicas(t)
 	ctx := context.Background()
 	if _, err := a.s.ProvisionDevice(ctx, "meter-1", "watermeter"); !errors.Is(err, server.ErrInput) {
 		t.Fatalf("no manifest yet: %v, want an input error", err)

@@ -10,9 +10,10 @@ import (
 	"github.com/fieldseal/fieldseal/wire"
 )
 
-// Two replicas on one shared store: a manifest registered on B is accepted on A, whose
-// manifest cache loaded the product before the registration (a miss reloads it).
-func TestManifestRegisteredOnOtherReplica(t *testing.T) {
+// replicas is two servers on one shared SQLite store and data folder, as replicas behind a
+// load balancer run.
+func replicas(t *testing.T) (a, b *env) {
+	t.Helper()
 	dir := t.TempDir()
 	st, err := sqlite.Open(filepath.Join(dir, "shared.db"))
 	if err != nil {
@@ -20,7 +21,13 @@ func TestManifestRegisteredOnOtherReplica(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	shared := func(c *server.Config) { c.Store, c.DataDir = st, dir }
-	a, b := newEnv(t, shared), newEnv(t, shared)
+	return newEnv(t, shared), newEnv(t, shared)
+}
+
+// Two replicas on one shared store: a manifest registered on B is accepted on A, whose
+// manifest cache loaded the product before the registration (a miss reloads it).
+func TestManifestRegisteredOnOtherReplica(t *testing.T) {
+	a, b := replicas(t)
 	ctx := context.Background()
 
 	v1, m1 := a.manifest("watermeter", 1, "v1", nil)

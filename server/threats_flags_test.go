@@ -2,13 +2,11 @@ package server_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/fieldseal/fieldseal/server"
 	"github.com/fieldseal/fieldseal/store"
-	"github.com/fieldseal/fieldseal/store/sqlite"
 	"github.com/fieldseal/fieldseal/wire"
 )
 
@@ -21,14 +19,7 @@ const coverLatched = wire.StateCoverWasOpen | wire.StateTamperLatched
 // explains is tamper, evidence-lost. A flag that an entry stored earlier explains — even
 // on another replica, read back from the shared store — is not.
 func TestThreatD22_LatchedFlagWithoutEntryIsEvidenceLost(t *testing.T) {
-	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "shared.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	shared := func(c *server.Config) { c.Store, c.DataDir = st, dir }
-	a, b := newEnv(t, shared), newEnv(t, shared)
+	a, b := replicas(t)
 	ctx := context.Background()
 
 	// The honest story: the cover opens, the entry and the latched flag arrive together.
